@@ -1,0 +1,68 @@
+//! Builds the bundled plugins (`plugins/`, a wasm32-wasip2 workspace) and
+//! places the components in OUT_DIR, where `src/plugin.rs` embeds them.
+//!
+//! The plugins build in their own target directory (`target/plugins`), so the
+//! nested cargo never waits on the outer build's lock, and host rebuilds of
+//! any profile reuse the same plugin artifacts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLUGINS: &[(&str, &str)] = &[("batchllm-plugin-openai", "openai"), ("batchllm-plugin-mock", "mock")];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let plugins = root.join("plugins");
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
+    for (_, dir) in PLUGINS {
+        println!("cargo:rerun-if-changed={}", plugins.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", plugins.join("sdk").display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("plugins");
+    build_plugins(&plugins, &target_dir);
+
+    let out_dir = PathBuf::from(env("OUT_DIR"));
+    for (package, short) in PLUGINS {
+        let file = format!("{}.wasm", package.replace('-', "_"));
+        let built = target_dir.join("wasm32-wasip2/release").join(&file);
+        let dest = out_dir.join(format!("{short}.wasm"));
+        std::fs::copy(&built, &dest)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
+    }
+}
+
+fn build_plugins(plugins: &Path, target_dir: &Path) {
+    let cargo = env("CARGO");
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--locked")
+        .args(["--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    for (package, _) in PLUGINS {
+        cmd.args(["-p", package]);
+    }
+    // Flags meant for the host build must not leak into the wasm build.
+    for var in
+        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"]
+    {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("running cargo to build the plugins: {e}"));
+    assert!(
+        status.success(),
+        "building the bundled plugins failed ({status}); is the wasm32-wasip2 target installed? (`rustup target add wasm32-wasip2`; rust-toolchain.toml names it)"
+    );
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name}"))
+}

@@ -1,0 +1,237 @@
+//! Secrets (API keys) that plugins may *use* but never *see*.
+//!
+//! A plugin writes the placeholder `{{secret:NAME}}` into a header value; the
+//! host substitutes the value on the way out, only for requests to hosts the
+//! secret is granted for, and scrubs the value from every response before the
+//! plugin reads it. Values come from the host's environment or a file the user
+//! names; the plugin's own environment stays empty.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::policy::{Denial, EgressPolicy};
+
+const PREFIX: &str = "{{secret:";
+const SUFFIX: &str = "}}";
+
+/// Where a secret's value comes from, as given on the command line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// The name plugins refer to, e.g. `api-key`.
+    pub name: String,
+    /// The source of the value.
+    pub source: SecretSource,
+}
+
+/// The source of a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of the host process.
+    Env(String),
+    /// A file whose contents (trailing newline trimmed) are the value.
+    File(std::path::PathBuf),
+}
+
+impl fmt::Debug for SecretSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretSpec({}={:?})", self.name, self.source)
+    }
+}
+
+/// Errors reading or parsing secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("invalid --secret `{0}`: expected NAME=env:VAR or NAME=file:PATH")]
+    Syntax(String),
+    #[error("secret `{name}`: environment variable `{var}` is not set (or not UTF-8)")]
+    MissingEnv { name: String, var: String },
+    #[error("secret `{name}`: cannot read `{path}`: {source}")]
+    File { name: String, path: String, source: std::io::Error },
+    #[error("secret `{0}` is empty")]
+    Empty(String),
+}
+
+impl FromStr for SecretSpec {
+    type Err = SecretError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || SecretError::Syntax(s.to_string());
+        let (name, source) = s.split_once('=').ok_or_else(syntax)?;
+        let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_name {
+            return Err(syntax());
+        }
+        let source = if let Some(var) = source.strip_prefix("env:") {
+            SecretSource::Env(var.to_string())
+        } else if let Some(path) = source.strip_prefix("file:") {
+            SecretSource::File(path.into())
+        } else {
+            return Err(syntax());
+        };
+        Ok(SecretSpec { name: name.to_string(), source })
+    }
+}
+
+/// A loaded secret value. Its `Debug` never prints the value.
+#[derive(Clone)]
+struct Secret {
+    name: String,
+    value: String,
+}
+
+/// The secrets of one run, with the policy deciding where each may go.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    secrets: Vec<Secret>,
+    /// Hosts secrets may be sent to. Today every secret is granted for every
+    /// host the plugin is granted; per-secret grants narrow this later.
+    policy: EgressPolicy,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.secrets.iter().map(|s| s.name.as_str()).collect();
+        f.debug_struct("Secrets").field("names", &names).finish()
+    }
+}
+
+impl Secrets {
+    /// Loads every spec from the environment or files.
+    pub fn load(specs: &[SecretSpec], policy: EgressPolicy) -> Result<Self, SecretError> {
+        let mut secrets = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let value = match &spec.source {
+                SecretSource::Env(var) => std::env::var(var)
+                    .map_err(|_| SecretError::MissingEnv { name: spec.name.clone(), var: var.clone() })?,
+                SecretSource::File(path) => std::fs::read_to_string(path)
+                    .map_err(|source| SecretError::File {
+                        name: spec.name.clone(),
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            };
+            if value.is_empty() {
+                return Err(SecretError::Empty(spec.name.clone()));
+            }
+            secrets.push(Secret { name: spec.name.clone(), value });
+        }
+        Ok(Secrets { secrets, policy })
+    }
+
+    /// A set holding literal values, for tests and the bundled mock provider.
+    pub fn from_values(values: Vec<(String, String)>, policy: EgressPolicy) -> Self {
+        let secrets = values.into_iter().map(|(name, value)| Secret { name, value }).collect();
+        Secrets { secrets, policy }
+    }
+
+    /// Adds (or replaces) a secret with a literal value.
+    pub fn insert(&mut self, name: String, value: String) {
+        self.secrets.retain(|s| s.name != name);
+        self.secrets.push(Secret { name, value });
+    }
+
+    /// Whether any secrets are configured.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// Replaces every `{{secret:NAME}}` in a header value bound for `url`.
+    pub fn substitute(&self, value: &str, url: &reqwest::Url) -> Result<String, Denial> {
+        if !value.contains(PREFIX) {
+            return Ok(value.to_string());
+        }
+        let mut out = String::with_capacity(value.len() + 64);
+        let mut rest = value;
+        while let Some(start) = rest.find(PREFIX) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + PREFIX.len()..];
+            let Some(end) = after.find(SUFFIX) else {
+                out.push_str(&rest[start..]);
+                return Ok(out);
+            };
+            let name = &after[..end];
+            let secret =
+                self.secrets.iter().find(|s| s.name == name).ok_or_else(|| Denial::UnknownSecret(name.to_string()))?;
+            self.policy.check(url).map_err(|_| Denial::SecretNotGranted {
+                name: name.to_string(),
+                host: url.host_str().unwrap_or_default().to_string(),
+            })?;
+            out.push_str(&secret.value);
+            rest = &after[end + SUFFIX.len()..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Replaces every occurrence of a secret value in `text` with a marker, so
+    /// a value echoed by a server (or an error message) never reaches a plugin
+    /// or a log.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(&s.value) {
+                out = out.replace(&s.value, &format!("[secret:{}]", s.name));
+            }
+        }
+        out
+    }
+
+    /// Like [`Secrets::scrub`], for raw bytes (response bodies).
+    pub fn scrub_bytes(&self, body: Vec<u8>) -> Vec<u8> {
+        let contains_any = self.secrets.iter().any(|s| body.windows(s.value.len()).any(|w| w == s.value.as_bytes()));
+        if !contains_any {
+            return body;
+        }
+        match String::from_utf8(body) {
+            Ok(text) => self.scrub(&text).into_bytes(),
+            Err(e) => {
+                // Non-UTF-8 body carrying a secret: withhold it entirely.
+                let _ = e;
+                b"[response withheld: it contained a secret]".to_vec()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> Secrets {
+        let policy = EgressPolicy::new(vec!["api.example.com".parse().expect("grant")]);
+        Secrets::from_values(vec![("api-key".into(), "sk-123".into())], policy)
+    }
+
+    #[test]
+    fn parses_specs() {
+        let s: SecretSpec = "api-key=env:OPENAI_API_KEY".parse().expect("valid");
+        assert_eq!(s.source, SecretSource::Env("OPENAI_API_KEY".into()));
+        let s: SecretSpec = "k=file:/run/key".parse().expect("valid");
+        assert_eq!(s.source, SecretSource::File("/run/key".into()));
+        for bad in ["k", "=env:X", "k=X", "bad name=env:X"] {
+            assert!(bad.parse::<SecretSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn substitutes_only_for_granted_hosts() {
+        let s = secrets();
+        let good: reqwest::Url = "https://api.example.com/v1".parse().expect("url");
+        let evil: reqwest::Url = "https://evil.example.net/".parse().expect("url");
+        assert_eq!(s.substitute("Bearer {{secret:api-key}}", &good).expect("ok"), "Bearer sk-123");
+        assert_eq!(s.substitute("plain", &evil).expect("ok"), "plain");
+        assert!(matches!(s.substitute("Bearer {{secret:api-key}}", &evil), Err(Denial::SecretNotGranted { .. })));
+        assert!(matches!(s.substitute("{{secret:other}}", &good), Err(Denial::UnknownSecret(_))));
+    }
+
+    #[test]
+    fn scrubs_values() {
+        let s = secrets();
+        assert_eq!(s.scrub("key is sk-123!"), "key is [secret:api-key]!");
+        assert_eq!(s.scrub_bytes(b"x sk-123".to_vec()), b"x [secret:api-key]".to_vec());
+        assert_eq!(s.scrub_bytes(b"clean".to_vec()), b"clean".to_vec());
+        assert!(!format!("{s:?}").contains("sk-123"));
+    }
+}

@@ -1,0 +1,91 @@
+//! `wasi:http` routed through [`Egress`].
+//!
+//! Guests whose language speaks `wasi:http` natively (JS `fetch`, Python,
+//! Rust `wstd`) get the same policy, pooling, limits and accounting as the
+//! `http.send` import: the request body is read (bounded), handed to the
+//! shared client, and the complete response comes back as one body.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::client::{Egress, EgressError, OutboundRequest};
+use crate::sandbox::CallScope;
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
+
+/// The hooks object stored in each plugin store.
+pub struct EgressHooks {
+    egress: Egress,
+    scope: CallScope,
+}
+
+impl EgressHooks {
+    /// Hooks sending through `egress`, recording into `scope`.
+    pub fn new(egress: Egress, scope: CallScope) -> Self {
+        EgressHooks { egress, scope }
+    }
+}
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> SendFuture {
+        let egress = self.egress.clone();
+        let scope = self.scope.clone();
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            // Read the body first, bounded, even when the request will be
+            // denied: a guest still writing its body would otherwise see a
+            // broken stream instead of a clean `HTTP-request-denied`.
+            let limit = egress.limits().max_request_bytes;
+            let body = match Limited::new(body, limit).collect().await {
+                Ok(collected) => collected.to_bytes().to_vec(),
+                Err(_) => return Err(HttpError::HttpRequestBodySize(None)),
+            };
+            let outbound = OutboundRequest {
+                method: parts.method.as_str().to_string(),
+                url: parts.uri.to_string(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect(),
+                body,
+                timeout: options.and_then(request_timeout),
+            };
+            let (result, exchange) = egress.send(outbound, scope.deadline()).await;
+            scope.record(exchange);
+            let response = result.map_err(to_wasi_error)?;
+            let mut builder = http::Response::builder().status(response.status);
+            for (k, v) in &response.headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            let body = Full::new(Bytes::from(response.body)).map_err(|never| match never {}).boxed_unsync();
+            let response = builder.body(body).map_err(|e| HttpError::InternalError(Some(e.to_string())))?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+/// The guest's timeouts collapse into one bound on the whole exchange.
+fn request_timeout(options: RequestOptions) -> Option<Duration> {
+    [options.connect_timeout, options.first_byte_timeout, options.between_bytes_timeout].into_iter().flatten().max()
+}
+
+fn to_wasi_error(e: EgressError) -> HttpError {
+    match e {
+        EgressError::Denied(_) => HttpError::HttpRequestDenied,
+        EgressError::Timeout(_) => HttpError::HttpResponseTimeout,
+        EgressError::Network(m) => HttpError::InternalError(Some(m)),
+        EgressError::InvalidRequest(_) => HttpError::HttpRequestUriInvalid,
+        EgressError::TooLarge(_) => HttpError::HttpResponseBodySize(None),
+    }
+}

@@ -1,0 +1,105 @@
+//! The `batchllm-host` binary: parse arguments, run, report, exit.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use batchllm_host::cli::{Args, Extras};
+use batchllm_host::egress::HostGrant;
+use batchllm_host::run::{self, RunReport, Termination};
+use clap::Parser;
+
+/// Exit codes (documented in `--help` and README).
+mod exit {
+    pub const OK: u8 = 0;
+    pub const SOME_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const ABORTED: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ABORTED);
+        }
+    };
+    runtime.block_on(async_main(args))
+}
+
+async fn async_main(args: Args) -> ExitCode {
+    let quiet = args.quiet;
+    let (extras, mock) = match start_mock(args.mock_provider).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(exit::ABORTED);
+        }
+    };
+    let config = match args.into_config(extras) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let output = config.output.clone();
+    let result = run::run(config).await;
+    if let Some(mock) = mock {
+        mock.shutdown().await;
+    }
+    match result {
+        Ok(report) => {
+            if !quiet {
+                eprintln!("{}\nresults: {}", report.human(), output.display());
+            }
+            ExitCode::from(exit_code(&report))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
+        }
+    }
+}
+
+fn exit_code(report: &RunReport) -> u8 {
+    match report.termination {
+        Termination::Interrupted => exit::INTERRUPTED,
+        Termination::Completed if report.failed > 0 => exit::SOME_FAILED,
+        Termination::Completed => exit::OK,
+    }
+}
+
+/// Starts the bundled mock provider when asked, with a generated API key that
+/// reaches the plugin only as a secret placeholder.
+async fn start_mock(enabled: bool) -> anyhow::Result<(Extras, Option<batchllm_mock::MockServer>)> {
+    if !enabled {
+        return Ok((Extras::default(), None));
+    }
+    let key = format!("sk-mock-{:032x}", rand::random::<u128>());
+    let config = batchllm_mock::MockConfig { api_key: Some(key.clone()), ..Default::default() };
+    let server = batchllm_mock::MockServer::start(config).await.context("starting the bundled mock provider")?;
+    let addr = server.addr();
+    tracing::info!(base_url = %server.base_url(), "bundled mock provider started");
+    let extras = Extras {
+        grants: vec![HostGrant::exact(&addr.ip().to_string(), addr.port())],
+        plugin_config: vec![("base_url".into(), server.base_url().into())],
+        secrets: vec![("api-key".into(), key)],
+    };
+    Ok((extras, Some(server)))
+}
+
+fn init_tracing(args: &Args) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (args.quiet, args.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,batchllm=info,batchllm_host=info",
+        (false, 1) => "info,batchllm=debug,batchllm_host=debug",
+        (false, _) => "debug,batchllm=trace,batchllm_host=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

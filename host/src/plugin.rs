@@ -1,0 +1,132 @@
+//! Finding a plugin's bytes: a built-in name or a path, with its digest.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Plugins compiled from `plugins/` and embedded in the binary, so
+/// `--plugin openai` works out of the box.
+const BUILTINS: &[(&str, &[u8])] = &[
+    ("openai", include_bytes!(concat!(env!("OUT_DIR"), "/openai.wasm"))),
+    ("mock", include_bytes!(concat!(env!("OUT_DIR"), "/mock.wasm"))),
+];
+
+/// Names of the built-in plugins.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|(name, _)| *name)
+}
+
+/// A plugin ready to compile: its bytes, a display name and its SHA-256.
+#[derive(Clone)]
+pub struct PluginSource {
+    /// `openai` for a built-in, the path for a file.
+    pub name: String,
+    /// Whether it came from the binary itself.
+    pub builtin: bool,
+    /// The component bytes.
+    pub bytes: std::borrow::Cow<'static, [u8]>,
+    /// Lower-case hex SHA-256 of `bytes`.
+    pub digest: String,
+}
+
+impl std::fmt::Debug for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSource")
+            .field("name", &self.name)
+            .field("builtin", &self.builtin)
+            .field("digest", &self.digest)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin `{name}` not found: no such file, and no built-in plugin of that name (built-ins: {builtins})")]
+    NotFound { name: String, builtins: String },
+    #[error("cannot read plugin `{path}`: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("`{0}` is not a WebAssembly file (bad magic number); pass a component built for wasm32-wasip2")]
+    NotWasm(PathBuf),
+    #[error(
+        "`{0}` is a core WebAssembly module, not a component; build it with `--target wasm32-wasip2` or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule(PathBuf),
+    #[error("plugin `{name}` has SHA-256 {actual}, but {expected} was required (--plugin-sha256)")]
+    DigestMismatch { name: String, expected: String, actual: String },
+}
+
+impl PluginSource {
+    /// Resolves `spec`: an existing file wins; otherwise a built-in name.
+    pub fn resolve(spec: &str) -> Result<Self, PluginError> {
+        let path = Path::new(spec);
+        if path.is_file() {
+            return Self::from_file(path);
+        }
+        let looks_like_path = spec.contains(std::path::MAIN_SEPARATOR) || spec.ends_with(".wasm");
+        match BUILTINS.iter().find(|(name, _)| *name == spec) {
+            Some((name, bytes)) if !looks_like_path => Ok(Self::from_bytes(name, true, (*bytes).into())),
+            _ => Err(PluginError::NotFound {
+                name: spec.to_string(),
+                builtins: builtin_names().collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    fn from_file(path: &Path) -> Result<Self, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.into(), source })?;
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PluginError::NotWasm(path.into()));
+        }
+        if !wasmparser::Parser::is_component(&bytes) {
+            return Err(PluginError::CoreModule(path.into()));
+        }
+        Ok(Self::from_bytes(&path.display().to_string(), false, bytes.into()))
+    }
+
+    fn from_bytes(name: &str, builtin: bool, bytes: std::borrow::Cow<'static, [u8]>) -> Self {
+        let digest = hex::encode(Sha256::digest(&bytes));
+        PluginSource { name: name.to_string(), builtin, bytes, digest }
+    }
+
+    /// Refuses the plugin unless its digest is `expected` (hex, any case).
+    pub fn verify_digest(&self, expected: &str) -> Result<(), PluginError> {
+        let expected = expected.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+        if expected == self.digest {
+            Ok(())
+        } else {
+            Err(PluginError::DigestMismatch { name: self.name.clone(), expected, actual: self.digest.clone() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_resolve_and_are_components() {
+        for name in builtin_names() {
+            let p = PluginSource::resolve(name).expect("builtin");
+            assert!(p.builtin);
+            assert!(wasmparser::Parser::is_component(&p.bytes), "{name}");
+            assert_eq!(p.digest.len(), 64);
+            p.verify_digest(&format!("sha256:{}", p.digest.to_uppercase())).expect("digest matches");
+            assert!(p.verify_digest("00").is_err());
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_bad_files_are_explained() {
+        let err = PluginSource::resolve("nope").expect_err("unknown");
+        assert!(err.to_string().contains("built-ins: openai, mock"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = dir.path().join("x.wasm");
+        std::fs::write(&text, "hello").expect("write");
+        assert!(matches!(PluginSource::resolve(text.to_str().expect("utf8")), Err(PluginError::NotWasm(_))));
+        let core = dir.path().join("core.wasm");
+        std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+        assert!(matches!(PluginSource::resolve(core.to_str().expect("utf8")), Err(PluginError::CoreModule(_))));
+    }
+}

@@ -1,0 +1,195 @@
+//! One live plugin instance and the calls into it.
+//!
+//! Every call runs under two clocks: an epoch-based CPU budget (a plugin
+//! spinning in wasm is interrupted) and a wall-clock timeout covering time
+//! blocked in host calls such as HTTP. After a trap or a timeout the instance
+//! is *poisoned*: wasmtime cannot re-enter it, so the owner must drop it and
+//! make a new one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use batchllm_bindings::types::{Attempt, Item, StateChange, StrategyError, Success};
+use batchllm_bindings::{Strategy, StrategyPre};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::SandboxError;
+use super::scope::CallScope;
+use super::state::{HostState, RunShared};
+use crate::egress::Exchange;
+
+/// Extra wall-clock time a call gets beyond its HTTP deadline.
+pub const CALL_GRACE: Duration = Duration::from_millis(500);
+
+/// Why a call produced no answer from the plugin.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The plugin trapped: a panic, an out-of-memory abort, a wasm fault.
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The plugin used up its CPU budget for the call.
+    #[error("plugin exceeded its CPU budget of {0:?} per call")]
+    CpuLimit(Duration),
+    /// The call did not finish in time (CPU or waiting on the network).
+    #[error("call did not finish within {0:?}")]
+    Timeout(Duration),
+    /// The plugin returned more output than the host accepts.
+    #[error("plugin output of {0} bytes exceeds the limit of {1} bytes")]
+    OutputTooLarge(usize, usize),
+}
+
+/// The result of one call plus the HTTP exchanges made during it.
+#[derive(Debug)]
+pub struct CallOutcome<T> {
+    pub result: Result<T, CallFailure>,
+    pub exchanges: Vec<Exchange>,
+}
+
+/// A plugin instance owned by one worker at a time.
+pub struct PluginInstance {
+    store: Store<HostState>,
+    strategy: Strategy,
+    scope: CallScope,
+    shared: Arc<RunShared>,
+    poisoned: bool,
+}
+
+impl PluginInstance {
+    /// Instantiates the plugin in a fresh store.
+    pub async fn new(pre: &StrategyPre<HostState>, shared: Arc<RunShared>) -> Result<Self, SandboxError> {
+        let scope = CallScope::default();
+        let mut store = Store::new(pre.engine(), HostState::new(shared.clone(), scope.clone()));
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.cpu_ticks_left == 0 {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                state.cpu_ticks_left -= 1;
+                // Yield so a busy plugin never starves the other workers.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.data_mut().cpu_ticks_left = shared.limits.cpu_ticks();
+        store.set_epoch_deadline(1);
+        let timeout = shared.limits.lifecycle_timeout;
+        let strategy = match tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await {
+            Ok(Ok(strategy)) => strategy,
+            Ok(Err(e)) => {
+                let tail = store.data().output_tail(2048);
+                return Err(SandboxError::Instantiate(format!("{e:?}{}", tail_suffix(&tail))));
+            }
+            Err(_) => return Err(SandboxError::Instantiate(format!("instantiation took longer than {timeout:?}"))),
+        };
+        Ok(PluginInstance { store, strategy, scope, shared, poisoned: false })
+    }
+
+    /// Whether the instance may still be called. `false` after a trap or a
+    /// timeout: drop it and create a new one.
+    pub fn is_usable(&self) -> bool {
+        !self.poisoned
+    }
+
+    fn begin(&mut self, item: Option<&str>, deadline: Option<Instant>) {
+        self.scope.begin(item, deadline);
+        self.store.data_mut().cpu_ticks_left = self.shared.limits.cpu_ticks();
+        self.store.set_epoch_deadline(1);
+    }
+
+    fn finish<T>(
+        &mut self,
+        timeout: Duration,
+        result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    ) -> CallOutcome<T> {
+        let exchanges = self.scope.finish();
+        let result = match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                self.poisoned = true;
+                Err(self.classify(&e))
+            }
+            Err(_) => {
+                self.poisoned = true;
+                Err(CallFailure::Timeout(timeout))
+            }
+        };
+        CallOutcome { result, exchanges }
+    }
+
+    fn classify(&self, e: &wasmtime::Error) -> CallFailure {
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return CallFailure::CpuLimit(self.shared.limits.max_cpu_per_call);
+        }
+        let tail = self.store.data().output_tail(2048);
+        let head = match e.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{e}"),
+        };
+        CallFailure::Trap(format!("{head}{}", tail_suffix(&tail)))
+    }
+
+    /// Calls `prepare(config)`.
+    pub async fn prepare(&mut self) -> CallOutcome<Result<(), StrategyError>> {
+        let timeout = self.shared.limits.lifecycle_timeout;
+        self.begin(None, Some(Instant::now() + timeout));
+        let config = self.shared.config.clone();
+        let call = self.strategy.batchllm_strategy_llm_strategy().call_prepare(&mut self.store, &config);
+        let result = tokio::time::timeout(timeout, call).await;
+        self.finish(timeout, result)
+    }
+
+    /// Calls `execute` for one attempt. `deadline` bounds the plugin's HTTP
+    /// requests; the call itself gets [`CALL_GRACE`] more, so the plugin can
+    /// still translate an HTTP timeout into a classified error.
+    pub async fn execute(
+        &mut self,
+        item: &Item,
+        attempt: Attempt,
+        state: &[(String, String)],
+        deadline: Instant,
+    ) -> CallOutcome<Result<Success, StrategyError>> {
+        let timeout = deadline.saturating_duration_since(Instant::now()) + CALL_GRACE;
+        self.begin(Some(&item.id), Some(deadline));
+        let call = self.strategy.batchllm_strategy_llm_strategy().call_execute(&mut self.store, item, attempt, state);
+        let result = tokio::time::timeout(timeout, call).await;
+        let mut outcome = self.finish(timeout, result);
+        let max = self.shared.limits.max_output_bytes;
+        if let Ok(Ok(success)) = &outcome.result
+            && success.output.len() > max
+        {
+            outcome.result = Err(CallFailure::OutputTooLarge(success.output.len(), max));
+        }
+        outcome
+    }
+
+    /// Calls `on-error` after a failed attempt.
+    pub async fn on_error(
+        &mut self,
+        item: &Item,
+        error: &StrategyError,
+        attempt: Attempt,
+        state: &[(String, String)],
+        deadline: Instant,
+    ) -> CallOutcome<Vec<StateChange>> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        self.begin(Some(&item.id), Some(deadline));
+        let call =
+            self.strategy.batchllm_strategy_llm_strategy().call_on_error(&mut self.store, item, error, attempt, state);
+        let result = tokio::time::timeout(timeout, call).await;
+        self.finish(timeout, result)
+    }
+
+    /// Calls `cleanup`.
+    pub async fn cleanup(&mut self) -> CallOutcome<Result<(), String>> {
+        let timeout = self.shared.limits.lifecycle_timeout;
+        self.begin(None, Some(Instant::now() + timeout));
+        let call = self.strategy.batchllm_strategy_llm_strategy().call_cleanup(&mut self.store);
+        let result = tokio::time::timeout(timeout, call).await;
+        self.finish(timeout, result)
+    }
+}
+
+fn tail_suffix(tail: &str) -> String {
+    let tail = tail.trim();
+    if tail.is_empty() { String::new() } else { format!("; plugin output: {tail}") }
+}

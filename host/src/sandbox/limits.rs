@@ -1,0 +1,53 @@
+//! Resource limits for plugin instances.
+
+use std::time::Duration;
+
+/// Limits applied to every plugin instance and call.
+///
+/// The defaults are generous enough for JS and Python components (which embed
+/// an interpreter and need tens of MiB and many core instances) while keeping
+/// a runaway plugin from taking the host down.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Linear memory per instance, in bytes.
+    pub max_memory_bytes: usize,
+    /// Guest CPU time per call (approximate, 10 ms granularity).
+    pub max_cpu_per_call: Duration,
+    /// Core instances, tables and memories one component may create.
+    pub max_core_instances: usize,
+    /// Bytes of plugin stdout/stderr kept per instance.
+    pub max_output_capture: usize,
+    /// Longest log message kept from a plugin.
+    pub max_log_message: usize,
+    /// Largest `output` a plugin may return for an item.
+    pub max_output_bytes: usize,
+    /// Entries in an instance's resource table.
+    pub max_resources: usize,
+    /// Wall-clock time allowed for `prepare` and `cleanup`.
+    pub lifecycle_timeout: Duration,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            max_memory_bytes: 512 << 20,
+            max_cpu_per_call: Duration::from_secs(30),
+            max_core_instances: 64,
+            max_output_capture: 64 << 10,
+            max_log_message: 8 << 10,
+            max_output_bytes: 16 << 20,
+            max_resources: 10_000,
+            lifecycle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Milliseconds per epoch tick.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+impl SandboxLimits {
+    /// The CPU budget per call in epoch ticks.
+    pub(crate) fn cpu_ticks(&self) -> u64 {
+        u64::try_from(self.max_cpu_per_call.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+}

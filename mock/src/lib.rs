@@ -1,0 +1,73 @@
+//! A mock LLM provider: an OpenAI-compatible HTTP server with deterministic
+//! answers and fault injection, for end-to-end tests, benchmarks and demos.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use batchllm_mock::{MockConfig, MockServer};
+//!
+//! let server = MockServer::start(MockConfig { rpm: Some(100), ..Default::default() }).await?;
+//! let base_url = server.base_url(); // "http://127.0.0.1:PORT/v1"
+//! // ... point the code under test at `base_url` ...
+//! assert!(server.requests().iter().all(|r| r.status == 200));
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Endpoints
+//!
+//! * `POST /v1/chat/completions`: answers `"echo: " + <last user message>`
+//!   as a `chat.completion` with `id: chatcmpl-mock-<seq>`, the request's
+//!   `model` (or `mock-model`) and a deterministic `usage`.
+//! * `POST /v1/embeddings`: 8-dimensional unit vectors derived from a hash
+//!   of each input.
+//! * `GET /health`: `ok`. `GET /_mock/requests`: the request log as JSON.
+//!   `POST /_mock/reset`: clears the log, rate windows and fault state.
+//! * Anything else: 404 with an OpenAI error body.
+//!
+//! Every answer to a provider request carries `x-request-id: req_mock_<seq>`,
+//! and every provider request, whatever its outcome, is in the log
+//! ([`LoggedRequest`]); `/health` and `/_mock/*` are not.
+//!
+//! # Token estimates
+//!
+//! With `T(s) = ceil(chars(s) / 4)` (Unicode characters):
+//! prompt `P = Σ_messages (T(text) + 4)`, completion `C = max(1, T(answer))`,
+//! cached `K = 0` if `P < 1024`, else `floor(P * cached_ratio)` rounded down
+//! to a multiple of 64; the rate-limit charge is `P + max_tokens` (16 when
+//! unset). See [`tokens`] for the details and the functions themselves.
+//!
+//! # Faults
+//!
+//! Configured in [`MockConfig`]: an API key (401), sliding-window request and
+//! token limits (429 with `retry-after` and `x-ratelimit-*` headers), latency
+//! and jitter, and seeded random 5xx, malformed and hanging answers. A test
+//! can also target one request with markers in its last user message:
+//! `[[mock:status=CODE]]`, `[[mock:insufficient_quota]]`, `[[mock:malformed]]`,
+//! `[[mock:hang]]`, `[[mock:fail-first=N]]`, `[[mock:latency=MS]]`.
+//!
+//! Front-door refusals (401, 400, 413, rate-limit 429) are answered at once;
+//! admitted requests (successes and injected faults) wait for the latency.
+//!
+//! # Adding providers
+//!
+//! Provider modules (today `openai`) only parse requests and render bodies;
+//! the request lifecycle (`exchange`), rate windows (`limits`), fault
+//! decisions (`faults`) and the log are shared, so Anthropic Messages or
+//! Gemini `generateContent` endpoints can be added as sibling modules.
+
+mod config;
+mod control;
+mod duration;
+mod exchange;
+mod faults;
+mod limits;
+mod log;
+mod openai;
+mod server;
+mod state;
+pub mod tokens;
+
+pub use config::{DEFAULT_CACHED_RATIO, DEFAULT_HANG_MS, DEFAULT_WINDOW_MS, MockConfig};
+pub use log::LoggedRequest;
+pub use server::MockServer;

@@ -1,0 +1,169 @@
+//! The request log: what every provider request looked like and how it was
+//! answered, for tests to assert on (in process via
+//! [`MockServer::requests`](crate::MockServer::requests), out of process via
+//! `GET /_mock/requests` or the JSON-lines `log_file`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::lock;
+
+/// One provider request as the mock saw and answered it.
+///
+/// Entries are recorded when the answer is decided, before any injected
+/// delay, so requests whose client gave up (timeouts, hangs) are logged too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    /// Arrival order, from 1; also the number in `x-request-id` and the
+    /// completion `id`. Never reused, not even after a reset.
+    pub seq: u64,
+    /// Milliseconds between server start and the arrival of the request body.
+    pub at_ms: u64,
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Request target: the path plus the query string, if any.
+    pub path: String,
+    /// All request headers in arrival order (names lower-cased by HTTP; values
+    /// verbatim, lossily decoded if not UTF-8), so tests can check which
+    /// credentials reached which server.
+    pub headers: Vec<(String, String)>,
+    /// The request body as JSON; a JSON string holding the raw text when it
+    /// is not JSON; `null` when empty.
+    pub body: Value,
+    /// Status code answered.
+    pub status: u16,
+    /// The `x-request-id` answered, `req_mock_<seq>`.
+    pub request_id: String,
+    /// The response body as JSON, or a JSON string holding the raw text when
+    /// it is deliberately malformed.
+    pub response_body: Value,
+    /// The prompt the faults were keyed on: the text of the last user message
+    /// (chat), or the inputs joined with `\n` (embeddings).
+    pub prompt: Option<String>,
+    /// The `usage` object billed: present for answered completions and
+    /// embeddings, including malformed ones.
+    pub usage: Option<Value>,
+}
+
+/// The shared, append-only log (plus its optional JSON-lines file).
+#[derive(Debug)]
+pub(crate) struct RequestLog {
+    started: Instant,
+    seq: AtomicU64,
+    entries: Mutex<Vec<LoggedRequest>>,
+    file: Option<Mutex<File>>,
+}
+
+impl RequestLog {
+    /// An empty log; appends to `file` (created if missing) when given.
+    pub fn open(file: Option<&Path>) -> anyhow::Result<Self> {
+        let file = match file {
+            Some(path) => Some(Mutex::new(open_append(path)?)),
+            None => None,
+        };
+        let (started, seq, entries) = (Instant::now(), AtomicU64::new(0), Mutex::default());
+        Ok(Self { started, seq, entries, file })
+    }
+
+    /// Numbers a newly arrived request: its `seq` and `at_ms`.
+    pub fn arrival(&self) -> (u64, u64) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let at_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        (seq, at_ms)
+    }
+
+    /// Appends `entry` to the log and to the log file.
+    pub fn record(&self, entry: LoggedRequest) {
+        if let Some(file) = &self.file
+            && let Err(err) = write_line(&mut lock(file), &entry)
+        {
+            tracing::warn!(%err, "could not append to the request log file");
+        }
+        lock(&self.entries).push(entry);
+    }
+
+    /// A copy of the log, ordered by `seq`.
+    pub fn snapshot(&self) -> Vec<LoggedRequest> {
+        let mut entries = lock(&self.entries).clone();
+        entries.sort_by_key(|entry| entry.seq);
+        entries
+    }
+
+    /// Empties the in-memory log (the log file keeps its lines).
+    pub fn clear(&self) {
+        lock(&self.entries).clear();
+    }
+}
+
+fn open_append(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open request log file {}", path.display()))
+}
+
+/// Writes `entry` as one JSON line in a single write, then flushes.
+fn write_line(file: &mut File, entry: &LoggedRequest) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(entry)?;
+    line.push(b'\n');
+    file.write_all(&line)?;
+    file.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> LoggedRequest {
+        LoggedRequest {
+            seq,
+            at_ms: 0,
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            headers: vec![("authorization".into(), "Bearer k".into())],
+            body: Value::Null,
+            status: 200,
+            request_id: format!("req_mock_{seq}"),
+            response_body: Value::Null,
+            prompt: Some("hi".into()),
+            usage: None,
+        }
+    }
+
+    #[test]
+    fn numbers_records_sorts_and_clears() {
+        let log = RequestLog::open(None).expect("in-memory log");
+        assert_eq!(log.arrival().0, 1);
+        assert_eq!(log.arrival().0, 2);
+        log.record(entry(2));
+        log.record(entry(1));
+        let seqs: Vec<_> = log.snapshot().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        log.clear();
+        assert!(log.snapshot().is_empty());
+        assert_eq!(log.arrival().0, 3, "seq is never reused");
+    }
+
+    #[test]
+    fn writes_json_lines() {
+        let path = std::env::temp_dir().join(format!("batchllm-mock-log-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let log = RequestLog::open(Some(&path)).expect("log file");
+        log.record(entry(1));
+        log.record(entry(2));
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let _ = std::fs::remove_file(&path);
+        let parsed: Vec<LoggedRequest> =
+            text.lines().map(|line| serde_json::from_str(line).expect("one entry per line")).collect();
+        assert_eq!(parsed, [entry(1), entry(2)]);
+    }
+}

@@ -1,0 +1,188 @@
+//! OpenAI error responses: `{"error":{"message","type","param","code"}}`
+//! with the status, and for 429s the `retry-after` headers, that go with it.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::duration::{ceil_millis, go_duration};
+use crate::exchange::Reply;
+use crate::limits::{LimitKind, Rejection};
+
+const INVALID_REQUEST: &str = "invalid_request_error";
+const SERVER_ERROR: &str = "server_error";
+
+/// An OpenAI API error, ready to be turned into a [`Reply`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `error.message`.
+    pub message: String,
+    /// `error.type`.
+    pub kind: &'static str,
+    /// `error.param`.
+    pub param: Option<&'static str>,
+    /// `error.code`.
+    pub code: Option<&'static str>,
+    /// When set, sent as `retry-after` / `retry-after-ms`.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, code: Option<&'static str>, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), kind, param: None, code, retry_after: None }
+    }
+
+    /// 400 `invalid_request_error` about `param`.
+    pub fn invalid_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self { param, ..Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, None, message) }
+    }
+
+    /// 401 for a missing or wrong API key.
+    pub fn invalid_api_key() -> Self {
+        let message = "Incorrect API key provided";
+        Self::new(StatusCode::UNAUTHORIZED, INVALID_REQUEST, Some("invalid_api_key"), message)
+    }
+
+    /// 404 for a path (or method) the mock does not serve.
+    pub fn unknown_url(method: &Method, path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, None, format!("Invalid URL ({method} {path})"))
+    }
+
+    /// 413 for a body that could not be read.
+    pub fn unreadable_body(reason: &str) -> Self {
+        let message = format!("Request body too large or unreadable: {reason}");
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, INVALID_REQUEST, Some("request_too_large"), message)
+    }
+
+    /// 429 for a request over the configured rate window.
+    pub fn rate_limited(rejection: &Rejection) -> Self {
+        let (kind, unit) = match rejection.kind {
+            LimitKind::Requests => ("requests", "RPM"),
+            LimitKind::Tokens => ("tokens", "TPM"),
+        };
+        let Rejection { limit, used, requested, retry_after, .. } = *rejection;
+        let wait = go_duration(ceil_millis(retry_after));
+        let message = format!(
+            "Rate limit reached for {kind} ({unit}): Limit {limit}, Used {used}, Requested {requested}. \
+             Please try again in {wait}."
+        );
+        let error = Self::new(StatusCode::TOO_MANY_REQUESTS, kind, Some("rate_limit_exceeded"), message);
+        Self { retry_after: Some(retry_after), ..error }
+    }
+
+    /// 429 `insufficient_quota` (billing, not rate: retrying does not help).
+    pub fn insufficient_quota() -> Self {
+        let message = "You exceeded your current quota, please check your plan and billing details.";
+        let code = Some("insufficient_quota");
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", code, message)
+    }
+
+    /// 504 sent once a hung request finally gives up after `after`.
+    pub fn hung(after: Duration) -> Self {
+        let message = format!("The mock hung this request for {}.", go_duration(after));
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", None, message)
+    }
+
+    /// A realistic error for an injected status code (400..=599).
+    pub fn for_status(code: u16) -> Self {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match code {
+            400 => Self::invalid_request("Invalid request (injected by the mock).", None),
+            401 => Self::invalid_api_key(),
+            404 => Self::new(status, INVALID_REQUEST, Some("model_not_found"), MODEL_NOT_FOUND),
+            413 => Self::new(status, INVALID_REQUEST, Some("request_too_large"), "Request too large."),
+            429 => Self::injected_rate_limit(),
+            500 => Self::new(status, SERVER_ERROR, None, SERVER_HAD_AN_ERROR),
+            503 => Self::new(status, SERVER_ERROR, None, "The server is overloaded or not ready yet."),
+            529 => Self::new(status, "overloaded_error", None, "Overloaded"),
+            _ if status.is_client_error() => Self::new(status, INVALID_REQUEST, None, reason(status)),
+            _ => Self::new(status, SERVER_ERROR, None, reason(status)),
+        }
+    }
+
+    /// 429 `rate_limit_exceeded` asking for a retry after one second.
+    fn injected_rate_limit() -> Self {
+        let message = "Rate limit reached for requests (RPM): injected by the mock. Please try again in 1s.";
+        let error = Self::new(StatusCode::TOO_MANY_REQUESTS, "requests", Some("rate_limit_exceeded"), message);
+        Self { retry_after: Some(Duration::from_secs(1)), ..error }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+
+    /// The reply: status, body and (for 429s) retry headers.
+    pub fn into_reply(self) -> Reply {
+        let reply = Reply::json(self.status, self.body());
+        match self.retry_after {
+            Some(wait) => retry_headers(reply, wait),
+            None => reply,
+        }
+    }
+}
+
+const MODEL_NOT_FOUND: &str = "The model does not exist or you do not have access to it.";
+const SERVER_HAD_AN_ERROR: &str = "The server had an error while processing your request. Sorry about that!";
+
+fn reason(status: StatusCode) -> String {
+    format!("{}.", status.canonical_reason().unwrap_or("Error"))
+}
+
+/// `retry-after` (whole seconds, rounded up, at least 1) and `retry-after-ms`.
+fn retry_headers(reply: Reply, wait: Duration) -> Reply {
+    let millis = ceil_millis(wait).as_millis();
+    let secs = millis.div_ceil(1000).max(1);
+    reply.header("retry-after", secs).header("retry-after-ms", millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Snapshot;
+
+    #[test]
+    fn rate_limit_message_and_headers() {
+        let rejection = Rejection {
+            kind: LimitKind::Requests,
+            limit: 3,
+            used: 3,
+            requested: 1,
+            retry_after: Duration::from_micros(1_233_500),
+            snapshot: Snapshot::default(),
+        };
+        let error = ApiError::rate_limited(&rejection);
+        assert_eq!(
+            error.body(),
+            json!({"error": {
+                "message": "Rate limit reached for requests (RPM): Limit 3, Used 3, Requested 1. Please try again in 1.234s.",
+                "type": "requests", "param": null, "code": "rate_limit_exceeded"}})
+        );
+        let reply = error.into_reply();
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(reply.headers["retry-after"], "2");
+        assert_eq!(reply.headers["retry-after-ms"], "1234");
+    }
+
+    #[test]
+    fn short_waits_still_say_retry_after_one_second() {
+        let reply = retry_headers(Reply::json(StatusCode::TOO_MANY_REQUESTS, Value::Null), Duration::from_millis(20));
+        assert_eq!(reply.headers["retry-after"], "1");
+        assert_eq!(reply.headers["retry-after-ms"], "20");
+    }
+
+    #[test]
+    fn injected_statuses() {
+        let code = |status: u16| ApiError::for_status(status).body()["error"]["code"].clone();
+        assert_eq!(code(401), json!("invalid_api_key"));
+        assert_eq!(code(429), json!("rate_limit_exceeded"));
+        assert_eq!(ApiError::for_status(429).retry_after, Some(Duration::from_secs(1)));
+        assert_eq!(ApiError::for_status(500).kind, SERVER_ERROR);
+        assert_eq!(ApiError::for_status(529).status.as_u16(), 529);
+        assert_eq!(ApiError::for_status(418).kind, INVALID_REQUEST);
+        assert_eq!(ApiError::for_status(502).message, "Bad Gateway.");
+    }
+}

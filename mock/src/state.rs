@@ -1,0 +1,66 @@
+//! The state shared by every handler of one server.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::MockConfig;
+use crate::faults::Faults;
+use crate::limits::Limits;
+use crate::log::RequestLog;
+
+/// Handle to the shared state, as handed to axum handlers.
+pub(crate) type App = Arc<Shared>;
+
+/// Everything one server's handlers share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The configuration the server was started with.
+    pub config: MockConfig,
+    /// The request log.
+    pub log: RequestLog,
+    /// The rate-limit window.
+    pub limits: Limits,
+    /// The fault injector.
+    pub faults: Faults,
+    /// Becomes `true` when the server shuts down; cuts injected delays short.
+    stopping: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// State for a server configured by `config`, stopping when `stopping`
+    /// turns `true`. Fails if the log file cannot be opened.
+    pub fn new(config: MockConfig, stopping: watch::Receiver<bool>) -> anyhow::Result<Self> {
+        let log = RequestLog::open(config.log_file.as_deref())?;
+        let (limits, faults) = (Limits::new(&config), Faults::new(&config));
+        Ok(Self { config, log, limits, faults, stopping })
+    }
+
+    /// Clears the log, the rate windows and the fault state (per-prompt
+    /// counters, RNG); `seq` and the clock keep running.
+    pub fn reset(&self) {
+        self.log.clear();
+        self.limits.clear();
+        self.faults.reset();
+    }
+
+    /// Waits `delay`, or less if the server shuts down meanwhile (so that a
+    /// hung request never holds up a shutdown).
+    pub async fn sleep(&self, delay: Duration) {
+        if delay.is_zero() {
+            return;
+        }
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section here leaves the
+/// data consistent, so a panic elsewhere is no reason to stop serving.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,436 @@
+//! Translating the provider's answer: successes and OpenAI error refinements.
+
+use crate::request::Endpoint;
+use batchllm_plugin_sdk::classify::{self, MAX_MESSAGE_BYTES};
+use batchllm_plugin_sdk::text::{body_text, excerpt, json_kind};
+use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, serde_json, usage};
+use serde_json::{Map, Value};
+
+/// The longest excerpt of a non-JSON body quoted in an error message.
+pub const MAX_EXCERPT_BYTES: usize = 2048;
+
+/// Translates a whole HTTP answer.
+pub fn interpret(
+    endpoint: Endpoint,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Success, StrategyError> {
+    if (200..300).contains(&status) {
+        parse_success(endpoint, status, headers, body)
+    } else {
+        Err(classify_error(status, headers, body))
+    }
+}
+
+/// A non-2xx answer: [`classify::from_http`] plus OpenAI refinements.
+pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
+    let text = body_text(body);
+    let json = serde_json::from_str::<Value>(&text).ok();
+    refine(
+        classify::from_http(status, headers, &text),
+        status,
+        json.as_ref(),
+    )
+}
+
+/// OpenAI-specific classes, from the body's `error.code` / `error.type` /
+/// `error.message` (or the same fields at the top level, as vLLM sends them):
+/// - `insufficient_quota` or `billing_hard_limit_reached`, or HTTP 402
+///   (OpenRouter's "insufficient credits") → `quota-exhausted`;
+/// - `invalid_api_key` → `auth`;
+/// - 429 whose message starts with "Request too large" (a request over the
+///   tokens-per-minute limit) → `too-large`;
+/// - 400 with code `context_length_exceeded`, llama.cpp's
+///   `exceed_context_size_error`, or a "maximum context length" message
+///   (vLLM) → `too-large`.
+pub fn refine(mut err: StrategyError, status: u16, json: Option<&Value>) -> StrategyError {
+    // OpenAI nests the details under `error`; vLLM puts them at the top.
+    let error = json.and_then(|j| j.get("error")).filter(|e| e.is_object());
+    let field = |name: &str| {
+        error
+            .or(json)
+            .and_then(|e| e.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let (code, kind, message) = (field("code"), field("type"), field("message"));
+    let is = |s: &str| code == s || kind == s;
+    let over_tpm = status == 429 && message.trim_start().starts_with("Request too large");
+    let over_context = status == 400
+        && (is("context_length_exceeded")
+            || is("exceed_context_size_error")
+            || message
+                .to_ascii_lowercase()
+                .contains("maximum context length"));
+    let class = if is("insufficient_quota") || is("billing_hard_limit_reached") || status == 402 {
+        Some(ErrorClass::QuotaExhausted)
+    } else if is("invalid_api_key") {
+        Some(ErrorClass::Auth)
+    } else if over_tpm || over_context {
+        Some(ErrorClass::TooLarge)
+    } else {
+        None
+    };
+    if let Some(class) = class {
+        err.class = class;
+        if !matches!(class, ErrorClass::RateLimited) {
+            // Not retried, so a wait would only mislead.
+            err.retry_after_ms = None;
+        }
+    }
+    err
+}
+
+/// A 2xx answer: the output, usage, raw body and metadata; an unusable
+/// answer is `invalid-response`.
+pub fn parse_success(
+    endpoint: Endpoint,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Success, StrategyError> {
+    let text = body_text(body);
+    let json = match serde_json::from_str::<Value>(&text) {
+        Ok(json) => json,
+        Err(e) => {
+            let shown = if text.trim().is_empty() {
+                "the body is empty".to_owned()
+            } else {
+                format!("body: {}", excerpt(&text, MAX_EXCERPT_BYTES))
+            };
+            return Err(StrategyError::invalid_response(format!(
+                "HTTP {status} response is not valid JSON ({e}); {shown}"
+            ))
+            .with_http_status(status));
+        }
+    };
+    let invalid = |message: String| {
+        let mut e = StrategyError::invalid_response(message)
+            .with_http_status(status)
+            .with_response_body(text.as_str());
+        e.usage = usage::from_openai(&json);
+        e
+    };
+    let Some(obj) = json.as_object() else {
+        return Err(invalid(format!(
+            "HTTP {status} response is {}, expected an object",
+            json_kind(&json)
+        )));
+    };
+    let payload_key = match endpoint {
+        Endpoint::ChatCompletions => "choices",
+        Endpoint::Embeddings => "data",
+    };
+    if !obj.contains_key(payload_key)
+        && let Some(error) = obj.get("error").filter(|e| !e.is_null())
+    {
+        return Err(embedded_error(status, headers, &text, &json, error));
+    }
+    let mut metadata = Map::new();
+    for key in ["model", "id"] {
+        if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+            metadata.insert(key.to_owned(), v.clone());
+        }
+    }
+    let output = match endpoint {
+        Endpoint::ChatCompletions => {
+            let Some(first) = obj
+                .get("choices")
+                .and_then(Value::as_array)
+                .and_then(|c| c.first())
+            else {
+                return Err(invalid("response has no choices".to_owned()));
+            };
+            if let Some(reason) = first.get("finish_reason").filter(|v| !v.is_null()) {
+                metadata.insert("finish_reason".to_owned(), reason.clone());
+            }
+            let Some(message) = first.get("message").filter(|m| m.is_object()) else {
+                return Err(invalid("choices[0] has no message".to_owned()));
+            };
+            match chat_output(message) {
+                Ok(output) => output,
+                Err(reason) => return Err(invalid(reason)),
+            }
+        }
+        Endpoint::Embeddings => match obj.get("data") {
+            Some(data @ Value::Array(_)) => data.to_string(),
+            _ => return Err(invalid("response has no data array".to_owned())),
+        },
+    };
+    Ok(Success {
+        output,
+        usage: usage::from_openai(&json),
+        response_body: Some(text),
+        metadata: Some(Value::Object(metadata).to_string()),
+    })
+}
+
+/// The output of a chat message: its text content; the message as JSON when
+/// the content is null and it carries tool calls.
+fn chat_output(message: &Value) -> Result<String, String> {
+    match message.get("content") {
+        Some(Value::String(s)) => return Ok(s.clone()),
+        // Some servers send content parts: [{"type":"text","text":"..."}].
+        Some(Value::Array(parts)) => {
+            return Ok(parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str).or_else(|| p.as_str()))
+                .collect());
+        }
+        _ => {}
+    }
+    let has_calls = |key: &str| match message.get(key) {
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(_)) => true,
+        _ => false,
+    };
+    if has_calls("tool_calls") || has_calls("function_call") {
+        return Ok(message.to_string());
+    }
+    if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
+        return Err(format!(
+            "the model refused: {}",
+            excerpt(refusal, MAX_MESSAGE_BYTES)
+        ));
+    }
+    Err("choices[0].message has no content and no tool calls".to_owned())
+}
+
+/// A 2xx body that carries `{"error": ...}` instead of a result, as some
+/// proxies (OpenRouter) send: classified by `error.code` when it is an HTTP
+/// status, `other` otherwise.
+fn embedded_error(
+    status: u16,
+    headers: &[(String, String)],
+    text: &str,
+    json: &Value,
+    error: &Value,
+) -> StrategyError {
+    let code = error
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..600).contains(c));
+    let base = match code {
+        Some(code) => refine(classify::from_http(code, headers, text), code, Some(json)),
+        None => refine(
+            StrategyError::new(ErrorClass::Other, String::new()),
+            status,
+            Some(json),
+        ),
+    };
+    let message = classify::provider_message(Some(json), text).unwrap_or_default();
+    StrategyError {
+        message: format!("HTTP {status} response carries an error: {message}"),
+        http_status: Some(status),
+        response_body: Some(text.to_owned()),
+        ..base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CHAT_OK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],
+        "usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":0}}}"#;
+
+    fn chat(status: u16, body: &str) -> Result<Success, StrategyError> {
+        interpret(Endpoint::ChatCompletions, status, &[], body.as_bytes())
+    }
+
+    fn meta(s: &Success) -> Value {
+        serde_json::from_str(s.metadata.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn chat_success() {
+        let s = chat(200, CHAT_OK).unwrap();
+        assert_eq!(s.output, "Hello!");
+        let u = s.usage.unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+            (9, 3, Some(0))
+        );
+        assert_eq!(s.response_body.as_deref(), Some(CHAT_OK));
+        assert_eq!(
+            meta(&s),
+            json!({"model":"gpt-4o-mini-2024-07-18","id":"chatcmpl-1","finish_reason":"stop"})
+        );
+    }
+
+    #[test]
+    fn tool_calls_output_the_message() {
+        let body = json!({"choices":[{"message":{"role":"assistant","content":null,
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            "finish_reason":"tool_calls"}]})
+        .to_string();
+        let s = chat(200, &body).unwrap();
+        let out: Value = serde_json::from_str(&s.output).unwrap();
+        assert_eq!(out["tool_calls"][0]["function"]["name"], "f");
+        assert_eq!(s.usage, None);
+        assert_eq!(meta(&s), json!({"finish_reason":"tool_calls"}));
+    }
+
+    #[test]
+    fn content_parts_and_empty_content() {
+        let body = r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}]}"#;
+        assert_eq!(chat(200, body).unwrap().output, "ab");
+        let body = r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}]}"#;
+        assert_eq!(chat(200, body).unwrap().output, "");
+    }
+
+    #[test]
+    fn invalid_responses() {
+        let e = chat(200, "<html>oops</html>").unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert_eq!(e.http_status, Some(200));
+        assert_eq!(e.response_body, None);
+        assert!(
+            e.message.contains("not valid JSON") && e.message.contains("<html>oops</html>"),
+            "{}",
+            e.message
+        );
+
+        let long = format!("x{}", "y".repeat(10_000));
+        let e = chat(200, &long).unwrap_err();
+        assert!(e.message.len() < 2300, "{}", e.message.len());
+
+        let e = chat(200, "").unwrap_err();
+        assert!(e.message.contains("empty"));
+
+        let body = r#"{"id":"x","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":0}}"#;
+        let e = chat(200, body).unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert!(e.message.contains("no choices"));
+        assert_eq!(e.response_body.as_deref(), Some(body));
+        assert_eq!(e.usage.map(|u| u.input_tokens), Some(5));
+
+        let e = chat(200, r#"{"object":"chat.completion"}"#).unwrap_err();
+        assert!(e.message.contains("no choices"));
+        let e = chat(200, "[1,2]").unwrap_err();
+        assert!(e.message.contains("an array"));
+
+        let e = chat(
+            200,
+            r#"{"choices":[{"message":{"content":null,"refusal":"I can't"}}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("refused"));
+        let e = chat(200, r#"{"choices":[{"message":{"content":null}}]}"#).unwrap_err();
+        assert!(e.message.contains("no content"));
+        let e = chat(200, r#"{"choices":[{"finish_reason":"stop"}]}"#).unwrap_err();
+        assert!(e.message.contains("no message"));
+    }
+
+    #[test]
+    fn embeddings_success() {
+        let body = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],
+            "model":"text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+        let s = interpret(Endpoint::Embeddings, 200, &[], body.as_bytes()).unwrap();
+        let data: Value = serde_json::from_str(&s.output).unwrap();
+        assert_eq!(data[0]["embedding"], json!([0.1, 0.2]));
+        assert_eq!(
+            s.usage.map(|u| (u.input_tokens, u.output_tokens)),
+            Some((2, 0))
+        );
+        assert_eq!(meta(&s), json!({"model":"text-embedding-3-small"}));
+        let e = interpret(Endpoint::Embeddings, 200, &[], CHAT_OK.as_bytes()).unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidResponse);
+    }
+
+    fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> StrategyError {
+        let body =
+            json!({"error":{"message":message,"type":kind,"param":null,"code":code}}).to_string();
+        chat(status, &body).unwrap_err()
+    }
+
+    #[test]
+    fn error_refinements() {
+        let e = openai_error(
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        );
+        assert_eq!(e.class, ErrorClass::QuotaExhausted);
+        assert_eq!(e.http_status, Some(429));
+        assert!(e.response_body.is_some());
+
+        let e = openai_error(
+            429,
+            "rate_limit_exceeded",
+            "tokens",
+            "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 45000.",
+        );
+        assert_eq!(e.class, ErrorClass::TooLarge);
+
+        let e = openai_error(
+            429,
+            "rate_limit_exceeded",
+            "tokens",
+            "Rate limit reached for gpt-4o-mini on tokens per min (TPM): Limit 200000. Please try again in 644ms.",
+        );
+        assert_eq!(e.class, ErrorClass::RateLimited);
+        assert_eq!(e.retry_after_ms, Some(644));
+
+        let e = openai_error(
+            400,
+            "context_length_exceeded",
+            "invalid_request_error",
+            "This model's maximum context length is 128000 tokens.",
+        );
+        assert_eq!(e.class, ErrorClass::TooLarge);
+        let e = chat(400, r#"{"object":"error","message":"This model's maximum context length is 2048 tokens. However, you requested 4000 tokens","type":"BadRequestError","code":400}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::TooLarge);
+        let e = chat(400, r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::TooLarge);
+        let e = openai_error(
+            400,
+            "invalid_value",
+            "invalid_request_error",
+            "bad temperature",
+        );
+        assert_eq!(e.class, ErrorClass::ClientError);
+
+        let e = openai_error(
+            401,
+            "invalid_api_key",
+            "invalid_request_error",
+            "Incorrect API key provided",
+        );
+        assert_eq!(e.class, ErrorClass::Auth);
+        let e = chat(
+            402,
+            r#"{"error":{"code":402,"message":"Insufficient credits"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.class, ErrorClass::QuotaExhausted);
+        let e = chat(503, "upstream connect error").unwrap_err();
+        assert_eq!(e.class, ErrorClass::Overloaded);
+        assert_eq!(e.response_body, None);
+    }
+
+    #[test]
+    fn error_inside_a_2xx_body() {
+        let body = r#"{"error":{"code":502,"message":"Provider returned error"},"user_id":"u"}"#;
+        let e = chat(200, body).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Overloaded);
+        assert_eq!(e.http_status, Some(200));
+        assert_eq!(
+            e.message,
+            "HTTP 200 response carries an error: Provider returned error"
+        );
+        let e = chat(200, r#"{"error":{"message":"weird"}}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Other);
+        let e = chat(
+            200,
+            r#"{"error":{"code":"insufficient_quota","message":"no money"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.class, ErrorClass::QuotaExhausted);
+    }
+}

@@ -1,0 +1,72 @@
+//! Deny by default: a plugin reaches only granted hosts, and secrets go only
+//! where they are granted.
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_was_not_granted_gets_a_clear_denial_and_no_request() {
+    let granted = mock(|_| {}).await;
+    let other = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("a", "first"), job("b", "second")]);
+    // Grant one server but point the plugin at the other.
+    let args = [
+        "--plugin",
+        "openai",
+        "--allow-host",
+        &grant(&granted),
+        "--plugin-config",
+        &format!("base_url={}", other.base_url()),
+        "--api-key-env",
+        "E2E_API_KEY",
+    ];
+    let out = ws.run(&jobs, &args, &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 1, "items failed:\n{}", out.stderr);
+    for id in ["a", "b"] {
+        let r = out.result(id);
+        assert_eq!(r["error"]["code"], "egress_denied", "{r}");
+        let message = r["error"]["message"].as_str().expect("message");
+        assert!(message.contains("is not granted to this plugin"), "{message}");
+        assert!(message.contains(&format!("--allow-host 127.0.0.1:{}", other.addr().port())), "{message}");
+        assert_eq!(r["batchllm"]["attempts"], 1, "a denial is not retried");
+    }
+    assert!(other.requests().is_empty(), "the other server saw no request");
+    assert!(granted.requests().is_empty());
+    assert!(out.stderr.contains("denied 2"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_key_the_secret_placeholder_is_refused_not_sent() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("a", "x")]);
+    let args = [
+        "--plugin",
+        "openai",
+        "--allow-host",
+        &grant(&server),
+        "--plugin-config",
+        &format!("base_url={}", server.base_url()),
+    ];
+    let out = ws.run(&jobs, &args, &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = out.result("a");
+    assert_eq!(r["error"]["code"], "egress_denied");
+    assert!(r["error"]["message"].as_str().expect("msg").contains("secret `api-key` is not configured"), "{r}");
+    assert!(server.requests().is_empty(), "no request leaves with a literal placeholder");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_an_auth_failure_tried_once() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("a", "x")]);
+    let args = openai_args(&server);
+    let out = ws.run(&jobs, &strs(&args), &[("E2E_API_KEY", "sk-wrong")]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = out.result("a");
+    assert_eq!(r["error"]["code"], "auth", "{r}");
+    assert_eq!(r["response"]["status_code"], 401);
+    assert_eq!(r["batchllm"]["attempts"], 1);
+    assert_eq!(chat_requests(&server).len(), 1);
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real binary, real plugins built from `plugins/`, and
+//! the real mock provider over loopback HTTP.
+//!
+//! One test binary (like wasmtime's `tests/all`) so the plugin compile cache
+//! and the build are shared.
+
+mod support;
+
+mod bad_input;
+mod batch;
+mod egress;
+mod retries;

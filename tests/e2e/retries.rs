@@ -1,0 +1,105 @@
+//! The host's retry policy, driven by real failures from the mock provider
+//! and by the mock plugin's test hooks.
+
+use crate::support::*;
+
+const FAST: [&str; 4] = ["--backoff-initial", "0.01", "--backoff-max", "0.05"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_server_errors_are_retried_until_success() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("flaky", "[[mock:fail-first=2]] hello"), job("steady", "hello")]);
+    let args = openai_args(&server);
+    let out = ws.run(&jobs, &[&strs(&args)[..], &FAST].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result("flaky")["batchllm"]["attempts"], 3);
+    assert_eq!(out.result("flaky")["batchllm"]["status"], "succeeded");
+    assert_eq!(out.result("steady")["batchllm"]["attempts"], 1);
+    assert_eq!(chat_requests(&server).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_budget_ends_an_item_that_keeps_failing() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("down", "[[mock:status=503]]")]);
+    let args = openai_args(&server);
+    let out =
+        ws.run(&jobs, &[&strs(&args)[..], &FAST, &["--max-attempts", "2"]].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = out.result("down");
+    assert_eq!(r["error"]["code"], "overloaded");
+    assert_eq!(r["response"]["status_code"], 503);
+    assert_eq!(r["batchllm"]["attempts"], 2);
+    assert_eq!(chat_requests(&server).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_do_not_use_attempts_and_honour_retry_after() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("limited", "[[mock:status=429]]")]);
+    let args = openai_args(&server);
+    let started = std::time::Instant::now();
+    let out = ws
+        .run(
+            &jobs,
+            &[&strs(&args)[..], &FAST, &["--max-attempts", "1", "--max-rate-limit-retries", "1"]].concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = out.result("limited");
+    assert_eq!(r["error"]["code"], "rate_limited");
+    assert_eq!(r["batchllm"]["attempts"], 2, "one try plus one rate-limit retry, despite --max-attempts 1");
+    assert_eq!(r["batchllm"]["rate_limit_retries"], 2);
+    // The mock answers `retry-after: 1`; the host waited it out.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert_eq!(chat_requests(&server).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_retryable_classes_are_tried_once() {
+    let ws = Workspace::new();
+    let jobs =
+        ws.jobs(&[job("bad", "[[fail:client-error]]"), job("quota", "[[fail:quota-exhausted]]"), job("ok", "fine")]);
+    let out = ws.run(&jobs, &[&["--plugin", "mock"][..], &FAST].concat(), &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.result("bad")["error"]["code"], "client_error");
+    assert_eq!(out.result("bad")["batchllm"]["attempts"], 1);
+    assert_eq!(out.result("quota")["error"]["code"], "quota_exhausted");
+    assert_eq!(out.result("quota")["batchllm"]["attempts"], 1);
+    assert_eq!(out.result("ok")["batchllm"]["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_state_set_by_on_error_reaches_the_next_attempt() {
+    let ws = Workspace::new();
+    // The mock plugin fails while its per-item state `mock.failures` < 2 and
+    // its on-error increments it: success on attempt 3 proves the state flows.
+    let jobs =
+        ws.jobs(&[job("adaptive", "[[fail-first:2:overloaded]] hi"), job("other", "[[fail-first:1:overloaded]] yo")]);
+    let out = ws.run(&jobs, &[&["--plugin", "mock", "--concurrency", "1"][..], &FAST].concat(), &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result("adaptive")["batchllm"]["attempts"], 3);
+    // Isolated per item: the second item's count starts at zero.
+    assert_eq!(out.result("other")["batchllm"]["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_plugin_fails_that_item_and_the_run_goes_on() {
+    let ws = Workspace::new();
+    let mut lines = vec![job("boom", "[[panic]]")];
+    lines.extend((0..20).map(|i| job(&format!("ok-{i}"), "fine")));
+    let jobs = ws.jobs(&lines);
+    let out = ws
+        .run(&jobs, &[&["--plugin", "mock", "--concurrency", "2", "--max-attempts", "2"][..], &FAST].concat(), &[])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = out.result("boom");
+    assert_eq!(r["error"]["code"], "plugin_trap");
+    assert_eq!(r["batchllm"]["attempts"], 2);
+    assert!(r["error"]["message"].as_str().expect("msg").contains("panicked"), "{r}");
+    assert_eq!(out.results.iter().filter(|r| r["batchllm"]["status"] == "succeeded").count(), 20);
+}
