@@ -8,7 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: &[(&str, &str)] = &[("batchllm-plugin-openai", "openai"), ("batchllm-plugin-mock", "mock")];
+const PLUGINS: &[(&str, &str)] = &[
+    ("batchllm-plugin-openai", "openai"),
+    ("batchllm-plugin-anthropic", "anthropic"),
+    ("batchllm-plugin-gemini", "gemini"),
+    ("batchllm-plugin-mock", "mock"),
+    ("batchllm-plugin-smart-retry", "smart-retry"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));

@@ -29,6 +29,21 @@ pub struct Job {
     pub context: Option<Value>,
     /// The OpenAI Batch `url` (e.g. `/v1/chat/completions`).
     pub endpoint: Option<String>,
+    /// Digest of the job's content (canonical JSON of the fields above,
+    /// except the line number), recorded with its result so a resume can
+    /// tell whether the answer still belongs to this input.
+    pub fingerprint: String,
+}
+
+impl Job {
+    fn with_fingerprint(mut self) -> Self {
+        let canonical = serde_json::json!({
+            "id": self.id, "prompt": self.prompt, "params": self.params,
+            "context": self.context, "endpoint": self.endpoint,
+        });
+        self.fingerprint = crate::results::short_digest(canonical.to_string().as_bytes());
+        self
+    }
 }
 
 /// A problem with the input.
@@ -106,7 +121,10 @@ fn parse_batch_line(mut obj: Map<String, Value>, line: usize) -> Result<Job, Lin
         Some(_) => return Err(line_error("`body` must be a JSON object", "put the request body object in `body`")),
         None => return Err(line_error("missing `body`", "add the request body as \"body\": {...}")),
     };
-    Ok(Job { line, id, prompt: String::new(), params, context: obj.remove("metadata"), endpoint: Some(endpoint) })
+    let context = obj.remove("metadata");
+    let job =
+        Job { line, id, prompt: String::new(), params, context, endpoint: Some(endpoint), fingerprint: String::new() };
+    Ok(job.with_fingerprint())
 }
 
 fn parse_simple_line(mut obj: Map<String, Value>, line: usize) -> Result<Job, LineError> {
@@ -130,7 +148,8 @@ fn parse_simple_line(mut obj: Map<String, Value>, line: usize) -> Result<Job, Li
             "add a \"prompt\" (or `params` such as `messages`)",
         ));
     }
-    Ok(Job { line, id, prompt, params, context: obj.remove("context"), endpoint: None })
+    let context = obj.remove("context");
+    Ok(Job { line, id, prompt, params, context, endpoint: None, fingerprint: String::new() }.with_fingerprint())
 }
 
 fn take_id(obj: &mut Map<String, Value>, key: &str) -> Result<String, LineError> {
@@ -164,13 +183,15 @@ pub struct InputSummary {
     pub jobs: usize,
     /// Number of blank lines, which are not jobs.
     pub blank_lines: usize,
+    /// Every id with its job's fingerprint (for resuming).
+    pub fingerprints: HashMap<String, String>,
 }
 
 /// Validates every line of `path`; returns up to `max_errors` errors.
 pub fn validate_file(path: &Path, max_errors: usize) -> Result<InputSummary, Vec<InputError>> {
     let mut errors = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut summary = InputSummary { jobs: 0, blank_lines: 0 };
+    let mut summary = InputSummary { jobs: 0, blank_lines: 0, fingerprints: HashMap::new() };
     let lines = match read_lines(path) {
         Ok(lines) => lines,
         Err(e) => return Err(vec![e]),
@@ -193,7 +214,8 @@ pub fn validate_file(path: &Path, max_errors: usize) -> Result<InputSummary, Vec
                 if let Some(&first) = seen.get(&job.id) {
                     errors.push(InputError::Duplicate { path: path.into(), line, first, id: job.id });
                 } else {
-                    seen.insert(job.id, line);
+                    seen.insert(job.id.clone(), line);
+                    summary.fingerprints.insert(job.id, job.fingerprint);
                 }
             }
             Err(e) => errors.push(InputError::Line { path: path.into(), line, problem: e.problem, fix: e.fix }),
@@ -252,6 +274,15 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_follow_content_not_formatting() {
+        let a = parse_line(r#"{"id":"a","prompt":"x","params":{"t":1,"u":2}}"#, 1).expect("ok");
+        let b = parse_line(r#"{ "params": {"u": 2, "t": 1}, "prompt": "x", "id": "a" }"#, 9).expect("ok");
+        let c = parse_line(r#"{"id":"a","prompt":"y","params":{"t":1,"u":2}}"#, 1).expect("ok");
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, c.fingerprint);
+    }
+
+    #[test]
     fn rejects_bad_lines_with_a_fix() {
         assert!(err("{not json").problem.contains("invalid JSON"));
         assert!(err("[1,2]").problem.contains("not a JSON object"));
@@ -283,7 +314,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("jobs.jsonl");
         std::fs::write(&path, "{\"id\":\"a\",\"prompt\":\"x\"}\n\n{\"id\":\"b\",\"prompt\":\"y\"}\n").expect("write");
-        assert_eq!(validate_file(&path, 10).expect("valid"), InputSummary { jobs: 2, blank_lines: 1 });
+        let summary = validate_file(&path, 10).expect("valid");
+        assert_eq!((summary.jobs, summary.blank_lines), (2, 1));
+        assert_eq!(summary.fingerprints.len(), 2);
+        assert_ne!(summary.fingerprints["a"], summary.fingerprints["b"]);
         std::fs::write(&path, "\n\n").expect("write");
         assert!(matches!(validate_file(&path, 10).expect_err("empty")[0], InputError::Empty { .. }));
     }

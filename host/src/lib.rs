@@ -11,6 +11,7 @@
 //! - [`cli`] turns the command line into a [`run::RunConfig`].
 
 pub mod cli;
+pub mod config_file;
 pub mod egress;
 pub mod input;
 pub mod plugin;

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
 
 async fn async_main(args: Args) -> ExitCode {
     let quiet = args.quiet;
+    let summary_json = args.summary_json.clone();
+    let dry = args.dry_run;
     let (extras, mock) = match start_mock(args.mock_provider).await {
         Ok(v) => v,
         Err(e) => {
@@ -47,6 +49,28 @@ async fn async_main(args: Args) -> ExitCode {
         }
     };
     let output = config.output.clone();
+    if dry {
+        let result = run::dry_run(&config).await;
+        if let Some(mock) = mock {
+            mock.shutdown().await;
+        }
+        return match result {
+            Ok(report) => {
+                eprintln!("{}", report.human());
+                match summary_json.map(|p| write_json(&p, &report)).transpose() {
+                    Ok(_) => ExitCode::from(exit::OK),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(exit::ABORTED)
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
+            }
+        };
+    }
     let result = run::run(config).await;
     if let Some(mock) = mock {
         mock.shutdown().await;
@@ -55,6 +79,12 @@ async fn async_main(args: Args) -> ExitCode {
         Ok(report) => {
             if !quiet {
                 eprintln!("{}\nresults: {}", report.human(), output.display());
+            }
+            if let Some(path) = summary_json
+                && let Err(e) = write_json(&path, &report)
+            {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(exit::ABORTED);
             }
             ExitCode::from(exit_code(&report))
         }
@@ -65,10 +95,17 @@ async fn async_main(args: Args) -> ExitCode {
     }
 }
 
+fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(report).context("serialising the summary")?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("writing the summary to {}", path.display()))
+}
+
 fn exit_code(report: &RunReport) -> u8 {
     match report.termination {
         Termination::Interrupted => exit::INTERRUPTED,
-        Termination::Completed if report.failed > 0 => exit::SOME_FAILED,
+        Termination::Aborted => exit::ABORTED,
+        Termination::Completed if report.failed > 0 || report.already_failed > 0 => exit::SOME_FAILED,
         Termination::Completed => exit::OK,
     }
 }
@@ -101,5 +138,7 @@ fn init_tracing(args: &Args) {
         (false, _) => "debug,batchllm=trace,batchllm_host=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Log lines go above the progress bar, never through it.
+    let writer = || batchllm_host::run::SuspendingStderr;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).init();
 }

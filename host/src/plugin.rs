@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 /// `--plugin openai` works out of the box.
 const BUILTINS: &[(&str, &[u8])] = &[
     ("openai", include_bytes!(concat!(env!("OUT_DIR"), "/openai.wasm"))),
+    ("anthropic", include_bytes!(concat!(env!("OUT_DIR"), "/anthropic.wasm"))),
+    ("gemini", include_bytes!(concat!(env!("OUT_DIR"), "/gemini.wasm"))),
     ("mock", include_bytes!(concat!(env!("OUT_DIR"), "/mock.wasm"))),
+    ("smart-retry", include_bytes!(concat!(env!("OUT_DIR"), "/smart-retry.wasm"))),
 ];
 
 /// Names of the built-in plugins.
@@ -120,7 +123,7 @@ mod tests {
     #[test]
     fn unknown_names_and_bad_files_are_explained() {
         let err = PluginSource::resolve("nope").expect_err("unknown");
-        assert!(err.to_string().contains("built-ins: openai, mock"), "{err}");
+        assert!(err.to_string().contains("built-ins: openai, anthropic, gemini, mock, smart-retry"), "{err}");
         let dir = tempfile::tempdir().expect("tempdir");
         let text = dir.path().join("x.wasm");
         std::fs::write(&text, "hello").expect("write");

@@ -39,8 +39,9 @@ pub struct MockConfig {
     pub latency_ms: u64,
     /// Extra uniform random delay `0..=jitter_ms` added to `latency_ms`.
     pub jitter_ms: u64,
-    /// When set, provider requests must carry `authorization: Bearer <key>`
-    /// or they get a 401.
+    /// When set, provider requests must carry the key (OpenAI
+    /// `authorization: Bearer <key>`, Anthropic `x-api-key`, Gemini
+    /// `x-goog-api-key` or `?key=`) or they are refused the provider's way.
     pub api_key: Option<String>,
     /// Requests admitted per window; `None` = unlimited.
     pub rpm: Option<u32>,

@@ -1,7 +1,7 @@
 //! The lifecycle every provider endpoint shares: read the request, let the
 //! provider decide a [`Reply`], log it, wait out the injected delay, answer.
 //!
-//! Provider modules (OpenAI today; Anthropic or Gemini later) only decide;
+//! Provider modules (OpenAI, Anthropic, Gemini) only decide;
 //! numbering, logging and delaying happen here, identically for all of them.
 
 use std::fmt::Display;
@@ -140,6 +140,17 @@ impl Reply {
         self
     }
 
+    /// The same reply with its JSON cut in half (never valid JSON), as the
+    /// `malformed` fault sends it.
+    pub fn malformed(self) -> Self {
+        let ReplyBody::Json(json) = &self.body else {
+            return self;
+        };
+        let text = json.to_string();
+        let cut = text.floor_char_boundary(text.len() / 2);
+        Self { body: ReplyBody::Malformed(text[..cut].to_owned()), ..self }
+    }
+
     fn into_response(self) -> Response {
         let body = match self.body {
             ReplyBody::Json(json) => Body::from(json.to_string()),
@@ -196,6 +207,14 @@ mod tests {
         assert_eq!(json.for_log(), serde_json::json!({"a": 1}));
         let bad = RequestBody::parse(&Bytes::from_static(b"{nope"));
         assert_eq!(bad.for_log(), Value::String("{nope".into()));
+    }
+
+    #[test]
+    fn malformed_replies_are_never_valid_json() {
+        let reply = Reply::json(StatusCode::OK, serde_json::json!({"content": "ééééé", "n": [1, 2, 3]}));
+        let ReplyBody::Malformed(text) = reply.malformed().body else { panic!("not malformed") };
+        assert!(!text.is_empty());
+        assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //!      exact prompt text fail (503, or the code of a `status` marker in the
 //!      same prompt); later ones succeed. Counted per prompt text.
 //!    * `[[mock:status=CODE]]` (400..=599): an error with that status.
-//!    * `[[mock:insufficient_quota]]`: a 429 `insufficient_quota`.
+//!    * `[[mock:insufficient_quota]]` (alias `[[mock:quota-per-day]]`): the
+//!      provider's "out of quota" answer: OpenAI 429 `insufficient_quota`,
+//!      Anthropic 400 "credit balance is too low", Gemini 429
+//!      `RESOURCE_EXHAUSTED` with only per-day quota violations.
 //!    * `[[mock:malformed]]`: a 200 with a truncated JSON body.
 //!    * `[[mock:hang]]`: no answer for `hang_ms`, then a 504.
 //!    * `[[mock:latency=MS]]`: answer after exactly MS milliseconds (replaces
@@ -39,7 +42,7 @@ use crate::state::lock;
 pub(crate) enum Fault {
     /// Answer with this error status (and the provider's body for it).
     Status(u16),
-    /// Answer 429 "you exceeded your current quota".
+    /// Answer the provider's "out of quota / credit" error (not a rate limit).
     InsufficientQuota,
     /// Answer 200 with a body that is not valid JSON.
     Malformed,
@@ -61,7 +64,7 @@ pub(crate) struct Plan {
 pub(crate) struct Markers {
     /// `[[mock:status=CODE]]`.
     pub status: Option<u16>,
-    /// `[[mock:insufficient_quota]]`.
+    /// `[[mock:insufficient_quota]]` or `[[mock:quota-per-day]]`.
     pub insufficient_quota: bool,
     /// `[[mock:malformed]]`.
     pub malformed: bool,
@@ -106,7 +109,9 @@ impl Markers {
                     self.status = Some(code);
                 }
             }
-            ("insufficient_quota" | "insufficient-quota", None) => self.insufficient_quota = true,
+            ("insufficient_quota" | "insufficient-quota" | "quota-per-day" | "quota_per_day", None) => {
+                self.insufficient_quota = true;
+            }
             ("malformed", None) => self.malformed = true,
             ("hang", None) => self.hang = true,
             ("fail-first" | "fail_first", Some(n)) => self.fail_first = n.parse().ok().or(self.fail_first),
@@ -239,6 +244,7 @@ mod tests {
         let m = parse_markers("hi [[mock:status=429]] there");
         assert_eq!(m, Markers { status: Some(429), ..Default::default() });
         assert!(parse_markers("[[mock:insufficient_quota]]").insufficient_quota);
+        assert!(parse_markers("[[mock:quota-per-day]]").insufficient_quota);
         assert!(parse_markers("[[mock:malformed]]").malformed);
         assert!(parse_markers("[[mock:hang]]").hang);
         assert_eq!(parse_markers("[[mock:fail-first=2]]").fail_first, Some(2));

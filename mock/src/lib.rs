@@ -1,5 +1,6 @@
-//! A mock LLM provider: an OpenAI-compatible HTTP server with deterministic
-//! answers and fault injection, for end-to-end tests, benchmarks and demos.
+//! A mock LLM provider: an HTTP server speaking the OpenAI, Anthropic
+//! Messages and Gemini `generateContent` APIs with deterministic answers and
+//! fault injection, for end-to-end tests, benchmarks and demos.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -21,12 +22,22 @@
 //!   `model` (or `mock-model`) and a deterministic `usage`.
 //! * `POST /v1/embeddings`: 8-dimensional unit vectors derived from a hash
 //!   of each input.
+//! * `POST /v1/messages` (Anthropic Messages): the same echo in Anthropic's
+//!   shapes, with `usage.cache_read_input_tokens` /
+//!   `cache_creation_input_tokens` for `cache_control` prefixes, `request-id`
+//!   and `anthropic-ratelimit-*` headers (see the `anthropic` module).
+//! * `POST /v1beta/models/{model}:generateContent` (also under `/v1`): the
+//!   echo in Gemini's shapes; `cachedContents` create / get / list / update
+//!   (`PATCH`) / delete with real expiry, and `cachedContentTokenCount` when a
+//!   request references a live cache (see the `gemini` module).
+//!   [`MockServer::origin`] is the base URL for these two.
 //! * `GET /health`: `ok`. `GET /_mock/requests`: the request log as JSON.
 //!   `POST /_mock/reset`: clears the log, rate windows and fault state.
 //! * Anything else: 404 with an OpenAI error body.
 //!
-//! Every answer to a provider request carries `x-request-id: req_mock_<seq>`,
-//! and every provider request, whatever its outcome, is in the log
+//! Every answer to an OpenAI request carries `x-request-id: req_mock_<seq>`
+//! (Anthropic: `request-id`), and every provider request, whatever its
+//! outcome, is in the log
 //! ([`LoggedRequest`]); `/health` and `/_mock/*` are not.
 //!
 //! # Token estimates
@@ -43,27 +54,36 @@
 //! token limits (429 with `retry-after` and `x-ratelimit-*` headers), latency
 //! and jitter, and seeded random 5xx, malformed and hanging answers. A test
 //! can also target one request with markers in its last user message:
-//! `[[mock:status=CODE]]`, `[[mock:insufficient_quota]]`, `[[mock:malformed]]`,
-//! `[[mock:hang]]`, `[[mock:fail-first=N]]`, `[[mock:latency=MS]]`.
+//! `[[mock:status=CODE]]`, `[[mock:insufficient_quota]]` (alias
+//! `[[mock:quota-per-day]]`), `[[mock:malformed]]`, `[[mock:hang]]`,
+//! `[[mock:fail-first=N]]`, `[[mock:latency=MS]]`. Each provider answers them
+//! in its own shapes (e.g. `status=429` is an OpenAI `rate_limit_exceeded`,
+//! an Anthropic `rate_limit_error` with `retry-after`, a Gemini per-minute
+//! `RESOURCE_EXHAUSTED` with `RetryInfo`).
 //!
 //! Front-door refusals (401, 400, 413, rate-limit 429) are answered at once;
 //! admitted requests (successes and injected faults) wait for the latency.
 //!
 //! # Adding providers
 //!
-//! Provider modules (today `openai`) only parse requests and render bodies;
-//! the request lifecycle (`exchange`), rate windows (`limits`), fault
-//! decisions (`faults`) and the log are shared, so Anthropic Messages or
-//! Gemini `generateContent` endpoints can be added as sibling modules.
+//! Provider modules (`openai`, `anthropic`, `gemini`) only parse requests and
+//! render bodies; the request lifecycle (`exchange`), the front-door/fault
+//! pipeline (`pipeline`), rate windows (`limits`), fault decisions
+//! (`faults`) and the log are shared, so another provider is one more
+//! sibling module implementing `pipeline::Provider`.
 
+mod anthropic;
+mod clock;
 mod config;
 mod control;
 mod duration;
 mod exchange;
 mod faults;
+mod gemini;
 mod limits;
 mod log;
 mod openai;
+mod pipeline;
 mod server;
 mod state;
 pub mod tokens;

@@ -14,12 +14,13 @@ use batchllm_mock::{DEFAULT_CACHED_RATIO, DEFAULT_HANG_MS, DEFAULT_WINDOW_MS, Mo
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// A mock LLM provider (OpenAI chat-completions compatible) with fault
-/// injection.
+/// A mock LLM provider (OpenAI, Anthropic Messages and Gemini
+/// generateContent compatible) with fault injection.
 ///
-/// Answers POST /v1/chat/completions with "echo: <last user message>" and
-/// deterministic token usage, and POST /v1/embeddings with hash-derived
-/// vectors. GET /_mock/requests returns the request log, POST /_mock/reset
+/// Answers POST /v1/chat/completions, POST /v1/messages and
+/// POST /v1beta/models/MODEL:generateContent with "echo: <last user message>"
+/// and deterministic token usage, POST /v1/embeddings with hash-derived
+/// vectors, and serves Gemini /v1beta/cachedContents. GET /_mock/requests returns the request log, POST /_mock/reset
 /// clears it.
 ///
 /// Markers in the last user message target a single request:

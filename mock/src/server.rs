@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::MockConfig;
 use crate::log::LoggedRequest;
 use crate::state::{App, Shared};
-use crate::{control, openai};
+use crate::{anthropic, control, gemini, openai};
 
 /// How long [`MockServer::shutdown`] waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -54,11 +54,18 @@ impl MockServer {
     /// The OpenAI-style base URL, `http://IP:PORT/v1`; an unspecified bind
     /// address (`0.0.0.0`, `::`) is given as `127.0.0.1`.
     pub fn base_url(&self) -> String {
+        format!("{}/v1", self.origin())
+    }
+
+    /// The bare origin, `http://IP:PORT`, the base URL of the Anthropic
+    /// (`/v1/messages`) and Gemini (`/v1beta/...`) endpoints; an unspecified
+    /// bind address is given as `127.0.0.1`.
+    pub fn origin(&self) -> String {
         let mut addr = self.addr;
         if addr.ip().is_unspecified() {
             addr.set_ip(Ipv4Addr::LOCALHOST.into());
         }
-        format!("http://{addr}/v1")
+        format!("http://{addr}")
     }
 
     /// A snapshot of the request log, ordered by `seq`.
@@ -94,7 +101,13 @@ impl Drop for MockServer {
 
 /// Every route of the server.
 fn routes(app: App) -> Router {
-    Router::new().merge(control::router()).merge(openai::router()).fallback(openai::not_found).with_state(app)
+    Router::new()
+        .merge(control::router())
+        .merge(openai::router())
+        .merge(anthropic::router())
+        .merge(gemini::router())
+        .fallback(openai::not_found)
+        .with_state(app)
 }
 
 /// Serves until `stopping` turns `true`.

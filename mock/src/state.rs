@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::anthropic::PromptCache;
 use crate::config::MockConfig;
 use crate::faults::Faults;
+use crate::gemini::CacheStore;
 use crate::limits::Limits;
 use crate::log::RequestLog;
 
@@ -24,6 +26,10 @@ pub(crate) struct Shared {
     pub limits: Limits,
     /// The fault injector.
     pub faults: Faults,
+    /// Anthropic prompt-cache prefixes seen so far.
+    pub prompt_cache: PromptCache,
+    /// Gemini explicit context caches.
+    pub gemini_caches: CacheStore,
     /// Becomes `true` when the server shuts down; cuts injected delays short.
     stopping: watch::Receiver<bool>,
 }
@@ -34,15 +40,19 @@ impl Shared {
     pub fn new(config: MockConfig, stopping: watch::Receiver<bool>) -> anyhow::Result<Self> {
         let log = RequestLog::open(config.log_file.as_deref())?;
         let (limits, faults) = (Limits::new(&config), Faults::new(&config));
-        Ok(Self { config, log, limits, faults, stopping })
+        let (prompt_cache, gemini_caches) = (PromptCache::default(), CacheStore::default());
+        Ok(Self { config, log, limits, faults, prompt_cache, gemini_caches, stopping })
     }
 
-    /// Clears the log, the rate windows and the fault state (per-prompt
-    /// counters, RNG); `seq` and the clock keep running.
+    /// Clears the log, the rate windows, the fault state (per-prompt
+    /// counters, RNG) and the provider caches; `seq` and the clock keep
+    /// running.
     pub fn reset(&self) {
         self.log.clear();
         self.limits.clear();
         self.faults.reset();
+        self.prompt_cache.clear();
+        self.gemini_caches.clear();
     }
 
     /// Waits `delay`, or less if the server shuts down meanwhile (so that a

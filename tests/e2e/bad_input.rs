@@ -50,7 +50,7 @@ async fn unknown_plugin() {
     let out = ws.run(&jobs, &["--plugin", "antropic"], &[]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("plugin `antropic` not found"), "{}", out.stderr);
-    assert!(out.stderr.contains("built-ins: openai, mock"), "{}", out.stderr);
+    assert!(out.stderr.contains("built-ins: openai, anthropic, gemini, mock, smart-retry"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,4 +95,89 @@ async fn bundled_mock_provider_runs_the_readme_demo() {
     let expected = std::fs::read_to_string(&jobs).expect("example").lines().filter(|l| !l.trim().is_empty()).count();
     assert_eq!(out.results.len(), expected);
     assert!(out.results.iter().all(|r| r["batchllm"]["status"] == "succeeded"), "{:?}", out.results);
+    // Running the README command again resumes: nothing is sent twice.
+    let again = ws.resume(&jobs, &["--plugin", "openai", "--mock-provider"], &[]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains(&format!("resumed: {expected} items already had a record")), "{}", again.stderr);
+    assert!(again.stderr.contains("HTTP requests 0"), "{}", again.stderr);
+    assert_eq!(again.results.len(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_json_matches_the_results() {
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("a", "hello"), job("b", "[[fail:client-error]]"), job("c", "world")]);
+    let summary = ws.path("summary.json");
+    let out = ws.run(&jobs, &["--plugin", "mock", "--summary-json", summary.to_str().expect("utf8")], &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary written")).expect("json");
+    assert_eq!(s["termination"], "completed");
+    assert_eq!(s["items"], 3);
+    assert_eq!(s["succeeded"], 2);
+    assert_eq!(s["failed"], 1);
+    assert_eq!(s["failures"]["client_error"]["count"], 1);
+    assert_eq!(s["failures"]["client_error"]["sample_ids"][0], "b");
+    let input: u64 = out.results.iter().map(|r| r["batchllm"]["usage"]["input_tokens"].as_u64().expect("n")).sum();
+    assert_eq!(s["usage"]["input_tokens"], input);
+    assert!(s["elapsed"].as_f64().expect("seconds") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_validates_and_estimates_without_sending() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[
+        job("a", "12345678"),
+        serde_json::json!({"id": "b", "prompt": "x", "params": {"max_tokens": 10}}).to_string(),
+    ]);
+    let args = openai_args(&server);
+    let summary = ws.path("dry.json");
+    let out = ws
+        .run(
+            &jobs,
+            &[
+                &strs(&args)[..],
+                &["--dry-run", "--default-max-output-tokens", "100", "--summary-json", summary.to_str().expect("utf8")],
+            ]
+            .concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("dry run: 2 jobs valid"), "{}", out.stderr);
+    assert!(server.requests().is_empty(), "nothing sent");
+    assert!(out.results.is_empty(), "no results written");
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("json")).expect("json");
+    assert_eq!(s["jobs"], 2);
+    assert_eq!(s["max_output_tokens"], 110);
+    // A bad line still fails the dry run, with the usual message.
+    let jobs = ws.jobs(&[job("a", "x"), "{oops".into()]);
+    let out = ws.run(&jobs, &["--plugin", "mock", "--dry-run"], &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("jobs.jsonl:2: invalid JSON"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preserve_order_writes_results_in_input_order() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    // Later lines answer sooner, so completion order is the reverse.
+    let lines: Vec<String> =
+        (0..6).map(|i| job(&format!("j{i}"), &format!("[[mock:latency={}]] q{i}", 50 + (5 - i) * 60))).collect();
+    let jobs = ws.jobs(&lines);
+    let args = openai_args(&server);
+    let env = [("E2E_API_KEY", API_KEY)];
+    let order = |out: &Outcome| {
+        out.results.iter().map(|r| r["custom_id"].as_str().expect("id").to_string()).collect::<Vec<_>>()
+    };
+    let expected: Vec<String> = (0..6).map(|i| format!("j{i}")).collect();
+
+    let unordered = ws.run(&jobs, &[&strs(&args)[..], &["--concurrency", "6"]].concat(), &env).await;
+    assert_eq!(unordered.code, 0, "{}", unordered.stderr);
+    assert_ne!(order(&unordered), expected, "completion order differs from input order");
+
+    let ordered = ws.run(&jobs, &[&strs(&args)[..], &["--concurrency", "6", "--preserve-order"]].concat(), &env).await;
+    assert_eq!(ordered.code, 0, "{}", ordered.stderr);
+    assert_eq!(order(&ordered), expected);
 }

@@ -63,7 +63,7 @@ async fn a_wrong_key_is_an_auth_failure_tried_once() {
     let jobs = ws.jobs(&[job("a", "x")]);
     let args = openai_args(&server);
     let out = ws.run(&jobs, &strs(&args), &[("E2E_API_KEY", "sk-wrong")]).await;
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.code, 3, "auth is a fail-fast class by default:\n{}", out.stderr);
     let r = out.result("a");
     assert_eq!(r["error"]["code"], "auth", "{r}");
     assert_eq!(r["response"]["status_code"], 401);

@@ -64,7 +64,8 @@ async fn non_retryable_classes_are_tried_once() {
     let ws = Workspace::new();
     let jobs =
         ws.jobs(&[job("bad", "[[fail:client-error]]"), job("quota", "[[fail:quota-exhausted]]"), job("ok", "fine")]);
-    let out = ws.run(&jobs, &[&["--plugin", "mock"][..], &FAST].concat(), &[]).await;
+    // Fail-fast is off here: this test is about each item's own retries.
+    let out = ws.run(&jobs, &[&["--plugin", "mock", "--fail-fast", "none"][..], &FAST].concat(), &[]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.result("bad")["error"]["code"], "client_error");
     assert_eq!(out.result("bad")["batchllm"]["attempts"], 1);
@@ -102,4 +103,57 @@ async fn a_trapping_plugin_fails_that_item_and_the_run_goes_on() {
     assert_eq!(r["batchllm"]["attempts"], 2);
     assert!(r["error"]["message"].as_str().expect("msg").contains("panicked"), "{r}");
     assert_eq!(out.results.iter().filter(|r| r["batchllm"]["status"] == "succeeded").count(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_retry_raises_temperature_then_escalates_the_model_per_item() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    // The mock answers JSON only when asked by the named model; the
+    // smart-retry plugin validates JSON and adapts through the retry state.
+    let jobs = ws.jobs(&[
+        job("needs-big", "[[mock:json-from-model=gpt-4o]] colours as JSON"),
+        job("fine-small", "[[mock:json-from-model=gpt-4o-mini]] shapes as JSON"),
+    ]);
+    let args = [
+        "--plugin",
+        "smart-retry",
+        "--allow-host",
+        &grant(&server),
+        "--plugin-config",
+        &format!("base_url={}", server.base_url()),
+        "--plugin-config",
+        "escalate_to=gpt-4o",
+        "--api-key-env",
+        "E2E_API_KEY",
+        "--concurrency",
+        "1",
+    ];
+    let out = ws.run(&jobs, &args, &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let big = out.result("needs-big");
+    assert_eq!(big["batchllm"]["attempts"], 3, "{big}");
+    assert!(big["batchllm"]["output"].as_str().expect("output").starts_with("{\"answer\""), "{big}");
+    // What the server saw for that item, attempt by attempt.
+    let seen: Vec<(String, f64)> = chat_requests(&server)
+        .iter()
+        .filter(|r| r.prompt.as_deref().is_some_and(|p| p.contains("colours")))
+        .map(|r| {
+            (r.body["model"].as_str().expect("model").to_string(), r.body["temperature"].as_f64().expect("temperature"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("gpt-4o-mini".to_string(), 0.0), ("gpt-4o-mini".to_string(), 0.3), ("gpt-4o".to_string(), 0.6)],
+        "progressive temperature, then the bigger model"
+    );
+    // The other item starts from scratch: retry state is per item.
+    let small = out.result("fine-small");
+    assert_eq!(small["batchllm"]["attempts"], 1);
+    let first: Vec<_> = chat_requests(&server)
+        .into_iter()
+        .filter(|r| r.prompt.as_deref().is_some_and(|p| p.contains("shapes")))
+        .map(|r| (r.body["model"].clone(), r.body["temperature"].clone()))
+        .collect();
+    assert_eq!(first, [(serde_json::json!("gpt-4o-mini"), serde_json::json!(0.0))]);
 }

@@ -71,15 +71,48 @@ impl Workspace {
     }
 
     /// Runs the binary on `jobs` with `args`, `OPENAI_API_KEY`-style secrets
-    /// coming from `env`. Results go to `results.jsonl` in the workspace.
+    /// coming from `env`. Results go to `results.jsonl` in the workspace,
+    /// replacing earlier ones.
     pub async fn run(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        self.run_inner(jobs, &[&["--overwrite"][..], args].concat(), env).await
+    }
+
+    /// Like [`Workspace::run`], but resuming from earlier results.
+    pub async fn resume(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        self.run_inner(jobs, args, env).await
+    }
+
+    /// The command `run` and `resume` execute, for tests that manage the process.
+    pub fn command(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg(jobs)
+            .arg("--output")
+            .arg(self.path("results.jsonl"))
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// The records in the results file.
+    pub fn results(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.path("results.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("result line is not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    async fn run_inner(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
         let results = self.path("results.jsonl");
         let cache = cache_dir();
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.arg(jobs)
             .arg("--output")
             .arg(&results)
-            .arg("--overwrite")
             .arg("--cache-dir")
             .arg(&cache)
             .args(args)

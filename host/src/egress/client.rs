@@ -2,17 +2,22 @@
 //!
 //! Both ways a plugin can speak HTTP (the `http.send` import and
 //! `wasi:http/outgoing-handler`) end here, so one policy applies to all:
-//! the destination must be granted, secrets are substituted only for granted
-//! hosts and scrubbed from answers, redirects are not followed (a 3xx goes
-//! back to the plugin), timeouts and body sizes are bounded, and every
-//! exchange is recorded for the engine, which reads statuses and rate-limit
-//! headers itself rather than trusting the plugin's classification.
+//! the destination must be granted, names must not resolve to internal
+//! addresses unless explicitly granted ([`super::resolver`]), secrets are
+//! substituted only for granted hosts and scrubbed from answers, redirects
+//! are not followed (a 3xx goes back to the plugin, and following it is a new
+//! request checked like any other), timeouts and body sizes are bounded, and
+//! every exchange is recorded for the engine, which reads statuses and
+//! rate-limit headers itself rather than trusting the plugin's
+//! classification. Proxies from the environment (`HTTPS_PROXY`, ...) are not
+//! used: a proxy would resolve names itself, out of the resolver's sight.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::policy::{Denial, EgressPolicy};
+use super::policy::{Denial, EgressPolicy, Reach};
+use super::resolver::{GuardedResolver, find_blocked};
 use super::secrets::Secrets;
 
 /// Limits applied to each outbound request.
@@ -106,6 +111,9 @@ fn is_signal_header(name: &str) -> bool {
         || name.starts_with("anthropic-ratelimit-")
 }
 
+/// Denials logged as warnings before the rest go to debug level.
+const LOUD_DENIALS: u64 = 20;
+
 /// Running totals, for the summary and logs.
 #[derive(Debug, Default)]
 pub struct EgressCounters {
@@ -121,7 +129,10 @@ pub struct Egress {
 
 #[derive(Debug)]
 struct EgressInner {
-    client: reqwest::Client,
+    /// For destinations that must resolve to public addresses.
+    screened: reqwest::Client,
+    /// For explicitly granted destinations (IP literals, exact name + port).
+    direct: reqwest::Client,
     policy: EgressPolicy,
     secrets: Secrets,
     limits: EgressLimits,
@@ -132,14 +143,18 @@ impl Egress {
     /// Builds the client. One per run, shared by every worker, so connections
     /// are reused across items.
     pub fn new(policy: EgressPolicy, secrets: Secrets, limits: EgressLimits) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(limits.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(limits.connect_timeout)
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+        };
+        let screened = builder().dns_resolver(GuardedResolver).build()?;
+        let direct = builder().build()?;
         let counters = EgressCounters::default();
-        Ok(Egress { inner: Arc::new(EgressInner { client, policy, secrets, limits, counters }) })
+        Ok(Egress { inner: Arc::new(EgressInner { screened, direct, policy, secrets, limits, counters }) })
     }
 
     /// The policy in force.
@@ -173,9 +188,19 @@ impl Egress {
         let result = self.send_inner(request, deadline, &mut exchange).await;
         exchange.elapsed = started.elapsed();
         if let Err(EgressError::Denied(d)) = &result {
-            self.inner.counters.denied.fetch_add(1, Ordering::Relaxed);
+            let n = self.inner.counters.denied.fetch_add(1, Ordering::Relaxed) + 1;
             exchange.denied = Some(d.to_string());
-            tracing::warn!(target: "batchllm::egress", denial = %d, "request denied");
+            // Every denial is counted (run summary) and logged, but a plugin
+            // retrying a denied request in a loop must not flood the log:
+            // the first ones are warnings, the rest debug.
+            if n <= LOUD_DENIALS {
+                tracing::warn!(target: "batchllm::egress", denial = %d, "request denied");
+                if n == LOUD_DENIALS {
+                    tracing::warn!(target: "batchllm::egress", "further denials are logged at debug level (-v)");
+                }
+            } else {
+                tracing::debug!(target: "batchllm::egress", denial = %d, "request denied");
+            }
         }
         (result, exchange)
     }
@@ -189,7 +214,7 @@ impl Egress {
         let url: reqwest::Url =
             request.url.parse().map_err(|e| EgressError::InvalidRequest(format!("bad URL `{}`: {e}", request.url)))?;
         exchange.authority = authority_of(&url);
-        self.inner.policy.check(&url)?;
+        let reach = self.inner.policy.check(&url)?;
         let headers = self.build_headers(&request.headers, &url)?;
         if request.body.len() > self.inner.limits.max_request_bytes {
             return Err(EgressError::TooLarge(format!(
@@ -202,16 +227,28 @@ impl Egress {
             .map_err(|_| EgressError::InvalidRequest(format!("bad method `{}`", request.method)))?;
         let timeout = self.effective_timeout(request.timeout, deadline)?;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let send = self.inner.client.request(method, url).headers(headers).body(request.body).send();
+        let client = match reach {
+            Reach::PublicOnly => &self.inner.screened,
+            Reach::Any => &self.inner.direct,
+        };
+        let send = client.request(method, url).headers(headers).body(request.body).send();
         let exchange_fut = async {
             let response = send.await.map_err(classify_reqwest)?;
             exchange.status = Some(response.status().as_u16());
             let headers = collect_headers(response.headers());
-            exchange.signal_headers = headers.iter().filter(|(k, _)| is_signal_header(k)).cloned().collect();
+            // Scrubbed too: request ids end up in the results file.
+            exchange.signal_headers = headers
+                .iter()
+                .filter(|(k, _)| is_signal_header(k))
+                .map(|(k, v)| (k.clone(), self.inner.secrets.scrub(v)))
+                .collect();
             let body = self.read_body(response).await?;
             Ok(InboundResponse {
                 status: exchange.status.unwrap_or_default(),
-                headers: headers.into_iter().map(|(k, v)| (k, self.inner.secrets.scrub(&v))).collect(),
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (self.inner.secrets.scrub(&k), self.inner.secrets.scrub(&v)))
+                    .collect(),
                 body: self.inner.secrets.scrub_bytes(body),
             })
         };
@@ -292,6 +329,9 @@ fn collect_headers(map: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
 }
 
 fn classify_reqwest(e: reqwest::Error) -> EgressError {
+    if let Some(blocked) = find_blocked(&e) {
+        return EgressError::Denied(Denial::BlockedAddress(blocked.to_string()));
+    }
     // reqwest's Display omits the cause chain; include it for a useful message.
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);

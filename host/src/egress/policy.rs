@@ -5,6 +5,12 @@
 //! `host`, `host:port` or a wildcard `*.example.com[:port]`; a grant without a
 //! port allows the scheme's default port only (443 for https, 80 for http),
 //! so granting `api.openai.com` does not open `api.openai.com:8080`.
+//! Wildcards match DNS names only, never IP literals, so an IP literal is
+//! reachable only when granted as such.
+//!
+//! The grant check is on names; where a name may *point* is checked after
+//! DNS by [`super::resolver`]: internal addresses need an explicit grant
+//! ([`Reach`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -103,11 +109,17 @@ impl HostGrant {
         let host_ok = match &self.pattern {
             HostPattern::Exact(h) => *h == host,
             HostPattern::Subdomains(suffix) => {
-                host.strip_suffix(suffix.as_str()).is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+                !is_ip_literal(&host)
+                    && host.strip_suffix(suffix.as_str()).is_some_and(|head| head.len() > 1 && head.ends_with('.'))
             }
         };
         host_ok && port == self.port.unwrap_or(default_port)
     }
+}
+
+/// Whether `host` (as in a URL: IPv6 in brackets) is an IP address.
+fn is_ip_literal(host: &str) -> bool {
+    host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// The set of destinations granted to one plugin.
@@ -129,6 +141,10 @@ pub enum Denial {
     SecretNotGranted { name: String, host: String },
     #[error("secret `{0}` is not configured (pass --api-key-env VAR or --secret {0}=env:VAR)")]
     UnknownSecret(String),
+    #[error(
+        "{0}; internal addresses need an explicit grant of the address or of the exact host with its port (--allow-host HOST:PORT)"
+    )]
+    BlockedAddress(String),
 }
 
 impl EgressPolicy {
@@ -142,8 +158,8 @@ impl EgressPolicy {
         &self.grants
     }
 
-    /// Checks one URL; returns its host on success.
-    pub fn check(&self, url: &reqwest::Url) -> Result<(), Denial> {
+    /// Checks one URL; on success says which addresses it may reach.
+    pub fn check(&self, url: &reqwest::Url) -> Result<Reach, Denial> {
         let scheme = url.scheme();
         let default_port = match scheme {
             "https" => 443,
@@ -152,12 +168,25 @@ impl EgressPolicy {
         };
         let host = url.host_str().ok_or_else(|| Denial::BadUrl(url.to_string()))?;
         let port = url.port().unwrap_or(default_port);
-        if self.grants.iter().any(|g| g.matches(host, port, default_port)) {
-            Ok(())
-        } else {
-            Err(Denial::NotGranted { host: host.to_string(), port })
+        let matching = || self.grants.iter().filter(|g| g.matches(host, port, default_port));
+        if matching().next().is_none() {
+            return Err(Denial::NotGranted { host: host.to_string(), port });
         }
+        let explicit =
+            is_ip_literal(host) || matching().any(|g| matches!(g.pattern, HostPattern::Exact(_)) && g.port.is_some());
+        Ok(if explicit { Reach::Any } else { Reach::PublicOnly })
     }
+}
+
+/// Which addresses a granted destination may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Granted by a wildcard or by a name without a port: the name must
+    /// resolve to public addresses ([`super::resolver`]).
+    PublicOnly,
+    /// Granted explicitly, as an IP literal or as the exact name with its
+    /// port: internal addresses are the user's decision.
+    Any,
 }
 
 #[cfg(test)]
@@ -198,6 +227,26 @@ mod tests {
         assert!(allowed(&p, "https://a.b.example.com/"));
         assert!(!allowed(&p, "https://example.com/"));
         assert!(!allowed(&p, "https://badexample.com/"));
+    }
+
+    #[test]
+    fn wildcards_never_match_ip_literals() {
+        let p = policy(&["*.0.0.1:8080", "*.1]:8080"]);
+        assert!(!allowed(&p, "http://127.0.0.1:8080/"));
+        assert!(!allowed(&p, "http://[::1]:8080/"));
+    }
+
+    #[test]
+    fn only_ip_literals_and_exact_names_with_their_port_may_reach_internal_addresses() {
+        let p =
+            policy(&["api.openai.com", "vllm.lan:8000", "vllm.lan", "*.corp.example:443", "127.0.0.1:9000", "[::1]"]);
+        let reach = |url: &str| p.check(&url.parse().expect("url")).expect("granted");
+        assert_eq!(reach("https://api.openai.com/v1"), Reach::PublicOnly);
+        assert_eq!(reach("http://vllm.lan:8000/v1"), Reach::Any);
+        assert_eq!(reach("https://vllm.lan/v1"), Reach::PublicOnly, "the explicit port does not carry over");
+        assert_eq!(reach("https://a.corp.example/"), Reach::PublicOnly);
+        assert_eq!(reach("http://127.0.0.1:9000/"), Reach::Any);
+        assert_eq!(reach("https://[::1]/"), Reach::Any);
     }
 
     #[test]

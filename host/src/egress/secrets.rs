@@ -5,11 +5,19 @@
 //! secret is granted for, and scrubs the value from every response before the
 //! plugin reads it. Values come from the host's environment or a file the user
 //! names; the plugin's own environment stays empty.
+//!
+//! Where a secret may go: by default every host granted to the plugin; with
+//! `--secret-host NAME=HOST[:PORT]` only those hosts (still also granted to
+//! the plugin). So a plugin granted both a provider and, say, a logging
+//! endpoint cannot put the provider's key into a request to the logging
+//! endpoint. Placeholders are substituted in header values only: one in a
+//! URL, a header name or a body goes out as the literal placeholder text,
+//! which carries nothing secret.
 
 use std::fmt;
 use std::str::FromStr;
 
-use super::policy::{Denial, EgressPolicy};
+use super::policy::{Denial, EgressPolicy, GrantParseError, HostGrant};
 
 const PREFIX: &str = "{{secret:";
 const SUFFIX: &str = "}}";
@@ -49,6 +57,33 @@ pub enum SecretError {
     File { name: String, path: String, source: std::io::Error },
     #[error("secret `{0}` is empty")]
     Empty(String),
+    #[error("invalid --secret-host `{0}`: expected NAME=HOST[:PORT]")]
+    HostSyntax(String),
+    #[error(transparent)]
+    Grant(#[from] GrantParseError),
+    #[error("--secret-host names secret `{0}`, which is not configured (add --secret {0}=env:VAR)")]
+    UnknownSecret(String),
+}
+
+/// `--secret-host NAME=HOST[:PORT]`: one host a secret may be sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretHost {
+    /// The secret's name.
+    pub name: String,
+    /// A destination it may go to (same grammar as `--allow-host`).
+    pub grant: HostGrant,
+}
+
+impl FromStr for SecretHost {
+    type Err = SecretError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, host) = s.split_once('=').ok_or_else(|| SecretError::HostSyntax(s.to_string()))?;
+        if name.is_empty() || host.is_empty() {
+            return Err(SecretError::HostSyntax(s.to_string()));
+        }
+        Ok(SecretHost { name: name.to_string(), grant: host.parse()? })
+    }
 }
 
 impl FromStr for SecretSpec {
@@ -77,14 +112,15 @@ impl FromStr for SecretSpec {
 struct Secret {
     name: String,
     value: String,
+    /// Hosts this secret is restricted to; `None` = all the plugin's grants.
+    hosts: Option<EgressPolicy>,
 }
 
 /// The secrets of one run, with the policy deciding where each may go.
 #[derive(Clone, Default)]
 pub struct Secrets {
     secrets: Vec<Secret>,
-    /// Hosts secrets may be sent to. Today every secret is granted for every
-    /// host the plugin is granted; per-secret grants narrow this later.
+    /// The plugin's grants: no secret goes anywhere else.
     policy: EgressPolicy,
 }
 
@@ -115,21 +151,38 @@ impl Secrets {
             if value.is_empty() {
                 return Err(SecretError::Empty(spec.name.clone()));
             }
-            secrets.push(Secret { name: spec.name.clone(), value });
+            secrets.push(Secret { name: spec.name.clone(), value, hosts: None });
         }
         Ok(Secrets { secrets, policy })
     }
 
+    /// Restricts secrets to the hosts given with `--secret-host`; a secret
+    /// with no entry keeps the default (every host granted to the plugin).
+    pub fn restrict(&mut self, hosts: &[SecretHost]) -> Result<(), SecretError> {
+        for entry in hosts {
+            let secret = self
+                .secrets
+                .iter_mut()
+                .find(|s| s.name == entry.name)
+                .ok_or_else(|| SecretError::UnknownSecret(entry.name.clone()))?;
+            let mut grants = secret.hosts.take().map(|p| p.grants().to_vec()).unwrap_or_default();
+            grants.push(entry.grant.clone());
+            secret.hosts = Some(EgressPolicy::new(grants));
+        }
+        Ok(())
+    }
+
     /// A set holding literal values, for tests and the bundled mock provider.
     pub fn from_values(values: Vec<(String, String)>, policy: EgressPolicy) -> Self {
-        let secrets = values.into_iter().map(|(name, value)| Secret { name, value }).collect();
+        let secrets = values.into_iter().map(|(name, value)| Secret { name, value, hosts: None }).collect();
         Secrets { secrets, policy }
     }
 
-    /// Adds (or replaces) a secret with a literal value.
+    /// Adds (or replaces) a secret with a literal value, granted for every
+    /// host the plugin is granted.
     pub fn insert(&mut self, name: String, value: String) {
         self.secrets.retain(|s| s.name != name);
-        self.secrets.push(Secret { name, value });
+        self.secrets.push(Secret { name, value, hosts: None });
     }
 
     /// Whether any secrets are configured.
@@ -137,7 +190,8 @@ impl Secrets {
         self.secrets.is_empty()
     }
 
-    /// Replaces every `{{secret:NAME}}` in a header value bound for `url`.
+    /// Replaces every `{{secret:NAME}}` in a header value bound for `url`,
+    /// refusing when the secret is not granted for that destination.
     pub fn substitute(&self, value: &str, url: &reqwest::Url) -> Result<String, Denial> {
         if !value.contains(PREFIX) {
             return Ok(value.to_string());
@@ -154,10 +208,14 @@ impl Secrets {
             let name = &after[..end];
             let secret =
                 self.secrets.iter().find(|s| s.name == name).ok_or_else(|| Denial::UnknownSecret(name.to_string()))?;
-            self.policy.check(url).map_err(|_| Denial::SecretNotGranted {
-                name: name.to_string(),
-                host: url.host_str().unwrap_or_default().to_string(),
-            })?;
+            let granted = self.policy.check(url).is_ok() && secret.hosts.as_ref().is_none_or(|h| h.check(url).is_ok());
+            if !granted {
+                let host = match url.port_or_known_default() {
+                    Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+                    None => url.host_str().unwrap_or_default().to_string(),
+                };
+                return Err(Denial::SecretNotGranted { name: name.to_string(), host });
+            }
             out.push_str(&secret.value);
             rest = &after[end + SUFFIX.len()..];
         }
@@ -224,6 +282,38 @@ mod tests {
         assert_eq!(s.substitute("plain", &evil).expect("ok"), "plain");
         assert!(matches!(s.substitute("Bearer {{secret:api-key}}", &evil), Err(Denial::SecretNotGranted { .. })));
         assert!(matches!(s.substitute("{{secret:other}}", &good), Err(Denial::UnknownSecret(_))));
+    }
+
+    #[test]
+    fn a_restricted_secret_goes_only_to_its_hosts() {
+        let policy = EgressPolicy::new(vec![
+            "api.example.com".parse().expect("grant"),
+            "logs.example.com".parse().expect("grant"),
+        ]);
+        let mut s =
+            Secrets::from_values(vec![("api-key".into(), "sk-123".into()), ("other".into(), "o-1".into())], policy);
+        s.restrict(&["api-key=api.example.com".parse().expect("valid")]).expect("known secret");
+        let api: reqwest::Url = "https://api.example.com/v1".parse().expect("url");
+        let logs: reqwest::Url = "https://logs.example.com/".parse().expect("url");
+        assert_eq!(s.substitute("Bearer {{secret:api-key}}", &api).expect("granted"), "Bearer sk-123");
+        let err = s.substitute("Bearer {{secret:api-key}}", &logs).expect_err("not this secret's host");
+        assert_eq!(err.to_string(), "secret `api-key` may not be sent to `logs.example.com:443`");
+        // Unrestricted secrets keep the default: every granted host.
+        assert_eq!(s.substitute("{{secret:other}}", &logs).expect("default"), "o-1");
+        // A secret-host grant never widens the plugin's grants.
+        s.restrict(&["other=evil.example.net".parse().expect("valid")]).expect("known");
+        let evil: reqwest::Url = "https://evil.example.net/".parse().expect("url");
+        assert!(s.substitute("{{secret:other}}", &evil).is_err());
+        assert!(matches!(s.restrict(&["nope=x.com".parse().expect("valid")]), Err(SecretError::UnknownSecret(_))));
+    }
+
+    #[test]
+    fn secret_host_syntax() {
+        let h: SecretHost = "api-key=*.example.com:8443".parse().expect("valid");
+        assert_eq!((h.name.as_str(), h.grant.to_string().as_str()), ("api-key", "*.example.com:8443"));
+        for bad in ["api-key", "=x.com", "k=", "k=https://x.com"] {
+            assert!(bad.parse::<SecretHost>().is_err(), "{bad}");
+        }
     }
 
     #[test]

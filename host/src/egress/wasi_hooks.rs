@@ -4,6 +4,12 @@
 //! Rust `wstd`) get the same policy, pooling, limits and accounting as the
 //! `http.send` import: the request body is read (bounded), handed to the
 //! shared client, and the complete response comes back as one body.
+//!
+//! A guest streams its request body *after* handing the request over, so a
+//! denial must not cut the stream under it (the guest would see a broken
+//! pipe, not a clean `HTTP-request-denied`). A denied request's body is
+//! therefore drained and discarded, up to the request-size limit, before the
+//! denial is returned; nothing of it is buffered.
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,14 +47,28 @@ impl WasiHttpHooks for EgressHooks {
         let egress = self.egress.clone();
         let scope = self.scope.clone();
         Box::new(async move {
-            let (parts, body) = request.into_parts();
-            // Read the body first, bounded, even when the request will be
-            // denied: a guest still writing its body would otherwise see a
-            // broken stream instead of a clean `HTTP-request-denied`.
+            let (parts, mut body) = request.into_parts();
             let limit = egress.limits().max_request_bytes;
-            let body = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes().to_vec(),
-                Err(_) => return Err(HttpError::HttpRequestBodySize(None)),
+            let denied = match parts.uri.to_string().parse::<reqwest::Url>() {
+                Ok(url) => egress.policy().check(&url).is_err(),
+                Err(_) => false,
+            };
+            let body = if denied {
+                // Drain (bounded, discarding); `send` below then records,
+                // counts and logs the denial.
+                let mut drained = 0usize;
+                while drained <= limit {
+                    match body.frame().await {
+                        Some(Ok(frame)) => drained += frame.data_ref().map_or(0, Bytes::len),
+                        _ => break,
+                    }
+                }
+                Vec::new()
+            } else {
+                match Limited::new(body, limit).collect().await {
+                    Ok(collected) => collected.to_bytes().to_vec(),
+                    Err(_) => return Err(HttpError::HttpRequestBodySize(None)),
+                }
             };
             let outbound = OutboundRequest {
                 method: parts.method.as_str().to_string(),

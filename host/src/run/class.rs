@@ -27,6 +27,12 @@ pub enum FailureClass {
     PluginOutputTooLarge,
     /// The egress policy refused a request the plugin made.
     EgressDenied,
+    /// The item's deadline (`--item-timeout`) passed.
+    DeadlineExceeded,
+    /// The batch deadline (`--batch-timeout`) passed before the item ended.
+    BatchDeadlineExceeded,
+    /// The run was aborted (fail-fast) before the item ended.
+    Aborted,
 }
 
 impl FailureClass {
@@ -47,6 +53,9 @@ impl FailureClass {
             FailureClass::PluginTimeout => "plugin_timeout",
             FailureClass::PluginOutputTooLarge => "plugin_output_too_large",
             FailureClass::EgressDenied => "egress_denied",
+            FailureClass::DeadlineExceeded => "deadline_exceeded",
+            FailureClass::BatchDeadlineExceeded => "batch_deadline_exceeded",
+            FailureClass::Aborted => "aborted",
         }
     }
 
@@ -60,6 +69,9 @@ impl FailureClass {
                 | FailureClass::TooLarge
                 | FailureClass::EgressDenied
                 | FailureClass::PluginOutputTooLarge
+                | FailureClass::DeadlineExceeded
+                | FailureClass::BatchDeadlineExceeded
+                | FailureClass::Aborted
         )
     }
 }
@@ -87,15 +99,61 @@ impl FailureClass {
         match self {
             FailureClass::RateLimited => ErrorClass::RateLimited,
             FailureClass::Overloaded => ErrorClass::Overloaded,
-            FailureClass::Timeout | FailureClass::PluginTimeout => ErrorClass::Timeout,
+            FailureClass::Timeout
+            | FailureClass::PluginTimeout
+            | FailureClass::DeadlineExceeded
+            | FailureClass::BatchDeadlineExceeded => ErrorClass::Timeout,
             FailureClass::Network => ErrorClass::Network,
             FailureClass::InvalidResponse => ErrorClass::InvalidResponse,
             FailureClass::ClientError | FailureClass::EgressDenied => ErrorClass::ClientError,
             FailureClass::Auth => ErrorClass::Auth,
             FailureClass::QuotaExhausted => ErrorClass::QuotaExhausted,
             FailureClass::TooLarge | FailureClass::PluginOutputTooLarge => ErrorClass::TooLarge,
-            FailureClass::Other | FailureClass::PluginTrap => ErrorClass::Other,
+            FailureClass::Other | FailureClass::PluginTrap | FailureClass::Aborted => ErrorClass::Other,
         }
+    }
+}
+
+impl std::str::FromStr for FailureClass {
+    type Err = String;
+
+    /// Parses a class code (`auth`, `quota_exhausted`; `-` may stand for `_`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().replace('-', "_");
+        FailureClass::ALL.iter().copied().find(|c| c.code() == wanted).ok_or_else(|| {
+            let known: Vec<_> = FailureClass::ALL.iter().map(|c| c.code()).collect();
+            format!("unknown failure class `{s}` (known: {})", known.join(", "))
+        })
+    }
+}
+
+impl FailureClass {
+    /// Every class, in a stable order.
+    pub const ALL: [FailureClass; 17] = [
+        FailureClass::RateLimited,
+        FailureClass::Overloaded,
+        FailureClass::Timeout,
+        FailureClass::Network,
+        FailureClass::InvalidResponse,
+        FailureClass::ClientError,
+        FailureClass::Auth,
+        FailureClass::QuotaExhausted,
+        FailureClass::TooLarge,
+        FailureClass::Other,
+        FailureClass::PluginTrap,
+        FailureClass::PluginTimeout,
+        FailureClass::PluginOutputTooLarge,
+        FailureClass::EgressDenied,
+        FailureClass::DeadlineExceeded,
+        FailureClass::BatchDeadlineExceeded,
+        FailureClass::Aborted,
+    ];
+}
+
+impl<'de> serde::Deserialize<'de> for FailureClass {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -138,6 +196,15 @@ mod tests {
         ] {
             assert!(class.is_retryable(), "{class}");
         }
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for class in FailureClass::ALL {
+            assert_eq!(class.code().parse::<FailureClass>(), Ok(class));
+        }
+        assert_eq!("quota-exhausted".parse::<FailureClass>(), Ok(FailureClass::QuotaExhausted));
+        assert!("nope".parse::<FailureClass>().expect_err("unknown").contains("known: rate_limited"));
     }
 
     #[test]

@@ -1,4 +1,10 @@
 //! One worker's life: take an item, run its attempts, produce its record.
+//!
+//! Before every attempt (retries included) the item passes the run's gates:
+//! abort and deadlines, the scope's coordinated cooldown, then the RPM/TPM
+//! buckets. After a failure the host's retry policy decides; the plugin's
+//! `on-error` may change the retry state; the wait is cut short by an abort
+//! or a deadline, so no attempt starts after either.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,13 +16,24 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::FailureClass;
+use super::admission::Admission;
+use super::control::RunControl;
+use super::cooldown::Coordinator;
+use super::estimate::estimate_tokens;
+use super::learned::LearnedLimits;
 use super::retry::{Decision, FailureCounts, RetryPolicy};
 use super::signals::reconcile;
 use crate::egress::Exchange;
 use crate::input::Job;
-use crate::results::{HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, body_value, line_id};
+use crate::results::{
+    Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, RunIdentity, body_value, line_id,
+};
 use crate::sandbox::{CallFailure, HostState, PluginInstance, RunShared, SandboxError};
 use crate::usage::TokenUsage;
+
+/// The scope of a plugin that reported a rate limit without any HTTP the
+/// host saw (e.g. a plugin with its own transport, or the mock plugin).
+const NO_SCOPE: &str = "-";
 
 /// Per-item time and retry settings.
 #[derive(Debug, Clone)]
@@ -24,8 +41,29 @@ pub struct ItemSettings {
     pub retry: RetryPolicy,
     /// Limit on one attempt (plugin CPU and HTTP together).
     pub attempt_timeout: Duration,
-    /// Limit on the whole item: attempts, backoff and waits.
+    /// Limit on the whole item: admission waits, cooldowns, backoff, attempts.
     pub item_timeout: Option<Duration>,
+    /// Output tokens charged to the TPM bucket when a job names no maximum.
+    pub default_max_output_tokens: u64,
+}
+
+/// What every worker of a run shares.
+#[derive(Debug)]
+pub struct RunContext {
+    pub settings: ItemSettings,
+    pub coordinator: Coordinator,
+    pub admission: Admission,
+    /// Budgets learned from rate-limit headers (used when no --rpm is set).
+    pub learned: Option<LearnedLimits>,
+    pub control: RunControl,
+    /// Failure classes that abort the run.
+    pub fail_fast: Vec<super::FailureClass>,
+    /// The plugin and configuration digests stamped on every record.
+    pub identity: RunIdentity,
+    /// Stop the run once this many tokens (input + output) are used.
+    pub max_total_tokens: Option<u64>,
+    /// Tokens used so far in this run.
+    pub tokens_used: std::sync::atomic::AtomicU64,
 }
 
 /// A worker: owns at most one plugin instance and reuses it across items
@@ -33,7 +71,7 @@ pub struct ItemSettings {
 pub struct Worker {
     pre: StrategyPre<HostState>,
     shared: Arc<RunShared>,
-    settings: Arc<ItemSettings>,
+    ctx: Arc<RunContext>,
     instance: Option<PluginInstance>,
 }
 
@@ -48,6 +86,14 @@ struct AttemptFailure {
     request_id: Option<String>,
 }
 
+/// Why an item stops without a further attempt.
+enum Stop {
+    /// It ends with this failure.
+    Fail(AttemptFailure),
+    /// Hard stop (second Ctrl-C): it ends without a record.
+    Vanish,
+}
+
 /// Everything learnt about an item across its attempts.
 #[derive(Debug, Default)]
 struct Progress {
@@ -55,6 +101,9 @@ struct Progress {
     counts: FailureCounts,
     usage: TokenUsage,
     state: BTreeMap<String, String>,
+    /// The quota scope (`host:port`) the item's requests go to, once seen.
+    scope: Option<String>,
+    last: Option<AttemptFailure>,
 }
 
 impl Worker {
@@ -62,10 +111,10 @@ impl Worker {
     pub fn new(
         pre: StrategyPre<HostState>,
         shared: Arc<RunShared>,
-        settings: Arc<ItemSettings>,
+        ctx: Arc<RunContext>,
         instance: Option<PluginInstance>,
     ) -> Self {
-        Worker { pre, shared, settings, instance }
+        Worker { pre, shared, ctx, instance }
     }
 
     /// Gives up the worker's instance (for `cleanup`).
@@ -75,89 +124,209 @@ impl Worker {
 
     async fn instance(&mut self) -> Result<&mut PluginInstance, SandboxError> {
         if !self.instance.as_ref().is_some_and(PluginInstance::is_usable) {
+            // Free the pool slot of a discarded instance before taking another.
+            self.instance = None;
             self.instance = Some(PluginInstance::new(&self.pre, self.shared.clone()).await?);
         }
-        // Just ensured above.
         self.instance.as_mut().ok_or_else(|| SandboxError::Instantiate("no instance".into()))
     }
 
-    /// Runs every attempt of `job` and returns its terminal record.
-    pub async fn run(&mut self, job: Job) -> ResultRecord {
+    /// Runs every attempt of `job` and returns its terminal record; `None`
+    /// only on a hard stop (the item is left for a re-run).
+    pub async fn run(&mut self, job: Job) -> Option<ResultRecord> {
         let started = Instant::now();
-        let item_deadline = self.settings.item_timeout.map(|t| started + t);
+        let item_deadline = self.ctx.settings.item_timeout.map(|t| started + t);
         let item = to_wit_item(&job);
+        let estimate = estimate_tokens(&job, self.ctx.settings.default_max_output_tokens);
         let mut progress = Progress::default();
         loop {
-            progress.attempts += 1;
-            let attempt_deadline = earliest(Instant::now() + self.settings.attempt_timeout, item_deadline);
-            let attempt = Attempt {
-                number: progress.attempts,
-                rate_limit_retries: progress.counts.rate_limits,
-                time_left_ms: millis(attempt_deadline.saturating_duration_since(Instant::now())),
-            };
-            let failure = match self.attempt(&item, attempt, &progress, attempt_deadline).await {
-                Ok((success, exchanges)) => {
-                    if let Some(u) = &success.usage {
-                        progress.usage.add(&u.into());
-                    }
-                    return success_record(&job, success, &exchanges, &progress, started);
-                }
-                Err((failure, usage)) => {
-                    progress.usage.add(&usage);
-                    failure
-                }
-            };
-            match failure.class {
-                FailureClass::RateLimited => progress.counts.rate_limits += 1,
-                _ => progress.counts.attempts += 1,
+            if let Err(stop) = self.admit(&progress, estimate, item_deadline).await {
+                return finish(&job, stop, &progress, started, &self.ctx.identity);
             }
+            let failure = match self.attempt(&item, &mut progress, estimate, item_deadline).await {
+                Ok(record_parts) => {
+                    return Some(success_record(&job, record_parts, &progress, started, &self.ctx.identity));
+                }
+                Err(Stop::Vanish) => return None,
+                Err(Stop::Fail(failure)) => failure,
+            };
             let unit = rand::rng().random::<f64>();
-            let wait = match self.settings.retry.decide(failure.class, progress.counts, failure.server_wait, unit) {
+            let decision = self.ctx.settings.retry.decide(failure.class, progress.counts, failure.server_wait, unit);
+            progress.last = Some(failure.clone());
+            let wait_for = match decision {
                 Decision::Retry(wait) => wait,
-                Decision::GiveUp => return failure_record(&job, failure, &progress, started),
+                Decision::GiveUp => {
+                    return Some(failure_record(&job, failure, &progress, started, &self.ctx.identity));
+                }
             };
-            if item_deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                let failure = AttemptFailure {
-                    class: FailureClass::Timeout,
-                    message: format!(
-                        "item deadline reached after {} attempts; last error: {}",
-                        progress.attempts, failure.message
-                    ),
-                    ..failure
-                };
-                return failure_record(&job, failure, &progress, started);
+            let attempt = self.attempt_info(&progress, item_deadline);
+            self.adapt(&item, &failure, attempt, &mut progress, item_deadline).await;
+            if let Err(stop) = wait(&self.ctx.clone(), wait_for, item_deadline, &progress).await {
+                return finish(&job, stop, &progress, started, &self.ctx.identity);
             }
-            self.adapt(
-                &item,
-                &failure,
-                attempt,
-                &mut progress,
-                attempt_deadline.max(Instant::now() + Duration::from_secs(5)),
-            )
-            .await;
-            tokio::time::sleep(wait).await;
         }
     }
 
-    /// One `execute` call, with failures classified.
+    fn attempt_info(&self, progress: &Progress, item_deadline: Option<Instant>) -> Attempt {
+        let deadline = self.attempt_deadline(item_deadline);
+        Attempt {
+            number: progress.attempts,
+            rate_limit_retries: progress.counts.rate_limits,
+            time_left_ms: millis(deadline.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    fn attempt_deadline(&self, item_deadline: Option<Instant>) -> Instant {
+        let mut deadline = Instant::now() + self.ctx.settings.attempt_timeout;
+        for d in [item_deadline, self.ctx.control.batch_deadline].into_iter().flatten() {
+            deadline = deadline.min(d);
+        }
+        deadline
+    }
+
+    /// The gates before an attempt: stop conditions, cooldown, RPM/TPM.
+    async fn admit(&mut self, progress: &Progress, estimate: u64, item_deadline: Option<Instant>) -> Result<(), Stop> {
+        let ctx = self.ctx.clone();
+        check_stop(&ctx, progress, item_deadline)?;
+        let cooldown = ctx.coordinator.admission_delay(progress.scope.as_deref());
+        wait(&ctx, cooldown, item_deadline, progress).await?;
+        if let Some(learned) = &ctx.learned {
+            loop {
+                let budget_wait = learned.delay(progress.scope.as_deref());
+                if budget_wait.is_zero() {
+                    break;
+                }
+                wait(&ctx, budget_wait, item_deadline, progress).await?;
+            }
+        }
+        if ctx.admission.is_limited() {
+            let give_up = async {
+                tokio::select! {
+                    _ = ctx.control.until_aborted() => {}
+                    _ = ctx.control.until_hard_stop() => {}
+                    _ = sleep_until_opt(item_deadline) => {}
+                }
+            };
+            if !ctx.admission.acquire(estimate, give_up).await {
+                check_stop(&ctx, progress, item_deadline)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ends the item if the run was aborted or a deadline passed.
+fn check_stop(ctx: &RunContext, progress: &Progress, item_deadline: Option<Instant>) -> Result<(), Stop> {
+    let control = &ctx.control;
+    if control.hard_stopped() {
+        return Err(Stop::Vanish);
+    }
+    if let Some(reason) = control.aborted() {
+        return Err(Stop::Fail(stop_failure(reason.class(), reason.message(), progress)));
+    }
+    if item_deadline.is_some_and(|d| Instant::now() >= d) {
+        let message = format!("item deadline passed after {} attempt(s)", progress.attempts);
+        return Err(Stop::Fail(stop_failure(FailureClass::DeadlineExceeded, message, progress)));
+    }
+    Ok(())
+}
+
+/// Sleeps `d`, unless an abort, a hard stop or the item deadline comes first.
+async fn wait(ctx: &RunContext, d: Duration, item_deadline: Option<Instant>, progress: &Progress) -> Result<(), Stop> {
+    if d.is_zero() {
+        return check_stop(ctx, progress, item_deadline);
+    }
+    let control = &ctx.control;
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = control.until_aborted() => {}
+        _ = control.until_hard_stop() => {}
+        _ = sleep_until_opt(item_deadline) => {}
+    }
+    check_stop(ctx, progress, item_deadline)
+}
+
+impl Worker {
+    /// One `execute` call, with failures classified and the scope's
+    /// cooldown and token buckets told what happened.
     async fn attempt(
         &mut self,
         item: &Item,
-        attempt: Attempt,
-        progress: &Progress,
-        deadline: Instant,
-    ) -> Result<(Success, Vec<Exchange>), (AttemptFailure, TokenUsage)> {
+        progress: &mut Progress,
+        estimate: u64,
+        item_deadline: Option<Instant>,
+    ) -> Result<(Success, Vec<Exchange>), Stop> {
+        progress.attempts += 1;
+        let sent = Instant::now();
+        let deadline = self.attempt_deadline(item_deadline);
+        let attempt = self.attempt_info(progress, item_deadline);
         let state: Vec<(String, String)> = progress.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let ctx = self.ctx.clone();
         let instance = match self.instance().await {
             Ok(instance) => instance,
-            Err(e) => return Err((host_failure(FailureClass::PluginTrap, e.to_string()), TokenUsage::default())),
+            Err(e) => {
+                let failure = host_failure(FailureClass::PluginTrap, e.to_string());
+                progress.counts.attempts += 1;
+                return Err(Stop::Fail(failure));
+            }
         };
-        let outcome = instance.execute(item, attempt, &state, deadline).await;
+        let permit = ctx.learned.as_ref().map(|l| l.start(progress.scope.as_deref()));
+        let outcome = tokio::select! {
+            outcome = instance.execute(item, attempt, &state, deadline) => Some(outcome),
+            _ = ctx.control.until_cancelled() => None,
+            _ = ctx.control.until_hard_stop() => None,
+        };
+        drop(permit);
+        let Some(outcome) = outcome else {
+            // The call was dropped mid-flight: the instance cannot be reused.
+            self.instance = None;
+            if ctx.control.hard_stopped() {
+                return Err(Stop::Vanish);
+            }
+            let reason = ctx.control.aborted().map(|r| (r.class(), r.message()));
+            let (class, message) = reason.unwrap_or((FailureClass::Aborted, "run aborted".into()));
+            return Err(Stop::Fail(stop_failure(
+                class,
+                format!("{message}; the in-flight attempt was cancelled"),
+                progress,
+            )));
+        };
         let exchanges = outcome.exchanges;
-        match outcome.result {
-            Ok(Ok(success)) => Ok((success, exchanges)),
-            Ok(Err(error)) => Err(plugin_failure(error, &exchanges)),
-            Err(call) => Err((call_failure(call, &exchanges), TokenUsage::default())),
+        if let Some(learned) = &ctx.learned {
+            learned.observe(&exchanges);
+        }
+        if let Some(scope) = exchanges.iter().rev().find(|e| !e.authority.is_empty()) {
+            progress.scope = Some(scope.authority.clone());
+        }
+        let (result, usage) = match outcome.result {
+            Ok(Ok(success)) => {
+                let usage = success.usage.as_ref().map(TokenUsage::from).unwrap_or_default();
+                (Ok(success), usage)
+            }
+            Ok(Err(error)) => {
+                let (failure, usage) = plugin_failure(error, &exchanges);
+                (Err(failure), usage)
+            }
+            Err(call) => (Err(call_failure(call, &exchanges)), TokenUsage::default()),
+        };
+        progress.usage.add(&usage);
+        self.ctx.admission.reconcile(estimate, usage.total());
+        match result {
+            Ok(success) => {
+                self.ctx.coordinator.on_success(progress.scope.as_deref().unwrap_or(NO_SCOPE));
+                Ok((success, exchanges))
+            }
+            Err(failure) => {
+                if failure.class == FailureClass::RateLimited {
+                    progress.counts.rate_limits += 1;
+                    let hint = self.ctx.settings.retry.server_wait(failure.server_wait);
+                    let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
+                    self.ctx.coordinator.on_rate_limit(scope, sent, hint);
+                } else {
+                    progress.counts.attempts += 1;
+                }
+                Err(Stop::Fail(failure))
+            }
         }
     }
 
@@ -168,7 +337,7 @@ impl Worker {
         failure: &AttemptFailure,
         attempt: Attempt,
         progress: &mut Progress,
-        deadline: Instant,
+        item_deadline: Option<Instant>,
     ) {
         let error = StrategyError {
             class: failure.class.to_wit(),
@@ -179,6 +348,7 @@ impl Worker {
             response_body: failure.body.as_ref().map(Value::to_string),
         };
         let state: Vec<(String, String)> = progress.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let deadline = self.attempt_deadline(item_deadline);
         let Ok(instance) = self.instance().await else { return };
         let outcome = instance.on_error(item, &error, attempt, &state, deadline).await;
         match outcome.result {
@@ -192,6 +362,37 @@ impl Worker {
             }
             Err(e) => tracing::warn!(item = %item.id, error = %e, "on-error failed; retrying with unchanged state"),
         }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn finish(job: &Job, stop: Stop, progress: &Progress, started: Instant, id: &RunIdentity) -> Option<ResultRecord> {
+    match stop {
+        Stop::Vanish => None,
+        Stop::Fail(failure) => Some(failure_record(job, failure, progress, started, id)),
+    }
+}
+
+fn fingerprint(job: &Job, id: &RunIdentity) -> Fingerprint {
+    Fingerprint { input: job.fingerprint.clone(), plugin: id.plugin.clone(), config: id.config.clone() }
+}
+
+/// A failure that ends the item without an attempt of its own, keeping the
+/// last attempt's facts (status, body) when there was one.
+fn stop_failure(class: FailureClass, message: String, progress: &Progress) -> AttemptFailure {
+    match &progress.last {
+        Some(last) => AttemptFailure {
+            class,
+            message: format!("{message}; last error: {} ({})", last.message, last.class),
+            ..last.clone()
+        },
+        None => host_failure(class, message),
     }
 }
 
@@ -225,8 +426,10 @@ fn call_failure(call: CallFailure, exchanges: &[Exchange]) -> AttemptFailure {
     let class = match &call {
         CallFailure::Trap(_) => FailureClass::PluginTrap,
         CallFailure::CpuLimit(_) => FailureClass::PluginTimeout,
-        CallFailure::Timeout(_) => FailureClass::Timeout,
-        CallFailure::OutputTooLarge(..) => FailureClass::PluginOutputTooLarge,
+        // The call's wall clock covers the attempt's HTTP deadline plus a
+        // grace period: a call still running after that is the plugin's doing.
+        CallFailure::Timeout(_) => FailureClass::PluginTimeout,
+        CallFailure::OutputTooLarge(..) | CallFailure::TooMuchData(_) => FailureClass::PluginOutputTooLarge,
     };
     let r = reconcile(class, None, exchanges);
     // A trap stays a trap even if the plugin also saw a 429 before it died,
@@ -245,12 +448,13 @@ fn last_answer(exchanges: &[Exchange]) -> Option<&Exchange> {
 
 fn success_record(
     job: &Job,
-    success: Success,
-    exchanges: &[Exchange],
+    parts: (Success, Vec<Exchange>),
     progress: &Progress,
     started: Instant,
+    id: &RunIdentity,
 ) -> ResultRecord {
-    let last = last_answer(exchanges);
+    let (success, exchanges) = parts;
+    let last = last_answer(&exchanges);
     let status_code = last.and_then(|e| e.status).unwrap_or(200);
     let body =
         success.response_body.as_deref().map_or_else(|| serde_json::json!({ "output": success.output }), body_value);
@@ -275,11 +479,18 @@ fn success_record(
             metadata: success.metadata.as_deref().map(body_value),
             context: job.context.clone(),
             line: job.line,
+            fingerprint: fingerprint(job, id),
         },
     }
 }
 
-fn failure_record(job: &Job, failure: AttemptFailure, progress: &Progress, started: Instant) -> ResultRecord {
+fn failure_record(
+    job: &Job,
+    failure: AttemptFailure,
+    progress: &Progress,
+    started: Instant,
+    id: &RunIdentity,
+) -> ResultRecord {
     let response = failure.http_status.map(|status_code| ProviderResponse {
         status_code,
         request_id: failure.request_id.clone(),
@@ -302,12 +513,9 @@ fn failure_record(job: &Job, failure: AttemptFailure, progress: &Progress, start
             metadata: None,
             context: job.context.clone(),
             line: job.line,
+            fingerprint: fingerprint(job, id),
         },
     }
-}
-
-fn earliest(a: Instant, b: Option<Instant>) -> Instant {
-    b.map_or(a, |b| a.min(b))
 }
 
 fn millis(d: Duration) -> u64 {

@@ -6,42 +6,79 @@
 //! records; one writer appends records to the results file and counts them
 //! only after they are flushed.
 
+mod admission;
 mod class;
+mod control;
+mod cooldown;
+mod dry;
+mod estimate;
 mod item;
+mod learned;
+mod order;
+mod progress;
 mod report;
 mod retry;
 mod signals;
+mod sink;
+mod tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc};
 
+pub use admission::{Admission, AdmissionLimits};
 pub use class::FailureClass;
-pub use item::ItemSettings;
+pub use control::{AbortMode, AbortReason, RunControl};
+pub use cooldown::{CooldownPolicy, CooldownStats, Coordinator};
+pub use dry::{DryRunReport, dry_run};
+pub use item::{ItemSettings, RunContext};
+pub use learned::{LearnedLimits, parse_go_duration};
+pub use progress::{ProgressMode, SuspendingStderr};
 pub use report::{ClassCount, RunReport, Termination};
 pub use retry::{Decision, FailureCounts, RetryPolicy};
 
 use crate::egress::Egress;
 use crate::input::{self, InputError, Job};
 use crate::plugin::PluginSource;
-use crate::results::{ResultRecord, ResultWriter, ResultsError};
-use crate::sandbox::{self, CompileCache, PluginInstance, RunShared, SandboxEngine, SandboxError, SandboxLimits};
+use crate::results::{Checkpoint, ResultRecord, ResultsError, ResumeError, ResumeOptions, RunIdentity, short_digest};
+use crate::sandbox::{
+    self, CompileCache, HostState, PluginInstance, RunShared, SandboxEngine, SandboxError, SandboxLimits,
+};
+use batchllm_bindings::StrategyPre;
 use item::Worker;
+use sink::Sink;
 
 /// Everything a run needs, already validated by the CLI layer.
 #[derive(Debug)]
 pub struct RunConfig {
     pub jobs: PathBuf,
     pub output: PathBuf,
-    pub overwrite: bool,
+    /// How an existing results file is treated (resume, overwrite, ...).
+    pub resume: ResumeOptions,
     pub plugin: PluginSource,
     /// The plugin configuration (a JSON object).
     pub plugin_config: serde_json::Map<String, serde_json::Value>,
+    /// The part of the configuration that identifies the run's answers
+    /// (the user's settings, not host-injected ones).
+    pub identity_config: serde_json::Map<String, serde_json::Value>,
     pub concurrency: usize,
     pub item: ItemSettings,
+    pub cooldown: CooldownPolicy,
+    pub admission: AdmissionLimits,
+    /// Failure classes that abort the run (default: auth, quota_exhausted).
+    pub fail_fast: Vec<FailureClass>,
+    pub abort_mode: AbortMode,
+    /// Limit on the whole run.
+    pub batch_timeout: Option<Duration>,
+    /// Token budget of the run (input + output, failed attempts included).
+    pub max_total_tokens: Option<u64>,
+    /// Write results in input order rather than completion order.
+    pub preserve_order: bool,
+    /// How progress is shown on stderr.
+    pub progress: ProgressMode,
     pub sandbox: SandboxLimits,
     pub egress: Egress,
     pub cache: CompileCache,
@@ -54,6 +91,8 @@ pub enum RunError {
     Input(Vec<InputError>),
     #[error(transparent)]
     Results(#[from] ResultsError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
     #[error("plugin `{plugin}`: {source}")]
     Sandbox { plugin: String, source: SandboxError },
     #[error("plugin `{plugin}` failed to prepare: {message}")]
@@ -77,13 +116,68 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let summary = input::validate_file(&config.jobs, 20).map_err(RunError::Input)?;
     tracing::info!(jobs = summary.jobs, file = %config.jobs.display(), "input validated");
-    let mut writer = ResultWriter::create(&config.output, config.overwrite)?;
-    let sandbox_err = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
+    let (checkpoint, identity) = open_checkpoint(&config, &summary)?;
+    let plugin = load_plugin(&config).await?;
+    let mut first = PluginInstance::new(&plugin.pre, plugin.shared.clone()).await.map_err(plugin.error())?;
+    tasks::prepare(&mut first, &config.plugin.name).await?;
 
+    let ctx = Arc::new(new_context(&config, identity, started));
+    let watchers = [tasks::spawn_interrupt_watch(ctx.clone()), tasks::spawn_batch_deadline(ctx.clone())];
+    let Checkpoint { done, done_failed, writer, .. } = checkpoint;
+    let done = Arc::new(done);
+    let (job_tx, job_rx) = mpsc::channel::<Job>(config.concurrency * 2);
+    let (line_tx, line_rx) = mpsc::unbounded_channel::<usize>();
+    let line_tx = config.preserve_order.then_some(line_tx);
+    let reader = tasks::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done.clone(), line_tx);
+    let (record_tx, mut record_rx) = mpsc::channel::<ResultRecord>(config.concurrency * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let mut workers = tokio::task::JoinSet::new();
+    let mut first = Some(first);
+    for _ in 0..config.concurrency {
+        let worker = Worker::new(plugin.pre.clone(), plugin.shared.clone(), ctx.clone(), first.take());
+        workers.spawn(tasks::work(worker, job_rx.clone(), record_tx.clone(), ctx.clone()));
+    }
+    drop(record_tx);
+
+    let kept = RunReport { already_done: done.len() as u64, already_failed: done_failed, ..RunReport::default() };
+    let to_run = (summary.jobs - done.len()) as u64;
+    let mut sink = Sink::new(writer, kept, config.preserve_order, line_rx, config.progress, to_run);
+    sink.drain(&mut record_rx, &ctx).await;
+
+    let mut spare = None;
+    while let Some(joined) = workers.join_next().await {
+        if let Ok(Some(instance)) = joined {
+            spare.get_or_insert(instance);
+        }
+    }
+    let _ = reader.await;
+    for w in watchers {
+        w.abort();
+    }
+    tasks::cleanup(spare, &plugin.pre, plugin.shared.clone()).await;
+    let report = sink.finish()?;
+    Ok(finish_report(report, &ctx, &config.egress, started))
+}
+
+/// The plugin, compiled, linked and ready to instantiate.
+struct LoadedPlugin {
+    name: String,
+    pre: StrategyPre<HostState>,
+    shared: Arc<RunShared>,
+}
+
+impl LoadedPlugin {
+    fn error(&self) -> impl Fn(SandboxError) -> RunError + '_ {
+        |source| RunError::Sandbox { plugin: self.name.clone(), source }
+    }
+}
+
+async fn load_plugin(config: &RunConfig) -> Result<LoadedPlugin, RunError> {
+    let err = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
     let instances = u32::try_from(config.concurrency + 2).unwrap_or(u32::MAX);
-    let engine = SandboxEngine::new(&config.sandbox, instances).map_err(sandbox_err)?;
-    let component = config.cache.load(&engine, &config.plugin.bytes, &config.plugin.digest).map_err(sandbox_err)?;
-    let pre = sandbox::link(&engine, &component).map_err(sandbox_err)?;
+    let engine = SandboxEngine::new(&config.sandbox, instances).map_err(err)?;
+    let component = config.cache.load(&engine, &config.plugin.bytes, &config.plugin.digest).map_err(err)?;
+    let pre = sandbox::link(&engine, &component).map_err(err)?;
     let shared = Arc::new(RunShared {
         plugin: config.plugin.name.clone(),
         config: serde_json::Value::Object(config.plugin_config.clone()).to_string(),
@@ -91,162 +185,54 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
         egress: config.egress.clone(),
         limits: config.sandbox.clone(),
     });
+    Ok(LoadedPlugin { name: config.plugin.name.clone(), pre, shared })
+}
 
-    let mut first = PluginInstance::new(&pre, shared.clone()).await.map_err(sandbox_err)?;
-    prepare(&mut first, &config.plugin.name).await?;
+/// Opens the results file, resuming from the records it already holds.
+fn open_checkpoint(config: &RunConfig, summary: &input::InputSummary) -> Result<(Checkpoint, RunIdentity), RunError> {
+    let identity = RunIdentity {
+        plugin: config.plugin.digest[..16].to_string(),
+        config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
+    };
+    let checkpoint = Checkpoint::open(&config.output, config.resume, &identity, &summary.fingerprints)?;
+    if !checkpoint.done.is_empty() || checkpoint.dropped > 0 {
+        tracing::info!(
+            done = checkpoint.done.len(),
+            to_run = summary.jobs - checkpoint.done.len(),
+            dropped = checkpoint.dropped,
+            "resuming from {}",
+            config.output.display()
+        );
+    }
+    Ok((checkpoint, identity))
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let interrupts = spawn_interrupt_watch(stop.clone());
-    let (job_tx, job_rx) = mpsc::channel::<Job>(config.concurrency * 2);
-    let reader = spawn_reader(config.jobs.clone(), job_tx, stop.clone());
-    let (record_tx, mut record_rx) = mpsc::channel::<ResultRecord>(config.concurrency * 2);
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    let settings = Arc::new(config.item.clone());
-    let mut workers = tokio::task::JoinSet::new();
-    let mut first = Some(first);
-    for _ in 0..config.concurrency {
-        let worker = Worker::new(pre.clone(), shared.clone(), settings.clone(), first.take());
-        workers.spawn(work(worker, job_rx.clone(), record_tx.clone(), stop.clone()));
+fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant) -> RunContext {
+    RunContext {
+        settings: config.item.clone(),
+        coordinator: Coordinator::new(config.cooldown.clone()),
+        admission: Admission::new(config.admission),
+        // The user's --rpm wins; without one, follow the provider's headers.
+        learned: config.admission.rpm.is_none().then(LearnedLimits::default),
+        control: RunControl::new(config.abort_mode, config.batch_timeout.map(|t| started + t)),
+        fail_fast: config.fail_fast.clone(),
+        identity,
+        max_total_tokens: config.max_total_tokens,
+        tokens_used: Default::default(),
     }
-    drop(record_tx);
+}
 
-    let mut report = RunReport::default();
-    let mut write_error = None;
-    while let Some(record) = record_rx.recv().await {
-        match writer.write(&record) {
-            Ok(()) => report.record(&record),
-            Err(e) => {
-                // Without a results file nothing may count: stop taking items.
-                stop.store(true, Ordering::SeqCst);
-                write_error.get_or_insert(e);
-            }
-        }
-    }
-    let mut leftover = None;
-    while let Some(joined) = workers.join_next().await {
-        if let Ok(Some(instance)) = joined {
-            leftover.get_or_insert(instance);
-        }
-    }
-    let _ = reader.await;
-    interrupts.abort();
-    cleanup(leftover, &pre, shared.clone()).await;
-
-    if let Some(e) = write_error {
-        return Err(e.into());
-    }
-    report.termination = if stop.load(Ordering::SeqCst) { Termination::Interrupted } else { Termination::Completed };
-    let counters = config.egress.counters();
+fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
+    report.termination = match (ctx.control.aborted(), ctx.control.interrupted()) {
+        (_, true) => Termination::Interrupted,
+        (Some(_), false) => Termination::Aborted,
+        (None, false) => Termination::Completed,
+    };
+    report.abort_reason = ctx.control.aborted().cloned();
+    let counters = egress.counters();
     report.http_requests = counters.requests.load(Ordering::Relaxed);
     report.egress_denied = counters.denied.load(Ordering::Relaxed);
+    report.cooldown = ctx.coordinator.stats();
     report.elapsed = started.elapsed();
-    Ok(report)
-}
-
-async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
-    let outcome = instance.prepare().await;
-    let message = match outcome.result {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => format!("{:?}: {}", e.class, e.message),
-        Err(call) => call.to_string(),
-    };
-    Err(RunError::Prepare { plugin: plugin.to_string(), message })
-}
-
-/// Calls `cleanup` exactly once, on a spare instance or a fresh one.
-async fn cleanup(
-    instance: Option<PluginInstance>,
-    pre: &batchllm_bindings::StrategyPre<crate::sandbox::HostState>,
-    shared: Arc<RunShared>,
-) {
-    let instance = match instance {
-        Some(i) => Ok(i),
-        None => PluginInstance::new(pre, shared).await,
-    };
-    let outcome = match instance {
-        Ok(mut i) => i.cleanup().await.result.map_err(|e| e.to_string()).and_then(|r| r),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = outcome {
-        tracing::warn!(error = %e, "plugin cleanup failed");
-    }
-}
-
-/// A worker's loop: take jobs until the queue closes or the run stops.
-async fn work(
-    mut worker: Worker,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
-    records: mpsc::Sender<ResultRecord>,
-    stop: Arc<AtomicBool>,
-) -> Option<PluginInstance> {
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Some(job) = jobs.lock().await.recv().await else { break };
-        let record = worker.run(job).await;
-        if records.send(record).await.is_err() {
-            break;
-        }
-    }
-    worker.into_instance()
-}
-
-/// Feeds parsed jobs into the queue from a blocking thread.
-fn spawn_reader(path: PathBuf, jobs: mpsc::Sender<Job>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        let lines = match input::read_lines(&path) {
-            Ok(lines) => lines,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reopen the jobs file");
-                stop.store(true, Ordering::SeqCst);
-                return;
-            }
-        };
-        for entry in lines {
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let (line, text) = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the jobs file failed mid-run");
-                    stop.store(true, Ordering::SeqCst);
-                    return;
-                }
-            };
-            if text.trim().is_empty() {
-                continue;
-            }
-            match input::parse_line(&text, line) {
-                Ok(job) => {
-                    if jobs.blocking_send(job).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    // The file changed since validation; stop rather than skip.
-                    tracing::error!(line, problem = %e.problem, "input changed during the run; stopping");
-                    stop.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        }
-    })
-}
-
-/// First Ctrl-C: stop taking new items, let in-flight ones finish.
-/// Second Ctrl-C: exit at once with 130.
-fn spawn_interrupt_watch(stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        tracing::warn!("interrupted: finishing in-flight items; press Ctrl-C again to exit now");
-        stop.store(true, Ordering::SeqCst);
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::error!("interrupted twice: exiting without waiting for in-flight items");
-            std::process::exit(130);
-        }
-    })
+    report
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::FailureClass;
+use super::{AbortReason, CooldownStats, FailureClass};
 use crate::results::{ItemStatus, ResultRecord};
 use crate::usage::TokenUsage;
 
@@ -20,6 +20,9 @@ pub enum Termination {
     Completed,
     /// Ctrl-C: items not yet started have no record.
     Interrupted,
+    /// Fail-fast or the batch deadline: every item has a record, the
+    /// remaining ones `aborted` / `batch_deadline_exceeded`.
+    Aborted,
 }
 
 /// Failures of one class.
@@ -33,6 +36,12 @@ pub struct ClassCount {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub termination: Termination,
+    pub abort_reason: Option<AbortReason>,
+    /// Items with a kept record from an earlier run (not run again).
+    pub already_done: u64,
+    /// Of those, how many had failed.
+    pub already_failed: u64,
+    /// Items that got a record in this run.
     pub items: u64,
     pub succeeded: u64,
     pub failed: u64,
@@ -42,8 +51,19 @@ pub struct RunReport {
     pub usage: TokenUsage,
     pub http_requests: u64,
     pub egress_denied: u64,
+    #[serde(serialize_with = "cooldown")]
+    pub cooldown: CooldownStats,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
+}
+
+fn cooldown<S: serde::Serializer>(c: &CooldownStats, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("cooldown", 3)?;
+    st.serialize_field("rate_limits", &c.rate_limits)?;
+    st.serialize_field("cooldowns", &c.cooldowns)?;
+    st.serialize_field("total_seconds", &c.total_cooldown.as_secs_f64())?;
+    st.end()
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -54,6 +74,9 @@ impl Default for RunReport {
     fn default() -> Self {
         RunReport {
             termination: Termination::Completed,
+            abort_reason: None,
+            already_done: 0,
+            already_failed: 0,
             items: 0,
             succeeded: 0,
             failed: 0,
@@ -63,6 +86,7 @@ impl Default for RunReport {
             usage: TokenUsage::default(),
             http_requests: 0,
             egress_denied: 0,
+            cooldown: CooldownStats::default(),
             elapsed: Duration::ZERO,
         }
     }
@@ -105,6 +129,12 @@ impl RunReport {
             self.elapsed.as_secs_f64(),
             self.throughput()
         );
+        if self.already_done > 0 {
+            out.push_str(&format!(
+                "resumed: {} items already had a record ({} failed) and were not run again\n",
+                self.already_done, self.already_failed
+            ));
+        }
         for (class, c) in &self.failures {
             out.push_str(&format!("  {class}: {} (e.g. {})\n", c.count, c.sample_ids.join(", ")));
         }
@@ -112,13 +142,22 @@ impl RunReport {
             "attempts {} (rate-limit retries {}), HTTP requests {}, denied {}\n",
             self.attempts, self.rate_limit_retries, self.http_requests, self.egress_denied
         ));
+        let c = &self.cooldown;
+        out.push_str(&format!(
+            "rate limits {}, cooldowns {} ({:.1}s in total)\n",
+            c.rate_limits,
+            c.cooldowns,
+            c.total_cooldown.as_secs_f64()
+        ));
         let u = &self.usage;
         out.push_str(&format!(
             "tokens: input {} (cached {}), output {} (reasoning {})",
             u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_tokens
         ));
-        if self.termination == Termination::Interrupted {
-            out.push_str("\ninterrupted: items not started have no result line");
+        match (&self.termination, &self.abort_reason) {
+            (Termination::Interrupted, _) => out.push_str("\ninterrupted: items not started have no result line"),
+            (Termination::Aborted, Some(reason)) => out.push_str(&format!("\n{}", reason.message())),
+            _ => {}
         }
         out
     }

@@ -5,6 +5,9 @@
 //! `max_rate_limit_retries` counts rate limits, so a throttled provider does
 //! not burn an item's attempts. Validation failures (`invalid_response`) are
 //! retried without backoff: waiting does not make a model answer better.
+//! A rate-limited item has no backoff of its own either: it waits out the
+//! scope's coordinated cooldown ([`super::cooldown`]) like every other
+//! attempt in the scope.
 
 use std::time::Duration;
 
@@ -75,12 +78,12 @@ impl RetryPolicy {
         if !class.is_retryable() {
             return Decision::GiveUp;
         }
-        let hint = server_wait.map(|w| w.min(self.max_server_wait));
+        let hint = self.server_wait(server_wait);
         if class == FailureClass::RateLimited {
             if counts.rate_limits > self.max_rate_limit_retries {
                 return Decision::GiveUp;
             }
-            return Decision::Retry(hint.unwrap_or_else(|| self.backoff(counts.rate_limits, unit)));
+            return Decision::Retry(Duration::ZERO);
         }
         if counts.attempts >= self.max_attempts {
             return Decision::GiveUp;
@@ -90,6 +93,11 @@ impl RetryPolicy {
         }
         let backoff = self.backoff(counts.attempts, unit);
         Decision::Retry(hint.map_or(backoff, |h| h.max(backoff)))
+    }
+
+    /// A server's requested wait, capped at `max_server_wait`.
+    pub fn server_wait(&self, hint: Option<Duration>) -> Option<Duration> {
+        hint.map(|w| w.min(self.max_server_wait))
     }
 
     /// `min(initial * multiplier^(n-1), max)`, times the jitter factor.
@@ -150,22 +158,23 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_use_their_own_budget_and_the_server_hint() {
+    fn rate_limits_use_their_own_budget_and_wait_in_the_cooldown() {
         let p = RetryPolicy { max_rate_limit_retries: 2, ..policy() };
         let hint = Some(Duration::from_millis(1500));
-        assert_eq!(
-            p.decide(FailureClass::RateLimited, counts(2, 1), hint, 0.0),
-            Decision::Retry(Duration::from_millis(1500))
-        );
-        assert_eq!(
-            p.decide(FailureClass::RateLimited, counts(2, 2), None, 0.0),
-            Decision::Retry(Duration::from_secs(2))
-        );
+        // Attempts used up by other failures do not stop rate-limit retries,
+        // and the wait is the scope's coordinated cooldown, not a backoff.
+        assert_eq!(p.decide(FailureClass::RateLimited, counts(3, 1), hint, 0.0), Decision::Retry(Duration::ZERO));
+        assert_eq!(p.decide(FailureClass::RateLimited, counts(0, 2), None, 0.0), Decision::Retry(Duration::ZERO));
         assert_eq!(p.decide(FailureClass::RateLimited, counts(0, 3), hint, 0.0), Decision::GiveUp);
-        let long = Some(Duration::from_secs(3600));
+        assert_eq!(p.server_wait(Some(Duration::from_secs(3600))), Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn a_server_hint_lengthens_a_transient_backoff() {
+        let hint = Some(Duration::from_secs(5));
         assert_eq!(
-            p.decide(FailureClass::RateLimited, counts(0, 1), long, 0.0),
-            Decision::Retry(Duration::from_secs(120))
+            policy().decide(FailureClass::Overloaded, counts(1, 0), hint, 0.0),
+            Decision::Retry(Duration::from_secs(5))
         );
     }
 

@@ -1,7 +1,5 @@
 //! The one wasmtime [`Engine`] of a run and its epoch ticker.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -13,7 +11,6 @@ use super::limits::{EPOCH_TICK, SandboxLimits};
 pub struct SandboxEngine {
     engine: Engine,
     pooling: bool,
-    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for SandboxEngine {
@@ -24,11 +21,15 @@ impl std::fmt::Debug for SandboxEngine {
 
 impl SandboxEngine {
     /// Builds the engine. `instances` is how many plugin instances may be
-    /// alive at once (workers plus lifecycle calls); it sizes the pooling
-    /// allocator. When the pool cannot be reserved (small address spaces,
+    /// in use at once (workers plus lifecycle calls); the pooling allocator
+    /// gets twice as many slots, because a worker replacing an instance
+    /// discarded after a trap may create the new one before the old one's
+    /// slot is released, and a plugin trapping on every call must not run the
+    /// pool dry. When the pool cannot be reserved (small address spaces,
     /// restrictive overcommit) the engine falls back to on-demand allocation.
     pub fn new(limits: &SandboxLimits, instances: u32) -> Result<Self, SandboxError> {
-        let engine = match Engine::new(&base_config(Some(pooling_config(limits, instances)))) {
+        let slots = instances.saturating_mul(2);
+        let engine = match Engine::new(&base_config(Some(pooling_config(limits, slots)))) {
             Ok(engine) => (engine, true),
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
@@ -37,9 +38,8 @@ impl SandboxEngine {
             }
         };
         let (engine, pooling) = engine;
-        let stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(&engine, stop.clone());
-        Ok(SandboxEngine { engine, pooling, stop })
+        spawn_epoch_ticker(&engine);
+        Ok(SandboxEngine { engine, pooling })
     }
 
     /// The wasmtime engine.
@@ -50,12 +50,6 @@ impl SandboxEngine {
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
-    }
-}
-
-impl Drop for SandboxEngine {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -83,10 +77,13 @@ fn pooling_config(limits: &SandboxLimits, instances: u32) -> PoolingAllocationCo
     pool
 }
 
-fn spawn_epoch_ticker(engine: &Engine, stop: Arc<AtomicBool>) {
+/// Advances the epoch every tick for as long as any clone of the engine is
+/// alive (an `InstancePre` keeps one), not just this handle: the thread holds
+/// only a weak reference and ends when the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new().name("batchllm-epoch".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             std::thread::sleep(EPOCH_TICK);
             match weak.upgrade() {
                 Some(engine) => engine.increment_epoch(),

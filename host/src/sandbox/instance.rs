@@ -2,8 +2,10 @@
 //!
 //! Every call runs under two clocks: an epoch-based CPU budget (a plugin
 //! spinning in wasm is interrupted) and a wall-clock timeout covering time
-//! blocked in host calls such as HTTP. After a trap or a timeout the instance
-//! is *poisoned*: wasmtime cannot re-enter it, so the owner must drop it and
+//! blocked in host calls such as HTTP. Data crossing into the host is capped
+//! per call (hostcall fuel), so a plugin cannot make the host allocate an
+//! oversized output or argument. After a trap or a timeout the instance is
+//! *poisoned*: wasmtime cannot re-enter it, so the owner must drop it and
 //! make a new one.
 
 use std::sync::Arc;
@@ -36,7 +38,14 @@ pub enum CallFailure {
     /// The plugin returned more output than the host accepts.
     #[error("plugin output of {0} bytes exceeds the limit of {1} bytes")]
     OutputTooLarge(usize, usize),
+    /// The plugin tried to pass more data to the host in one call (an
+    /// argument or its result) than the host accepts; nothing was copied.
+    #[error("plugin tried to pass more than {0} bytes to the host in one call (output or host-call argument)")]
+    TooMuchData(usize),
 }
+
+/// wasmtime's message for exhausted hostcall fuel (its error type is private).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 /// The result of one call plus the HTTP exchanges made during it.
 #[derive(Debug)]
@@ -60,6 +69,7 @@ impl PluginInstance {
         let scope = CallScope::default();
         let mut store = Store::new(pre.engine(), HostState::new(shared.clone(), scope.clone()));
         store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(shared.limits.max_hostcall_bytes);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
             if state.cpu_ticks_left == 0 {
@@ -92,6 +102,8 @@ impl PluginInstance {
 
     fn begin(&mut self, item: Option<&str>, deadline: Option<Instant>) {
         self.scope.begin(item, deadline);
+        self.store.data().output.begin_call();
+        self.store.data_mut().limits.memory_refused = None;
         self.store.data_mut().cpu_ticks_left = self.shared.limits.cpu_ticks();
         self.store.set_epoch_deadline(1);
     }
@@ -101,6 +113,7 @@ impl PluginInstance {
         timeout: Duration,
         result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
     ) -> CallOutcome<T> {
+        self.store.data().output.end_call();
         let exchanges = self.scope.finish();
         let result = match result {
             Ok(Ok(value)) => Ok(value),
@@ -120,12 +133,23 @@ impl PluginInstance {
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
             return CallFailure::CpuLimit(self.shared.limits.max_cpu_per_call);
         }
+        if e.chain().any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED)) {
+            return CallFailure::TooMuchData(self.shared.limits.max_hostcall_bytes);
+        }
         let tail = self.store.data().output_tail(2048);
         let head = match e.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),
             None => format!("{e}"),
         };
-        CallFailure::Trap(format!("{head}{}", tail_suffix(&tail)))
+        let oom = match self.store.data().limits.memory_refused {
+            Some(wanted) => format!(
+                "out of memory: growing linear memory to {} MiB was refused (limit {} MiB); ",
+                wanted >> 20,
+                self.shared.limits.max_memory_bytes >> 20
+            ),
+            None => String::new(),
+        };
+        CallFailure::Trap(format!("{oom}{head}{}", tail_suffix(&tail)))
     }
 
     /// Calls `prepare(config)`.

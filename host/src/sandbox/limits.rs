@@ -15,14 +15,26 @@ pub struct SandboxLimits {
     pub max_cpu_per_call: Duration,
     /// Core instances, tables and memories one component may create.
     pub max_core_instances: usize,
-    /// Bytes of plugin stdout/stderr kept per instance.
+    /// Bytes of plugin stdout/stderr forwarded to the host's log per call
+    /// (the rest is counted and dropped).
     pub max_output_capture: usize,
     /// Longest log message kept from a plugin.
     pub max_log_message: usize,
     /// Largest `output` a plugin may return for an item.
     pub max_output_bytes: usize,
-    /// Entries in an instance's resource table.
+    /// Entries in an instance's resource table, and component-model handles
+    /// alive in its store.
     pub max_resources: usize,
+    /// Bytes a plugin may pass to the host in one call (wasmtime "hostcall
+    /// fuel"): the arguments of each import call (e.g. an `http.send` body)
+    /// and the results of each export call (e.g. `execute`'s output and
+    /// response body). Bigger transfers trap before the host allocates them.
+    /// Must exceed the largest request body and output the host accepts.
+    pub max_hostcall_bytes: usize,
+    /// Elements per table (function tables of JS/Python runtimes are large).
+    pub max_table_elements: usize,
+    /// Bytes of `wasi:http` header fields per request or response.
+    pub max_http_fields_bytes: usize,
     /// Wall-clock time allowed for `prepare` and `cleanup`.
     pub lifecycle_timeout: Duration,
 }
@@ -33,10 +45,13 @@ impl Default for SandboxLimits {
             max_memory_bytes: 512 << 20,
             max_cpu_per_call: Duration::from_secs(30),
             max_core_instances: 64,
-            max_output_capture: 64 << 10,
+            max_output_capture: 256 << 10,
             max_log_message: 8 << 10,
             max_output_bytes: 16 << 20,
             max_resources: 10_000,
+            max_hostcall_bytes: 64 << 20,
+            max_table_elements: 1_000_000,
+            max_http_fields_bytes: 128 << 10,
             lifecycle_timeout: Duration::from_secs(120),
         }
     }

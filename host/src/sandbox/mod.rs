@@ -2,17 +2,23 @@
 //!
 //! Deny by default: an instance gets no filesystem, no environment, no
 //! sockets; its only way out is HTTP through [`crate::egress`]. Memory, CPU
-//! per call, wall-clock per call, core instances and resource-table entries
-//! are bounded ([`SandboxLimits`]).
+//! per call, wall-clock per call, data passed to the host per call, core
+//! instances, tables and resource-table entries are bounded
+//! ([`SandboxLimits`]); stdout/stderr go to the host's log, bounded
+//! ([`output`]). Compiled code is loaded only from the user's private cache
+//! ([`CompileCache`]).
 
+mod cache;
 mod component;
 mod engine;
 mod instance;
 mod limits;
+pub mod output;
 mod scope;
 mod state;
 
-pub use component::{CompileCache, link};
+pub use cache::CompileCache;
+pub use component::link;
 pub use engine::SandboxEngine;
 pub use instance::{CallFailure, CallOutcome, PluginInstance};
 pub use limits::SandboxLimits;

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use batchllm_bindings::{host, http, types};
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::SandboxLimits;
+use super::output::{PluginOutput, Stream};
 use super::scope::CallScope;
 use crate::egress::{Egress, EgressError, EgressHooks, OutboundRequest};
 
@@ -38,20 +38,63 @@ pub struct HostState {
     table: ResourceTable,
     http: WasiHttpCtx,
     hooks: EgressHooks,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: InstanceLimiter,
     pub(crate) cpu_ticks_left: u64,
-    stderr: MemoryOutputPipe,
+    pub(crate) output: PluginOutput,
+}
+
+/// The store's resource limiter: wasmtime's [`StoreLimits`], plus a note of
+/// the last memory growth it refused, so an out-of-memory trap is reported
+/// as such.
+pub struct InstanceLimiter {
+    limits: StoreLimits,
+    /// Bytes the plugin last tried to grow a memory to, when refused.
+    pub(crate) memory_refused: Option<usize>,
+}
+
+impl ResourceLimiter for InstanceLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.memory_refused = Some(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl HostState {
     /// Fresh state for one instance: no environment, no arguments, no
-    /// preopened directories, no sockets; stdout/stderr captured, bounded.
+    /// preopened directories, no sockets, stdin empty; stdout/stderr
+    /// forwarded to `tracing`, bounded ([`PluginOutput`]).
     pub fn new(shared: Arc<RunShared>, scope: CallScope) -> Self {
-        let capture = shared.limits.max_output_capture;
-        let stderr = MemoryOutputPipe::new(capture);
+        let output = PluginOutput::new(shared.clone(), scope.clone());
         let wasi = WasiCtx::builder()
-            .stdout(stderr.clone())
-            .stderr(stderr.clone())
+            .stdout(output.stream(Stream::Stdout))
+            .stderr(output.stream(Stream::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -63,21 +106,19 @@ impl HostState {
             .instances(shared.limits.max_core_instances)
             .tables(shared.limits.max_core_instances)
             .memories(shared.limits.max_core_instances)
+            .table_elements(shared.limits.max_table_elements)
             .build();
+        let limits = InstanceLimiter { limits, memory_refused: None };
         let hooks = EgressHooks::new(shared.egress.clone(), scope.clone());
-        HostState { shared, scope, wasi, table, http: WasiHttpCtx::new(), hooks, limits, cpu_ticks_left: 0, stderr }
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(shared.limits.max_http_fields_bytes);
+        HostState { shared, scope, wasi, table, http, hooks, limits, cpu_ticks_left: 0, output }
     }
 
-    /// The last bytes the plugin wrote to stdout/stderr (for trap reports).
+    /// The last bytes the plugin wrote to stdout/stderr in this call (for
+    /// trap reports), secrets scrubbed.
     pub fn output_tail(&self, max: usize) -> String {
-        let bytes = self.stderr.contents();
-        let start = bytes.len().saturating_sub(max);
-        let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
-        self.shared.egress.secrets().scrub(&text)
-    }
-
-    fn tag(&self) -> (String, String) {
-        (self.shared.plugin.clone(), self.scope.item_id().unwrap_or_else(|| "-".into()))
+        self.output.tail(max)
     }
 }
 
@@ -97,16 +138,14 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     async fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
-        let (plugin, item) = self.tag();
-        let mut message = self.shared.egress.secrets().scrub(&message);
-        truncate_utf8(&mut message, self.shared.limits.max_log_message);
-        match level {
-            host::LogLevel::Trace => tracing::trace!(target: "batchllm::plugin", %plugin, %item, "{message}"),
-            host::LogLevel::Debug => tracing::debug!(target: "batchllm::plugin", %plugin, %item, "{message}"),
-            host::LogLevel::Info => tracing::info!(target: "batchllm::plugin", %plugin, %item, "{message}"),
-            host::LogLevel::Warn => tracing::warn!(target: "batchllm::plugin", %plugin, %item, "{message}"),
-            host::LogLevel::Error => tracing::error!(target: "batchllm::plugin", %plugin, %item, "{message}"),
-        }
+        let level = match level {
+            host::LogLevel::Trace => tracing::Level::TRACE,
+            host::LogLevel::Debug => tracing::Level::DEBUG,
+            host::LogLevel::Info => tracing::Level::INFO,
+            host::LogLevel::Warn => tracing::Level::WARN,
+            host::LogLevel::Error => tracing::Level::ERROR,
+        };
+        self.output.log(level, &message);
         Ok(())
     }
 
@@ -172,17 +211,4 @@ fn to_wit_error(e: EgressError) -> http::HttpError {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut.
-pub(crate) fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() <= max {
-        return;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    s.push_str("…[truncated]");
 }

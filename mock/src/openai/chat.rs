@@ -5,6 +5,10 @@
 //! `finish_reason: "length"` when it would exceed `max_completion_tokens` /
 //! `max_tokens`. Token counts follow [`crate::tokens`]. Streaming is refused
 //! with a 400.
+//!
+//! For tests of adaptive strategies, `[[mock:json-from-model=NAME]]` in the
+//! last user message makes the answer a JSON object `{"answer": <echo>}` when
+//! the request's model is NAME, and the plain (non-JSON) echo otherwise.
 
 use serde_json::{Map, Value, json};
 
@@ -86,7 +90,12 @@ fn prompt_tokens(request: &ChatRequest) -> u64 {
 
 /// The echo answer and its finish reason.
 fn answer(request: &ChatRequest) -> (String, &'static str) {
-    let full = format!("echo: {}", request.last_user.as_deref().unwrap_or_default());
+    let last = request.last_user.as_deref().unwrap_or_default();
+    let echo = format!("echo: {last}");
+    let full = match json_model(last) {
+        Some(model) if model == request.model => json!({ "answer": echo }).to_string(),
+        _ => echo,
+    };
     match request.max_tokens {
         Some(max) if tokens::completion_tokens(&full) > max => {
             let chars = usize::try_from(max.saturating_mul(4)).unwrap_or(usize::MAX);
@@ -94,6 +103,14 @@ fn answer(request: &ChatRequest) -> (String, &'static str) {
         }
         _ => (full, "stop"),
     }
+}
+
+/// The NAME of a `[[mock:json-from-model=NAME]]` marker.
+fn json_model(text: &str) -> Option<&str> {
+    const MARKER: &str = "[[mock:json-from-model=";
+    let start = text.find(MARKER)? + MARKER.len();
+    let len = text[start..].find("]]")?;
+    Some(text[start..start + len].trim())
 }
 
 fn usage(prompt: u64, completion: u64, cached_ratio: f64) -> Value {
@@ -152,6 +169,13 @@ mod tests {
 
     fn parse(body: Value) -> Result<ChatRequest, ApiError> {
         Chat::parse(&body)
+    }
+
+    #[test]
+    fn json_from_model_marker() {
+        assert_eq!(json_model("x [[mock:json-from-model= gpt-4o ]] y"), Some("gpt-4o"));
+        assert_eq!(json_model("no marker"), None);
+        assert_eq!(json_model("[[mock:json-from-model=unterminated"), None);
     }
 
     #[test]

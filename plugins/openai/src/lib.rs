@@ -18,13 +18,9 @@
 //! adapting strategy's `on-error` can change the temperature or the model of
 //! the next attempt. This strategy itself does not adapt.
 
-pub mod config;
-pub mod request;
-pub mod response;
+use batchllm_plugin_openai_core::{config, execute_with};
 
-use batchllm_plugin_sdk::{
-    Attempt, Guest, Item, StateChange, StateEntry, StrategyError, Success, classify, http, log,
-};
+use batchllm_plugin_sdk::{Attempt, Guest, Item, StateChange, StateEntry, StrategyError, Success, log};
 use config::Config;
 use std::sync::OnceLock;
 
@@ -48,37 +44,17 @@ impl Guest for OpenAi {
             "openai strategy: base_url={} model={} authorization={}",
             parsed.base_url,
             parsed.model,
-            parsed
-                .api_key_secret
-                .as_deref()
-                .map_or_else(|| "none".to_owned(), |s| format!("secret {s:?}")),
+            parsed.api_key_secret.as_deref().map_or_else(|| "none".to_owned(), |s| format!("secret {s:?}")),
         ));
         let _ = CONFIG.set(Ok(parsed));
         Ok(())
     }
 
-    fn execute(
-        item: Item,
-        attempt: Attempt,
-        state: Vec<StateEntry>,
-    ) -> Result<Success, StrategyError> {
-        let config = config()?;
-        let (endpoint, request) =
-            request::build_request(config, &item, &state, attempt.time_left_ms)?;
-        log::trace(format!(
-            "POST {} (attempt {}, timeout {} ms)",
-            request.url, attempt.number, attempt.time_left_ms
-        ));
-        let response = http::send(&request).map_err(classify::from_http_error)?;
-        response::interpret(endpoint, response.status, &response.headers, &response.body)
+    fn execute(item: Item, attempt: Attempt, state: Vec<StateEntry>) -> Result<Success, StrategyError> {
+        execute_with(config()?, &item, &attempt, &state)
     }
 
-    fn on_error(
-        _item: Item,
-        _error: StrategyError,
-        _attempt: Attempt,
-        _state: Vec<StateEntry>,
-    ) -> Vec<StateChange> {
+    fn on_error(_item: Item, _error: StrategyError, _attempt: Attempt, _state: Vec<StateEntry>) -> Vec<StateChange> {
         Vec::new()
     }
 

@@ -204,11 +204,7 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
 
 /// Gemini's `RetryInfo`: `{"error":{"details":[{"@type":"…RetryInfo","retryDelay":"27s"}]}}`.
 fn retry_info_delay_ms(json: &Value) -> Option<u64> {
-    json.pointer("/error/details")?
-        .as_array()?
-        .iter()
-        .filter_map(|d| d.get("retryDelay")?.as_str())
-        .find_map(parse_duration_ms)
+    crate::google_rpc::retry_delay_ms(json)
 }
 
 fn unit_ns(unit: &str) -> Option<u128> {

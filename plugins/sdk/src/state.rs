@@ -8,6 +8,7 @@
 //! trap).
 
 use crate::{StateChange, StateEntry};
+use serde_json::{Map, Value};
 
 /// The value of `key` in `state`, if set.
 pub fn get<'a>(state: &'a [StateEntry], key: &str) -> Option<&'a str> {
@@ -32,6 +33,27 @@ pub fn remove(key: impl Into<String>) -> StateChange {
     (key.into(), None)
 }
 
+/// Retry-state keys with this prefix override a top-level body field.
+pub const PARAM_OVERRIDE_PREFIX: &str = "param.";
+
+/// Applies every `param.<field>` entry of `state` to `body`: the top-level
+/// field `<field>` is set to the entry's value parsed as JSON, or to the
+/// value as a string when it is not valid JSON. An adapting `on-error` uses
+/// this to change, say, the temperature or the model of the next attempt.
+pub fn apply_param_overrides(body: &mut Map<String, Value>, state: &[StateEntry]) {
+    for (key, value) in state {
+        let Some(field) = key
+            .strip_prefix(PARAM_OVERRIDE_PREFIX)
+            .filter(|f| !f.is_empty())
+        else {
+            continue;
+        };
+        let parsed =
+            serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
+        body.insert(field.to_owned(), parsed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +71,21 @@ mod tests {
         assert_eq!(get_u64(&state, "b"), None);
         assert_eq!(set("k", "v"), ("k".to_owned(), Some("v".to_owned())));
         assert_eq!(remove("k"), ("k".to_owned(), None));
+    }
+
+    #[test]
+    fn param_overrides() {
+        let state = vec![
+            ("param.temperature".to_owned(), "1.1".to_owned()),
+            ("param.stop".to_owned(), "not json".to_owned()),
+            ("param.".to_owned(), "ignored".to_owned()),
+            ("other".to_owned(), "3".to_owned()),
+        ];
+        let mut body = Map::new();
+        body.insert("temperature".into(), 0.into());
+        apply_param_overrides(&mut body, &state);
+        assert_eq!(body["temperature"], 1.1);
+        assert_eq!(body["stop"], "not json");
+        assert_eq!(body.len(), 2);
     }
 }

@@ -46,6 +46,69 @@ pub fn from_openai(value: &Value) -> Option<Usage> {
     })
 }
 
+/// Usage from an Anthropic Messages `usage` object (or the whole response).
+///
+/// Anthropic's `input_tokens` counts only the uncached part of the prompt,
+/// so the normalised input is `input_tokens + cache_read_input_tokens +
+/// cache_creation_input_tokens`; cached input is `cache_read_input_tokens`
+/// and cache writes are `cache_creation_input_tokens`. `None` when there is
+/// no such object or it reports neither input nor output tokens.
+pub fn from_anthropic(value: &Value) -> Option<Usage> {
+    let usage = match value.get("usage") {
+        Some(inner @ Value::Object(_)) => inner,
+        _ => value,
+    };
+    let usage = usage.as_object()?;
+    let num = |key: &str| usage.get(key).and_then(as_count);
+    let (input, output) = (num("input_tokens"), num("output_tokens"));
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    let read = num("cache_read_input_tokens");
+    let write = num("cache_creation_input_tokens");
+    let total = input
+        .unwrap_or(0)
+        .saturating_add(read.unwrap_or(0))
+        .saturating_add(write.unwrap_or(0));
+    Some(Usage {
+        input_tokens: total,
+        output_tokens: output.unwrap_or(0),
+        cached_input_tokens: read,
+        cache_write_tokens: write,
+        reasoning_tokens: None,
+    })
+}
+
+/// Usage from a Gemini `usageMetadata` object (or the whole response).
+///
+/// `promptTokenCount` already includes the cached content
+/// (`cachedContentTokenCount`, the cached input). Output is
+/// `candidatesTokenCount + thoughtsTokenCount` (thinking tokens are billed as
+/// output; reasoning is `thoughtsTokenCount`, a subset). `None` when there is
+/// no such object or it reports neither prompt nor candidate tokens.
+pub fn from_gemini(value: &Value) -> Option<Usage> {
+    let usage = match value.get("usageMetadata") {
+        Some(inner @ Value::Object(_)) => inner,
+        _ => value,
+    };
+    let usage = usage.as_object()?;
+    let num = |key: &str| usage.get(key).and_then(as_count);
+    let (prompt, candidates) = (num("promptTokenCount"), num("candidatesTokenCount"));
+    let thoughts = num("thoughtsTokenCount");
+    if prompt.is_none() && candidates.is_none() && thoughts.is_none() {
+        return None;
+    }
+    Some(Usage {
+        input_tokens: prompt.unwrap_or(0),
+        output_tokens: candidates
+            .unwrap_or(0)
+            .saturating_add(thoughts.unwrap_or(0)),
+        cached_input_tokens: num("cachedContentTokenCount"),
+        cache_write_tokens: None,
+        reasoning_tokens: thoughts,
+    })
+}
+
 /// A token count: a non-negative integer (or an integral float, as some
 /// servers send).
 fn as_count(v: &Value) -> Option<u64> {
@@ -118,5 +181,44 @@ mod tests {
             from_openai(&json!({"prompt_tokens": 2.0})),
             Some(Usage::new(2, 0))
         );
+    }
+
+    #[test]
+    fn anthropic_usage_totals_cached_input() {
+        let u = from_anthropic(&json!({"id": "msg_1", "usage": {
+            "input_tokens": 3, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000,
+            "output_tokens": 50, "service_tier": "standard"}}))
+        .unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (2103, 50));
+        assert_eq!(
+            (u.cached_input_tokens, u.cache_write_tokens),
+            (Some(2000), Some(100))
+        );
+        assert_eq!(u.reasoning_tokens, None);
+        let u = from_anthropic(&json!({"input_tokens": 9, "output_tokens": 1})).unwrap();
+        assert_eq!(u, Usage::new(9, 1));
+        assert_eq!(from_anthropic(&json!({"usage": {}})), None);
+        assert_eq!(from_anthropic(&json!("x")), None);
+    }
+
+    #[test]
+    fn gemini_usage_includes_cached_and_thoughts() {
+        let u = from_gemini(&json!({"candidates": [], "usageMetadata": {
+            "promptTokenCount": 323388, "candidatesTokenCount": 397, "totalTokenCount": 323785,
+            "cachedContentTokenCount": 323383}}))
+        .unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (323388, 397));
+        assert_eq!(u.cached_input_tokens, Some(323383));
+        assert_eq!(u.reasoning_tokens, None);
+        let u = from_gemini(
+            &json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "thoughtsTokenCount": 7}),
+        )
+        .unwrap();
+        assert_eq!((u.output_tokens, u.reasoning_tokens), (12, Some(7)));
+        assert_eq!(
+            from_gemini(&json!({"usageMetadata": {"totalTokenCount": 3}})),
+            None
+        );
+        assert_eq!(from_gemini(&json!(null)), None);
     }
 }

@@ -8,13 +8,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 pub const DEFAULT_API_KEY_SECRET: &str = "api-key";
 
-const KNOWN_KEYS: [&str; 5] = [
-    "base_url",
-    "model",
-    "api_key_secret",
-    "default_params",
-    "extra_headers",
-];
+const KNOWN_KEYS: [&str; 5] = ["base_url", "model", "api_key_secret", "default_params", "extra_headers"];
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,26 +52,16 @@ impl Config {
 
     pub fn from_value(value: &Value) -> Result<Config, StrategyError> {
         let Some(obj) = value.as_object() else {
-            return Err(invalid(format_args!(
-                "expected a JSON object, got {}",
-                json_kind(value)
-            )));
+            return Err(invalid(format_args!("expected a JSON object, got {}", json_kind(value))));
         };
         if let Some(key) = obj.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            return Err(invalid(format_args!(
-                "unknown key {key:?} (known keys: {})",
-                KNOWN_KEYS.join(", ")
-            )));
+            return Err(invalid(format_args!("unknown key {key:?} (known keys: {})", KNOWN_KEYS.join(", "))));
         }
         let mut config = Config::default();
 
         if let Some(v) = obj.get("base_url").filter(|v| !v.is_null()) {
-            let url = v.as_str().ok_or_else(|| {
-                invalid(format_args!(
-                    "base_url must be a string, got {}",
-                    json_kind(v)
-                ))
-            })?;
+            let url =
+                v.as_str().ok_or_else(|| invalid(format_args!("base_url must be a string, got {}", json_kind(v))))?;
             let (base, has_path) = validate_base_url(url).map_err(invalid)?;
             config.base_url = base;
             config.base_has_path = has_path;
@@ -114,27 +98,17 @@ impl Config {
         if let Some(v) = obj.get("default_params").filter(|v| !v.is_null()) {
             config.default_params = v
                 .as_object()
-                .ok_or_else(|| {
-                    invalid(format_args!(
-                        "default_params must be an object, got {}",
-                        json_kind(v)
-                    ))
-                })?
+                .ok_or_else(|| invalid(format_args!("default_params must be an object, got {}", json_kind(v))))?
                 .clone();
         }
 
         if let Some(v) = obj.get("extra_headers").filter(|v| !v.is_null()) {
-            let headers = v.as_object().ok_or_else(|| {
-                invalid(format_args!(
-                    "extra_headers must be an object, got {}",
-                    json_kind(v)
-                ))
-            })?;
+            let headers = v
+                .as_object()
+                .ok_or_else(|| invalid(format_args!("extra_headers must be an object, got {}", json_kind(v))))?;
             for (name, value) in headers {
                 if !is_header_name(name) {
-                    return Err(invalid(format_args!(
-                        "extra_headers: {name:?} is not a valid header name"
-                    )));
+                    return Err(invalid(format_args!("extra_headers: {name:?} is not a valid header name")));
                 }
                 let Some(value) = value.as_str() else {
                     return Err(invalid(format_args!(
@@ -143,9 +117,7 @@ impl Config {
                     )));
                 };
                 if value.contains(['\r', '\n']) {
-                    return Err(invalid(format_args!(
-                        "extra_headers.{name} must not contain line breaks"
-                    )));
+                    return Err(invalid(format_args!("extra_headers.{name} must not contain line breaks")));
                 }
                 config.extra_headers.push((name.clone(), value.to_owned()));
             }
@@ -165,9 +137,7 @@ pub fn validate_base_url(url: &str) -> Result<(String, bool), String> {
         return Err(format!("base_url {url:?} must not contain whitespace"));
     }
     if url.contains(['?', '#']) {
-        return Err(format!(
-            "base_url {url:?} must not have a query or fragment"
-        ));
+        return Err(format!("base_url {url:?} must not have a query or fragment"));
     }
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -184,10 +154,7 @@ pub fn validate_base_url(url: &str) -> Result<(String, bool), String> {
 
 /// An RFC 9110 token.
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -220,10 +187,7 @@ mod tests {
         assert_eq!(c.model, "llama");
         assert_eq!(c.api_key_secret, None);
         assert_eq!(c.default_params["temperature"], 0);
-        assert_eq!(
-            c.extra_headers,
-            vec![("x-title".to_owned(), "batch".to_owned())]
-        );
+        assert_eq!(c.extra_headers, vec![("x-title".to_owned(), "batch".to_owned())]);
         let c = Config::from_value(&json!({"api_key_secret": ""})).unwrap();
         assert_eq!(c.api_key_secret, None);
         let c = Config::from_value(&json!({"api_key_secret": "openrouter"})).unwrap();
@@ -259,28 +223,16 @@ mod tests {
         ] {
             let e = Config::from_value(&bad).unwrap_err();
             assert_eq!(e.class, ErrorClass::ClientError, "{bad}");
-            assert!(
-                e.message
-                    .starts_with("invalid openai plugin configuration: ")
-            );
+            assert!(e.message.starts_with("invalid openai plugin configuration: "));
         }
         assert!(Config::parse("{").is_err());
     }
 
     #[test]
     fn base_url_paths() {
-        assert_eq!(
-            validate_base_url("http://h:1/v1").unwrap(),
-            ("http://h:1/v1".to_owned(), true)
-        );
-        assert_eq!(
-            validate_base_url("http://h:1").unwrap(),
-            ("http://h:1".to_owned(), false)
-        );
-        assert_eq!(
-            validate_base_url("http://h:1/").unwrap(),
-            ("http://h:1".to_owned(), false)
-        );
+        assert_eq!(validate_base_url("http://h:1/v1").unwrap(), ("http://h:1/v1".to_owned(), true));
+        assert_eq!(validate_base_url("http://h:1").unwrap(), ("http://h:1".to_owned(), false));
+        assert_eq!(validate_base_url("http://h:1/").unwrap(), ("http://h:1".to_owned(), false));
         assert_eq!(
             validate_base_url("https://openrouter.ai/api/v1/").unwrap(),
             ("https://openrouter.ai/api/v1".to_owned(), true)

@@ -140,8 +140,7 @@ pub fn apply_overrides(body: &mut Map<String, Value>, state: &[StateEntry]) {
         if field.is_empty() {
             continue;
         }
-        let parsed =
-            serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
+        let parsed = serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
         body.insert(field.to_owned(), parsed);
     }
 }
@@ -152,10 +151,7 @@ pub fn apply_overrides(body: &mut Map<String, Value>, state: &[StateEntry]) {
 pub fn headers(config: &Config) -> Vec<(String, String)> {
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if let Some(secret) = &config.api_key_secret {
-        headers.push((
-            "authorization".to_owned(),
-            format!("Bearer {}", secret_placeholder(secret)),
-        ));
+        headers.push(("authorization".to_owned(), format!("Bearer {}", secret_placeholder(secret))));
     }
     for (name, value) in &config.extra_headers {
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -203,10 +199,7 @@ mod tests {
     }
 
     fn state(pairs: &[(&str, &str)]) -> Vec<StateEntry> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn chat(c: &Config, i: &Item, s: &[StateEntry]) -> Value {
@@ -218,47 +211,23 @@ mod tests {
         let chat = Endpoint::ChatCompletions;
         let url = |base: &str, e| join_url(&config(json!({ "base_url": base })), e);
         assert_eq!(url("http://h:1/v1", chat), "http://h:1/v1/chat/completions");
-        assert_eq!(
-            url("http://h:1/v1/", chat),
-            "http://h:1/v1/chat/completions"
-        );
+        assert_eq!(url("http://h:1/v1/", chat), "http://h:1/v1/chat/completions");
         assert_eq!(url("http://h:1", chat), "http://h:1/v1/chat/completions");
+        assert_eq!(url("http://h:1/", Endpoint::Embeddings), "http://h:1/v1/embeddings");
+        assert_eq!(url("https://openrouter.ai/api/v1", chat), "https://openrouter.ai/api/v1/chat/completions");
         assert_eq!(
-            url("http://h:1/", Endpoint::Embeddings),
-            "http://h:1/v1/embeddings"
-        );
-        assert_eq!(
-            url("https://openrouter.ai/api/v1", chat),
-            "https://openrouter.ai/api/v1/chat/completions"
-        );
-        assert_eq!(
-            url(
-                "https://generativelanguage.googleapis.com/v1beta/openai/",
-                chat
-            ),
+            url("https://generativelanguage.googleapis.com/v1beta/openai/", chat),
             "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
         );
-        assert_eq!(
-            join_url(&Config::default(), Endpoint::Embeddings),
-            "https://api.openai.com/v1/embeddings"
-        );
+        assert_eq!(join_url(&Config::default(), Endpoint::Embeddings), "https://api.openai.com/v1/embeddings");
     }
 
     #[test]
     fn endpoint_resolution() {
         assert_eq!(Endpoint::resolve(None).unwrap(), Endpoint::ChatCompletions);
-        assert_eq!(
-            Endpoint::resolve(Some("/v1/chat/completions")).unwrap(),
-            Endpoint::ChatCompletions
-        );
-        assert_eq!(
-            Endpoint::resolve(Some("/v1/embeddings")).unwrap(),
-            Endpoint::Embeddings
-        );
-        assert_eq!(
-            Endpoint::resolve(Some("/embeddings/")).unwrap(),
-            Endpoint::Embeddings
-        );
+        assert_eq!(Endpoint::resolve(Some("/v1/chat/completions")).unwrap(), Endpoint::ChatCompletions);
+        assert_eq!(Endpoint::resolve(Some("/v1/embeddings")).unwrap(), Endpoint::Embeddings);
+        assert_eq!(Endpoint::resolve(Some("/embeddings/")).unwrap(), Endpoint::Embeddings);
         let e = Endpoint::resolve(Some("/v1/responses")).unwrap_err();
         assert_eq!(e.class, ErrorClass::ClientError);
         assert!(e.message.contains("\"/v1/responses\""), "{}", e.message);
@@ -267,10 +236,7 @@ mod tests {
     #[test]
     fn prompt_only_chat_body() {
         let body = chat(&Config::default(), &item("Hi", "{}", None), &[]);
-        assert_eq!(
-            body,
-            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
-        );
+        assert_eq!(body, json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}));
     }
 
     #[test]
@@ -292,12 +258,9 @@ mod tests {
 
     #[test]
     fn batch_line_messages_and_prompt_append() {
-        let params = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Q1"}]}"#;
-        let body = chat(
-            &Config::default(),
-            &item("", params, Some("/v1/chat/completions")),
-            &[],
-        );
+        let params =
+            r#"{"model":"gpt-4o","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Q1"}]}"#;
+        let body = chat(&Config::default(), &item("", params, Some("/v1/chat/completions")), &[]);
         assert_eq!(body["messages"].as_array().unwrap().len(), 2);
         assert_eq!(body["model"], "gpt-4o");
         let body = chat(&Config::default(), &item("Q2", params, None), &[]);
@@ -309,28 +272,11 @@ mod tests {
     #[test]
     fn bad_params_are_client_errors() {
         let c = Config::default();
-        for (prompt, params) in [
-            ("Hi", "[1]"),
-            ("Hi", "{"),
-            ("Hi", r#"{"messages": "x"}"#),
-            ("", "{}"),
-        ] {
-            let e = build_body(
-                &c,
-                &item(prompt, params, None),
-                Endpoint::ChatCompletions,
-                &[],
-            )
-            .unwrap_err();
+        for (prompt, params) in [("Hi", "[1]"), ("Hi", "{"), ("Hi", r#"{"messages": "x"}"#), ("", "{}")] {
+            let e = build_body(&c, &item(prompt, params, None), Endpoint::ChatCompletions, &[]).unwrap_err();
             assert_eq!(e.class, ErrorClass::ClientError, "{params}");
         }
-        let e = build_body(
-            &c,
-            &item("Hi", r#"{"stream":true}"#, None),
-            Endpoint::ChatCompletions,
-            &[],
-        )
-        .unwrap_err();
+        let e = build_body(&c, &item("Hi", r#"{"stream":true}"#, None), Endpoint::ChatCompletions, &[]).unwrap_err();
         assert!(e.message.contains("stream"));
     }
 
@@ -344,11 +290,7 @@ mod tests {
             ("mock.failures", "3"),
             ("param.", "ignored"),
         ]);
-        let body = chat(
-            &Config::default(),
-            &item("Hi", r#"{"temperature":0}"#, None),
-            &s,
-        );
+        let body = chat(&Config::default(), &item("Hi", r#"{"temperature":0}"#, None), &s);
         assert_eq!(body["temperature"], 1.1);
         assert_eq!(body["model"], "gpt-4o");
         assert_eq!(body["response_format"], json!({"type": "json_object"}));
@@ -359,26 +301,11 @@ mod tests {
 
     #[test]
     fn embeddings_body() {
-        let c =
-            config(json!({"model": "text-embedding-3-small", "default_params": {"dimensions": 8}}));
-        let body = build_body(
-            &c,
-            &item("hello", "{}", Some("/v1/embeddings")),
-            Endpoint::Embeddings,
-            &[],
-        )
-        .unwrap();
-        assert_eq!(
-            Value::Object(body),
-            json!({"model": "text-embedding-3-small", "input": "hello", "dimensions": 8})
-        );
-        let body = build_body(
-            &c,
-            &item("", r#"{"input":["a","b"],"model":"e5"}"#, None),
-            Endpoint::Embeddings,
-            &[],
-        )
-        .unwrap();
+        let c = config(json!({"model": "text-embedding-3-small", "default_params": {"dimensions": 8}}));
+        let body = build_body(&c, &item("hello", "{}", Some("/v1/embeddings")), Endpoint::Embeddings, &[]).unwrap();
+        assert_eq!(Value::Object(body), json!({"model": "text-embedding-3-small", "input": "hello", "dimensions": 8}));
+        let body =
+            build_body(&c, &item("", r#"{"input":["a","b"],"model":"e5"}"#, None), Endpoint::Embeddings, &[]).unwrap();
         assert_eq!(body["input"], json!(["a", "b"]));
         assert_eq!(body["model"], "e5");
         assert!(body.get("messages").is_none());
@@ -392,10 +319,7 @@ mod tests {
             h,
             vec![
                 ("content-type".to_owned(), "application/json".to_owned()),
-                (
-                    "authorization".to_owned(),
-                    "Bearer {{secret:api-key}}".to_owned()
-                ),
+                ("authorization".to_owned(), "Bearer {{secret:api-key}}".to_owned()),
             ]
         );
         let c = config(json!({
@@ -406,10 +330,7 @@ mod tests {
         assert!(!h.iter().any(|(k, _)| k == "authorization"));
         assert_eq!(h.len(), 2);
         assert!(h.contains(&("api-key".to_owned(), "{{secret:azure}}".to_owned())));
-        assert!(h.contains(&(
-            "Content-Type".to_owned(),
-            "application/json; charset=utf-8".to_owned()
-        )));
+        assert!(h.contains(&("Content-Type".to_owned(), "application/json; charset=utf-8".to_owned())));
     }
 
     #[test]

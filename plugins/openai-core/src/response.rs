@@ -27,11 +27,7 @@ pub fn interpret(
 pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
     let text = body_text(body);
     let json = serde_json::from_str::<Value>(&text).ok();
-    refine(
-        classify::from_http(status, headers, &text),
-        status,
-        json.as_ref(),
-    )
+    refine(classify::from_http(status, headers, &text), status, json.as_ref())
 }
 
 /// OpenAI-specific classes, from the body's `error.code` / `error.type` /
@@ -47,22 +43,14 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
 pub fn refine(mut err: StrategyError, status: u16, json: Option<&Value>) -> StrategyError {
     // OpenAI nests the details under `error`; vLLM puts them at the top.
     let error = json.and_then(|j| j.get("error")).filter(|e| e.is_object());
-    let field = |name: &str| {
-        error
-            .or(json)
-            .and_then(|e| e.get(name))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
+    let field = |name: &str| error.or(json).and_then(|e| e.get(name)).and_then(Value::as_str).unwrap_or("");
     let (code, kind, message) = (field("code"), field("type"), field("message"));
     let is = |s: &str| code == s || kind == s;
     let over_tpm = status == 429 && message.trim_start().starts_with("Request too large");
     let over_context = status == 400
         && (is("context_length_exceeded")
             || is("exceed_context_size_error")
-            || message
-                .to_ascii_lowercase()
-                .contains("maximum context length"));
+            || message.to_ascii_lowercase().contains("maximum context length"));
     let class = if is("insufficient_quota") || is("billing_hard_limit_reached") || status == 402 {
         Some(ErrorClass::QuotaExhausted)
     } else if is("invalid_api_key") {
@@ -106,17 +94,12 @@ pub fn parse_success(
         }
     };
     let invalid = |message: String| {
-        let mut e = StrategyError::invalid_response(message)
-            .with_http_status(status)
-            .with_response_body(text.as_str());
+        let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
         e.usage = usage::from_openai(&json);
         e
     };
     let Some(obj) = json.as_object() else {
-        return Err(invalid(format!(
-            "HTTP {status} response is {}, expected an object",
-            json_kind(&json)
-        )));
+        return Err(invalid(format!("HTTP {status} response is {}, expected an object", json_kind(&json))));
     };
     let payload_key = match endpoint {
         Endpoint::ChatCompletions => "choices",
@@ -135,11 +118,7 @@ pub fn parse_success(
     }
     let output = match endpoint {
         Endpoint::ChatCompletions => {
-            let Some(first) = obj
-                .get("choices")
-                .and_then(Value::as_array)
-                .and_then(|c| c.first())
-            else {
+            let Some(first) = obj.get("choices").and_then(Value::as_array).and_then(|c| c.first()) else {
                 return Err(invalid("response has no choices".to_owned()));
             };
             if let Some(reason) = first.get("finish_reason").filter(|v| !v.is_null()) {
@@ -189,10 +168,7 @@ fn chat_output(message: &Value) -> Result<String, String> {
         return Ok(message.to_string());
     }
     if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
-        return Err(format!(
-            "the model refused: {}",
-            excerpt(refusal, MAX_MESSAGE_BYTES)
-        ));
+        return Err(format!("the model refused: {}", excerpt(refusal, MAX_MESSAGE_BYTES)));
     }
     Err("choices[0].message has no content and no tool calls".to_owned())
 }
@@ -200,13 +176,7 @@ fn chat_output(message: &Value) -> Result<String, String> {
 /// A 2xx body that carries `{"error": ...}` instead of a result, as some
 /// proxies (OpenRouter) send: classified by `error.code` when it is an HTTP
 /// status, `other` otherwise.
-fn embedded_error(
-    status: u16,
-    headers: &[(String, String)],
-    text: &str,
-    json: &Value,
-    error: &Value,
-) -> StrategyError {
+fn embedded_error(status: u16, headers: &[(String, String)], text: &str, json: &Value, error: &Value) -> StrategyError {
     let code = error
         .get("code")
         .and_then(Value::as_u64)
@@ -214,11 +184,7 @@ fn embedded_error(
         .filter(|c| (400..600).contains(c));
     let base = match code {
         Some(code) => refine(classify::from_http(code, headers, text), code, Some(json)),
-        None => refine(
-            StrategyError::new(ErrorClass::Other, String::new()),
-            status,
-            Some(json),
-        ),
+        None => refine(StrategyError::new(ErrorClass::Other, String::new()), status, Some(json)),
     };
     let message = classify::provider_message(Some(json), text).unwrap_or_default();
     StrategyError {
@@ -251,15 +217,9 @@ mod tests {
         let s = chat(200, CHAT_OK).unwrap();
         assert_eq!(s.output, "Hello!");
         let u = s.usage.unwrap();
-        assert_eq!(
-            (u.input_tokens, u.output_tokens, u.cached_input_tokens),
-            (9, 3, Some(0))
-        );
+        assert_eq!((u.input_tokens, u.output_tokens, u.cached_input_tokens), (9, 3, Some(0)));
         assert_eq!(s.response_body.as_deref(), Some(CHAT_OK));
-        assert_eq!(
-            meta(&s),
-            json!({"model":"gpt-4o-mini-2024-07-18","id":"chatcmpl-1","finish_reason":"stop"})
-        );
+        assert_eq!(meta(&s), json!({"model":"gpt-4o-mini-2024-07-18","id":"chatcmpl-1","finish_reason":"stop"}));
     }
 
     #[test]
@@ -289,11 +249,7 @@ mod tests {
         assert_eq!(e.class, ErrorClass::InvalidResponse);
         assert_eq!(e.http_status, Some(200));
         assert_eq!(e.response_body, None);
-        assert!(
-            e.message.contains("not valid JSON") && e.message.contains("<html>oops</html>"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("not valid JSON") && e.message.contains("<html>oops</html>"), "{}", e.message);
 
         let long = format!("x{}", "y".repeat(10_000));
         let e = chat(200, &long).unwrap_err();
@@ -314,11 +270,7 @@ mod tests {
         let e = chat(200, "[1,2]").unwrap_err();
         assert!(e.message.contains("an array"));
 
-        let e = chat(
-            200,
-            r#"{"choices":[{"message":{"content":null,"refusal":"I can't"}}]}"#,
-        )
-        .unwrap_err();
+        let e = chat(200, r#"{"choices":[{"message":{"content":null,"refusal":"I can't"}}]}"#).unwrap_err();
         assert!(e.message.contains("refused"));
         let e = chat(200, r#"{"choices":[{"message":{"content":null}}]}"#).unwrap_err();
         assert!(e.message.contains("no content"));
@@ -333,18 +285,14 @@ mod tests {
         let s = interpret(Endpoint::Embeddings, 200, &[], body.as_bytes()).unwrap();
         let data: Value = serde_json::from_str(&s.output).unwrap();
         assert_eq!(data[0]["embedding"], json!([0.1, 0.2]));
-        assert_eq!(
-            s.usage.map(|u| (u.input_tokens, u.output_tokens)),
-            Some((2, 0))
-        );
+        assert_eq!(s.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((2, 0)));
         assert_eq!(meta(&s), json!({"model":"text-embedding-3-small"}));
         let e = interpret(Endpoint::Embeddings, 200, &[], CHAT_OK.as_bytes()).unwrap_err();
         assert_eq!(e.class, ErrorClass::InvalidResponse);
     }
 
     fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> StrategyError {
-        let body =
-            json!({"error":{"message":message,"type":kind,"param":null,"code":code}}).to_string();
+        let body = json!({"error":{"message":message,"type":kind,"param":null,"code":code}}).to_string();
         chat(status, &body).unwrap_err()
     }
 
@@ -388,26 +336,12 @@ mod tests {
         assert_eq!(e.class, ErrorClass::TooLarge);
         let e = chat(400, r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#).unwrap_err();
         assert_eq!(e.class, ErrorClass::TooLarge);
-        let e = openai_error(
-            400,
-            "invalid_value",
-            "invalid_request_error",
-            "bad temperature",
-        );
+        let e = openai_error(400, "invalid_value", "invalid_request_error", "bad temperature");
         assert_eq!(e.class, ErrorClass::ClientError);
 
-        let e = openai_error(
-            401,
-            "invalid_api_key",
-            "invalid_request_error",
-            "Incorrect API key provided",
-        );
+        let e = openai_error(401, "invalid_api_key", "invalid_request_error", "Incorrect API key provided");
         assert_eq!(e.class, ErrorClass::Auth);
-        let e = chat(
-            402,
-            r#"{"error":{"code":402,"message":"Insufficient credits"}}"#,
-        )
-        .unwrap_err();
+        let e = chat(402, r#"{"error":{"code":402,"message":"Insufficient credits"}}"#).unwrap_err();
         assert_eq!(e.class, ErrorClass::QuotaExhausted);
         let e = chat(503, "upstream connect error").unwrap_err();
         assert_eq!(e.class, ErrorClass::Overloaded);
@@ -420,17 +354,10 @@ mod tests {
         let e = chat(200, body).unwrap_err();
         assert_eq!(e.class, ErrorClass::Overloaded);
         assert_eq!(e.http_status, Some(200));
-        assert_eq!(
-            e.message,
-            "HTTP 200 response carries an error: Provider returned error"
-        );
+        assert_eq!(e.message, "HTTP 200 response carries an error: Provider returned error");
         let e = chat(200, r#"{"error":{"message":"weird"}}"#).unwrap_err();
         assert_eq!(e.class, ErrorClass::Other);
-        let e = chat(
-            200,
-            r#"{"error":{"code":"insufficient_quota","message":"no money"}}"#,
-        )
-        .unwrap_err();
+        let e = chat(200, r#"{"error":{"code":"insufficient_quota","message":"no money"}}"#).unwrap_err();
         assert_eq!(e.class, ErrorClass::QuotaExhausted);
     }
 }

@@ -6,10 +6,13 @@
 //! usage, latency and the failure class. `error` is non-null exactly when the
 //! item failed; `response` is present whenever a provider answered.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod checkpoint;
+mod writer;
 
-use serde::Serialize;
+pub use checkpoint::{Checkpoint, ResumeError, ResumeOptions, RunIdentity};
+pub use writer::{ResultWriter, ResultsError};
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -43,7 +46,7 @@ pub struct ResultError {
 }
 
 /// Terminal status of an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemStatus {
     Succeeded,
@@ -74,6 +77,25 @@ pub struct HostBlock {
     pub context: Option<Value>,
     /// The input line number.
     pub line: usize,
+    /// What this record was computed from, so a resumed run can tell
+    /// whether it still answers the current input, plugin and settings.
+    pub fingerprint: Fingerprint,
+}
+
+/// Short digests of what produced a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// The input line's content (canonical JSON), see [`crate::input::Job::fingerprint`].
+    pub input: String,
+    /// The plugin component's SHA-256 (first 16 hex digits).
+    pub plugin: String,
+    /// The plugin configuration (canonical JSON, first 16 hex digits).
+    pub config: String,
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`.
+pub fn short_digest(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
 }
 
 /// The OpenAI-style line id for an item: stable across runs.
@@ -85,56 +107,6 @@ pub fn line_id(custom_id: &str) -> String {
 /// Parses a plugin-provided JSON body; keeps non-JSON text as a string.
 pub fn body_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-/// Errors writing results.
-#[derive(Debug, thiserror::Error)]
-pub enum ResultsError {
-    #[error(
-        "{path} already exists and is not empty; pass --overwrite to replace it (resuming lands in a later release)"
-    )]
-    Exists { path: PathBuf },
-    #[error("cannot write results to {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-}
-
-/// Appends records, flushing each line before it counts as done.
-#[derive(Debug)]
-pub struct ResultWriter {
-    path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
-    written: u64,
-}
-
-impl ResultWriter {
-    /// Creates the results file; refuses to clobber a non-empty one unless
-    /// `overwrite`.
-    pub fn create(path: &Path, overwrite: bool) -> Result<Self, ResultsError> {
-        let io = |source| ResultsError::Io { path: path.into(), source };
-        if !overwrite && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
-            return Err(ResultsError::Exists { path: path.into() });
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let file = std::fs::File::create(path).map_err(io)?;
-        Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), written: 0 })
-    }
-
-    /// Writes one record as a line and flushes it to the OS.
-    pub fn write(&mut self, record: &ResultRecord) -> Result<(), ResultsError> {
-        let io = |source| ResultsError::Io { path: self.path.clone(), source };
-        serde_json::to_writer(&mut self.out, record).map_err(|e| io(std::io::Error::other(e)))?;
-        self.out.write_all(b"\n").map_err(io)?;
-        self.out.flush().map_err(io)?;
-        self.written += 1;
-        Ok(())
-    }
-
-    /// Records written so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
 }
 
 #[cfg(test)]
@@ -163,6 +135,7 @@ mod tests {
                 metadata: None,
                 context: None,
                 line: 1,
+                fingerprint: Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() },
             },
         }
     }
@@ -187,7 +160,5 @@ mod tests {
         assert_eq!(v["response"]["body"]["x"], 1);
         assert_eq!(v["error"], Value::Null);
         assert_eq!(v["batchllm"]["status"], "succeeded");
-        assert!(matches!(ResultWriter::create(&path, false), Err(ResultsError::Exists { .. })));
-        ResultWriter::create(&path, true).expect("overwrite allowed");
     }
 }

@@ -1,0 +1,333 @@
+//! The results file as the checkpoint: resuming a run.
+//!
+//! Re-running the same command skips every item that already has a terminal
+//! record, so a run killed at any moment (even by SIGKILL) resumes without
+//! duplicates: a record is one line written in one `write`, so a crash can
+//! only tear the line in progress, which is repaired (cut) here.
+//!
+//! Each record carries a fingerprint of its input line, the plugin and the
+//! plugin configuration. A resume against a changed input line, plugin or
+//! configuration would mix answers to different questions in one file, so it
+//! is refused with a clear message unless `--force`.
+//!
+//! Records of items that never really ran (`aborted`,
+//! `batch_deadline_exceeded`) are dropped and their items run again;
+//! `--retry-failed` drops every failed record. Dropping rewrites the file
+//! atomically (temporary file, then rename).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Fingerprint, ItemStatus, ResultWriter, ResultsError};
+use crate::run::FailureClass;
+
+/// How to treat an existing results file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResumeOptions {
+    /// Discard existing results.
+    pub overwrite: bool,
+    /// Run failed items again.
+    pub retry_failed: bool,
+    /// Resume even when fingerprints differ.
+    pub force: bool,
+    /// fsync each record.
+    pub fsync: bool,
+}
+
+/// What identifies this run's answers, besides each input line.
+#[derive(Debug, Clone)]
+pub struct RunIdentity {
+    pub plugin: String,
+    pub config: String,
+}
+
+/// Why a results file cannot be resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error(transparent)]
+    Write(#[from] ResultsError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: not a batchllm result record ({reason}); move the file away or pass --overwrite")]
+    Damaged { path: PathBuf, line: usize, reason: String },
+    #[error(
+        "{path}:{line}: a second record for `{id}`; the file was edited or merged by hand; move it away or pass --overwrite"
+    )]
+    Duplicate { path: PathBuf, line: usize, id: String },
+    #[error(
+        "{path} was written for different inputs: {what}; resume with the same input, plugin and --plugin-config, pass --force to keep those records anyway, or --overwrite to start over"
+    )]
+    Mismatch { path: PathBuf, what: String },
+}
+
+/// The part of a record a resume needs.
+#[derive(Debug, Deserialize)]
+struct Stored {
+    custom_id: String,
+    batchllm: StoredBlock,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredBlock {
+    status: ItemStatus,
+    error_class: Option<FailureClass>,
+    fingerprint: Fingerprint,
+}
+
+/// What was found in an existing results file.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// Ids whose records are kept; their items are not run again.
+    pub done: HashSet<String>,
+    /// Of those, how many are failures.
+    pub done_failed: u64,
+    /// Records dropped to run their items again.
+    pub dropped: u64,
+    /// Whether a torn last line was cut.
+    pub repaired: bool,
+    /// The writer, positioned after the kept records.
+    pub writer: ResultWriter,
+}
+
+impl Checkpoint {
+    /// Opens `path` for this run: fresh, or resuming from the records in it.
+    /// `inputs` maps every input id to its line fingerprint.
+    pub fn open(
+        path: &Path,
+        options: ResumeOptions,
+        identity: &RunIdentity,
+        inputs: &HashMap<String, String>,
+    ) -> Result<Self, ResumeError> {
+        let fresh = |writer| Checkpoint { done: HashSet::new(), done_failed: 0, dropped: 0, repaired: false, writer };
+        let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        if options.overwrite || !exists {
+            return Ok(fresh(ResultWriter::open(path, true, options.fsync)?));
+        }
+        let scan = scan(path)?;
+        check_fingerprints(path, &scan, options, identity, inputs)?;
+        let mut done = HashSet::new();
+        let mut done_failed = 0;
+        let mut kept = Vec::new();
+        for (text, stored) in &scan.records {
+            let replay = match stored.batchllm.status {
+                ItemStatus::Succeeded => false,
+                ItemStatus::Failed => options.retry_failed || is_replayable(stored.batchllm.error_class),
+            };
+            if replay {
+                continue;
+            }
+            if stored.batchllm.status == ItemStatus::Failed {
+                done_failed += 1;
+            }
+            done.insert(stored.custom_id.clone());
+            kept.push(text.as_str());
+        }
+        let dropped = (scan.records.len() - kept.len()) as u64;
+        if dropped > 0 || scan.torn {
+            rewrite(path, &kept)?;
+        }
+        if scan.torn {
+            tracing::warn!(path = %path.display(), "cut a torn last line left by an interrupted run");
+        }
+        let writer = ResultWriter::open(path, false, options.fsync)?;
+        Ok(Checkpoint { done, done_failed, dropped, repaired: scan.torn, writer })
+    }
+}
+
+/// Records that never ran their item to an answer.
+fn is_replayable(class: Option<FailureClass>) -> bool {
+    matches!(class, Some(FailureClass::Aborted | FailureClass::BatchDeadlineExceeded))
+}
+
+struct Scan {
+    records: Vec<(String, Stored)>,
+    torn: bool,
+}
+
+fn scan(path: &Path) -> Result<Scan, ResumeError> {
+    let read = |source| ResumeError::Read { path: path.into(), source };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut records = Vec::new();
+    let mut seen = HashSet::new();
+    let mut torn = false;
+    let mut line = 0;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        if reader.read_line(&mut buf).map_err(read)? == 0 {
+            break;
+        }
+        line += 1;
+        if !buf.ends_with('\n') {
+            // The last line of a killed run: never counted, so cut it.
+            torn = true;
+            break;
+        }
+        let text = buf.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let stored: Stored = serde_json::from_str(text).map_err(|e| ResumeError::Damaged {
+            path: path.into(),
+            line,
+            reason: e.to_string(),
+        })?;
+        if !seen.insert(stored.custom_id.clone()) {
+            return Err(ResumeError::Duplicate { path: path.into(), line, id: stored.custom_id });
+        }
+        records.push((text.to_string(), stored));
+    }
+    Ok(Scan { records, torn })
+}
+
+fn check_fingerprints(
+    path: &Path,
+    scan: &Scan,
+    options: ResumeOptions,
+    identity: &RunIdentity,
+    inputs: &HashMap<String, String>,
+) -> Result<(), ResumeError> {
+    if options.force {
+        return Ok(());
+    }
+    let mismatch = |what: String| Err(ResumeError::Mismatch { path: path.into(), what });
+    for (_, stored) in &scan.records {
+        let f = &stored.batchllm.fingerprint;
+        let id = &stored.custom_id;
+        if f.plugin != identity.plugin {
+            return mismatch(format!("`{id}` was answered by plugin {}, this run uses {}", f.plugin, identity.plugin));
+        }
+        if f.config != identity.config {
+            return mismatch(format!("`{id}` was answered with another plugin configuration"));
+        }
+        match inputs.get(id) {
+            None => return mismatch(format!("`{id}` is not in the input file")),
+            Some(input) if *input != f.input => {
+                return mismatch(format!("the input line of `{id}` changed since it was answered"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn rewrite(path: &Path, kept: &[&str]) -> Result<(), ResumeError> {
+    let write = |source| ResumeError::Write(ResultsError::Io { path: path.into(), source });
+    let tmp = path.with_extension(format!("resume-tmp{}", std::process::id()));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(write)?);
+    for line in kept {
+        out.write_all(line.as_bytes()).map_err(write)?;
+        out.write_all(b"\n").map_err(write)?;
+    }
+    let file = out.into_inner().map_err(|e| write(e.into_error()))?;
+    file.sync_all().map_err(write)?;
+    std::fs::rename(&tmp, path).map_err(write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> RunIdentity {
+        RunIdentity { plugin: "p".into(), config: "c".into() }
+    }
+
+    fn line(id: &str, status: &str, class: Option<&str>, input: &str) -> String {
+        serde_json::json!({
+            "custom_id": id,
+            "batchllm": {"status": status, "error_class": class, "fingerprint": {"input": input, "plugin": "p", "config": "c"}}
+        })
+        .to_string()
+    }
+
+    fn inputs(ids: &[&str]) -> HashMap<String, String> {
+        ids.iter().map(|id| (id.to_string(), format!("in-{id}"))).collect()
+    }
+
+    fn file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn keeps_answers_and_drops_what_never_ran_or_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "{}\n{}\n{}\n{{\"custom_id\":\"d\",\"batch",
+            line("a", "succeeded", None, "in-a"),
+            line("b", "failed", Some("auth"), "in-b"),
+            line("c", "failed", Some("aborted"), "in-c"),
+        );
+        let path = file(&dir, &text);
+        let cp = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b", "c", "d"]))
+            .expect("resumable");
+        assert_eq!(cp.done, ["a", "b"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(cp.done_failed, 1);
+        assert_eq!(cp.dropped, 1);
+        assert!(cp.repaired);
+        let after = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(after.lines().count(), 2, "{after}");
+        assert!(after.ends_with('\n'));
+    }
+
+    #[test]
+    fn retry_failed_drops_every_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file(
+            &dir,
+            &format!("{}\n{}\n", line("a", "succeeded", None, "in-a"), line("b", "failed", Some("auth"), "in-b")),
+        );
+        let options = ResumeOptions { retry_failed: true, ..ResumeOptions::default() };
+        let cp = Checkpoint::open(&path, options, &identity(), &inputs(&["a", "b"])).expect("ok");
+        assert_eq!(cp.done.len(), 1);
+        assert!(cp.done.contains("a"));
+    }
+
+    #[test]
+    fn mismatches_are_refused_unless_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, "old-input")));
+        let err = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("changed");
+        assert!(err.to_string().contains("the input line of `a` changed"), "{err}");
+        let other = RunIdentity { plugin: "q".into(), config: "c".into() };
+        let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, "in-a")));
+        let err = Checkpoint::open(&path, ResumeOptions::default(), &other, &inputs(&["a"])).expect_err("plugin");
+        assert!(err.to_string().contains("answered by plugin p"), "{err}");
+        let forced = ResumeOptions { force: true, ..ResumeOptions::default() };
+        Checkpoint::open(&path, forced, &other, &inputs(&["a"])).expect("forced");
+    }
+
+    #[test]
+    fn damaged_and_duplicated_files_are_explained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file(&dir, "hello\n");
+        let err = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&[])).expect_err("damaged");
+        assert!(err.to_string().contains("results.jsonl:1: not a batchllm result record"), "{err}");
+        let l = line("a", "succeeded", None, "in-a");
+        let path = file(&dir, &format!("{l}\n{l}\n"));
+        let err = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("dup");
+        assert!(err.to_string().contains(":2: a second record for `a`"), "{err}");
+    }
+
+    #[test]
+    fn overwrite_and_missing_files_start_fresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file(&dir, "junk\n");
+        let options = ResumeOptions { overwrite: true, ..ResumeOptions::default() };
+        let cp = Checkpoint::open(&path, options, &identity(), &inputs(&[])).expect("fresh");
+        assert!(cp.done.is_empty());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
+        let cp = Checkpoint::open(
+            &dir.path().join("new/results.jsonl"),
+            ResumeOptions::default(),
+            &identity(),
+            &inputs(&[]),
+        );
+        assert!(cp.expect("fresh").done.is_empty());
+    }
+}

@@ -1,0 +1,67 @@
+//! Appending records to the results file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::ResultRecord;
+
+/// Errors writing results.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot write results to {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Appends records; each line is flushed to the OS (and with `fsync`, to
+/// the disk) before the item counts as done.
+#[derive(Debug)]
+pub struct ResultWriter {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    fsync: bool,
+    written: u64,
+}
+
+impl ResultWriter {
+    /// Opens `path` for appending, creating it (and its folder) if needed;
+    /// with `truncate`, existing content is discarded.
+    pub fn open(path: &Path, truncate: bool, fsync: bool) -> Result<Self, ResultsError> {
+        let io = |source| ResultsError::Io { path: path.into(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!truncate)
+            .write(true)
+            .truncate(truncate)
+            .open(path)
+            .map_err(io)?;
+        Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync, written: 0 })
+    }
+
+    /// A new, empty results file (tests and callers that never resume).
+    pub fn create(path: &Path, _unused: bool) -> Result<Self, ResultsError> {
+        Self::open(path, true, false)
+    }
+
+    /// Writes one record as a line and flushes it.
+    pub fn write(&mut self, record: &ResultRecord) -> Result<(), ResultsError> {
+        let io = |source| ResultsError::Io { path: self.path.clone(), source };
+        let mut line = serde_json::to_vec(record).map_err(|e| io(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        // One write per line, so a crash tears at most the line in progress.
+        self.out.write_all(&line).map_err(io)?;
+        self.out.flush().map_err(io)?;
+        if self.fsync {
+            self.out.get_ref().sync_data().map_err(io)?;
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Records written by this writer.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}

@@ -1,0 +1,138 @@
+//! Live progress on stderr: a bar on a terminal, plain periodic lines
+//! otherwise (logs, CI), nothing with `--quiet`.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::RunReport;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A live bar (stderr is a terminal).
+    Bar,
+    /// A plain line every `interval`.
+    Lines { interval: Duration },
+    /// Nothing.
+    Off,
+}
+
+/// The bar currently drawn, so log lines can be printed above it instead
+/// of through it (see [`SuspendingStderr`]).
+static ACTIVE_BAR: OnceLock<ProgressBar> = OnceLock::new();
+
+/// Live facts besides the report's counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    /// Time left in the longest active cooldown.
+    pub cooldown: Duration,
+    /// Rate limits seen so far.
+    pub rate_limits: u64,
+}
+
+/// Shows a run's progress.
+#[derive(Debug)]
+pub struct Progress {
+    mode: ProgressMode,
+    bar: Option<ProgressBar>,
+    total: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    /// `total` items will get a record in this run.
+    pub fn new(mode: ProgressMode, total: u64) -> Self {
+        let now = Instant::now();
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+            let style = ProgressStyle::with_template("{elapsed:>4} [{bar:30.cyan/blue}] {pos}/{len} {msg} · ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            let _ = ACTIVE_BAR.set(bar.clone());
+            bar
+        });
+        Progress { mode, bar, total, started: now, last_line: now }
+    }
+
+    /// Refreshes the display from the report (called on every record and on
+    /// a timer, so cooldowns count down).
+    pub fn update(&mut self, report: &RunReport, live: Live) {
+        match self.mode {
+            ProgressMode::Off => {}
+            ProgressMode::Bar => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(report.items);
+                    bar.set_message(self.message(report, live));
+                }
+            }
+            ProgressMode::Lines { interval } => {
+                if self.last_line.elapsed() >= interval {
+                    self.last_line = Instant::now();
+                    eprintln!("progress: {}/{} {}", report.items, self.total, self.message(report, live));
+                }
+            }
+        }
+    }
+
+    fn message(&self, report: &RunReport, live: Live) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let mut msg = format!(
+            "ok {} · failed {} · {:.1} items/s · {:.0} tok/s",
+            report.succeeded,
+            report.failed,
+            report.items as f64 / secs,
+            report.usage.total() as f64 / secs
+        );
+        if live.rate_limits > 0 {
+            msg.push_str(&format!(" · rate limited {}", live.rate_limits));
+        }
+        if !live.cooldown.is_zero() {
+            msg.push_str(&format!(" · cooling down {:.1}s", live.cooldown.as_secs_f64()));
+        }
+        msg
+    }
+
+    /// Removes the bar before the summary is printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// stderr for log lines that does not tear the progress bar: while a bar is
+/// drawn, each write happens with the bar suspended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SuspendingStderr;
+
+impl std::io::Write for SuspendingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match ACTIVE_BAR.get().filter(|b| !b.is_finished()) {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)).map(|()| buf.len()),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_counts_and_the_cooldown() {
+        let p = Progress::new(ProgressMode::Off, 10);
+        let report = RunReport { items: 4, succeeded: 3, failed: 1, ..RunReport::default() };
+        let msg = p.message(&report, Live { cooldown: Duration::from_millis(2500), rate_limits: 2 });
+        assert!(msg.starts_with("ok 3 · failed 1 ·"), "{msg}");
+        assert!(msg.contains("cooling down 2.5s"), "{msg}");
+        assert!(msg.contains("rate limited 2"), "{msg}");
+    }
+}

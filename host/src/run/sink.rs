@@ -1,0 +1,105 @@
+//! The end of the pipeline: records become lines of the results file.
+//!
+//! One task owns the writer, so lines never interleave; a record counts
+//! (in the report and the progress display) only once it is written. With
+//! `--preserve-order` records wait here until every earlier line is written.
+
+use tokio::sync::mpsc;
+
+use super::order::Reorder;
+use super::progress::{Live, Progress, ProgressMode};
+use super::{RunContext, RunReport};
+use crate::results::{ResultRecord, ResultWriter, ResultsError};
+
+/// Writes records, keeps the report and the progress display.
+pub struct Sink {
+    writer: ResultWriter,
+    report: RunReport,
+    error: Option<ResultsError>,
+    reorder: Option<Reorder>,
+    /// Lines the reader handed out, for `--preserve-order`.
+    sent_lines: mpsc::UnboundedReceiver<usize>,
+    progress: Progress,
+}
+
+impl Sink {
+    /// A sink for `to_run` records; `report` carries what a resume kept.
+    pub fn new(
+        writer: ResultWriter,
+        report: RunReport,
+        preserve_order: bool,
+        sent_lines: mpsc::UnboundedReceiver<usize>,
+        progress: ProgressMode,
+        to_run: u64,
+    ) -> Self {
+        Sink {
+            writer,
+            report,
+            error: None,
+            reorder: preserve_order.then(Reorder::default),
+            sent_lines,
+            progress: Progress::new(progress, to_run),
+        }
+    }
+
+    /// Takes the records of the run until every worker is done.
+    pub async fn drain(&mut self, records: &mut mpsc::Receiver<ResultRecord>, ctx: &RunContext) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                record = records.recv() => match record {
+                    Some(record) => self.accept(record, ctx),
+                    None => break,
+                },
+                _ = tick.tick() => self.progress.update(&self.report, live(ctx)),
+            }
+        }
+        self.progress.finish();
+        for record in self.reorder.as_mut().map(Reorder::drain).unwrap_or_default() {
+            self.write(&record, ctx);
+        }
+    }
+
+    fn accept(&mut self, record: ResultRecord, ctx: &RunContext) {
+        let ready = match self.reorder.as_mut() {
+            Some(reorder) => {
+                while let Ok(line) = self.sent_lines.try_recv() {
+                    reorder.sent(line);
+                }
+                reorder.push(record)
+            }
+            None => vec![record],
+        };
+        for record in &ready {
+            self.write(record, ctx);
+        }
+        self.progress.update(&self.report, live(ctx));
+    }
+
+    /// Writes one record; it counts only once written.
+    fn write(&mut self, record: &ResultRecord, ctx: &RunContext) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.writer.write(record) {
+            Ok(()) => self.report.record(record),
+            Err(e) => {
+                // Without a results file nothing may count: stop taking items.
+                ctx.control.interrupt();
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// The report, or the write error that made it meaningless.
+    pub fn finish(self) -> Result<RunReport, ResultsError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.report),
+        }
+    }
+}
+
+fn live(ctx: &RunContext) -> Live {
+    Live { cooldown: ctx.coordinator.longest_cooldown(), rate_limits: ctx.coordinator.stats().rate_limits }
+}

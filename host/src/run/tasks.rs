@@ -1,0 +1,156 @@
+//! The run's background tasks: the reader, the workers' loop, the signal
+//! and deadline watchers, and the plugin's lifecycle calls.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{Mutex, mpsc};
+
+use super::item::Worker;
+use super::{AbortReason, RunContext, RunError};
+use crate::input::{self, Job};
+use crate::results::ResultRecord;
+use crate::sandbox::{HostState, PluginInstance, RunShared};
+
+pub(super) async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
+    let outcome = instance.prepare().await;
+    let message = match outcome.result {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => format!("{:?}: {}", e.class, e.message),
+        Err(call) => call.to_string(),
+    };
+    Err(RunError::Prepare { plugin: plugin.to_string(), message })
+}
+
+/// Calls `cleanup` exactly once, on a spare instance or a fresh one.
+pub(super) async fn cleanup(
+    instance: Option<PluginInstance>,
+    pre: &batchllm_bindings::StrategyPre<HostState>,
+    shared: Arc<RunShared>,
+) {
+    let instance = match instance {
+        Some(i) => Ok(i),
+        None => PluginInstance::new(pre, shared).await,
+    };
+    let outcome = match instance {
+        Ok(mut i) => i.cleanup().await.result.map_err(|e| e.to_string()).and_then(|r| r),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "plugin cleanup failed");
+    }
+}
+
+/// A worker's loop: take jobs until the queue closes or Ctrl-C.
+pub(super) async fn work(
+    mut worker: Worker,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    records: mpsc::Sender<ResultRecord>,
+    ctx: Arc<RunContext>,
+) -> Option<PluginInstance> {
+    loop {
+        if ctx.control.interrupted() {
+            break;
+        }
+        let Some(job) = jobs.lock().await.recv().await else { break };
+        let Some(record) = worker.run(job).await else { break };
+        // Fail-fast fires as the item ends, before this worker (or any other)
+        // can take another queued item.
+        if let Some(class) = record.batchllm.error_class.filter(|c| ctx.fail_fast.contains(c)) {
+            ctx.control.abort(AbortReason::FailFast { class, item: record.custom_id.clone() });
+        }
+        let used =
+            ctx.tokens_used.fetch_add(record.batchllm.usage.total(), Ordering::SeqCst) + record.batchllm.usage.total();
+        if let Some(limit) = ctx.max_total_tokens.filter(|&l| used >= l) {
+            ctx.control.abort(AbortReason::Budget { limit: format!("--max-total-tokens {limit}") });
+        }
+        if records.send(record).await.is_err() {
+            break;
+        }
+    }
+    worker.into_instance()
+}
+
+/// Feeds parsed jobs into the queue from a blocking thread.
+pub(super) fn spawn_reader(
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    ctx: Arc<RunContext>,
+    done: Arc<std::collections::HashSet<String>>,
+    order: Option<mpsc::UnboundedSender<usize>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let lines = match input::read_lines(&path) {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the jobs file");
+                ctx.control.interrupt();
+                return;
+            }
+        };
+        for entry in lines {
+            // After an abort the remaining lines still flow: workers turn
+            // each into an `aborted` record without calling the plugin.
+            if ctx.control.interrupted() {
+                return;
+            }
+            let (line, text) = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the jobs file failed mid-run");
+                    ctx.control.interrupt();
+                    return;
+                }
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            match input::parse_line(&text, line) {
+                Ok(job) if done.contains(&job.id) => {}
+                Ok(job) => {
+                    // Announce the line before the job exists anywhere else,
+                    // so its record can never arrive first.
+                    if let Some(order) = &order {
+                        let _ = order.send(job.line);
+                    }
+                    if jobs.blocking_send(job).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // The file changed since validation; stop rather than skip.
+                    tracing::error!(line, problem = %e.problem, "input changed during the run; stopping");
+                    ctx.control.interrupt();
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// First Ctrl-C: stop taking new items, let in-flight ones finish.
+/// Second Ctrl-C: drop in-flight calls; `cleanup` still runs.
+pub(super) fn spawn_interrupt_watch(ctx: Arc<RunContext>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        tracing::warn!("interrupted: finishing in-flight items; press Ctrl-C again to stop at once");
+        ctx.control.interrupt();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::error!("interrupted twice: cancelling in-flight items");
+            ctx.control.hard_stop();
+        }
+    })
+}
+
+/// Aborts the run when the batch deadline passes.
+pub(super) fn spawn_batch_deadline(ctx: Arc<RunContext>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Some(deadline) = ctx.control.batch_deadline {
+            tokio::time::sleep_until(deadline.into()).await;
+            ctx.control.abort(AbortReason::BatchDeadline);
+        }
+    })
+}

@@ -1,0 +1,242 @@
+//! Translating the Messages API answer: successes, usage, rate-limit headers
+//! and error classes.
+
+use batchllm_plugin_sdk::classify::{self, MAX_MESSAGE_BYTES};
+use batchllm_plugin_sdk::serde_json::{self, Map, Value};
+use batchllm_plugin_sdk::text::{body_text, excerpt, json_kind};
+use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, usage};
+
+/// The longest excerpt of a non-JSON body quoted in an error message.
+pub const MAX_EXCERPT_BYTES: usize = 2048;
+
+/// Rate-limit headers are named `anthropic-ratelimit-<budget>-<field>`.
+const RATE_LIMIT_PREFIX: &str = "anthropic-ratelimit-";
+
+/// Translates a whole HTTP answer.
+pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Success, StrategyError> {
+    if (200..300).contains(&status) {
+        parse_success(status, headers, body)
+    } else {
+        Err(classify_error(status, headers, body))
+    }
+}
+
+/// A non-2xx answer: [`classify::from_http`] refined by Anthropic's
+/// `error.type` and message:
+/// - `rate_limit_error` → `rate-limited`; `overloaded_error` (529) and
+///   `api_error` → `overloaded`;
+/// - `authentication_error`, `permission_error` → `auth`;
+/// - `request_too_large` (413), or a 400 "prompt is too long" → `too-large`;
+/// - `billing_error`, HTTP 402, or a message saying the credit balance is
+///   too low → `quota-exhausted`;
+/// - `invalid_request_error`, `not_found_error` → `client-error`.
+///
+/// Classes that are not retried drop any `retry-after` hint.
+pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
+    let text = body_text(body);
+    let json = serde_json::from_str::<Value>(&text).ok();
+    let mut err = classify::from_http(status, headers, &text);
+    let field = |name: &str| json.as_ref().and_then(|j| j.pointer(&format!("/error/{name}"))?.as_str()).unwrap_or("");
+    let (kind, message) = (field("type"), field("message").to_ascii_lowercase());
+    let class = if kind == "billing_error" || status == 402 || message.contains("credit balance is too low") {
+        Some(ErrorClass::QuotaExhausted)
+    } else if kind == "request_too_large" || (status == 400 && message.contains("prompt is too long")) {
+        Some(ErrorClass::TooLarge)
+    } else {
+        match kind {
+            "rate_limit_error" => Some(ErrorClass::RateLimited),
+            "overloaded_error" | "api_error" => Some(ErrorClass::Overloaded),
+            "authentication_error" | "permission_error" => Some(ErrorClass::Auth),
+            "invalid_request_error" | "not_found_error" => Some(ErrorClass::ClientError),
+            _ => None,
+        }
+    };
+    if let Some(class) = class {
+        err.class = class;
+    }
+    if !matches!(err.class, ErrorClass::RateLimited | ErrorClass::Overloaded | ErrorClass::Timeout | ErrorClass::Other)
+    {
+        err.retry_after_ms = None;
+    }
+    err
+}
+
+/// A 2xx answer: the text output, usage, raw body, and metadata `{model, id,
+/// stop_reason, rate_limits}` (the `anthropic-ratelimit-*` headers, prefix
+/// dropped). An unusable answer is `invalid-response`.
+pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Success, StrategyError> {
+    let text = body_text(body);
+    let json = match serde_json::from_str::<Value>(&text) {
+        Ok(json) => json,
+        Err(e) => {
+            let shown = if text.trim().is_empty() {
+                "the body is empty".to_owned()
+            } else {
+                format!("body: {}", excerpt(&text, MAX_EXCERPT_BYTES))
+            };
+            return Err(StrategyError::invalid_response(format!(
+                "HTTP {status} response is not valid JSON ({e}); {shown}"
+            ))
+            .with_http_status(status));
+        }
+    };
+    let invalid = |message: String| {
+        let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
+        e.usage = usage::from_anthropic(&json);
+        e
+    };
+    let Some(obj) = json.as_object() else {
+        return Err(invalid(format!("HTTP {status} response is {}, expected an object", json_kind(&json))));
+    };
+    if obj.get("type").and_then(Value::as_str) == Some("error") {
+        let mut err = classify_error(status, headers, body);
+        let detail = classify::provider_message(Some(&json), &text).unwrap_or_default();
+        err.message = format!("HTTP {status} response carries an error: {detail}");
+        return Err(err);
+    }
+    let Some(content) = obj.get("content").and_then(Value::as_array) else {
+        return Err(invalid("response has no content array".to_owned()));
+    };
+    let mut metadata = Map::new();
+    for key in ["model", "id", "stop_reason"] {
+        if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+            metadata.insert(key.to_owned(), v.clone());
+        }
+    }
+    let limits = rate_limits(headers);
+    if !limits.is_empty() {
+        metadata.insert("rate_limits".to_owned(), Value::Object(limits));
+    }
+    let output = output(content, obj.get("stop_reason")).map_err(invalid)?;
+    Ok(Success {
+        output,
+        usage: usage::from_anthropic(&json),
+        response_body: Some(text),
+        metadata: Some(Value::Object(metadata).to_string()),
+    })
+}
+
+/// The text blocks joined; the content as JSON when it has `tool_use`
+/// blocks; an error for a refusal or an answer without either.
+fn output(content: &[Value], stop_reason: Option<&Value>) -> Result<String, String> {
+    let texts: Vec<&str> = content
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+        .filter_map(|b| b.get("text")?.as_str())
+        .collect();
+    let has_tool_use = content.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"));
+    if has_tool_use {
+        return Ok(Value::Array(content.to_vec()).to_string());
+    }
+    if stop_reason.and_then(Value::as_str) == Some("refusal") {
+        return Err(format!("the model refused: {}", excerpt(&texts.concat(), MAX_MESSAGE_BYTES)));
+    }
+    if texts.is_empty() && !content.is_empty() {
+        return Err("content has no text and no tool_use blocks".to_owned());
+    }
+    Ok(texts.concat())
+}
+
+/// The `anthropic-ratelimit-*` headers, by name without the prefix (e.g.
+/// `requests-remaining`); numbers as numbers, resets as given (RFC 3339).
+pub fn rate_limits(headers: &[(String, String)]) -> Map<String, Value> {
+    let mut limits = Map::new();
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        let Some(key) = lower.strip_prefix(RATE_LIMIT_PREFIX) else { continue };
+        let value = value.trim();
+        let parsed = value.parse::<u64>().map_or_else(|_| Value::String(value.to_owned()), Value::from);
+        limits.insert(key.to_owned(), parsed);
+    }
+    limits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batchllm_plugin_sdk::serde_json::json;
+
+    const OK: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+        "content":[{"type":"text","text":"Hello"},{"type":"text","text":" there"}],"stop_reason":"end_turn",
+        "stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":5,
+        "cache_read_input_tokens":100,"output_tokens":4}}"#;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn error(status: u16, kind: &str, message: &str, headers: &[(&str, &str)]) -> StrategyError {
+        let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_1"});
+        interpret(status, &h(headers), body.to_string().as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn success_with_usage_and_rate_limits() {
+        let headers = h(&[
+            ("anthropic-ratelimit-requests-limit", "1000"),
+            ("Anthropic-RateLimit-Requests-Remaining", "999"),
+            ("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:59Z"),
+            ("request-id", "req_1"),
+        ]);
+        let s = interpret(200, &headers, OK.as_bytes()).unwrap();
+        assert_eq!(s.output, "Hello there");
+        let u = s.usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (117, 4));
+        assert_eq!((u.cached_input_tokens, u.cache_write_tokens), (Some(100), Some(5)));
+        let meta: Value = serde_json::from_str(s.metadata.as_deref().unwrap()).unwrap();
+        assert_eq!(meta["stop_reason"], "end_turn");
+        assert_eq!(meta["id"], "msg_01");
+        assert_eq!(
+            meta["rate_limits"],
+            json!({"requests-limit": 1000, "requests-remaining": 999, "requests-reset": "2025-08-21T12:40:59Z"})
+        );
+        assert_eq!(s.response_body.as_deref(), Some(OK));
+    }
+
+    #[test]
+    fn tool_use_and_unusable_answers() {
+        let tool = r#"{"content":[{"type":"tool_use","id":"t","name":"f","input":{}}],"stop_reason":"tool_use"}"#;
+        let s = interpret(200, &[], tool.as_bytes()).unwrap();
+        assert!(s.output.contains("\"tool_use\""));
+        for bad in ["", "<html>", "[1]", r#"{"content":"x"}"#, r#"{"content":[{"type":"image"}]}"#] {
+            let e = interpret(200, &[], bad.as_bytes()).unwrap_err();
+            assert_eq!(e.class, ErrorClass::InvalidResponse, "{bad}");
+        }
+        let refusal = r#"{"content":[],"stop_reason":"refusal","usage":{"input_tokens":3,"output_tokens":0}}"#;
+        let e = interpret(200, &[], refusal.as_bytes()).unwrap_err();
+        assert!(e.message.contains("refused"));
+        assert_eq!(e.usage.map(|u| u.input_tokens), Some(3));
+        let empty = r#"{"content":[],"stop_reason":"end_turn"}"#;
+        assert_eq!(interpret(200, &[], empty.as_bytes()).unwrap().output, "");
+    }
+
+    #[test]
+    fn error_classes() {
+        let e =
+            error(429, "rate_limit_error", "Number of requests has exceeded your rate limit", &[("retry-after", "3")]);
+        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::RateLimited, Some(3000)));
+        let e = error(529, "overloaded_error", "Overloaded", &[]);
+        assert_eq!((e.class, e.http_status), (ErrorClass::Overloaded, Some(529)));
+        assert_eq!(error(500, "api_error", "Internal server error", &[]).class, ErrorClass::Overloaded);
+        let e = error(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", &[]);
+        assert_eq!(e.class, ErrorClass::TooLarge);
+        let e = error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum", &[]);
+        assert_eq!(e.class, ErrorClass::TooLarge);
+        assert_eq!(error(401, "authentication_error", "invalid x-api-key", &[]).class, ErrorClass::Auth);
+        assert_eq!(error(403, "permission_error", "no", &[]).class, ErrorClass::Auth);
+        let billing = "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing.";
+        let e = error(400, "invalid_request_error", billing, &[("retry-after", "5")]);
+        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::QuotaExhausted, None));
+        assert_eq!(error(402, "billing_error", "pay up", &[]).class, ErrorClass::QuotaExhausted);
+        assert_eq!(
+            error(400, "invalid_request_error", "max_tokens: field required", &[]).class,
+            ErrorClass::ClientError
+        );
+        assert_eq!(error(404, "not_found_error", "model: x", &[]).class, ErrorClass::ClientError);
+        let e = interpret(502, &[], b"<html>bad gateway</html>").unwrap_err();
+        assert_eq!((e.class, e.response_body), (ErrorClass::Overloaded, None));
+        let e = interpret(200, &[], br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
+            .unwrap_err();
+        assert_eq!((e.class, e.http_status), (ErrorClass::Overloaded, Some(200)));
+    }
+}

@@ -1,0 +1,222 @@
+//! An adaptive strategy, and the worked example of the retry-state contract.
+//!
+//! It speaks to OpenAI-compatible chat APIs exactly like the `openai` plugin
+//! (whose request and response code it reuses), and adds two things from
+//! the Python library's README:
+//! - **validation**: the answer must be JSON (code fences allowed); anything
+//!   else is an `invalid-response`, which the host retries without backoff;
+//! - **adaptation** in `on-error`, kept in the host-owned retry state of that
+//!   item only: each validation failure raises the temperature by a step
+//!   (*progressive temperature*), and after `escalate_after` failures the
+//!   next attempts use the bigger `escalate_to` model (*smart model
+//!   escalation*). The plugin itself never retries or sleeps: the host
+//!   decides whether there is a next attempt; this plugin only shapes it.
+//!
+//! Configuration: every key of the `openai` plugin, plus
+//! `temperature_start` (0.0), `temperature_step` (0.3), `temperature_max`
+//! (1.0), `escalate_after` (2) and `escalate_to` (no escalation if absent).
+
+use std::sync::OnceLock;
+
+use batchllm_plugin_openai_core::config::Config;
+use batchllm_plugin_sdk::serde_json::{Map, Value};
+use batchllm_plugin_sdk::{
+    Attempt, ErrorClass, Guest, Item, StateChange, StateEntry, StrategyError, Success, log, state,
+};
+
+/// Retry-state key counting this item's validation failures.
+const FAILURES: &str = "smart.failures";
+
+/// How failures change the next attempt.
+#[derive(Debug, Clone, PartialEq)]
+struct Policy {
+    temperature_start: f64,
+    temperature_step: f64,
+    temperature_max: f64,
+    escalate_after: u64,
+    escalate_to: Option<String>,
+}
+
+const POLICY_KEYS: [&str; 5] =
+    ["temperature_start", "temperature_step", "temperature_max", "escalate_after", "escalate_to"];
+
+fn invalid(message: impl std::fmt::Display) -> StrategyError {
+    StrategyError::client_error(format!("smart-retry config: {message}"))
+}
+
+fn number(obj: &Map<String, Value>, key: &str, default: f64) -> Result<f64, StrategyError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .ok_or_else(|| invalid(format!("`{key}` must be a number >= 0"))),
+    }
+}
+
+/// Splits the configuration into this strategy's policy and the `openai`
+/// plugin's own settings.
+fn parse(config: &Value) -> Result<(Config, Policy), StrategyError> {
+    let mut obj = match config {
+        Value::Object(o) => o.clone(),
+        Value::Null => Map::new(),
+        _ => return Err(invalid("must be a JSON object")),
+    };
+    let policy = Policy {
+        temperature_start: number(&obj, "temperature_start", 0.0)?,
+        temperature_step: number(&obj, "temperature_step", 0.3)?,
+        temperature_max: number(&obj, "temperature_max", 1.0)?,
+        escalate_after: number(&obj, "escalate_after", 2.0)? as u64,
+        escalate_to: match obj.get("escalate_to") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m)) if !m.is_empty() => Some(m.clone()),
+            Some(_) => return Err(invalid("`escalate_to` must be a model name")),
+        },
+    };
+    for key in POLICY_KEYS {
+        obj.remove(key);
+    }
+    Ok((Config::from_value(&Value::Object(obj))?, policy))
+}
+
+static SETTINGS: OnceLock<Result<(Config, Policy), StrategyError>> = OnceLock::new();
+
+fn settings() -> Result<&'static (Config, Policy), StrategyError> {
+    SETTINGS.get_or_init(|| batchllm_plugin_sdk::try_config().and_then(|v| parse(&v))).as_ref().map_err(Clone::clone)
+}
+
+/// The JSON document in `output`, accepting a Markdown code fence around it.
+fn validate_json(output: &str) -> Result<Value, String> {
+    let trimmed = output.trim();
+    let inner = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|rest| rest.strip_suffix("```"))
+        .unwrap_or(trimmed);
+    batchllm_plugin_sdk::serde_json::from_str(inner.trim()).map_err(|e| e.to_string())
+}
+
+/// The retry-state changes after a failure: none unless it was a
+/// validation failure.
+fn adapt(policy: &Policy, class: ErrorClass, state_now: &[StateEntry]) -> Vec<StateChange> {
+    if class != ErrorClass::InvalidResponse {
+        return Vec::new();
+    }
+    let failures = state::get_u64(state_now, FAILURES).unwrap_or(0) + 1;
+    let temperature =
+        (policy.temperature_start + policy.temperature_step * failures as f64).min(policy.temperature_max);
+    let mut changes = vec![
+        state::set(FAILURES, failures.to_string()),
+        state::set("param.temperature", format!("{:.2}", temperature)),
+    ];
+    if let Some(model) = policy.escalate_to.as_ref().filter(|_| failures >= policy.escalate_after) {
+        changes.push(state::set("param.model", Value::String(model.clone()).to_string()));
+    }
+    changes
+}
+
+struct SmartRetry;
+
+impl Guest for SmartRetry {
+    fn prepare(config: String) -> Result<(), StrategyError> {
+        let parsed = parse(&batchllm_plugin_sdk::parse_config(&config)?)?;
+        log::info(format!("smart-retry strategy: {:?}", parsed.1));
+        let _ = SETTINGS.set(Ok(parsed));
+        Ok(())
+    }
+
+    fn execute(item: Item, attempt: Attempt, mut state: Vec<StateEntry>) -> Result<Success, StrategyError> {
+        let (config, policy) = settings()?;
+        if state::get(&state, "param.temperature").is_none() {
+            state.push(("param.temperature".into(), format!("{:.2}", policy.temperature_start)));
+        }
+        let success = batchllm_plugin_openai_core::execute_with(config, &item, &attempt, &state)?;
+        match validate_json(&success.output) {
+            Ok(_) => Ok(success),
+            Err(e) => {
+                let mut err = StrategyError::invalid_response(format!("the answer is not valid JSON: {e}"));
+                err.usage = success.usage;
+                Err(err)
+            }
+        }
+    }
+
+    fn on_error(_item: Item, error: StrategyError, _attempt: Attempt, state: Vec<StateEntry>) -> Vec<StateChange> {
+        match settings() {
+            Ok((_, policy)) => adapt(policy, error.class, &state),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn cleanup() -> Result<(), String> {
+        Ok(())
+    }
+}
+
+batchllm_plugin_sdk::export_strategy!(SmartRetry);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            temperature_start: 0.0,
+            temperature_step: 0.3,
+            temperature_max: 1.0,
+            escalate_after: 2,
+            escalate_to: Some("big".into()),
+        }
+    }
+
+    fn step(state: &mut Vec<StateEntry>) {
+        let changes = adapt(&policy(), ErrorClass::InvalidResponse, state);
+        for (k, v) in changes {
+            state.retain(|(key, _)| *key != k);
+            if let Some(v) = v {
+                state.push((k, v));
+            }
+        }
+    }
+
+    #[test]
+    fn validation_failures_raise_the_temperature_then_escalate() {
+        let mut s = Vec::new();
+        step(&mut s);
+        assert_eq!(state::get(&s, "param.temperature"), Some("0.30"));
+        assert_eq!(state::get(&s, "param.model"), None);
+        step(&mut s);
+        assert_eq!(state::get(&s, "param.temperature"), Some("0.60"));
+        assert_eq!(state::get(&s, "param.model"), Some("\"big\""));
+        for _ in 0..5 {
+            step(&mut s);
+        }
+        assert_eq!(state::get(&s, "param.temperature"), Some("1.00"), "capped");
+    }
+
+    #[test]
+    fn other_failures_change_nothing() {
+        assert!(adapt(&policy(), ErrorClass::Overloaded, &[]).is_empty());
+    }
+
+    #[test]
+    fn json_validation_accepts_code_fences() {
+        assert!(validate_json("{\"a\": 1}").is_ok());
+        assert!(validate_json("```json\n{\"a\": 1}\n```").is_ok());
+        assert!(validate_json("echo: not json").is_err());
+    }
+
+    #[test]
+    fn config_splits_policy_from_openai_settings() {
+        let v: Value = batchllm_plugin_sdk::serde_json::from_str(
+            r#"{"escalate_to": "gpt-4o", "temperature_step": 0.5, "model": "gpt-4o-mini"}"#,
+        )
+        .expect("json");
+        let (config, policy) = parse(&v).expect("valid");
+        assert_eq!(config.model, "gpt-4o-mini");
+        assert_eq!(policy.escalate_to.as_deref(), Some("gpt-4o"));
+        assert_eq!(policy.temperature_step, 0.5);
+        let bad: Value = batchllm_plugin_sdk::serde_json::from_str(r#"{"tempreature_step": 1}"#).expect("json");
+        assert!(parse(&bad).is_err(), "unknown keys still fail in the openai config");
+    }
+}

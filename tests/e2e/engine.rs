@@ -1,0 +1,282 @@
+//! The execution engine against the mock provider: coordinated cooldown,
+//! proactive admission, deadlines, fail-fast, configuration files. Each test
+//! asserts on what the server saw (request counts and arrival times) as well
+//! as on the result records.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const FAST_BACKOFF: [&str; 4] = ["--backoff-initial", "0.01", "--backoff-max", "0.05"];
+
+fn arrivals(server: &batchllm_mock::MockServer) -> Vec<(u64, u16)> {
+    chat_requests(server).iter().map(|r| (r.at_ms, r.status)).collect()
+}
+
+/// A number from the human summary, e.g. `cooldowns 3`.
+fn summary_number(stderr: &str, label: &str) -> usize {
+    let at = stderr.find(label).unwrap_or_else(|| panic!("`{label}` in summary:\n{stderr}"));
+    stderr[at + label.len()..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("number")
+}
+
+fn assert_each_id_once(out: &Outcome, n: usize) {
+    let ids: HashSet<&str> = out.results.iter().map(|r| r["custom_id"].as_str().expect("id")).collect();
+    assert_eq!(out.results.len(), n, "{}", out.stderr);
+    assert_eq!(ids.len(), n, "every id exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_pauses_every_worker_until_the_cooldown_ends() {
+    // 5 requests per sliding second; 8 workers want to go faster.
+    let server = mock(|c| {
+        c.rpm = Some(5);
+        c.window_ms = 1000;
+    })
+    .await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&(0..20).map(|i| job(&format!("j{i}"), &format!("q{i}"))).collect::<Vec<_>>());
+    let args = openai_args(&server);
+    let flags = ["--concurrency", "8", "--cooldown", "1", "--slow-start-attempts", "0"];
+    let out = ws.run(&jobs, &[&strs(&args)[..], &flags, &FAST_BACKOFF].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_each_id_once(&out, 20);
+
+    let seen = arrivals(&server);
+    let ok = seen.iter().filter(|(_, s)| *s == 200).count();
+    let limited: Vec<u64> = seen.iter().filter(|(_, s)| *s == 429).map(|(t, _)| *t).collect();
+    assert_eq!(ok, 20, "every item succeeded exactly once at the server");
+    let first_429 = *limited.first().expect("the limit was hit");
+    // Requests in flight when the cooldown began may still land in its first
+    // moments; after that, nothing reaches the server until the cooldown
+    // (max(1 s policy, server hint)) is over.
+    let quiet: Vec<_> = seen.iter().filter(|(t, _)| *t > first_429 + 150 && *t < first_429 + 900).collect();
+    assert!(quiet.is_empty(), "requests during the cooldown: {quiet:?} (first 429 at {first_429} ms)");
+    // No retry storm: each cooldown costs at most one wave of the requests
+    // already in flight (one per worker).
+    let cooldowns = summary_number(&out.stderr, "cooldowns ");
+    assert!(
+        cooldowns >= 1 && limited.len() <= cooldowns * 8,
+        "{} 429s, {cooldowns} cooldowns: {seen:?}",
+        limited.len()
+    );
+    let report: u64 = out.results.iter().map(|r| r["batchllm"]["rate_limit_retries"].as_u64().expect("n")).sum();
+    assert_eq!(report as usize, limited.len(), "each 429 is one rate-limit retry of one item");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpm_paces_requests_before_they_are_sent() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&(0..30).map(|i| job(&format!("j{i}"), &format!("q{i}"))).collect::<Vec<_>>());
+    let args = openai_args(&server);
+    let started = Instant::now();
+    // 600 rpm = 10 per second, burst of one second.
+    let out = ws
+        .run(&jobs, &[&strs(&args)[..], &["--concurrency", "16", "--rpm", "600"]].concat(), &[("E2E_API_KEY", API_KEY)])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_each_id_once(&out, 30);
+    assert!(started.elapsed() >= Duration::from_millis(1800), "30 requests at 10/s after a burst of 10 take >= 2 s");
+    let mut times: Vec<u64> = arrivals(&server).iter().map(|(t, _)| *t).collect();
+    times.sort_unstable();
+    let busiest = times.iter().map(|&t| times.iter().filter(|&&u| u >= t && u < t + 1000).count()).max();
+    assert!(busiest.expect("requests") <= 20, "at most burst (10) + rate (10) in any second: {times:?}");
+    // After the burst, requests are paced ~100 ms apart, not bunched.
+    let paced = &times[10..];
+    assert!(paced.windows(2).all(|w| w[1] - w[0] >= 80), "paced at 10/s: {times:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_larger_than_the_token_bucket_is_admitted_alone() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let big = serde_json::json!({"id": "big", "prompt": "hello", "params": {"max_tokens": 5000}}).to_string();
+    let jobs = ws.jobs(&[big, job("small", "hi")]);
+    let args = openai_args(&server);
+    // 6000 tpm = 100 tokens/s: the 5000-token charge exceeds the bucket.
+    let out = ws.run(&jobs, &[&strs(&args)[..], &["--tpm", "6000"]].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result("big")["batchllm"]["status"], "succeeded");
+    assert_eq!(out.result("small")["batchllm"]["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_item_deadline_ends_an_item_and_no_attempt_starts_after_it() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("stuck", "[[mock:hang]]"), job("fine", "hello")]);
+    let args = openai_args(&server);
+    let started = Instant::now();
+    let flags = ["--item-timeout", "0.6", "--attempt-timeout", "30", "--max-attempts", "5"];
+    let out = ws.run(&jobs, &[&strs(&args)[..], &flags, &FAST_BACKOFF].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let stuck = out.result("stuck");
+    assert_eq!(stuck["error"]["code"], "deadline_exceeded", "{stuck}");
+    assert_eq!(stuck["batchllm"]["attempts"], 1, "no attempt after the deadline");
+    assert_eq!(out.result("fine")["batchllm"]["status"], "succeeded");
+    assert!(started.elapsed() < Duration::from_secs(5), "the deadline bounded the hang");
+    assert_eq!(chat_requests(&server).iter().filter(|r| r.prompt.as_deref() == Some("[[mock:hang]]")).count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_deadline_gives_every_unfinished_item_a_record() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs =
+        ws.jobs(&(0..40).map(|i| job(&format!("j{i}"), &format!("[[mock:latency=300]] q{i}"))).collect::<Vec<_>>());
+    let args = openai_args(&server);
+    let started = Instant::now();
+    let out = ws
+        .run(
+            &jobs,
+            &[&strs(&args)[..], &["--concurrency", "2", "--batch-timeout", "1"]].concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 3, "aborted:\n{}", out.stderr);
+    assert_each_id_once(&out, 40);
+    let expired: Vec<_> = out.results.iter().filter(|r| r["error"]["code"] == "batch_deadline_exceeded").collect();
+    let succeeded = out.results.iter().filter(|r| r["batchllm"]["status"] == "succeeded").count();
+    assert!(!expired.is_empty() && succeeded > 0, "{succeeded} succeeded, {} expired", expired.len());
+    assert_eq!(expired.len() + succeeded, 40);
+    let sent_then_cut = expired.iter().filter(|r| r["batchllm"]["attempts"].as_u64() > Some(0)).count();
+    assert!(sent_then_cut <= 2, "at most the in-flight items (one per worker) were cut");
+    assert_eq!(chat_requests(&server).len(), succeeded + sent_then_cut, "queued items were never sent");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(out.stderr.contains("the batch deadline passed"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_stops_the_run_and_queued_items_end_aborted_without_calls() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let mut lines: Vec<String> = (0..3).map(|i| job(&format!("ok{i}"), &format!("q{i}"))).collect();
+    lines.push(job("denied", "[[mock:status=401]]"));
+    lines.extend((0..16).map(|i| job(&format!("later{i}"), &format!("later {i}"))));
+    let jobs = ws.jobs(&lines);
+    let args = openai_args(&server);
+    let out = ws.run(&jobs, &[&strs(&args)[..], &["--concurrency", "1"]].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_each_id_once(&out, 20);
+    assert_eq!(out.result("denied")["error"]["code"], "auth");
+    for i in 0..16 {
+        let r = out.result(&format!("later{i}"));
+        assert_eq!(r["error"]["code"], "aborted", "{r}");
+        assert_eq!(r["batchllm"]["attempts"], 0, "no call for a queued item");
+        assert!(r["error"]["message"].as_str().expect("msg").contains("item `denied`"), "{r}");
+    }
+    assert_eq!(chat_requests(&server).len(), 4, "nothing was sent after the abort");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mode_cuts_in_flight_attempts_on_abort() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let mut lines: Vec<String> =
+        (0..3).map(|i| job(&format!("slow{i}"), &format!("[[mock:latency=8000]] s{i}"))).collect();
+    lines.insert(1, job("quota", "[[mock:insufficient_quota]]"));
+    let jobs = ws.jobs(&lines);
+    let args = openai_args(&server);
+    let started = Instant::now();
+    let out = ws
+        .run(
+            &jobs,
+            &[&strs(&args)[..], &["--concurrency", "4", "--abort-mode", "cancel"]].concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_each_id_once(&out, 4);
+    assert_eq!(out.result("quota")["error"]["code"], "quota_exhausted");
+    for i in 0..3 {
+        let r = out.result(&format!("slow{i}"));
+        assert_eq!(r["error"]["code"], "aborted", "{r}");
+        if r["batchllm"]["attempts"].as_u64() > Some(0) {
+            assert!(r["error"]["message"].as_str().expect("msg").contains("cancelled"), "{r}");
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "in-flight calls were not waited for");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_can_be_turned_off() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("denied", "[[mock:status=401]]"), job("next", "hello")]);
+    let args = openai_args(&server);
+    let out = ws
+        .run(
+            &jobs,
+            &[&strs(&args)[..], &["--concurrency", "1", "--fail-fast", "none"]].concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.result("next")["batchllm"]["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_sets_options_and_flags_override_it() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let config = ws.path("run.toml");
+    let toml = format!(
+        "plugin = \"openai\"\nallow-host = [\"{}\"]\napi-key-env = \"E2E_API_KEY\"\nmax-attempts = 1\n\n[plugin-config]\nbase_url = \"{}\"\n",
+        grant(&server),
+        server.base_url()
+    );
+    std::fs::write(&config, toml).expect("write config");
+    let jobs = ws.jobs(&[job("flaky", "[[mock:fail-first=1]] hi")]);
+    let cfg = config.to_str().expect("utf8");
+    let out = ws.run(&jobs, &["--config", cfg], &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 1, "max-attempts 1 from the file:\n{}", out.stderr);
+    server.reset();
+    let out = ws
+        .run(
+            &jobs,
+            &[&["--config", cfg, "--max-attempts", "2"][..], &FAST_BACKOFF].concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 0, "the flag overrides the file:\n{}", out.stderr);
+    assert_eq!(out.result("flaky")["batchllm"]["attempts"], 2);
+
+    std::fs::write(&config, "plugin = \"openai\"\nconcurency = 3\n").expect("write config");
+    let out = ws.run(&jobs, &["--config", cfg], &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("concurency"), "a typo in the file is named:\n{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_budget_stops_the_run() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(
+        &(0..30).map(|i| job(&format!("j{i}"), &format!("a prompt of some length, number {i}"))).collect::<Vec<_>>(),
+    );
+    let args = openai_args(&server);
+    let out = ws
+        .run(
+            &jobs,
+            &[&strs(&args)[..], &["--concurrency", "1", "--max-total-tokens", "60"]].concat(),
+            &[("E2E_API_KEY", API_KEY)],
+        )
+        .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_each_id_once(&out, 30);
+    let used: u64 = out
+        .results
+        .iter()
+        .map(|r| {
+            r["batchllm"]["usage"]["input_tokens"].as_u64().expect("n")
+                + r["batchllm"]["usage"]["output_tokens"].as_u64().expect("n")
+        })
+        .sum();
+    let sent = chat_requests(&server).len();
+    assert!(used >= 60, "the budget was reached: {used}");
+    assert!(sent < 30, "the run stopped early: {sent} sent");
+    let aborted = out.results.iter().filter(|r| r["error"]["code"] == "aborted").count();
+    assert_eq!(aborted, 30 - sent);
+    assert!(out.stderr.contains("--max-total-tokens 60"), "{}", out.stderr);
+}

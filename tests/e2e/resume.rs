@@ -1,0 +1,155 @@
+//! The results file is the checkpoint: re-running resumes, never duplicates.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::support::*;
+
+const FAST: [&str; 4] = ["--backoff-initial", "0.01", "--backoff-max", "0.05"];
+
+fn ids_once(results: &[serde_json::Value], n: usize) {
+    let mut seen = HashMap::new();
+    for r in results {
+        *seen.entry(r["custom_id"].as_str().expect("id").to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), n, "ids: {seen:?}");
+    assert!(seen.values().all(|&c| c == 1), "an id twice: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerunning_the_same_command_sends_nothing_twice() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let mut lines: Vec<String> = (0..8).map(|i| job(&format!("j{i}"), &format!("q{i}"))).collect();
+    lines.push(job("bad", "[[mock:status=400]]"));
+    let jobs = ws.jobs(&lines);
+    let args = openai_args(&server);
+    let env = [("E2E_API_KEY", API_KEY)];
+    let first = ws.resume(&jobs, &strs(&args), &env).await;
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let sent = chat_requests(&server).len();
+    assert_eq!(sent, 9);
+
+    let again = ws.resume(&jobs, &strs(&args), &env).await;
+    assert_eq!(again.code, 1, "the kept failure still counts:\n{}", again.stderr);
+    assert_eq!(chat_requests(&server).len(), sent, "nothing was sent again");
+    assert!(again.stderr.contains("resumed: 9 items already had a record (1 failed)"), "{}", again.stderr);
+    ids_once(&again.results, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failed_reruns_only_the_failures() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let lines = vec![job("ok", "fine"), job("flaky", "[[mock:fail-first=1]] later")];
+    let jobs = ws.jobs(&lines);
+    let args = openai_args(&server);
+    let env = [("E2E_API_KEY", API_KEY)];
+    let first = ws.resume(&jobs, &[&strs(&args)[..], &["--max-attempts", "1"]].concat(), &env).await;
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert_eq!(first.result("flaky")["error"]["code"], "overloaded");
+
+    let retry = ws.resume(&jobs, &[&strs(&args)[..], &["--retry-failed"]].concat(), &env).await;
+    assert_eq!(retry.code, 0, "{}", retry.stderr);
+    ids_once(&retry.results, 2);
+    assert_eq!(retry.result("flaky")["batchllm"]["status"], "succeeded");
+    let prompts: Vec<_> = chat_requests(&server).into_iter().filter_map(|r| r.prompt).collect();
+    assert_eq!(prompts.iter().filter(|p| *p == "fine").count(), 1, "the success was not re-run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_input_is_refused_unless_forced() {
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("a", "one"), job("b", "two")]);
+    assert_eq!(ws.resume(&jobs, &["--plugin", "mock"], &[]).await.code, 0);
+    let jobs = ws.jobs(&[job("a", "one, edited"), job("b", "two")]);
+    let out = ws.resume(&jobs, &["--plugin", "mock"], &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("the input line of `a` changed"), "{}", out.stderr);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    let out = ws.resume(&jobs, &["--plugin", "mock", "--plugin-config", "x=1"], &[]).await;
+    assert_eq!(out.code, 2, "a different plugin configuration is refused too:\n{}", out.stderr);
+    let out = ws.resume(&jobs, &["--plugin", "mock", "--force"], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result("a")["batchllm"]["output"], "mock: one", "forced: the old answer is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_line_is_repaired() {
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&(0..5).map(|i| job(&format!("j{i}"), "x")).collect::<Vec<_>>());
+    assert_eq!(ws.resume(&jobs, &["--plugin", "mock"], &[]).await.code, 0);
+    // Simulate a crash mid-write: keep 3 records and half of the 4th.
+    let text = std::fs::read_to_string(ws.path("results.jsonl")).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = format!("{}\n{}", lines[..3].join("\n"), &lines[3][..lines[3].len() / 2]);
+    std::fs::write(ws.path("results.jsonl"), torn).expect("write");
+    let out = ws.resume(&jobs, &["--plugin", "mock"], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("torn last line"), "{}", out.stderr);
+    ids_once(&out.results, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_cut_by_the_batch_deadline_run_on_resume() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs =
+        ws.jobs(&(0..12).map(|i| job(&format!("j{i}"), &format!("[[mock:latency=200]] q{i}"))).collect::<Vec<_>>());
+    let args = openai_args(&server);
+    let env = [("E2E_API_KEY", API_KEY)];
+    let first =
+        ws.resume(&jobs, &[&strs(&args)[..], &["--concurrency", "2", "--batch-timeout", "0.5"]].concat(), &env).await;
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    assert!(first.results.iter().any(|r| r["error"]["code"] == "batch_deadline_exceeded"));
+    let second = ws.resume(&jobs, &[&strs(&args)[..], &["--concurrency", "6"]].concat(), &env).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    ids_once(&second.results, 12);
+    assert!(second.results.iter().all(|r| r["batchllm"]["status"] == "succeeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_process_at_random_moments_loses_and_duplicates_nothing() {
+    let server = mock(|c| {
+        c.latency_ms = 10;
+        c.jitter_ms = 20;
+    })
+    .await;
+    let ws = Workspace::new();
+    let n = 300;
+    let jobs = ws.jobs(&(0..n).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect::<Vec<_>>());
+    let args = openai_args(&server);
+    let env = [("E2E_API_KEY", API_KEY)];
+    let concurrency = 8;
+    let flags = ["--concurrency", "8", "--quiet"];
+    let mut kills = 0;
+    for delay_ms in [150u64, 420, 90, 600, 260] {
+        let mut child = ws.command(&jobs, &[&strs(&args)[..], &flags].concat(), &env).spawn().expect("spawn");
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if child.try_wait().expect("status").is_none() {
+            child.start_kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let _ = child.wait().await;
+        // Whatever was written parses, and no id appears twice.
+        let partial = ws.results();
+        let mut seen = std::collections::HashSet::new();
+        assert!(partial.iter().all(|r| seen.insert(r["custom_id"].as_str().expect("id").to_string())));
+    }
+    assert!(kills >= 3, "the test must actually kill runs mid-way");
+    let last = ws.resume(&jobs, &[&strs(&args)[..], &flags, &FAST].concat(), &env).await;
+    assert_eq!(last.code, 0, "{}", last.stderr);
+    ids_once(&last.results, n);
+    // The provider answered each item successfully once, except possibly an
+    // item whose answer arrived in the instant between the response and its
+    // record being flushed when the process was killed: at most one per
+    // in-flight slot per kill.
+    let mut successes: HashMap<String, usize> = HashMap::new();
+    for r in chat_requests(&server).into_iter().filter(|r| r.status == 200) {
+        *successes.entry(r.prompt.expect("prompt")).or_insert(0) += 1;
+    }
+    assert_eq!(successes.len(), n, "every item succeeded at the provider");
+    let doubles: usize = successes.values().map(|c| c - 1).sum();
+    assert!(doubles <= kills * concurrency, "{doubles} items answered twice after {kills} kills");
+    eprintln!("sigkill test: {kills} kills, {doubles} items answered twice by the provider");
+}
