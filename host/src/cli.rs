@@ -179,6 +179,16 @@ pub struct Args {
     #[arg(long, value_name = "N", help_heading = "Retries")]
     pub max_total_tokens: Option<u64>,
 
+    /// Stop the run (exit code 3) once this many US dollars are spent,
+    /// priced with the shipped table or --prices.
+    #[arg(long, value_name = "USD", value_parser = positive_number, help_heading = "Retries")]
+    pub max_cost: Option<f64>,
+
+    /// A price table (TOML, US dollars per million tokens per model) whose
+    /// models replace the shipped ones.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+
     /// On abort, let in-flight attempts finish (drain) or cancel them [default: drain].
     #[arg(long, value_name = "MODE", help_heading = "Retries")]
     pub abort_mode: Option<AbortMode>,
@@ -250,6 +260,16 @@ pub struct Args {
     /// Compile the plugin every run.
     #[arg(long, help_heading = "Sandbox")]
     pub no_cache: bool,
+
+    /// Write lifecycle events (attempts, rate limits, cooldowns, items,
+    /// aborts) to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics while the run lasts
+    /// (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// Validate the input and the plugin and estimate tokens; send nothing.
     #[arg(long)]
@@ -337,6 +357,8 @@ pub enum ConfigError {
     Secret(#[from] crate::egress::SecretError),
     #[error(transparent)]
     File(#[from] ConfigFileError),
+    #[error(transparent)]
+    Prices(#[from] crate::cost::PriceError),
     #[error("building the HTTP client: {0}")]
     Http(String),
     #[error("{0}")]
@@ -438,6 +460,10 @@ impl Args {
             batch_timeout,
             max_total_tokens: self.max_total_tokens.or(file.max_total_tokens),
             preserve_order: self.preserve_order || file.preserve_order.unwrap_or(false),
+            prices: crate::cost::PriceTable::load(self.prices.as_deref().or(file.prices.as_deref()))?,
+            max_cost: self.max_cost.or(file.max_cost),
+            events: self.events.clone().or(file.events.clone()),
+            metrics_addr: self.metrics_addr.or(file.metrics_addr),
             progress,
             sandbox,
             egress,

@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod config_file;
+pub mod cost;
 pub mod egress;
 pub mod input;
 pub mod plugin;

@@ -121,6 +121,11 @@ async fn summary_json_matches_the_results() {
     let input: u64 = out.results.iter().map(|r| r["batchllm"]["usage"]["input_tokens"].as_u64().expect("n")).sum();
     assert_eq!(s["usage"]["input_tokens"], input);
     assert!(s["elapsed"].as_f64().expect("seconds") > 0.0);
+    let p50 = s["latency"]["p50_ms"].as_f64().expect("p50");
+    let max = s["latency"]["max_ms"].as_f64().expect("max");
+    assert!(p50 > 0.0 && p50 <= max, "{s}");
+    let slowest = out.results.iter().map(|r| r["batchllm"]["latency_ms"].as_f64().expect("ms")).fold(0.0, f64::max);
+    assert!((max - slowest).abs() / slowest < 0.01, "max {max} vs slowest record {slowest}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,4 +185,47 @@ async fn preserve_order_writes_results_in_input_order() {
     let ordered = ws.run(&jobs, &[&strs(&args)[..], &["--concurrency", "6", "--preserve-order"]].concat(), &env).await;
     assert_eq!(ordered.code, 0, "{}", ordered.stderr);
     assert_eq!(order(&ordered), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costs_follow_the_price_table_and_a_cost_budget_stops_the_run() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let prices = ws.path("prices.toml");
+    // $1 per token in, $2 per token out: easy to check by hand.
+    std::fs::write(&prices, "[models.\"gpt-4o-mini\"]\ninput = 1000000.0\noutput = 2000000.0\n").expect("write");
+    let jobs = ws.jobs(&(0..20).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect::<Vec<_>>());
+    let args = openai_args(&server);
+    let summary = ws.path("summary.json");
+    let flags = [
+        "--prices",
+        prices.to_str().expect("utf8"),
+        "--summary-json",
+        summary.to_str().expect("utf8"),
+        "--concurrency",
+        "1",
+    ];
+    let out = ws.run(&jobs, &[&strs(&args)[..], &flags].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut total = 0.0;
+    for r in &out.results {
+        let u = &r["batchllm"]["usage"];
+        let expected = u["input_tokens"].as_f64().expect("n") + 2.0 * u["output_tokens"].as_f64().expect("n");
+        assert_eq!(r["batchllm"]["cost_usd"].as_f64(), Some(expected), "{r}");
+        total += expected;
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    assert!((s["cost_usd"].as_f64().expect("cost") - total).abs() < 1e-6, "{s}");
+
+    // A budget below the total stops the run with exit code 3.
+    server.reset();
+    let budget = format!("{}", total / 4.0);
+    let out = ws
+        .run(&jobs, &[&strs(&args)[..], &flags, &["--max-cost", &budget]].concat(), &[("E2E_API_KEY", API_KEY)])
+        .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.results.iter().any(|r| r["error"]["code"] == "aborted"));
+    assert!(chat_requests(&server).len() < 20);
+    assert!(out.stderr.contains("--max-cost"), "{}", out.stderr);
 }

@@ -280,3 +280,37 @@ async fn a_token_budget_stops_the_run() {
     assert_eq!(aborted, 30 - sent);
     assert!(out.stderr.contains("--max-total-tokens 60"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_record_the_runs_lifecycle() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[
+        job("ok", "hello"),
+        job("limited", "[[mock:fail-first=1]][[mock:status=429]] later"),
+        job("denied", "[[mock:status=401]]"),
+        job("never", "not sent"),
+    ]);
+    let events = ws.path("events.jsonl");
+    let args = openai_args(&server);
+    let flags = ["--concurrency", "1", "--cooldown", "0.05", "--events", events.to_str().expect("utf8")];
+    let out = ws.run(&jobs, &[&strs(&args)[..], &flags].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let text = std::fs::read_to_string(&events).expect("events written");
+    assert!(!text.contains(API_KEY), "no secret in events");
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let names: Vec<&str> = lines.iter().map(|e| e["event"].as_str().expect("event")).collect();
+    assert_eq!(names.first(), Some(&"run_started"));
+    assert_eq!(names.last(), Some(&"run_finished"));
+    let count = |n: &str| names.iter().filter(|&&x| x == n).count();
+    assert_eq!(count("attempt"), 4, "ok, 429, retry, 401: {names:?}");
+    assert_eq!(count("rate_limited"), 1);
+    assert_eq!(count("cooldown_started"), 1);
+    assert_eq!(count("item_finished"), 4, "one per record, the aborted one included");
+    assert_eq!(count("aborted"), 1);
+    let attempts: Vec<_> = lines.iter().filter(|e| e["event"] == "attempt").collect();
+    assert_eq!(attempts[1]["item"], "limited");
+    assert_eq!(attempts[1]["class"], "rate_limited");
+    assert_eq!(attempts[1]["http_status"], 429);
+    assert!(lines.windows(2).all(|w| w[0]["at"].as_f64() <= w[1]["at"].as_f64()), "in time order");
+}

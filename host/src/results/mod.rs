@@ -80,6 +80,9 @@ pub struct HostBlock {
     /// What this record was computed from, so a resumed run can tell
     /// whether it still answers the current input, plugin and settings.
     pub fingerprint: Fingerprint,
+    /// The cost of every attempt's tokens, in US dollars, when the model has
+    /// a price (see [`crate::cost`]).
+    pub cost_usd: Option<f64>,
 }
 
 /// Short digests of what produced a record.
@@ -136,6 +139,7 @@ mod tests {
                 context: None,
                 line: 1,
                 fingerprint: Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() },
+                cost_usd: None,
             },
         }
     }

@@ -64,6 +64,28 @@ pub struct RunContext {
     pub max_total_tokens: Option<u64>,
     /// Tokens used so far in this run.
     pub tokens_used: std::sync::atomic::AtomicU64,
+    /// Prices for the cost of each record.
+    pub prices: crate::cost::PriceTable,
+    /// The plugin configuration's `model`, for items that name none.
+    pub default_model: Option<String>,
+    /// Stop the run once this many dollars are spent.
+    pub max_cost: Option<f64>,
+    /// Micro-dollars spent so far in this run.
+    pub micro_dollars: std::sync::atomic::AtomicU64,
+    /// `--events` output.
+    pub events: super::events::EventLog,
+    /// Live counters for `/metrics`.
+    pub metrics: super::metrics::Metrics,
+}
+
+impl RunContext {
+    /// Aborts the run (the first reason wins) and records the event.
+    pub fn abort(&self, reason: super::AbortReason) {
+        let event = serde_json::json!({ "reason": reason.message() });
+        if self.control.abort(reason) {
+            self.events.emit("aborted", event);
+        }
+    }
 }
 
 /// A worker: owns at most one plugin instance and reuses it across items
@@ -131,21 +153,28 @@ impl Worker {
         self.instance.as_mut().ok_or_else(|| SandboxError::Instantiate("no instance".into()))
     }
 
-    /// Runs every attempt of `job` and returns its terminal record; `None`
-    /// only on a hard stop (the item is left for a re-run).
+    /// Runs every attempt of `job` and returns its terminal record, priced;
+    /// `None` only on a hard stop (the item is left for a re-run).
     pub async fn run(&mut self, job: Job) -> Option<ResultRecord> {
+        let mut record = self.run_attempts(&job).await?;
+        let model = item_model(&job, record.batchllm.metadata.as_ref(), &self.ctx.default_model);
+        record.batchllm.cost_usd = model.and_then(|m| self.ctx.prices.cost(&m, &record.batchllm.usage));
+        Some(record)
+    }
+
+    async fn run_attempts(&mut self, job: &Job) -> Option<ResultRecord> {
         let started = Instant::now();
         let item_deadline = self.ctx.settings.item_timeout.map(|t| started + t);
-        let item = to_wit_item(&job);
-        let estimate = estimate_tokens(&job, self.ctx.settings.default_max_output_tokens);
+        let item = to_wit_item(job);
+        let estimate = estimate_tokens(job, self.ctx.settings.default_max_output_tokens);
         let mut progress = Progress::default();
         loop {
             if let Err(stop) = self.admit(&progress, estimate, item_deadline).await {
-                return finish(&job, stop, &progress, started, &self.ctx.identity);
+                return finish(job, stop, &progress, started, &self.ctx.identity);
             }
             let failure = match self.attempt(&item, &mut progress, estimate, item_deadline).await {
                 Ok(record_parts) => {
-                    return Some(success_record(&job, record_parts, &progress, started, &self.ctx.identity));
+                    return Some(success_record(job, record_parts, &progress, started, &self.ctx.identity));
                 }
                 Err(Stop::Vanish) => return None,
                 Err(Stop::Fail(failure)) => failure,
@@ -156,13 +185,13 @@ impl Worker {
             let wait_for = match decision {
                 Decision::Retry(wait) => wait,
                 Decision::GiveUp => {
-                    return Some(failure_record(&job, failure, &progress, started, &self.ctx.identity));
+                    return Some(failure_record(job, failure, &progress, started, &self.ctx.identity));
                 }
             };
             let attempt = self.attempt_info(&progress, item_deadline);
             self.adapt(&item, &failure, attempt, &mut progress, item_deadline).await;
             if let Err(stop) = wait(&self.ctx.clone(), wait_for, item_deadline, &progress).await {
-                return finish(&job, stop, &progress, started, &self.ctx.identity);
+                return finish(job, stop, &progress, started, &self.ctx.identity);
             }
         }
     }
@@ -311,6 +340,20 @@ impl Worker {
         };
         progress.usage.add(&usage);
         self.ctx.admission.reconcile(estimate, usage.total());
+        if self.ctx.events.enabled() {
+            let (outcome, class, status) = match &result {
+                Ok(_) => ("ok", None, last_answer(&exchanges).and_then(|e| e.status)),
+                Err(f) => ("failed", Some(f.class.code()), f.http_status),
+            };
+            self.ctx.events.emit(
+                "attempt",
+                serde_json::json!({
+                    "item": item.id, "number": progress.attempts, "outcome": outcome, "class": class,
+                    "http_status": status, "ms": sent.elapsed().as_secs_f64() * 1000.0,
+                    "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                }),
+            );
+        }
         match result {
             Ok(success) => {
                 self.ctx.coordinator.on_success(progress.scope.as_deref().unwrap_or(NO_SCOPE));
@@ -321,7 +364,15 @@ impl Worker {
                     progress.counts.rate_limits += 1;
                     let hint = self.ctx.settings.retry.server_wait(failure.server_wait);
                     let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
-                    self.ctx.coordinator.on_rate_limit(scope, sent, hint);
+                    let cooldown = self.ctx.coordinator.on_rate_limit(scope, sent, hint);
+                    let hint_ms = hint.map(millis);
+                    self.ctx
+                        .events
+                        .emit("rate_limited", serde_json::json!({"item": item.id, "scope": scope, "hint_ms": hint_ms}));
+                    if let Some(d) = cooldown {
+                        let fields = serde_json::json!({"scope": scope, "seconds": d.as_secs_f64()});
+                        self.ctx.events.emit("cooldown_started", fields);
+                    }
                 } else {
                     progress.counts.attempts += 1;
                 }
@@ -394,6 +445,14 @@ fn stop_failure(class: FailureClass, message: String, progress: &Progress) -> At
         },
         None => host_failure(class, message),
     }
+}
+
+/// The model an item ran on: what the plugin reported, else what the job
+/// asked for, else the plugin's configured default.
+fn item_model(job: &Job, metadata: Option<&Value>, default: &Option<String>) -> Option<String> {
+    let reported = metadata.and_then(|m| m.get("model")).and_then(Value::as_str);
+    let requested = job.params.get("model").and_then(Value::as_str);
+    reported.or(requested).map(str::to_string).or_else(|| default.clone())
 }
 
 fn to_wit_item(job: &Job) -> Item {
@@ -480,6 +539,7 @@ fn success_record(
             context: job.context.clone(),
             line: job.line,
             fingerprint: fingerprint(job, id),
+            cost_usd: None,
         },
     }
 }
@@ -514,6 +574,7 @@ fn failure_record(
             context: job.context.clone(),
             line: job.line,
             fingerprint: fingerprint(job, id),
+            cost_usd: None,
         },
     }
 }

@@ -12,8 +12,10 @@ mod control;
 mod cooldown;
 mod dry;
 mod estimate;
+mod events;
 mod item;
 mod learned;
+mod metrics;
 mod order;
 mod progress;
 mod report;
@@ -34,6 +36,7 @@ pub use class::FailureClass;
 pub use control::{AbortMode, AbortReason, RunControl};
 pub use cooldown::{CooldownPolicy, CooldownStats, Coordinator};
 pub use dry::{DryRunReport, dry_run};
+pub use events::{EventLog, EventsError};
 pub use item::{ItemSettings, RunContext};
 pub use learned::{LearnedLimits, parse_go_duration};
 pub use progress::{ProgressMode, SuspendingStderr};
@@ -77,6 +80,14 @@ pub struct RunConfig {
     pub max_total_tokens: Option<u64>,
     /// Write results in input order rather than completion order.
     pub preserve_order: bool,
+    /// Prices for cost accounting.
+    pub prices: crate::cost::PriceTable,
+    /// Cost budget of the run, in US dollars.
+    pub max_cost: Option<f64>,
+    /// Where lifecycle events go (`--events`).
+    pub events: Option<PathBuf>,
+    /// Serve Prometheus metrics here while running.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How progress is shown on stderr.
     pub progress: ProgressMode,
     pub sandbox: SandboxLimits,
@@ -93,6 +104,10 @@ pub enum RunError {
     Results(#[from] ResultsError),
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Events(#[from] EventsError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("plugin `{plugin}`: {source}")]
     Sandbox { plugin: String, source: SandboxError },
     #[error("plugin `{plugin}` failed to prepare: {message}")]
@@ -121,7 +136,8 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     let mut first = PluginInstance::new(&plugin.pre, plugin.shared.clone()).await.map_err(plugin.error())?;
     tasks::prepare(&mut first, &config.plugin.name).await?;
 
-    let ctx = Arc::new(new_context(&config, identity, started));
+    let events = EventLog::open(config.events.as_deref())?;
+    let ctx = Arc::new(new_context(&config, identity, started, events));
     let watchers = [tasks::spawn_interrupt_watch(ctx.clone()), tasks::spawn_batch_deadline(ctx.clone())];
     let Checkpoint { done, done_failed, writer, .. } = checkpoint;
     let done = Arc::new(done);
@@ -139,7 +155,22 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     }
     drop(record_tx);
 
-    let kept = RunReport { already_done: done.len() as u64, already_failed: done_failed, ..RunReport::default() };
+    ctx.events.emit(
+        "run_started",
+        serde_json::json!({"plugin": config.plugin.name, "plugin_sha256": config.plugin.digest,
+            "jobs": summary.jobs, "already_done": done.len(), "concurrency": config.concurrency}),
+    );
+    ctx.metrics.set_items_to_run((summary.jobs - done.len()) as u64);
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => Some(
+            metrics::serve(addr, ctx.clone(), config.egress.clone())
+                .await
+                .map_err(|source| RunError::Metrics { addr, source })?
+                .1,
+        ),
+        None => None,
+    };
+    let kept = RunReport::resumed(done.len() as u64, done_failed);
     let to_run = (summary.jobs - done.len()) as u64;
     let mut sink = Sink::new(writer, kept, config.preserve_order, line_rx, config.progress, to_run);
     sink.drain(&mut record_rx, &ctx).await;
@@ -151,12 +182,18 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
         }
     }
     let _ = reader.await;
-    for w in watchers {
+    for w in watchers.into_iter().chain(metrics_server) {
         w.abort();
     }
     tasks::cleanup(spare, &plugin.pre, plugin.shared.clone()).await;
-    let report = sink.finish()?;
-    Ok(finish_report(report, &ctx, &config.egress, started))
+    let report = finish_report(sink.finish()?, &ctx, &config.egress, started);
+    ctx.events.emit(
+        "run_finished",
+        serde_json::json!({"termination": report.termination, "items": report.items, "succeeded": report.succeeded,
+            "failed": report.failed, "cost_usd": report.cost_usd, "seconds": report.elapsed.as_secs_f64()}),
+    );
+    ctx.events.flush();
+    Ok(report)
 }
 
 /// The plugin, compiled, linked and ready to instantiate.
@@ -207,7 +244,7 @@ fn open_checkpoint(config: &RunConfig, summary: &input::InputSummary) -> Result<
     Ok((checkpoint, identity))
 }
 
-fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant) -> RunContext {
+fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant, events: EventLog) -> RunContext {
     RunContext {
         settings: config.item.clone(),
         coordinator: Coordinator::new(config.cooldown.clone()),
@@ -219,6 +256,12 @@ fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant) -> R
         identity,
         max_total_tokens: config.max_total_tokens,
         tokens_used: Default::default(),
+        prices: config.prices.clone(),
+        default_model: config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string),
+        max_cost: config.max_cost,
+        micro_dollars: Default::default(),
+        events,
+        metrics: Default::default(),
     }
 }
 
@@ -233,6 +276,8 @@ fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, start
     report.http_requests = counters.requests.load(Ordering::Relaxed);
     report.egress_denied = counters.denied.load(Ordering::Relaxed);
     report.cooldown = ctx.coordinator.stats();
+    report.prices_as_of = ctx.prices.as_of.clone();
     report.elapsed = started.elapsed();
+    report.finalize();
     report
 }

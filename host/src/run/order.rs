@@ -78,6 +78,7 @@ mod tests {
                 context: None,
                 line,
                 fingerprint: Fingerprint { input: String::new(), plugin: String::new(), config: String::new() },
+                cost_usd: None,
             },
         }
     }

@@ -129,7 +129,8 @@ mod tests {
     #[test]
     fn the_message_names_the_counts_and_the_cooldown() {
         let p = Progress::new(ProgressMode::Off, 10);
-        let report = RunReport { items: 4, succeeded: 3, failed: 1, ..RunReport::default() };
+        let mut report = RunReport::default();
+        (report.items, report.succeeded, report.failed) = (4, 3, 1);
         let msg = p.message(&report, Live { cooldown: Duration::from_millis(2500), rate_limits: 2 });
         assert!(msg.starts_with("ok 3 · failed 1 ·"), "{msg}");
         assert!(msg.contains("cooling down 2.5s"), "{msg}");

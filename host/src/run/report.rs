@@ -32,6 +32,47 @@ pub struct ClassCount {
     pub sample_ids: Vec<String>,
 }
 
+/// Latency percentiles of the items that got a record, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Item latencies, in microseconds, in constant memory.
+#[derive(Debug, Clone)]
+struct LatencyHistogram(hdrhistogram::Histogram<u64>);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        // 3 significant digits, auto-resizing: exact enough for a summary.
+        let h = hdrhistogram::Histogram::new(3).unwrap_or_else(|_| unreachable_histogram());
+        LatencyHistogram(h)
+    }
+}
+
+fn unreachable_histogram() -> hdrhistogram::Histogram<u64> {
+    // `new(3)` only fails for a precision above 5; keep a usable fallback.
+    hdrhistogram::Histogram::new_with_bounds(1, u64::MAX / 2, 2).unwrap_or_else(|_| panic!("histogram bounds"))
+}
+
+impl LatencyHistogram {
+    fn record(&mut self, ms: f64) {
+        let micros = (ms * 1000.0).max(1.0) as u64;
+        let _ = self.0.record(micros);
+    }
+
+    fn summary(&self) -> Latency {
+        if self.0.is_empty() {
+            return Latency::default();
+        }
+        let ms = |q: f64| self.0.value_at_quantile(q) as f64 / 1000.0;
+        Latency { p50_ms: ms(0.50), p95_ms: ms(0.95), p99_ms: ms(0.99), max_ms: self.0.max() as f64 / 1000.0 }
+    }
+}
+
 /// Totals of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -49,12 +90,22 @@ pub struct RunReport {
     pub attempts: u64,
     pub rate_limit_retries: u64,
     pub usage: TokenUsage,
+    /// Dollars spent in this run (items whose model has a price).
+    pub cost_usd: f64,
+    /// Records whose model has no price.
+    pub unpriced: u64,
+    /// The date of the shipped price table.
+    pub prices_as_of: Option<String>,
     pub http_requests: u64,
     pub egress_denied: u64,
     #[serde(serialize_with = "cooldown")]
     pub cooldown: CooldownStats,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
+    /// Item latency percentiles (first attempt start to terminal record).
+    pub latency: Latency,
+    #[serde(skip)]
+    latencies: LatencyHistogram,
 }
 
 fn cooldown<S: serde::Serializer>(c: &CooldownStats, s: S) -> Result<S::Ok, S::Error> {
@@ -84,10 +135,15 @@ impl Default for RunReport {
             attempts: 0,
             rate_limit_retries: 0,
             usage: TokenUsage::default(),
+            cost_usd: 0.0,
+            unpriced: 0,
+            prices_as_of: None,
             http_requests: 0,
             egress_denied: 0,
             cooldown: CooldownStats::default(),
             elapsed: Duration::ZERO,
+            latency: Latency::default(),
+            latencies: LatencyHistogram::default(),
         }
     }
 }
@@ -99,6 +155,12 @@ impl RunReport {
         self.attempts += u64::from(r.batchllm.attempts);
         self.rate_limit_retries += u64::from(r.batchllm.rate_limit_retries);
         self.usage.add(&r.batchllm.usage);
+        self.latencies.record(r.batchllm.latency_ms);
+        match r.batchllm.cost_usd {
+            Some(c) => self.cost_usd += c,
+            None if r.batchllm.usage.total() > 0 => self.unpriced += 1,
+            None => {}
+        }
         match r.batchllm.status {
             ItemStatus::Succeeded => self.succeeded += 1,
             ItemStatus::Failed => {
@@ -110,6 +172,26 @@ impl RunReport {
                     entry.sample_ids.push(r.custom_id.clone());
                 }
             }
+        }
+    }
+
+    /// A report for a run resuming with `done` kept records, `failed` of
+    /// them failures.
+    pub fn resumed(done: u64, failed: u64) -> Self {
+        RunReport { already_done: done, already_failed: failed, ..RunReport::default() }
+    }
+
+    /// Computes the summary statistics (percentiles) once the run is over.
+    pub fn finalize(&mut self) {
+        self.latency = self.latencies.summary();
+    }
+
+    /// Share of input tokens served from a provider cache.
+    pub fn cache_hit_rate(&self) -> f64 {
+        if self.usage.input_tokens == 0 {
+            0.0
+        } else {
+            self.usage.cached_input_tokens as f64 / self.usage.input_tokens as f64
         }
     }
 
@@ -135,6 +217,13 @@ impl RunReport {
                 self.already_done, self.already_failed
             ));
         }
+        if self.items > 0 {
+            let l = &self.latency;
+            out.push_str(&format!(
+                "latency p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n",
+                l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
+            ));
+        }
         for (class, c) in &self.failures {
             out.push_str(&format!("  {class}: {} (e.g. {})\n", c.count, c.sample_ids.join(", ")));
         }
@@ -151,9 +240,20 @@ impl RunReport {
         ));
         let u = &self.usage;
         out.push_str(&format!(
-            "tokens: input {} (cached {}), output {} (reasoning {})",
-            u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_tokens
+            "tokens: input {} (cached {}), output {} (reasoning {}); cache hit rate {:.1}%\n",
+            u.input_tokens,
+            u.cached_input_tokens,
+            u.output_tokens,
+            u.reasoning_tokens,
+            self.cache_hit_rate() * 100.0
         ));
+        out.push_str(&format!("cost: ${:.4}", self.cost_usd));
+        if let Some(date) = &self.prices_as_of {
+            out.push_str(&format!(" (prices as of {date}; override with --prices)"));
+        }
+        if self.unpriced > 0 {
+            out.push_str(&format!(", {} items on a model without a price", self.unpriced));
+        }
         match (&self.termination, &self.abort_reason) {
             (Termination::Interrupted, _) => out.push_str("\ninterrupted: items not started have no result line"),
             (Termination::Aborted, Some(reason)) => out.push_str(&format!("\n{}", reason.message())),

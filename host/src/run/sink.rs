@@ -82,7 +82,10 @@ impl Sink {
             return;
         }
         match self.writer.write(record) {
-            Ok(()) => self.report.record(record),
+            Ok(()) => {
+                self.report.record(record);
+                ctx.metrics.record(record);
+            }
             Err(e) => {
                 // Without a results file nothing may count: stop taking items.
                 ctx.control.interrupt();

@@ -55,15 +55,28 @@ pub(super) async fn work(
         }
         let Some(job) = jobs.lock().await.recv().await else { break };
         let Some(record) = worker.run(job).await else { break };
+        if ctx.events.enabled() {
+            let b = &record.batchllm;
+            let fields = serde_json::json!({
+                "item": record.custom_id, "line": b.line, "status": b.status, "class": b.error_class,
+                "attempts": b.attempts, "ms": b.latency_ms, "cost_usd": b.cost_usd,
+            });
+            ctx.events.emit("item_finished", fields);
+        }
         // Fail-fast fires as the item ends, before this worker (or any other)
         // can take another queued item.
         if let Some(class) = record.batchllm.error_class.filter(|c| ctx.fail_fast.contains(c)) {
-            ctx.control.abort(AbortReason::FailFast { class, item: record.custom_id.clone() });
+            ctx.abort(AbortReason::FailFast { class, item: record.custom_id.clone() });
         }
         let used =
             ctx.tokens_used.fetch_add(record.batchllm.usage.total(), Ordering::SeqCst) + record.batchllm.usage.total();
         if let Some(limit) = ctx.max_total_tokens.filter(|&l| used >= l) {
-            ctx.control.abort(AbortReason::Budget { limit: format!("--max-total-tokens {limit}") });
+            ctx.abort(AbortReason::Budget { limit: format!("--max-total-tokens {limit}") });
+        }
+        let micros = (record.batchllm.cost_usd.unwrap_or(0.0) * 1e6).round() as u64;
+        let spent = ctx.micro_dollars.fetch_add(micros, Ordering::SeqCst) + micros;
+        if let Some(limit) = ctx.max_cost.filter(|&l| spent as f64 / 1e6 >= l) {
+            ctx.abort(AbortReason::Budget { limit: format!("--max-cost {limit}") });
         }
         if records.send(record).await.is_err() {
             break;
@@ -150,7 +163,7 @@ pub(super) fn spawn_batch_deadline(ctx: Arc<RunContext>) -> tokio::task::JoinHan
     tokio::spawn(async move {
         if let Some(deadline) = ctx.control.batch_deadline {
             tokio::time::sleep_until(deadline.into()).await;
-            ctx.control.abort(AbortReason::BatchDeadline);
+            ctx.abort(AbortReason::BatchDeadline);
         }
     })
 }

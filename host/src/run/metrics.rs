@@ -1,0 +1,152 @@
+//! Prometheus metrics: live counters of the run, served on `/metrics` when
+//! `--metrics-addr` is given.
+//!
+//! The counters are updated as records are written (so they agree with the
+//! results file and the summary) and read by the endpoint; rate-limit and
+//! HTTP totals come from the cooldown coordinator and the egress client.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::RunContext;
+use crate::egress::Egress;
+use crate::results::{ItemStatus, ResultRecord};
+
+/// Counters of the records written so far.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    items_to_run: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    attempts: AtomicU64,
+    input_tokens: AtomicU64,
+    cached_input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+    reasoning_tokens: AtomicU64,
+    cost_micro_usd: AtomicU64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Sets the number of items this run will give a record.
+    pub fn set_items_to_run(&self, n: u64) {
+        self.items_to_run.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts one written record.
+    pub fn record(&self, r: &ResultRecord) {
+        let b = &r.batchllm;
+        match b.status {
+            ItemStatus::Succeeded => self.succeeded.fetch_add(1, Ordering::Relaxed),
+            ItemStatus::Failed => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+        if let Some(class) = b.error_class {
+            *self.failures.lock().unwrap_or_else(|p| p.into_inner()).entry(class.code()).or_default() += 1;
+        }
+        self.attempts.fetch_add(u64::from(b.attempts), Ordering::Relaxed);
+        self.input_tokens.fetch_add(b.usage.input_tokens, Ordering::Relaxed);
+        self.cached_input_tokens.fetch_add(b.usage.cached_input_tokens, Ordering::Relaxed);
+        self.output_tokens.fetch_add(b.usage.output_tokens, Ordering::Relaxed);
+        self.reasoning_tokens.fetch_add(b.usage.reasoning_tokens, Ordering::Relaxed);
+        self.cost_micro_usd.fetch_add((b.cost_usd.unwrap_or(0.0) * 1e6).round() as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of the run.
+    pub fn render(&self, ctx: &RunContext, egress: &Egress) -> String {
+        let mut out = String::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+            let _ = writeln!(out, "# HELP batchllm_{name} {help}\n# TYPE batchllm_{name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "batchllm_{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v as f64)];
+        metric("items_to_run", "gauge", "Items this run will give a record.", &one(get(&self.items_to_run)));
+        metric(
+            "items_total",
+            "counter",
+            "Items with a written record, by status.",
+            &[
+                ("{status=\"succeeded\"}".into(), get(&self.succeeded) as f64),
+                ("{status=\"failed\"}".into(), get(&self.failed) as f64),
+            ],
+        );
+        let failures: Vec<(String, f64)> = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(class, n)| (format!("{{class=\"{class}\"}}"), *n as f64))
+            .collect();
+        metric("failures_total", "counter", "Failed items by failure class.", &failures);
+        metric("attempts_total", "counter", "Calls to the plugin's execute.", &one(get(&self.attempts)));
+        metric(
+            "tokens_total",
+            "counter",
+            "Tokens of written records, by kind (input includes cached).",
+            &[
+                ("{kind=\"input\"}".into(), get(&self.input_tokens) as f64),
+                ("{kind=\"cached_input\"}".into(), get(&self.cached_input_tokens) as f64),
+                ("{kind=\"output\"}".into(), get(&self.output_tokens) as f64),
+                ("{kind=\"reasoning\"}".into(), get(&self.reasoning_tokens) as f64),
+            ],
+        );
+        metric(
+            "cost_usd_total",
+            "counter",
+            "Dollars spent (priced models).",
+            &[(String::new(), get(&self.cost_micro_usd) as f64 / 1e6)],
+        );
+        let cooldown = ctx.coordinator.stats();
+        metric("rate_limits_total", "counter", "Rate-limited attempts.", &one(cooldown.rate_limits));
+        metric("cooldowns_total", "counter", "Coordinated cooldowns started.", &one(cooldown.cooldowns));
+        metric(
+            "cooldown_seconds_total",
+            "counter",
+            "Seconds of cooldown started.",
+            &[(String::new(), cooldown.total_cooldown.as_secs_f64())],
+        );
+        let counters = egress.counters();
+        metric(
+            "http_requests_total",
+            "counter",
+            "Requests plugins sent.",
+            &one(counters.requests.load(Ordering::Relaxed)),
+        );
+        metric(
+            "egress_denied_total",
+            "counter",
+            "Requests the egress policy refused.",
+            &one(counters.denied.load(Ordering::Relaxed)),
+        );
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` until the returned handle is aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    ctx: Arc<RunContext>,
+    egress: Egress,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = ctx.metrics.render(&ctx, &egress);
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+        }),
+    );
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    tracing::info!(%bound, "serving Prometheus metrics on /metrics");
+    Ok((bound, handle))
+}
