@@ -8,7 +8,6 @@
 //! 90,000 is reported up front and costs nothing. Every error names the file,
 //! the line and what to do.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -176,60 +175,6 @@ fn reject_unknown(obj: &Map<String, Value>, known: &[&str], fix: &'static str) -
     }
 }
 
-/// What validation learned about a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputSummary {
-    /// Number of jobs (non-blank lines).
-    pub jobs: usize,
-    /// Number of blank lines, which are not jobs.
-    pub blank_lines: usize,
-    /// Every id with its job's fingerprint (for resuming).
-    pub fingerprints: HashMap<String, String>,
-}
-
-/// Validates every line of `path`; returns up to `max_errors` errors.
-pub fn validate_file(path: &Path, max_errors: usize) -> Result<InputSummary, Vec<InputError>> {
-    let mut errors = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut summary = InputSummary { jobs: 0, blank_lines: 0, fingerprints: HashMap::new() };
-    let lines = match read_lines(path) {
-        Ok(lines) => lines,
-        Err(e) => return Err(vec![e]),
-    };
-    for entry in lines {
-        let (line, text) = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                errors.push(e);
-                break;
-            }
-        };
-        if text.trim().is_empty() {
-            summary.blank_lines += 1;
-            continue;
-        }
-        summary.jobs += 1;
-        match parse_line(&text, line) {
-            Ok(job) => {
-                if let Some(&first) = seen.get(&job.id) {
-                    errors.push(InputError::Duplicate { path: path.into(), line, first, id: job.id });
-                } else {
-                    seen.insert(job.id.clone(), line);
-                    summary.fingerprints.insert(job.id, job.fingerprint);
-                }
-            }
-            Err(e) => errors.push(InputError::Line { path: path.into(), line, problem: e.problem, fix: e.fix }),
-        }
-        if errors.len() >= max_errors {
-            break;
-        }
-    }
-    if errors.is_empty() && summary.jobs == 0 {
-        errors.push(InputError::Empty { path: path.into() });
-    }
-    if errors.is_empty() { Ok(summary) } else { Err(errors) }
-}
-
 /// Iterates `(line number, text)` over a file, lazily.
 pub fn read_lines(path: &Path) -> Result<impl Iterator<Item = Result<(usize, String), InputError>>, InputError> {
     let file = std::fs::File::open(path).map_err(|source| InputError::Io { path: path.into(), source })?;
@@ -294,31 +239,5 @@ mod tests {
         assert!(err(r#"{"custom_id":"a","method":"GET","url":"/v1/x","body":{}}"#).problem.contains("POST"));
         assert!(err(r#"{"custom_id":"a","url":"/v1/x"}"#).problem.contains("missing `body`"));
         assert!(err(r#"{"custom_id":"a","id":"b"}"#).problem.contains("both"));
-    }
-
-    #[test]
-    fn validation_reports_file_line_and_duplicates() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("jobs.jsonl");
-        std::fs::write(&path, "{\"id\":\"a\",\"prompt\":\"x\"}\n\n{\"id\":\"a\",\"prompt\":\"y\"}\nnope\n")
-            .expect("write");
-        let errors = validate_file(&path, 10).expect_err("invalid");
-        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(text.len(), 2, "{text:?}");
-        assert!(text[0].contains("jobs.jsonl:3: duplicate id `a` (first used on line 1)"), "{}", text[0]);
-        assert!(text[1].contains("jobs.jsonl:4: invalid JSON"), "{}", text[1]);
-    }
-
-    #[test]
-    fn validation_counts_jobs_and_blank_lines() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("jobs.jsonl");
-        std::fs::write(&path, "{\"id\":\"a\",\"prompt\":\"x\"}\n\n{\"id\":\"b\",\"prompt\":\"y\"}\n").expect("write");
-        let summary = validate_file(&path, 10).expect("valid");
-        assert_eq!((summary.jobs, summary.blank_lines), (2, 1));
-        assert_eq!(summary.fingerprints.len(), 2);
-        assert_ne!(summary.fingerprints["a"], summary.fingerprints["b"]);
-        std::fs::write(&path, "\n\n").expect("write");
-        assert!(matches!(validate_file(&path, 10).expect_err("empty")[0], InputError::Empty { .. }));
     }
 }

@@ -20,3 +20,4 @@ pub mod results;
 pub mod run;
 pub mod sandbox;
 pub mod usage;
+pub mod validate;

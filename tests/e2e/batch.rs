@@ -143,7 +143,8 @@ async fn dry_run_validates_and_estimates_without_sending() {
             &jobs,
             &[
                 &strs(&args)[..],
-                &["--dry-run", "--default-max-output-tokens", "100", "--summary-json", summary.to_str().expect("utf8")],
+                &["--dry-run", "--default-max-output-tokens", "100", "--plugin-config", "model=gpt-4o-mini"],
+                &["--summary-json", summary.to_str().expect("utf8")],
             ]
             .concat(),
             &[("E2E_API_KEY", API_KEY)],
@@ -156,6 +157,11 @@ async fn dry_run_validates_and_estimates_without_sending() {
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("json")).expect("json");
     assert_eq!(s["jobs"], 2);
     assert_eq!(s["max_output_tokens"], 110);
+    // gpt-4o-mini is in the shipped price table.
+    assert_eq!(s["unpriced_jobs"], 0);
+    let input = s["estimated_input_tokens"].as_f64().expect("n");
+    let expected = input * 0.15 / 1e6 + 110.0 * 0.60 / 1e6;
+    assert!((s["estimated_max_cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{s}");
     // A bad line still fails the dry run, with the usual message.
     let jobs = ws.jobs(&[job("a", "x"), "{oops".into()]);
     let out = ws.run(&jobs, &["--plugin", "mock", "--dry-run"], &[]).await;

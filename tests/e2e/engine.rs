@@ -314,3 +314,32 @@ async fn events_record_the_runs_lifecycle() {
     assert_eq!(attempts[1]["http_status"], 429);
     assert!(lines.windows(2).all(|w| w[0]["at"].as_f64() <= w[1]["at"].as_f64()), "in time order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_agrees_with_the_providers_own_log() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let mut lines: Vec<String> = (0..12).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect();
+    lines.push(job("flaky", "[[mock:fail-first=2]] flaky"));
+    lines.push(job("limited", "[[mock:fail-first=1]][[mock:status=429]] limited"));
+    lines.push(job("broken", "[[mock:status=400]] broken"));
+    let jobs = ws.jobs(&lines);
+    let summary = ws.path("summary.json");
+    let args = openai_args(&server);
+    let flags = ["--concurrency", "4", "--cooldown", "0.05", "--summary-json", summary.to_str().expect("utf8")];
+    let out = ws.run(&jobs, &[&strs(&args)[..], &flags, &FAST_BACKOFF].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let log = chat_requests(&server);
+    let ok: Vec<_> = log.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(s["http_requests"].as_u64(), Some(log.len() as u64), "every request the server saw");
+    assert_eq!(s["attempts"].as_u64(), Some(log.len() as u64), "one request per attempt");
+    assert_eq!(s["succeeded"].as_u64(), Some(ok.len() as u64));
+    assert_eq!(s["failed"], 1);
+    assert_eq!(s["cooldown"]["rate_limits"].as_u64(), Some(log.iter().filter(|r| r.status == 429).count() as u64));
+    let sum =
+        |field: &str| ok.iter().map(|r| r.usage.as_ref().expect("usage")[field].as_u64().expect("n")).sum::<u64>();
+    assert_eq!(s["usage"]["input_tokens"].as_u64(), Some(sum("prompt_tokens")));
+    assert_eq!(s["usage"]["output_tokens"].as_u64(), Some(sum("completion_tokens")));
+}

@@ -77,7 +77,74 @@ struct StoredBlock {
     fingerprint: Fingerprint,
 }
 
-/// What was found in an existing results file.
+/// One earlier record, without its (possibly large) text.
+#[derive(Debug)]
+struct Earlier {
+    line: usize,
+    status: ItemStatus,
+    class: Option<FailureClass>,
+    fingerprint: Fingerprint,
+    /// Whether the current input has this id.
+    in_input: bool,
+}
+
+/// The records of an existing results file, read before the input is
+/// validated so every input line can be compared with its record.
+#[derive(Debug)]
+pub struct Previous {
+    path: PathBuf,
+    by_id: HashMap<String, Earlier>,
+    torn: bool,
+}
+
+impl Previous {
+    /// Reads `path`; `None` when the run starts fresh (no file, an empty
+    /// file, or `--overwrite`).
+    pub fn read(path: &Path, options: ResumeOptions) -> Result<Option<Self>, ResumeError> {
+        let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        if options.overwrite || !exists {
+            return Ok(None);
+        }
+        scan(path).map(Some)
+    }
+
+    /// Compares a job of the current input with its earlier record; returns
+    /// the reason when they do not match (checked unless `--force`).
+    pub fn check_job(&mut self, id: &str, fingerprint: &str) -> Option<String> {
+        let earlier = self.by_id.get_mut(id)?;
+        earlier.in_input = true;
+        (earlier.fingerprint.input != fingerprint)
+            .then(|| format!("the input line of `{id}` changed since it was answered"))
+    }
+
+    /// Checks what the whole file must share with this run: the plugin, its
+    /// configuration, and ids that are all in the input.
+    fn check_run(&self, identity: &RunIdentity) -> Result<(), ResumeError> {
+        let mismatch = |what: String| Err(ResumeError::Mismatch { path: self.path.clone(), what });
+        for (id, e) in &self.by_id {
+            if e.fingerprint.plugin != identity.plugin {
+                return mismatch(format!(
+                    "`{id}` was answered by plugin {}, this run uses {}",
+                    e.fingerprint.plugin, identity.plugin
+                ));
+            }
+            if e.fingerprint.config != identity.config {
+                return mismatch(format!("`{id}` was answered with another plugin configuration"));
+            }
+            if !e.in_input {
+                return mismatch(format!("`{id}` is not in the input file"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The mismatch error for a job `check_job` refused.
+    pub fn mismatch(&self, what: String) -> ResumeError {
+        ResumeError::Mismatch { path: self.path.clone(), what }
+    }
+}
+
+/// What was kept of an existing results file, and the writer after it.
 #[derive(Debug)]
 pub struct Checkpoint {
     /// Ids whose records are kept; their items are not run again.
@@ -93,47 +160,48 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `path` for this run: fresh, or resuming from the records in it.
-    /// `inputs` maps every input id to its line fingerprint.
+    /// Opens `path` for this run: fresh, or resuming from `previous` (whose
+    /// jobs were checked during validation).
     pub fn open(
         path: &Path,
         options: ResumeOptions,
         identity: &RunIdentity,
-        inputs: &HashMap<String, String>,
+        previous: Option<Previous>,
     ) -> Result<Self, ResumeError> {
-        let fresh = |writer| Checkpoint { done: HashSet::new(), done_failed: 0, dropped: 0, repaired: false, writer };
-        let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
-        if options.overwrite || !exists {
-            return Ok(fresh(ResultWriter::open(path, true, options.fsync)?));
+        let Some(previous) = previous else {
+            let writer = ResultWriter::open(path, true, options.fsync)?;
+            return Ok(Checkpoint { done: HashSet::new(), done_failed: 0, dropped: 0, repaired: false, writer });
+        };
+        if !options.force {
+            previous.check_run(identity)?;
         }
-        let scan = scan(path)?;
-        check_fingerprints(path, &scan, options, identity, inputs)?;
         let mut done = HashSet::new();
+        let mut kept_lines = HashSet::new();
         let mut done_failed = 0;
-        let mut kept = Vec::new();
-        for (text, stored) in &scan.records {
-            let replay = match stored.batchllm.status {
+        for (id, e) in previous.by_id {
+            let replay = match e.status {
                 ItemStatus::Succeeded => false,
-                ItemStatus::Failed => options.retry_failed || is_replayable(stored.batchllm.error_class),
+                ItemStatus::Failed => options.retry_failed || is_replayable(e.class),
             };
             if replay {
                 continue;
             }
-            if stored.batchllm.status == ItemStatus::Failed {
+            if e.status == ItemStatus::Failed {
                 done_failed += 1;
             }
-            done.insert(stored.custom_id.clone());
-            kept.push(text.as_str());
+            kept_lines.insert(e.line);
+            done.insert(id);
         }
-        let dropped = (scan.records.len() - kept.len()) as u64;
-        if dropped > 0 || scan.torn {
-            rewrite(path, &kept)?;
+        let total = scan_count(&previous.path)?;
+        let dropped = (total - kept_lines.len()) as u64;
+        if dropped > 0 || previous.torn {
+            rewrite(path, &kept_lines)?;
         }
-        if scan.torn {
+        if previous.torn {
             tracing::warn!(path = %path.display(), "cut a torn last line left by an interrupted run");
         }
         let writer = ResultWriter::open(path, false, options.fsync)?;
-        Ok(Checkpoint { done, done_failed, dropped, repaired: scan.torn, writer })
+        Ok(Checkpoint { done, done_failed, dropped, repaired: previous.torn, writer })
     }
 }
 
@@ -142,86 +210,80 @@ fn is_replayable(class: Option<FailureClass>) -> bool {
     matches!(class, Some(FailureClass::Aborted | FailureClass::BatchDeadlineExceeded))
 }
 
-struct Scan {
-    records: Vec<(String, Stored)>,
-    torn: bool,
-}
-
-fn scan(path: &Path) -> Result<Scan, ResumeError> {
+/// Calls `each(line number, text)` for every complete, non-blank line;
+/// returns whether the last line was torn (no newline).
+fn for_each_record(
+    path: &Path,
+    mut each: impl FnMut(usize, &str) -> Result<(), ResumeError>,
+) -> Result<bool, ResumeError> {
     let read = |source| ResumeError::Read { path: path.into(), source };
     let file = std::fs::File::open(path).map_err(read)?;
     let mut reader = std::io::BufReader::new(file);
-    let mut records = Vec::new();
-    let mut seen = HashSet::new();
-    let mut torn = false;
     let mut line = 0;
     let mut buf = String::new();
     loop {
         buf.clear();
         if reader.read_line(&mut buf).map_err(read)? == 0 {
-            break;
+            return Ok(false);
         }
         line += 1;
         if !buf.ends_with('\n') {
             // The last line of a killed run: never counted, so cut it.
-            torn = true;
-            break;
+            return Ok(true);
         }
         let text = buf.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            continue;
+        if !text.trim().is_empty() {
+            each(line, text)?;
         }
+    }
+}
+
+fn scan(path: &Path) -> Result<Previous, ResumeError> {
+    let mut by_id: HashMap<String, Earlier> = HashMap::new();
+    let torn = for_each_record(path, |line, text| {
         let stored: Stored = serde_json::from_str(text).map_err(|e| ResumeError::Damaged {
             path: path.into(),
             line,
             reason: e.to_string(),
         })?;
-        if !seen.insert(stored.custom_id.clone()) {
+        let earlier = Earlier {
+            line,
+            status: stored.batchllm.status,
+            class: stored.batchllm.error_class,
+            fingerprint: stored.batchllm.fingerprint,
+            in_input: false,
+        };
+        if by_id.insert(stored.custom_id.clone(), earlier).is_some() {
             return Err(ResumeError::Duplicate { path: path.into(), line, id: stored.custom_id });
         }
-        records.push((text.to_string(), stored));
-    }
-    Ok(Scan { records, torn })
+        Ok(())
+    })?;
+    Ok(Previous { path: path.into(), by_id, torn })
 }
 
-fn check_fingerprints(
-    path: &Path,
-    scan: &Scan,
-    options: ResumeOptions,
-    identity: &RunIdentity,
-    inputs: &HashMap<String, String>,
-) -> Result<(), ResumeError> {
-    if options.force {
-        return Ok(());
-    }
-    let mismatch = |what: String| Err(ResumeError::Mismatch { path: path.into(), what });
-    for (_, stored) in &scan.records {
-        let f = &stored.batchllm.fingerprint;
-        let id = &stored.custom_id;
-        if f.plugin != identity.plugin {
-            return mismatch(format!("`{id}` was answered by plugin {}, this run uses {}", f.plugin, identity.plugin));
-        }
-        if f.config != identity.config {
-            return mismatch(format!("`{id}` was answered with another plugin configuration"));
-        }
-        match inputs.get(id) {
-            None => return mismatch(format!("`{id}` is not in the input file")),
-            Some(input) if *input != f.input => {
-                return mismatch(format!("the input line of `{id}` changed since it was answered"));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
+fn scan_count(path: &Path) -> Result<usize, ResumeError> {
+    let mut n = 0;
+    for_each_record(path, |_, _| {
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
 }
 
-fn rewrite(path: &Path, kept: &[&str]) -> Result<(), ResumeError> {
+/// Keeps only the records on `kept` lines, atomically.
+fn rewrite(path: &Path, kept: &HashSet<usize>) -> Result<(), ResumeError> {
     let write = |source| ResumeError::Write(ResultsError::Io { path: path.into(), source });
     let tmp = path.with_extension(format!("resume-tmp{}", std::process::id()));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(write)?);
-    for line in kept {
-        out.write_all(line.as_bytes()).map_err(write)?;
-        out.write_all(b"\n").map_err(write)?;
+    let mut failure = None;
+    for_each_record(path, |line, text| {
+        if kept.contains(&line) && failure.is_none() {
+            failure = out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).err();
+        }
+        Ok(())
+    })?;
+    if let Some(e) = failure {
+        return Err(write(e));
     }
     let file = out.into_inner().map_err(|e| write(e.into_error()))?;
     file.sync_all().map_err(write)?;
@@ -244,8 +306,28 @@ mod tests {
         .to_string()
     }
 
-    fn inputs(ids: &[&str]) -> HashMap<String, String> {
+    fn inputs(ids: &[&str]) -> Vec<(String, String)> {
         ids.iter().map(|id| (id.to_string(), format!("in-{id}"))).collect()
+    }
+
+    /// Reads `path`, checks every input job like validation does, opens.
+    fn open(
+        path: &Path,
+        options: ResumeOptions,
+        identity: &RunIdentity,
+        inputs: &[(String, String)],
+    ) -> Result<Checkpoint, ResumeError> {
+        let mut previous = Previous::read(path, options)?;
+        if let Some(p) = previous.as_mut() {
+            for (id, fp) in inputs {
+                if let Some(what) = p.check_job(id, fp)
+                    && !options.force
+                {
+                    return Err(p.mismatch(what));
+                }
+            }
+        }
+        Checkpoint::open(path, options, identity, previous)
     }
 
     fn file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
@@ -264,8 +346,7 @@ mod tests {
             line("c", "failed", Some("aborted"), "in-c"),
         );
         let path = file(&dir, &text);
-        let cp = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b", "c", "d"]))
-            .expect("resumable");
+        let cp = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b", "c", "d"])).expect("resumable");
         assert_eq!(cp.done, ["a", "b"].iter().map(|s| s.to_string()).collect());
         assert_eq!(cp.done_failed, 1);
         assert_eq!(cp.dropped, 1);
@@ -283,7 +364,7 @@ mod tests {
             &format!("{}\n{}\n", line("a", "succeeded", None, "in-a"), line("b", "failed", Some("auth"), "in-b")),
         );
         let options = ResumeOptions { retry_failed: true, ..ResumeOptions::default() };
-        let cp = Checkpoint::open(&path, options, &identity(), &inputs(&["a", "b"])).expect("ok");
+        let cp = open(&path, options, &identity(), &inputs(&["a", "b"])).expect("ok");
         assert_eq!(cp.done.len(), 1);
         assert!(cp.done.contains("a"));
     }
@@ -292,25 +373,25 @@ mod tests {
     fn mismatches_are_refused_unless_forced() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, "old-input")));
-        let err = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("changed");
+        let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("changed");
         assert!(err.to_string().contains("the input line of `a` changed"), "{err}");
         let other = RunIdentity { plugin: "q".into(), config: "c".into() };
         let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, "in-a")));
-        let err = Checkpoint::open(&path, ResumeOptions::default(), &other, &inputs(&["a"])).expect_err("plugin");
+        let err = open(&path, ResumeOptions::default(), &other, &inputs(&["a"])).expect_err("plugin");
         assert!(err.to_string().contains("answered by plugin p"), "{err}");
         let forced = ResumeOptions { force: true, ..ResumeOptions::default() };
-        Checkpoint::open(&path, forced, &other, &inputs(&["a"])).expect("forced");
+        open(&path, forced, &other, &inputs(&["a"])).expect("forced");
     }
 
     #[test]
     fn damaged_and_duplicated_files_are_explained() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = file(&dir, "hello\n");
-        let err = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&[])).expect_err("damaged");
+        let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&[])).expect_err("damaged");
         assert!(err.to_string().contains("results.jsonl:1: not a batchllm result record"), "{err}");
         let l = line("a", "succeeded", None, "in-a");
         let path = file(&dir, &format!("{l}\n{l}\n"));
-        let err = Checkpoint::open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("dup");
+        let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("dup");
         assert!(err.to_string().contains(":2: a second record for `a`"), "{err}");
     }
 
@@ -319,15 +400,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = file(&dir, "junk\n");
         let options = ResumeOptions { overwrite: true, ..ResumeOptions::default() };
-        let cp = Checkpoint::open(&path, options, &identity(), &inputs(&[])).expect("fresh");
+        let cp = open(&path, options, &identity(), &inputs(&[])).expect("fresh");
         assert!(cp.done.is_empty());
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
-        let cp = Checkpoint::open(
-            &dir.path().join("new/results.jsonl"),
-            ResumeOptions::default(),
-            &identity(),
-            &inputs(&[]),
-        );
+        let cp = open(&dir.path().join("new/results.jsonl"), ResumeOptions::default(), &identity(), &inputs(&[]));
         assert!(cp.expect("fresh").done.is_empty());
     }
 }

@@ -9,7 +9,7 @@
 mod checkpoint;
 mod writer;
 
-pub use checkpoint::{Checkpoint, ResumeError, ResumeOptions, RunIdentity};
+pub use checkpoint::{Checkpoint, Previous, ResumeError, ResumeOptions, RunIdentity};
 pub use writer::{ResultWriter, ResultsError};
 
 use serde::{Deserialize, Serialize};

@@ -12,6 +12,7 @@ use super::estimate::{estimate_tokens, prompt_tokens};
 use super::{RunConfig, RunError};
 use crate::input;
 use crate::sandbox::{self, PluginInstance, RunShared, SandboxEngine};
+use crate::usage::TokenUsage;
 
 /// What a dry run found.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +22,11 @@ pub struct DryRunReport {
     pub estimated_input_tokens: u64,
     /// Upper bound on output tokens (max_tokens or the default per job).
     pub max_output_tokens: u64,
+    /// Upper-bound cost: estimated input plus the maximum output, priced
+    /// per job's model (jobs on an unpriced model are not included).
+    pub estimated_max_cost_usd: f64,
+    /// Jobs whose model has no price.
+    pub unpriced_jobs: u64,
     /// The plugin's SHA-256.
     pub plugin_sha256: String,
 }
@@ -29,18 +35,24 @@ impl DryRunReport {
     /// A short human summary.
     pub fn human(&self) -> String {
         format!(
-            "dry run: {} jobs valid, plugin {} loads; estimated input tokens {}, output tokens at most {}; nothing was sent",
+            "dry run: {} jobs valid, plugin {} loads; estimated input tokens {}, output tokens at most {}, cost at most ${:.4}{}; nothing was sent",
             self.jobs,
             &self.plugin_sha256[..16],
             self.estimated_input_tokens,
-            self.max_output_tokens
+            self.max_output_tokens,
+            self.estimated_max_cost_usd,
+            if self.unpriced_jobs > 0 {
+                format!(" ({} jobs on a model without a price)", self.unpriced_jobs)
+            } else {
+                String::new()
+            }
         )
     }
 }
 
 /// Runs the checks and estimates of `--dry-run`.
 pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
-    let summary = input::validate_file(&config.jobs, 20).map_err(RunError::Input)?;
+    let summary = crate::validate::validate_file(&config.jobs, 20, |_| None).map_err(RunError::Input)?;
     let sandbox_err = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
     let engine = SandboxEngine::new(&config.sandbox, 2).map_err(sandbox_err)?;
     let component = config.cache.load(&engine, &config.plugin.bytes, &config.plugin.digest).map_err(sandbox_err)?;
@@ -58,8 +70,11 @@ pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
         jobs: summary.jobs as u64,
         estimated_input_tokens: 0,
         max_output_tokens: 0,
+        estimated_max_cost_usd: 0.0,
+        unpriced_jobs: 0,
         plugin_sha256: config.plugin.digest.clone(),
     };
+    let default_model = config.plugin_config.get("model").and_then(|m| m.as_str());
     let default_output = config.item.default_max_output_tokens;
     let lines = input::read_lines(&config.jobs).map_err(|e| RunError::Input(vec![e]))?;
     for entry in lines {
@@ -70,8 +85,15 @@ pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
         // Validated above; a line that changed since is skipped by the count.
         if let Ok(job) = input::parse_line(&text, line) {
             let prompt = prompt_tokens(&job);
+            let output = estimate_tokens(&job, default_output) - prompt;
             report.estimated_input_tokens += prompt;
-            report.max_output_tokens += estimate_tokens(&job, default_output) - prompt;
+            report.max_output_tokens += output;
+            let model = job.params.get("model").and_then(|m| m.as_str()).or(default_model);
+            let usage = TokenUsage { input_tokens: prompt, output_tokens: output, ..TokenUsage::default() };
+            match model.and_then(|m| config.prices.cost(m, &usage)) {
+                Some(cost) => report.estimated_max_cost_usd += cost,
+                None => report.unpriced_jobs += 1,
+            }
         }
     }
     Ok(report)

@@ -76,6 +76,10 @@ pub struct RunContext {
     pub events: super::events::EventLog,
     /// Live counters for `/metrics`.
     pub metrics: super::metrics::Metrics,
+    /// Items waiting before their next attempt (progress display).
+    pub retrying: std::sync::atomic::AtomicU64,
+    /// The configured RPM/TPM limits (progress display).
+    pub admission_limits: super::AdmissionLimits,
 }
 
 impl RunContext {
@@ -190,7 +194,11 @@ impl Worker {
             };
             let attempt = self.attempt_info(&progress, item_deadline);
             self.adapt(&item, &failure, attempt, &mut progress, item_deadline).await;
-            if let Err(stop) = wait(&self.ctx.clone(), wait_for, item_deadline, &progress).await {
+            let ctx = self.ctx.clone();
+            ctx.retrying.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let waited = wait(&ctx, wait_for, item_deadline, &progress).await;
+            ctx.retrying.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(stop) = waited {
                 return finish(job, stop, &progress, started, &self.ctx.identity);
             }
         }

@@ -44,12 +44,15 @@ pub use report::{ClassCount, RunReport, Termination};
 pub use retry::{Decision, FailureCounts, RetryPolicy};
 
 use crate::egress::Egress;
-use crate::input::{self, InputError, Job};
+use crate::input::{InputError, Job};
 use crate::plugin::PluginSource;
-use crate::results::{Checkpoint, ResultRecord, ResultsError, ResumeError, ResumeOptions, RunIdentity, short_digest};
+use crate::results::{
+    Checkpoint, Previous, ResultRecord, ResultsError, ResumeError, ResumeOptions, RunIdentity, short_digest,
+};
 use crate::sandbox::{
     self, CompileCache, HostState, PluginInstance, RunShared, SandboxEngine, SandboxError, SandboxLimits,
 };
+use crate::validate::{InputSummary, validate_file};
 use batchllm_bindings::StrategyPre;
 use item::Worker;
 use sink::Sink;
@@ -129,9 +132,7 @@ impl RunError {
 /// Runs a batch to the end (or to Ctrl-C) and reports what happened.
 pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let summary = input::validate_file(&config.jobs, 20).map_err(RunError::Input)?;
-    tracing::info!(jobs = summary.jobs, file = %config.jobs.display(), "input validated");
-    let (checkpoint, identity) = open_checkpoint(&config, &summary)?;
+    let (summary, checkpoint, identity) = validate_and_resume(&config)?;
     let plugin = load_plugin(&config).await?;
     let mut first = PluginInstance::new(&plugin.pre, plugin.shared.clone()).await.map_err(plugin.error())?;
     tasks::prepare(&mut first, &config.plugin.name).await?;
@@ -225,13 +226,32 @@ async fn load_plugin(config: &RunConfig) -> Result<LoadedPlugin, RunError> {
     Ok(LoadedPlugin { name: config.plugin.name.clone(), pre, shared })
 }
 
-/// Opens the results file, resuming from the records it already holds.
-fn open_checkpoint(config: &RunConfig, summary: &input::InputSummary) -> Result<(Checkpoint, RunIdentity), RunError> {
+/// Validates the whole input and opens the results file, resuming from the
+/// records it already holds: each input line is compared with its earlier
+/// record during the same pass.
+fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, RunIdentity), RunError> {
     let identity = RunIdentity {
         plugin: config.plugin.digest[..16].to_string(),
         config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
     };
-    let checkpoint = Checkpoint::open(&config.output, config.resume, &identity, &summary.fingerprints)?;
+    let mut previous = Previous::read(&config.output, config.resume)?;
+    let mut mismatch = None;
+    let force = config.resume.force;
+    let summary = validate_file(&config.jobs, 20, |job| {
+        if let Some(p) = previous.as_mut()
+            && let Some(what) = p.check_job(&job.id, &job.fingerprint)
+            && !force
+        {
+            mismatch.get_or_insert(what);
+        }
+        None
+    })
+    .map_err(RunError::Input)?;
+    if let (Some(what), Some(p)) = (mismatch, previous.as_ref()) {
+        return Err(p.mismatch(what).into());
+    }
+    tracing::info!(jobs = summary.jobs, file = %config.jobs.display(), "input validated");
+    let checkpoint = Checkpoint::open(&config.output, config.resume, &identity, previous)?;
     if !checkpoint.done.is_empty() || checkpoint.dropped > 0 {
         tracing::info!(
             done = checkpoint.done.len(),
@@ -241,7 +261,7 @@ fn open_checkpoint(config: &RunConfig, summary: &input::InputSummary) -> Result<
             config.output.display()
         );
     }
-    Ok((checkpoint, identity))
+    Ok((summary, checkpoint, identity))
 }
 
 fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant, events: EventLog) -> RunContext {
@@ -262,6 +282,8 @@ fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant, even
         micro_dollars: Default::default(),
         events,
         metrics: Default::default(),
+        retrying: Default::default(),
+        admission_limits: config.admission,
     }
 }
 

@@ -30,6 +30,11 @@ pub struct Live {
     pub cooldown: Duration,
     /// Rate limits seen so far.
     pub rate_limits: u64,
+    /// Items waiting before their next attempt.
+    pub retrying: u64,
+    /// The configured requests-per-minute and tokens-per-minute limits.
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
 }
 
 /// Shows a run's progress.
@@ -80,13 +85,21 @@ impl Progress {
 
     fn message(&self, report: &RunReport, live: Live) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let mut msg = format!(
-            "ok {} · failed {} · {:.1} items/s · {:.0} tok/s",
-            report.succeeded,
-            report.failed,
-            report.items as f64 / secs,
-            report.usage.total() as f64 / secs
-        );
+        let mut msg = format!("ok {} · failed {}", report.succeeded, report.failed);
+        if live.retrying > 0 {
+            msg.push_str(&format!(" · retrying {}", live.retrying));
+        }
+        msg.push_str(&format!(" · {:.1} items/s", report.items as f64 / secs));
+        if let Some(rpm) = live.rpm {
+            msg.push_str(&format!(" ({:.0}/min of {rpm:.0})", report.attempts as f64 * 60.0 / secs));
+        }
+        msg.push_str(&format!(" · {:.0} tok/s", report.usage.total() as f64 / secs));
+        if let Some(tpm) = live.tpm {
+            msg.push_str(&format!(" ({:.0}/min of {tpm:.0})", report.usage.total() as f64 * 60.0 / secs));
+        }
+        if report.cost_usd > 0.0 {
+            msg.push_str(&format!(" · ${:.4}", report.cost_usd));
+        }
         if live.rate_limits > 0 {
             msg.push_str(&format!(" · rate limited {}", live.rate_limits));
         }
@@ -131,9 +144,12 @@ mod tests {
         let p = Progress::new(ProgressMode::Off, 10);
         let mut report = RunReport::default();
         (report.items, report.succeeded, report.failed) = (4, 3, 1);
-        let msg = p.message(&report, Live { cooldown: Duration::from_millis(2500), rate_limits: 2 });
-        assert!(msg.starts_with("ok 3 · failed 1 ·"), "{msg}");
+        let live =
+            Live { cooldown: Duration::from_millis(2500), rate_limits: 2, retrying: 1, rpm: Some(600.0), tpm: None };
+        let msg = p.message(&report, live);
+        assert!(msg.starts_with("ok 3 · failed 1 · retrying 1 ·"), "{msg}");
         assert!(msg.contains("cooling down 2.5s"), "{msg}");
         assert!(msg.contains("rate limited 2"), "{msg}");
+        assert!(msg.contains("retrying 1") && msg.contains("/min of 600)"), "{msg}");
     }
 }

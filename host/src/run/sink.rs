@@ -104,5 +104,11 @@ impl Sink {
 }
 
 fn live(ctx: &RunContext) -> Live {
-    Live { cooldown: ctx.coordinator.longest_cooldown(), rate_limits: ctx.coordinator.stats().rate_limits }
+    Live {
+        cooldown: ctx.coordinator.longest_cooldown(),
+        rate_limits: ctx.coordinator.stats().rate_limits,
+        retrying: ctx.retrying.load(std::sync::atomic::Ordering::Relaxed),
+        rpm: ctx.admission_limits.rpm,
+        tpm: ctx.admission_limits.tpm,
+    }
 }
