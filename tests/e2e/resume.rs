@@ -153,3 +153,98 @@ async fn killing_the_process_at_random_moments_loses_and_duplicates_nothing() {
     assert!(doubles <= kills * concurrency, "{doubles} items answered twice after {kills} kills");
     eprintln!("sigkill test: {kills} kills, {doubles} items answered twice by the provider");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_drains_cleans_up_and_the_rerun_finishes_without_resending() {
+    let server = mock(|c| c.latency_ms = 100).await;
+    let ws = Workspace::new();
+    let n = 60;
+    let jobs = ws.jobs(&(0..n).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect::<Vec<_>>());
+    // The gemini plugin creates a provider-side cache in `prepare` and
+    // deletes it in `cleanup`, so the server's log shows the lifecycle.
+    let cache = serde_json::json!({"contents": "shared context ".repeat(100), "ttl_seconds": 3600});
+    let args = [
+        "--plugin",
+        "gemini",
+        "--allow-host",
+        &grant(&server),
+        "--plugin-config",
+        &format!("base_url={}", server.origin()),
+        "--plugin-config",
+        &format!("cache={cache}"),
+        "--api-key-env",
+        "E2E_API_KEY",
+        "--concurrency",
+        "4",
+        "--quiet",
+    ];
+    let env = [("E2E_API_KEY", API_KEY)];
+    let mut child = ws.command(&jobs, &args, &env).spawn().expect("spawn");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = i32::try_from(child.id().expect("running")).expect("pid");
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = child.wait().await.expect("exit");
+    assert_eq!(status.code(), Some(130), "interrupted");
+
+    let partial = ws.results();
+    assert!(!partial.is_empty() && partial.len() < n, "{} of {n} done at the interrupt", partial.len());
+    assert!(partial.iter().all(|r| r["batchllm"]["status"] == "succeeded"), "in-flight items drained, not cut");
+    let ops = |method: &str| {
+        server.requests().into_iter().filter(|r| r.path.contains("/cachedContents") && r.method == method).count()
+    };
+    assert_eq!((ops("POST"), ops("DELETE")), (1, 1), "prepare once, cleanup once, also on Ctrl-C");
+
+    let rest = ws.resume(&jobs, &args, &env).await;
+    assert_eq!(rest.code, 0, "{}", rest.stderr);
+    ids_once(&rest.results, n);
+    let generated: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(":generateContent"))
+        .map(|r| r.prompt.unwrap_or_default())
+        .collect();
+    let distinct: std::collections::HashSet<_> = generated.iter().collect();
+    assert_eq!(generated.len(), n, "after a Ctrl-C nothing is sent twice");
+    assert_eq!(distinct.len(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_cancels_in_flight_calls_and_cleanup_still_runs() {
+    let server = mock(|c| c.latency_ms = 3000).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&(0..8).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect::<Vec<_>>());
+    let cache = serde_json::json!({"contents": "shared context ".repeat(100), "ttl_seconds": 3600});
+    let args = [
+        "--plugin",
+        "gemini",
+        "--allow-host",
+        &grant(&server),
+        "--plugin-config",
+        &format!("base_url={}", server.origin()),
+        "--plugin-config",
+        &format!("cache={cache}"),
+        "--api-key-env",
+        "E2E_API_KEY",
+        "--concurrency",
+        "4",
+        "--quiet",
+    ];
+    let env = [("E2E_API_KEY", API_KEY)];
+    let mut child = ws.command(&jobs, &args, &env).spawn().expect("spawn");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid = i32::try_from(child.id().expect("running")).expect("pid");
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = child.wait().await.expect("exit");
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(2), "in-flight 3 s calls were not waited for");
+    assert!(ws.results().is_empty(), "cancelled items get no record, so a re-run does them");
+    let deletes =
+        server.requests().into_iter().filter(|r| r.path.contains("/cachedContents") && r.method == "DELETE").count();
+    assert_eq!(deletes, 1, "cleanup ran");
+}

@@ -154,7 +154,9 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
         let worker = Worker::new(plugin.pre.clone(), plugin.shared.clone(), ctx.clone(), first.take());
         workers.spawn(tasks::work(worker, job_rx.clone(), record_tx.clone(), ctx.clone()));
     }
-    drop(record_tx);
+    // Only workers hold the queue's ends now: when they stop (Ctrl-C), the
+    // reader's next send fails instead of waiting forever.
+    drop((record_tx, job_rx));
 
     ctx.events.emit(
         "run_started",
