@@ -89,8 +89,21 @@ pub struct Exchange {
     pub signal_headers: Vec<(String, String)>,
     /// Set when the policy refused the request.
     pub denied: Option<String>,
+    /// Why no response came back, when that was not a denial. Plugins may
+    /// only see a generic error (JS `fetch` turns everything into a
+    /// `NetworkError`), so the engine reads the cause here.
+    pub failure: Option<ExchangeFailure>,
     /// Time from send to the end of the body.
     pub elapsed: Duration,
+}
+
+/// How a request failed without a response (denials aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeFailure {
+    Timeout,
+    Network,
+    InvalidRequest,
+    TooLarge,
 }
 
 impl Exchange {
@@ -187,6 +200,13 @@ impl Egress {
         let mut exchange = Exchange::default();
         let result = self.send_inner(request, deadline, &mut exchange).await;
         exchange.elapsed = started.elapsed();
+        exchange.failure = match &result {
+            Err(EgressError::Timeout(_)) => Some(ExchangeFailure::Timeout),
+            Err(EgressError::Network(_)) => Some(ExchangeFailure::Network),
+            Err(EgressError::InvalidRequest(_)) => Some(ExchangeFailure::InvalidRequest),
+            Err(EgressError::TooLarge(_)) => Some(ExchangeFailure::TooLarge),
+            _ => None,
+        };
         if let Err(EgressError::Denied(d)) = &result {
             let n = self.inner.counters.denied.fetch_add(1, Ordering::Relaxed) + 1;
             exchange.denied = Some(d.to_string());

@@ -46,9 +46,7 @@ pub use retry::{Decision, FailureCounts, RetryPolicy};
 use crate::egress::Egress;
 use crate::input::{InputError, Job};
 use crate::plugin::PluginSource;
-use crate::results::{
-    Checkpoint, Previous, ResultRecord, ResultsError, ResumeError, ResumeOptions, RunIdentity, short_digest,
-};
+use crate::results::{Checkpoint, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity, short_digest};
 use crate::sandbox::{
     self, CompileCache, HostState, PluginInstance, RunShared, SandboxEngine, SandboxError, SandboxLimits,
 };
@@ -146,7 +144,7 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     let (line_tx, line_rx) = mpsc::unbounded_channel::<usize>();
     let line_tx = config.preserve_order.then_some(line_tx);
     let reader = tasks::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done.clone(), line_tx);
-    let (record_tx, mut record_rx) = mpsc::channel::<ResultRecord>(config.concurrency * 2);
+    let (record_tx, mut record_rx) = mpsc::channel::<sink::Finished>(config.concurrency * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let mut workers = tokio::task::JoinSet::new();
     let mut first = Some(first);

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::FailureClass;
-use crate::egress::Exchange;
+use crate::egress::{Exchange, ExchangeFailure};
 
 /// The classification after taking the host's own observations into account.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,13 @@ pub fn reconcile(class: FailureClass, plugin_wait: Option<Duration>, exchanges: 
         (Some(429), FailureClass::QuotaExhausted | FailureClass::TooLarge | FailureClass::RateLimited) => class,
         (Some(429), _) => FailureClass::RateLimited,
         (Some(500..=599), FailureClass::ClientError | FailureClass::Other) => FailureClass::Overloaded,
+        _ => class,
+    };
+    // A plugin that could only see "the request failed" (JS `fetch`) gets
+    // the cause the host saw.
+    let class = match (class, exchanges.last().and_then(|e| e.failure)) {
+        (FailureClass::Network | FailureClass::Other, Some(ExchangeFailure::Timeout)) => FailureClass::Timeout,
+        (FailureClass::Network | FailureClass::Other, Some(ExchangeFailure::TooLarge)) => FailureClass::TooLarge,
         _ => class,
     };
     Reconciled { class, server_wait: plugin_wait.or(header_wait), denied: None }
@@ -77,6 +84,15 @@ mod tests {
         let r = reconcile(FailureClass::RateLimited, Some(Duration::from_secs(5)), &[e]);
         assert_eq!(r.server_wait, Some(Duration::from_secs(5)));
         assert_eq!(retry_after(&exchange(429, &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])), None);
+    }
+
+    #[test]
+    fn a_generic_network_error_gets_the_cause_the_host_saw() {
+        let timed_out = Exchange { failure: Some(ExchangeFailure::Timeout), ..Exchange::default() };
+        assert_eq!(reconcile(FailureClass::Network, None, &[timed_out]).class, FailureClass::Timeout);
+        let too_big = Exchange { failure: Some(ExchangeFailure::TooLarge), ..Exchange::default() };
+        assert_eq!(reconcile(FailureClass::Other, None, std::slice::from_ref(&too_big)).class, FailureClass::TooLarge);
+        assert_eq!(reconcile(FailureClass::Auth, None, &[too_big]).class, FailureClass::Auth, "a specific class stays");
     }
 
     #[test]

@@ -11,6 +11,14 @@ use super::progress::{Live, Progress, ProgressMode};
 use super::{RunContext, RunReport};
 use crate::results::{ResultRecord, ResultWriter, ResultsError};
 
+/// A record on its way to the file, with the worker's acknowledgement.
+#[derive(Debug)]
+pub struct Finished {
+    pub record: ResultRecord,
+    /// Signalled once the record is written (or held by `--preserve-order`).
+    pub written: tokio::sync::oneshot::Sender<()>,
+}
+
 /// Writes records, keeps the report and the progress display.
 pub struct Sink {
     writer: ResultWriter,
@@ -43,12 +51,15 @@ impl Sink {
     }
 
     /// Takes the records of the run until every worker is done.
-    pub async fn drain(&mut self, records: &mut mpsc::Receiver<ResultRecord>, ctx: &RunContext) {
+    pub async fn drain(&mut self, records: &mut mpsc::Receiver<Finished>, ctx: &RunContext) {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
         loop {
             tokio::select! {
-                record = records.recv() => match record {
-                    Some(record) => self.accept(record, ctx),
+                finished = records.recv() => match finished {
+                    Some(Finished { record, written }) => {
+                        self.accept(record, ctx);
+                        let _ = written.send(());
+                    }
                     None => break,
                 },
                 _ = tick.tick() => self.progress.update(&self.report, live(ctx)),

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use tokio::sync::{Mutex, mpsc};
 
 use super::item::Worker;
+use super::sink::Finished;
 use super::{AbortReason, RunContext, RunError};
 use crate::input::{self, Job};
-use crate::results::ResultRecord;
 use crate::sandbox::{HostState, PluginInstance, RunShared};
 
 pub(super) async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
@@ -46,7 +46,7 @@ pub(super) async fn cleanup(
 pub(super) async fn work(
     mut worker: Worker,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
-    records: mpsc::Sender<ResultRecord>,
+    records: mpsc::Sender<Finished>,
     ctx: Arc<RunContext>,
 ) -> Option<PluginInstance> {
     loop {
@@ -78,9 +78,14 @@ pub(super) async fn work(
         if let Some(limit) = ctx.max_cost.filter(|&l| spent as f64 / 1e6 >= l) {
             ctx.abort(AbortReason::Budget { limit: format!("--max-cost {limit}") });
         }
-        if records.send(record).await.is_err() {
+        // Wait until the record is written before taking another item, so
+        // at any moment at most one answered-but-unrecorded item per worker
+        // exists (what a crash could make the provider see twice).
+        let (written, ack) = tokio::sync::oneshot::channel();
+        if records.send(Finished { record, written }).await.is_err() {
             break;
         }
+        let _ = ack.await;
     }
     worker.into_instance()
 }
