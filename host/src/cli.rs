@@ -261,6 +261,12 @@ pub struct Args {
     #[arg(long, help_heading = "Sandbox")]
     pub no_cache: bool,
 
+    /// Every output must be JSON matching this JSON Schema (a code fence
+    /// around it is accepted); a mismatch is an invalid_response, retried
+    /// without backoff, its message passed to the plugin's on-error.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+
     /// Write lifecycle events (attempts, rate limits, cooldowns, items,
     /// aborts) to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
@@ -359,6 +365,8 @@ pub enum ConfigError {
     File(#[from] ConfigFileError),
     #[error(transparent)]
     Prices(#[from] crate::cost::PriceError),
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
     #[error("building the HTTP client: {0}")]
     Http(String),
     #[error("{0}")]
@@ -464,6 +472,10 @@ impl Args {
             max_cost: self.max_cost.or(file.max_cost),
             events: self.events.clone().or(file.events.clone()),
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
+            schema: match self.schema.as_deref().or(file.schema.as_deref()) {
+                Some(path) => Some(std::sync::Arc::new(crate::schema::OutputSchema::load(path)?)),
+                None => None,
+            },
             progress,
             sandbox,
             egress,

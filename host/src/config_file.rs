@@ -66,6 +66,7 @@ pub struct FileConfig {
     pub prices: Option<PathBuf>,
     pub events: Option<PathBuf>,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    pub schema: Option<PathBuf>,
     pub abort_mode: Option<AbortMode>,
     pub max_memory_mb: Option<u32>,
     pub max_cpu_per_call: Option<f64>,

@@ -19,5 +19,6 @@ pub mod plugin;
 pub mod results;
 pub mod run;
 pub mod sandbox;
+pub mod schema;
 pub mod usage;
 pub mod validate;

@@ -157,3 +157,104 @@ async fn smart_retry_raises_temperature_then_escalates_the_model_per_item() {
         .collect();
     assert_eq!(first, [(serde_json::json!("gpt-4o-mini"), serde_json::json!(0.0))]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_failures_are_retried_at_once_and_reach_on_error() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let schema = ws.path("schema.json");
+    // The mock answers {"answer": "echo: ..."} when asked by gpt-4o-mini.
+    let wants_int = r#"{"type":"object","required":["answer"],"properties":{"answer":{"type":"integer"}}}"#;
+    let wants_str = r#"{"type":"object","required":["answer"],"properties":{"answer":{"type":"string"}}}"#;
+    let jobs = ws.jobs(&[job("q", "[[mock:json-from-model=gpt-4o-mini]] how many?")]);
+    let args = openai_args(&server);
+    let env = [("E2E_API_KEY", API_KEY)];
+    let schema_arg = schema.to_str().expect("utf8");
+
+    std::fs::write(&schema, wants_str).expect("write");
+    let ok = ws.run(&jobs, &[&strs(&args)[..], &["--schema", schema_arg]].concat(), &env).await;
+    assert_eq!(ok.code, 0, "a matching output passes:\n{}", ok.stderr);
+
+    std::fs::write(&schema, wants_int).expect("write");
+    let started = std::time::Instant::now();
+    let slow_backoff = ["--schema", schema_arg, "--backoff-initial", "5", "--backoff-max", "5"];
+    let bad = ws.run(&jobs, &[&strs(&args)[..], &slow_backoff].concat(), &env).await;
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    let r = bad.result("q");
+    assert_eq!(r["error"]["code"], "invalid_response", "{r}");
+    assert_eq!(r["batchllm"]["attempts"], 3, "retried up to --max-attempts");
+    assert!(r["error"]["message"].as_str().expect("msg").contains("at /answer"), "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "no backoff before a validation retry");
+
+    // A strategy sees the host's validation message in on-error and can show
+    // it to the model: smart-retry adds it to the next prompt.
+    server.reset();
+    let smart = [
+        "--plugin",
+        "smart-retry",
+        "--allow-host",
+        &grant(&server),
+        "--plugin-config",
+        &format!("base_url={}", server.base_url()),
+        "--api-key-env",
+        "E2E_API_KEY",
+        "--schema",
+        schema_arg,
+        "--max-attempts",
+        "2",
+    ];
+    let out = ws.run(&jobs, &smart, &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let prompts: Vec<String> = chat_requests(&server).into_iter().filter_map(|r| r.prompt).collect();
+    assert_eq!(prompts.len(), 2);
+    assert!(!prompts[0].contains("rejected"));
+    assert!(
+        prompts[1].contains("Your previous answer was rejected: the output does not match the schema: at /answer"),
+        "{}",
+        prompts[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_recovery_asks_only_for_missing_fields_and_merges() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    // The mock answers with just `title` first; asked for missing fields, it
+    // answers with exactly those, as a model following the instruction would.
+    let jobs = ws.jobs(&[job("film", "[[mock:json-fields=title]] describe the film")]);
+    let args = [
+        "--plugin",
+        "smart-retry",
+        "--allow-host",
+        &grant(&server),
+        "--plugin-config",
+        &format!("base_url={}", server.base_url()),
+        "--plugin-config",
+        r#"required_fields=["title","year","genre"]"#,
+        "--api-key-env",
+        "E2E_API_KEY",
+    ];
+    let out = ws.run(&jobs, &args, &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.result("film");
+    assert_eq!(r["batchllm"]["attempts"], 2, "{r}");
+    let output: serde_json::Value =
+        serde_json::from_str(r["batchllm"]["output"].as_str().expect("output")).expect("json");
+    assert_eq!(output, serde_json::json!({"title": "title-value", "year": "year-value", "genre": "genre-value"}));
+    let prompts: Vec<String> = chat_requests(&server).into_iter().filter_map(|r| r.prompt).collect();
+    assert_eq!(prompts.len(), 2);
+    assert!(prompts[1].ends_with("Return only these missing fields as a JSON object: year, genre."), "{}", prompts[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_mode_parameters_reach_the_provider_unchanged() {
+    let server = mock(|_| {}).await;
+    let ws = Workspace::new();
+    let format = serde_json::json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}});
+    let line = serde_json::json!({"id": "j", "prompt": "hi", "params": {"response_format": format}}).to_string();
+    let jobs = ws.jobs(&[line]);
+    let args = openai_args(&server);
+    let out = ws.run(&jobs, &strs(&args), &[("E2E_API_KEY", API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(chat_requests(&server)[0].body["response_format"], format, "structured-output settings pass through");
+}

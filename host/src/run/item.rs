@@ -80,6 +80,8 @@ pub struct RunContext {
     pub retrying: std::sync::atomic::AtomicU64,
     /// The configured RPM/TPM limits (progress display).
     pub admission_limits: super::AdmissionLimits,
+    /// `--schema`: every output must match it.
+    pub schema: Option<Arc<crate::schema::OutputSchema>>,
 }
 
 impl RunContext {
@@ -365,7 +367,23 @@ impl Worker {
         match result {
             Ok(success) => {
                 self.ctx.coordinator.on_success(progress.scope.as_deref().unwrap_or(NO_SCOPE));
-                Ok((success, exchanges))
+                match self.ctx.schema.as_ref().map(|s| s.check(&success.output)) {
+                    Some(Err(message)) => {
+                        // The provider answered, the answer is unusable: a
+                        // validation failure, retried without backoff.
+                        progress.counts.attempts += 1;
+                        let last = last_answer(&exchanges);
+                        Err(Stop::Fail(AttemptFailure {
+                            class: FailureClass::InvalidResponse,
+                            message,
+                            http_status: last.and_then(|e| e.status),
+                            server_wait: None,
+                            body: success.response_body.as_deref().map(body_value),
+                            request_id: last.and_then(|e| e.request_id().map(str::to_string)),
+                        }))
+                    }
+                    _ => Ok((success, exchanges)),
+                }
             }
             Err(failure) => {
                 if failure.class == FailureClass::RateLimited {

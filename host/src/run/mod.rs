@@ -87,6 +87,8 @@ pub struct RunConfig {
     pub max_cost: Option<f64>,
     /// Where lifecycle events go (`--events`).
     pub events: Option<PathBuf>,
+    /// `--schema`: the JSON Schema every output must match.
+    pub schema: Option<Arc<crate::schema::OutputSchema>>,
     /// Serve Prometheus metrics here while running.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// How progress is shown on stderr.
@@ -284,6 +286,7 @@ fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant, even
         metrics: Default::default(),
         retrying: Default::default(),
         admission_limits: config.admission,
+        schema: config.schema.clone(),
     }
 }
 

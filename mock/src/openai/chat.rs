@@ -9,6 +9,10 @@
 //! For tests of adaptive strategies, `[[mock:json-from-model=NAME]]` in the
 //! last user message makes the answer a JSON object `{"answer": <echo>}` when
 //! the request's model is NAME, and the plain (non-JSON) echo otherwise.
+//! `[[mock:json-fields=a,b]]` answers a JSON object with just those fields
+//! (`{"a": "a-value", "b": "b-value"}`); and a message asking for "these
+//! missing fields as a JSON object: x, y" is answered with those fields, as
+//! a model following the instruction would (partial-recovery tests).
 
 use serde_json::{Map, Value, json};
 
@@ -92,8 +96,9 @@ fn prompt_tokens(request: &ChatRequest) -> u64 {
 fn answer(request: &ChatRequest) -> (String, &'static str) {
     let last = request.last_user.as_deref().unwrap_or_default();
     let echo = format!("echo: {last}");
-    let full = match json_model(last) {
-        Some(model) if model == request.model => json!({ "answer": echo }).to_string(),
+    let full = match (json_model(last), requested_fields(last)) {
+        (_, Some(fields)) => fields_object(&fields),
+        (Some(model), None) if model == request.model => json!({ "answer": echo }).to_string(),
         _ => echo,
     };
     match request.max_tokens {
@@ -103,6 +108,28 @@ fn answer(request: &ChatRequest) -> (String, &'static str) {
         }
         _ => (full, "stop"),
     }
+}
+
+/// The fields a message asks for: an explicit "missing fields" request wins
+/// over a `[[mock:json-fields=...]]` marker.
+fn requested_fields(text: &str) -> Option<Vec<String>> {
+    const ASK: &str = "missing fields as a JSON object: ";
+    const MARKER: &str = "[[mock:json-fields=";
+    let list = if let Some(at) = text.find(ASK) {
+        let rest = &text[at + ASK.len()..];
+        &rest[..rest.find(['.', '\n']).unwrap_or(rest.len())]
+    } else {
+        let start = text.find(MARKER)? + MARKER.len();
+        let rest = &text[start..];
+        &rest[..rest.find("]]")?]
+    };
+    let fields: Vec<String> = list.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+    (!fields.is_empty()).then_some(fields)
+}
+
+fn fields_object(fields: &[String]) -> String {
+    let object: Map<String, Value> = fields.iter().map(|f| (f.clone(), Value::String(format!("{f}-value")))).collect();
+    Value::Object(object).to_string()
 }
 
 /// The NAME of a `[[mock:json-from-model=NAME]]` marker.
@@ -169,6 +196,15 @@ mod tests {
 
     fn parse(body: Value) -> Result<ChatRequest, ApiError> {
         Chat::parse(&body)
+    }
+
+    #[test]
+    fn json_fields_marker_and_missing_field_requests() {
+        assert_eq!(requested_fields("x [[mock:json-fields=a, b]]"), Some(vec!["a".into(), "b".into()]));
+        let ask = "[[mock:json-fields=a,b]] task\n\nReturn only these missing fields as a JSON object: c, d.";
+        assert_eq!(requested_fields(ask), Some(vec!["c".into(), "d".into()]));
+        assert_eq!(fields_object(&["a".into()]), r#"{"a":"a-value"}"#);
+        assert_eq!(requested_fields("plain"), None);
     }
 
     #[test]
