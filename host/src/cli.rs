@@ -326,32 +326,28 @@ fn parse_classes(s: &str) -> Result<ClassList, String> {
     s.split(',').map(str::parse).collect::<Result<_, _>>().map(ClassList)
 }
 
-fn positive_secs(s: &str) -> Result<f64, String> {
+/// Parses a finite number that `ok` accepts, else says what was expected.
+fn number(s: &str, ok: impl Fn(f64) -> bool, expected: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
-        _ => Err(format!("expected a positive number of seconds, got `{s}`")),
+        Ok(v) if v.is_finite() && ok(v) => Ok(v),
+        _ => Err(format!("expected {expected}, got `{s}`")),
     }
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    number(s, |v| v > 0.0 && v < 1e9, "a positive number of seconds")
 }
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.0..1e9).contains(&v) => Ok(v),
-        _ => Err(format!("expected a number of seconds >= 0, got `{s}`")),
-    }
+    number(s, |v| (0.0..1e9).contains(&v), "a number of seconds >= 0")
 }
 
 fn positive_number(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("expected a positive number, got `{s}`")),
-    }
+    number(s, |v| v > 0.0, "a positive number")
 }
 
 fn at_least_one(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 1.0 => Ok(v),
-        _ => Err(format!("expected a number >= 1, got `{s}`")),
-    }
+    number(s, |v| v >= 1.0, "a number >= 1")
 }
 
 /// Errors turning arguments into a run configuration.

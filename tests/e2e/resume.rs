@@ -7,6 +7,29 @@ use crate::support::*;
 
 const FAST: [&str; 4] = ["--backoff-initial", "0.01", "--backoff-max", "0.05"];
 
+/// The gemini plugin with a provider-side cache: `prepare` creates it and
+/// `cleanup` deletes it, so the server's log shows the lifecycle.
+fn gemini_with_cache(server: &batchllm_mock::MockServer) -> Vec<String> {
+    let cache = serde_json::json!({"contents": "shared context ".repeat(100), "ttl_seconds": 3600});
+    [
+        "--plugin",
+        "gemini",
+        "--allow-host",
+        &grant(server),
+        "--plugin-config",
+        &format!("base_url={}", server.origin()),
+        "--plugin-config",
+        &format!("cache={cache}"),
+        "--api-key-env",
+        "E2E_API_KEY",
+        "--concurrency",
+        "4",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 fn ids_once(results: &[serde_json::Value], n: usize) {
     let mut seen = HashMap::new();
     for r in results {
@@ -160,24 +183,8 @@ async fn ctrl_c_drains_cleans_up_and_the_rerun_finishes_without_resending() {
     let ws = Workspace::new();
     let n = 60;
     let jobs = ws.jobs(&(0..n).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect::<Vec<_>>());
-    // The gemini plugin creates a provider-side cache in `prepare` and
-    // deletes it in `cleanup`, so the server's log shows the lifecycle.
-    let cache = serde_json::json!({"contents": "shared context ".repeat(100), "ttl_seconds": 3600});
-    let args = [
-        "--plugin",
-        "gemini",
-        "--allow-host",
-        &grant(&server),
-        "--plugin-config",
-        &format!("base_url={}", server.origin()),
-        "--plugin-config",
-        &format!("cache={cache}"),
-        "--api-key-env",
-        "E2E_API_KEY",
-        "--concurrency",
-        "4",
-        "--quiet",
-    ];
+    let args = gemini_with_cache(&server);
+    let args = strs(&args);
     let env = [("E2E_API_KEY", API_KEY)];
     let mut child = ws.command(&jobs, &args, &env).spawn().expect("spawn");
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -214,22 +221,8 @@ async fn a_second_ctrl_c_cancels_in_flight_calls_and_cleanup_still_runs() {
     let server = mock(|c| c.latency_ms = 3000).await;
     let ws = Workspace::new();
     let jobs = ws.jobs(&(0..8).map(|i| job(&format!("j{i}"), &format!("question {i}"))).collect::<Vec<_>>());
-    let cache = serde_json::json!({"contents": "shared context ".repeat(100), "ttl_seconds": 3600});
-    let args = [
-        "--plugin",
-        "gemini",
-        "--allow-host",
-        &grant(&server),
-        "--plugin-config",
-        &format!("base_url={}", server.origin()),
-        "--plugin-config",
-        &format!("cache={cache}"),
-        "--api-key-env",
-        "E2E_API_KEY",
-        "--concurrency",
-        "4",
-        "--quiet",
-    ];
+    let args = gemini_with_cache(&server);
+    let args = strs(&args);
     let env = [("E2E_API_KEY", API_KEY)];
     let mut child = ws.command(&jobs, &args, &env).spawn().expect("spawn");
     tokio::time::sleep(Duration::from_millis(800)).await;

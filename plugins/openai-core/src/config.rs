@@ -126,31 +126,8 @@ impl Config {
     }
 }
 
-/// Checks that `url` is an absolute http(s) URL with a host and no query or
-/// fragment; returns it without trailing slashes, and whether it has a path.
-pub fn validate_base_url(url: &str) -> Result<(String, bool), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("base_url {url:?} must be an absolute http:// or https:// URL"))?;
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("base_url {url:?} must not contain whitespace"));
-    }
-    if url.contains(['?', '#']) {
-        return Err(format!("base_url {url:?} must not have a query or fragment"));
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    if host.is_empty() || host.starts_with(':') {
-        return Err(format!("base_url {url:?} has no host"));
-    }
-    let trimmed = url.trim_end_matches('/');
-    let has_path = !path.trim_matches('/').is_empty();
-    Ok((trimmed.to_owned(), has_path))
-}
+/// Shared with the other provider strategies.
+pub use batchllm_plugin_sdk::provider_config::validate_base_url;
 
 /// An RFC 9110 token.
 fn is_header_name(name: &str) -> bool {
