@@ -90,8 +90,40 @@ impl CompileCache {
         tracing::info!(elapsed = ?started.elapsed(), "compiled plugin");
         if let Some(path) = &entry {
             store(&component, path);
+            prune(path, MAX_CACHE_BYTES);
         }
         Ok(component)
+    }
+}
+
+/// The cache directory's size cap. JS and Python plugins compile to 35-40
+/// MB each, and every rebuilt plugin is a new digest, so without a cap the
+/// directory only grows.
+const MAX_CACHE_BYTES: u64 = 2 << 30;
+
+/// Deletes the least recently written entries beyond `max_bytes`, never
+/// `keep` (the entry just written).
+fn prune(keep: &Path, max_bytes: u64) {
+    let Some(dir) = keep.parent() else { return };
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<(std::time::SystemTime, u64, std::path::PathBuf)> = read
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+    entries.sort();
+    for (_, len, path) in entries {
+        if total <= max_bytes {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), "evicted an old compiled plugin from the cache");
+            total -= len;
+        }
     }
 }
 
@@ -181,6 +213,25 @@ mod tests {
 
     fn chmod(path: &Path, mode: u32) {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn pruning_evicts_the_oldest_entries_beyond_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut paths = Vec::new();
+        for i in 0..4 {
+            let p = dir.path().join(format!("{i}.cwasm"));
+            std::fs::write(&p, vec![0u8; 100]).expect("write");
+            let age = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i);
+            std::fs::File::options().write(true).open(&p).expect("open").set_modified(age).expect("mtime");
+            paths.push(p);
+        }
+        std::fs::write(dir.path().join("other.txt"), vec![0u8; 1000]).expect("write");
+        // Keep the oldest one explicitly: it was just written.
+        prune(&paths[0], 250);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [true, false, false, true], "the kept entry and the newest stay");
+        assert!(dir.path().join("other.txt").exists(), "only cache entries are touched");
     }
 
     #[test]
