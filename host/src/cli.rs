@@ -61,10 +61,23 @@ pub mod defaults {
 /// 3 aborted (fail-fast class, batch deadline, or the plugin's prepare
 /// failed); 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "batchllm-host", version, about, long_about, after_help = EXAMPLES)]
+#[command(
+    name = "batchllm-host",
+    version,
+    about,
+    long_about,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    /// Other tasks than running a batch.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The jobs file (JSONL).
-    pub jobs: PathBuf,
+    #[arg(required = true)]
+    pub jobs: Option<PathBuf>,
 
     /// Read options from this TOML file (keys are the long flag names).
     #[arg(long, value_name = "FILE")]
@@ -299,10 +312,38 @@ pub struct Args {
     pub verbose: u8,
 }
 
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Work with plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `batchllm-host plugin ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// Check that a plugin keeps the contract before you publish it: it loads
+    /// (world, imports), and against the bundled mock provider it reports
+    /// success with usage, classifies 429 (with the wait), 500, 400 and a
+    /// malformed body, sends exactly one request per execute, and answers
+    /// within the time it is given. Exit code 0 when every check passes.
+    Check {
+        /// A built-in name or a path to a component.
+        plugin: String,
+        /// Where compiled plugins are cached [default: ~/.cache/batchllm-host].
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
 const EXAMPLES: &str = "Examples:
   batchllm-host --plugin openai --mock-provider examples/jobs.jsonl
   batchllm-host --plugin openai --api-key-env OPENAI_API_KEY --rpm 500 jobs.jsonl -o out.jsonl
   batchllm-host --config examples/openai.toml jobs.jsonl
+  batchllm-host plugin check ./my-strategy.wasm
   batchllm-host --plugin openai --plugin-config base_url=http://127.0.0.1:8000/v1 \\
       --plugin-config api_key_secret=null --allow-host 127.0.0.1:8000 jobs.jsonl";
 
@@ -396,6 +437,7 @@ impl Args {
     /// Builds the run configuration: flags over the `--config` file over
     /// defaults. `extras` come from the binary (the bundled mock provider).
     pub fn into_config(self, extras: Extras) -> Result<RunConfig, ConfigError> {
+        let jobs_path = self.jobs.clone().ok_or_else(|| ConfigError::Invalid("no jobs file given".into()))?;
         let file = match &self.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -444,7 +486,7 @@ impl Args {
         let batch_timeout = self.batch_timeout.or(file.batch_timeout).map(|s| secs("batch-timeout", s)).transpose()?;
         let progress = self.progress_mode();
         Ok(RunConfig {
-            jobs: self.jobs,
+            jobs: jobs_path,
             output: self.output.or(file.output).unwrap_or_else(|| defaults::OUTPUT.into()),
             resume: ResumeOptions {
                 overwrite: self.overwrite,

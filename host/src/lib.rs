@@ -10,6 +10,7 @@
 //! - [`results`] writes one record per input line;
 //! - [`cli`] turns the command line into a [`run::RunConfig`].
 
+pub mod check;
 pub mod cli;
 pub mod config_file;
 pub mod cost;

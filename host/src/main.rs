@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use batchllm_host::cli::{Args, Extras};
+use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
 use batchllm_host::run::{self, RunReport, Termination};
+use batchllm_host::sandbox::CompileCache;
 use clap::Parser;
 
 /// Exit codes (documented in `--help` and README).
@@ -31,6 +32,12 @@ fn main() -> ExitCode {
 }
 
 async fn async_main(args: Args) -> ExitCode {
+    if let Some(Command::Plugin { command: PluginCommand::Check { plugin, cache_dir } }) = &args.command {
+        let cache = CompileCache::new(cache_dir.clone().or_else(CompileCache::default_dir));
+        let report = batchllm_host::check::check_plugin(plugin, cache).await;
+        print!("{}", report.table());
+        return ExitCode::from(if report.passed() { exit::OK } else { exit::SOME_FAILED });
+    }
     let quiet = args.quiet;
     let summary_json = args.summary_json.clone();
     let dry = args.dry_run;

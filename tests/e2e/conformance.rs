@@ -29,14 +29,14 @@ use crate::support::*;
 
 /// A plugin under test: how it is named in messages and the `--plugin` value.
 #[derive(Clone)]
-struct Plugin {
-    name: &'static str,
-    arg: String,
+pub(crate) struct Plugin {
+    pub(crate) name: &'static str,
+    pub(crate) arg: String,
 }
 
 /// The Rust plugin (the reference, first), the JS plugin on the `http.send`
 /// import and on `fetch` (wasi:http), and the Python plugin.
-fn plugins() -> Vec<Plugin> {
+pub(crate) fn plugins() -> Vec<Plugin> {
     let js = built("openai-js", &JS);
     let js_fetch = js.with_file_name("openai-js-fetch.wasm");
     assert!(js_fetch.is_file(), "plugins/openai-js/build.sh did not build {}", js_fetch.display());

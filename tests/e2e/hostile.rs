@@ -20,7 +20,7 @@ use crate::support::{BIN, Workspace, cache_dir, job};
 // Building the hostile plugins (once per test binary run).
 
 /// The directory holding the built hostile components.
-fn plugins_dir() -> &'static Path {
+pub(crate) fn plugins_dir() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent");
