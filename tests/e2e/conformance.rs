@@ -693,20 +693,39 @@ fn json_documents() -> Vec<String> {
     docs
 }
 
-/// What serde_json makes of `doc`: the document printed back, or the error.
-fn serde_view(doc: &str) -> String {
-    match serde_json::from_str::<Value>(doc) {
-        Ok(v) => v.to_string(),
-        Err(e) => format!("ERR {e}"),
-    }
+/// The serde_json reference probe (`plugins/sdk/examples/serde_probe.rs`),
+/// built natively in the plugins workspace: the same serde_json features as
+/// the Rust plugins, which the host's own build does not have (jsonschema
+/// turns on `float_roundtrip` there).
+fn serde_probe() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent");
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("serde-probe");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "--quiet", "--example", "serde_probe", "-p", "batchllm-plugin-sdk", "--manifest-path"])
+            .arg(root.join("plugins/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target);
+        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+            cmd.env_remove(var);
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the serde_json probe failed ({status})");
+        target.join("debug/examples/serde_probe")
+    })
 }
 
 /// Feeds `docs` to a probe program (one JSON string per line both ways).
 fn probe(program: &str, script: &str, docs: &[String]) -> Vec<String> {
     use std::io::Write;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(script);
-    let mut child = std::process::Command::new(program)
-        .arg(&script)
+    let mut command = std::process::Command::new(program);
+    if script.is_file() {
+        command.arg(&script);
+    }
+    let mut child = command
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -729,7 +748,9 @@ fn probe(program: &str, script: &str, docs: &[String]) -> Vec<String> {
 #[test]
 fn json_modules_parse_and_print_like_serde_json() {
     let docs = json_documents();
-    let expected: Vec<String> = docs.iter().map(|d| serde_view(d)).collect();
+    let reference = serde_probe().to_str().expect("utf8 path").to_string();
+    let expected = probe(&reference, "", &docs);
+    assert_eq!(expected.len(), docs.len(), "the reference answers every document");
     for (name, program, script) in
         [("js", "node", "openai-js/serde-probe.mjs"), ("python", "python3", "openai-py/tests/serde_probe.py")]
     {
