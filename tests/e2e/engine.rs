@@ -191,9 +191,13 @@ async fn cancel_mode_cuts_in_flight_attempts_on_abort() {
     assert_eq!(out.result("quota")["error"]["code"], "quota_exhausted");
     for i in 0..3 {
         let r = out.result(&format!("slow{i}"));
-        assert_eq!(r["error"]["code"], "aborted", "{r}");
+        // A cancelled in-flight request may have been answered (and billed):
+        // its item is not resent on resume. One never started is `aborted`.
         if r["batchllm"]["attempts"].as_u64() > Some(0) {
+            assert_eq!(r["error"]["code"], "outcome_unknown", "{r}");
             assert!(r["error"]["message"].as_str().expect("msg").contains("cancelled"), "{r}");
+        } else {
+            assert_eq!(r["error"]["code"], "aborted", "{r}");
         }
     }
     assert!(started.elapsed() < Duration::from_secs(5), "in-flight calls were not waited for");

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Fingerprint, ItemStatus, ResultWriter, ResultsError};
+use super::{Fingerprint, ItemStatus, ResultWriter, ResultsError, journal_path, read_journal};
 use crate::run::FailureClass;
 
 /// How to treat an existing results file.
@@ -95,22 +95,45 @@ pub struct Previous {
     path: PathBuf,
     by_id: HashMap<String, Earlier>,
     torn: bool,
+    /// Ids the in-flight journal says were sent.
+    journal: HashSet<String>,
+    /// Sent items without a record: `(id, line, input fingerprint)`.
+    unknown: Vec<(String, usize, String)>,
 }
 
 impl Previous {
     /// Reads `path`; `None` when the run starts fresh (no file, an empty
     /// file, or `--overwrite`).
     pub fn read(path: &Path, options: ResumeOptions) -> Result<Option<Self>, ResumeError> {
-        let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
-        if options.overwrite || !exists {
+        if options.overwrite {
             return Ok(None);
         }
-        scan(path).map(Some)
+        let journal = read_journal(&journal_path(path))
+            .map_err(|source| ResumeError::Read { path: journal_path(path), source })?;
+        let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        let mut previous = if exists {
+            scan(path)?
+        } else if !journal.is_empty() {
+            Previous {
+                path: path.into(),
+                by_id: HashMap::new(),
+                torn: false,
+                journal: HashSet::new(),
+                unknown: Vec::new(),
+            }
+        } else {
+            return Ok(None);
+        };
+        previous.journal = journal;
+        Ok(Some(previous))
     }
 
     /// Compares a job of the current input with its earlier record; returns
     /// the reason when they do not match (checked unless `--force`).
-    pub fn check_job(&mut self, id: &str, fingerprint: &str) -> Option<String> {
+    pub fn check_job(&mut self, id: &str, line: usize, fingerprint: &str) -> Option<String> {
+        if !self.by_id.contains_key(id) && self.journal.contains(id) {
+            self.unknown.push((id.to_string(), line, fingerprint.to_string()));
+        }
         let earlier = self.by_id.get_mut(id)?;
         earlier.in_input = true;
         (earlier.fingerprint.input != fingerprint)
@@ -155,6 +178,8 @@ pub struct Checkpoint {
     pub dropped: u64,
     /// Whether a torn last line was cut.
     pub repaired: bool,
+    /// Items in flight when the last run died, recorded `outcome_unknown`.
+    pub outcome_unknown: u64,
     /// The writer, positioned after the kept records.
     pub writer: ResultWriter,
 }
@@ -170,7 +195,14 @@ impl Checkpoint {
     ) -> Result<Self, ResumeError> {
         let Some(previous) = previous else {
             let writer = ResultWriter::open(path, true, options.fsync)?;
-            return Ok(Checkpoint { done: HashSet::new(), done_failed: 0, dropped: 0, repaired: false, writer });
+            return Ok(Checkpoint {
+                done: HashSet::new(),
+                done_failed: 0,
+                dropped: 0,
+                repaired: false,
+                outcome_unknown: 0,
+                writer,
+            });
         };
         if !options.force {
             previous.check_run(identity)?;
@@ -192,7 +224,7 @@ impl Checkpoint {
             kept_lines.insert(e.line);
             done.insert(id);
         }
-        let total = scan_count(&previous.path)?;
+        let total = if previous.path.exists() { scan_count(&previous.path)? } else { 0 };
         let dropped = (total - kept_lines.len()) as u64;
         if dropped > 0 || previous.torn {
             rewrite(path, &kept_lines)?;
@@ -200,8 +232,57 @@ impl Checkpoint {
         if previous.torn {
             tracing::warn!(path = %path.display(), "cut a torn last line left by an interrupted run");
         }
-        let writer = ResultWriter::open(path, false, options.fsync)?;
-        Ok(Checkpoint { done, done_failed, dropped, repaired: previous.torn, writer })
+        let mut writer = ResultWriter::open(path, false, options.fsync)?;
+        let mut outcome_unknown = 0;
+        // Sent but unrecorded: the provider may have answered. Not sent again
+        // unless the user asks (--retry-failed runs them).
+        if !options.retry_failed {
+            for (id, line, input) in previous.unknown {
+                let fingerprint =
+                    Fingerprint { input, plugin: identity.plugin.clone(), config: identity.config.clone() };
+                writer.write(&outcome_unknown_record(&id, line, fingerprint))?;
+                done.insert(id);
+                done_failed += 1;
+                outcome_unknown += 1;
+            }
+        }
+        if outcome_unknown > 0 {
+            tracing::warn!(
+                items = outcome_unknown,
+                "items were in flight when the last run stopped; recorded as outcome_unknown, not sent again (--retry-failed sends them)"
+            );
+        }
+        Ok(Checkpoint { done, done_failed, dropped, repaired: previous.torn, outcome_unknown, writer })
+    }
+}
+
+/// The record of an item that was in flight when a run died.
+fn outcome_unknown_record(id: &str, line: usize, fingerprint: Fingerprint) -> super::ResultRecord {
+    super::ResultRecord {
+        id: super::line_id(id),
+        custom_id: id.to_string(),
+        response: None,
+        error: Some(super::ResultError {
+            code: FailureClass::OutcomeUnknown,
+            message: "the process stopped while this item's request was in flight; the provider may have answered \
+                      (and billed) it, so it was not sent again; run with --retry-failed to send it"
+                .into(),
+        }),
+        batchllm: super::HostBlock {
+            status: ItemStatus::Failed,
+            output: None,
+            attempts: 0,
+            rate_limit_retries: 0,
+            usage: crate::usage::TokenUsage::default(),
+            latency_ms: 0.0,
+            error_class: Some(FailureClass::OutcomeUnknown),
+            http_status: None,
+            metadata: None,
+            context: None,
+            line,
+            fingerprint,
+            cost_usd: None,
+        },
     }
 }
 
@@ -258,7 +339,7 @@ fn scan(path: &Path) -> Result<Previous, ResumeError> {
         }
         Ok(())
     })?;
-    Ok(Previous { path: path.into(), by_id, torn })
+    Ok(Previous { path: path.into(), by_id, torn, journal: HashSet::new(), unknown: Vec::new() })
 }
 
 fn scan_count(path: &Path) -> Result<usize, ResumeError> {
@@ -320,7 +401,7 @@ mod tests {
         let mut previous = Previous::read(path, options)?;
         if let Some(p) = previous.as_mut() {
             for (id, fp) in inputs {
-                if let Some(what) = p.check_job(id, fp)
+                if let Some(what) = p.check_job(id, 1, fp)
                     && !options.force
                 {
                     return Err(p.mismatch(what));

@@ -7,9 +7,11 @@
 //! item failed; `response` is present whenever a provider answered.
 
 mod checkpoint;
+mod journal;
 mod writer;
 
 pub use checkpoint::{Checkpoint, Previous, ResumeError, ResumeOptions, RunIdentity};
+pub use journal::{Journal, journal_path, read_journal};
 pub use writer::{ResultWriter, ResultsError};
 
 use serde::{Deserialize, Serialize};

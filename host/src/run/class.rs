@@ -33,6 +33,10 @@ pub enum FailureClass {
     BatchDeadlineExceeded,
     /// The run was aborted (fail-fast) before the item ended.
     Aborted,
+    /// The process died while the item's request was in flight: the provider
+    /// may have answered (and billed) it, so it is not sent again unless the
+    /// user asks with `--retry-failed`.
+    OutcomeUnknown,
 }
 
 impl FailureClass {
@@ -56,6 +60,7 @@ impl FailureClass {
             FailureClass::DeadlineExceeded => "deadline_exceeded",
             FailureClass::BatchDeadlineExceeded => "batch_deadline_exceeded",
             FailureClass::Aborted => "aborted",
+            FailureClass::OutcomeUnknown => "outcome_unknown",
         }
     }
 
@@ -72,6 +77,7 @@ impl FailureClass {
                 | FailureClass::DeadlineExceeded
                 | FailureClass::BatchDeadlineExceeded
                 | FailureClass::Aborted
+                | FailureClass::OutcomeUnknown
         )
     }
 }
@@ -109,7 +115,9 @@ impl FailureClass {
             FailureClass::Auth => ErrorClass::Auth,
             FailureClass::QuotaExhausted => ErrorClass::QuotaExhausted,
             FailureClass::TooLarge | FailureClass::PluginOutputTooLarge => ErrorClass::TooLarge,
-            FailureClass::Other | FailureClass::PluginTrap | FailureClass::Aborted => ErrorClass::Other,
+            FailureClass::Other | FailureClass::PluginTrap | FailureClass::Aborted | FailureClass::OutcomeUnknown => {
+                ErrorClass::Other
+            }
         }
     }
 }
@@ -129,7 +137,7 @@ impl std::str::FromStr for FailureClass {
 
 impl FailureClass {
     /// Every class, in a stable order.
-    pub const ALL: [FailureClass; 17] = [
+    pub const ALL: [FailureClass; 18] = [
         FailureClass::RateLimited,
         FailureClass::Overloaded,
         FailureClass::Timeout,
@@ -147,6 +155,7 @@ impl FailureClass {
         FailureClass::DeadlineExceeded,
         FailureClass::BatchDeadlineExceeded,
         FailureClass::Aborted,
+        FailureClass::OutcomeUnknown,
     ];
 }
 

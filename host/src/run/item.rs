@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::FailureClass;
 use super::admission::Admission;
-use super::control::RunControl;
+use super::control::{AbortReason, RunControl};
 use super::cooldown::Coordinator;
 use super::estimate::estimate_tokens;
 use super::learned::LearnedLimits;
@@ -82,6 +82,8 @@ pub struct RunContext {
     pub admission_limits: super::AdmissionLimits,
     /// `--schema`: every output must match it.
     pub schema: Option<Arc<crate::schema::OutputSchema>>,
+    /// Ids of items about to be sent, for at-most-once after a crash.
+    pub journal: crate::results::Journal,
 }
 
 impl RunContext {
@@ -295,6 +297,13 @@ impl Worker {
         estimate: u64,
         item_deadline: Option<Instant>,
     ) -> Result<(Success, Vec<Exchange>), Stop> {
+        if progress.attempts == 0
+            && let Err(e) = self.ctx.journal.started(&item.id)
+        {
+            // Never send what could not be journaled: a crash would resend it.
+            self.ctx.control.interrupt();
+            return Err(Stop::Fail(host_failure(FailureClass::Other, e.to_string())));
+        }
         progress.attempts += 1;
         let sent = Instant::now();
         let deadline = self.attempt_deadline(item_deadline);
@@ -322,13 +331,13 @@ impl Worker {
             if ctx.control.hard_stopped() {
                 return Err(Stop::Vanish);
             }
-            let reason = ctx.control.aborted().map(|r| (r.class(), r.message()));
-            let (class, message) = reason.unwrap_or((FailureClass::Aborted, "run aborted".into()));
-            return Err(Stop::Fail(stop_failure(
-                class,
-                format!("{message}; the in-flight attempt was cancelled"),
-                progress,
-            )));
+            // The request was sent and may have been answered (and billed):
+            // the item is not sent again unless the user asks.
+            let reason = ctx.control.aborted().map(AbortReason::message).unwrap_or_else(|| "run aborted".into());
+            let message = format!(
+                "{reason}; the in-flight attempt was cancelled and the provider may have answered it (--retry-failed sends it again)"
+            );
+            return Err(Stop::Fail(stop_failure(FailureClass::OutcomeUnknown, message, progress)));
         };
         let exchanges = outcome.exchanges;
         if let Some(learned) = &ctx.learned {

@@ -138,9 +138,10 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     tasks::prepare(&mut first, &config.plugin.name).await?;
 
     let events = EventLog::open(config.events.as_deref())?;
-    let ctx = Arc::new(new_context(&config, identity, started, events));
+    let journal = crate::results::Journal::create(&config.output, config.resume.fsync)?;
+    let ctx = Arc::new(new_context(&config, identity, started, events, journal));
     let watchers = [tasks::spawn_interrupt_watch(ctx.clone()), tasks::spawn_batch_deadline(ctx.clone())];
-    let Checkpoint { done, done_failed, writer, .. } = checkpoint;
+    let Checkpoint { done, done_failed, writer, outcome_unknown, .. } = checkpoint;
     let done = Arc::new(done);
     let (job_tx, job_rx) = mpsc::channel::<Job>(config.concurrency * 2);
     let (line_tx, line_rx) = mpsc::unbounded_channel::<usize>();
@@ -173,7 +174,8 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
         ),
         None => None,
     };
-    let kept = RunReport::resumed(done.len() as u64, done_failed);
+    let mut kept = RunReport::resumed(done.len() as u64, done_failed);
+    kept.outcome_unknown = outcome_unknown;
     let to_run = (summary.jobs - done.len()) as u64;
     let mut sink = Sink::new(writer, kept, config.preserve_order, line_rx, config.progress, to_run);
     sink.drain(&mut record_rx, &ctx).await;
@@ -190,6 +192,11 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     }
     tasks::cleanup(spare, &plugin.pre, plugin.shared.clone()).await;
     let report = finish_report(sink.finish()?, &ctx, &config.egress, started);
+    // Every item that was sent now has its record, unless calls were
+    // dropped (second Ctrl-C): then the journal stays for the next run.
+    if !ctx.control.hard_stopped() {
+        ctx.journal.remove();
+    }
     ctx.events.emit(
         "run_finished",
         serde_json::json!({"termination": report.termination, "items": report.items, "succeeded": report.succeeded,
@@ -241,7 +248,7 @@ fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, 
     let force = config.resume.force;
     let summary = validate_file(&config.jobs, 20, |job| {
         if let Some(p) = previous.as_mut()
-            && let Some(what) = p.check_job(&job.id, &job.fingerprint)
+            && let Some(what) = p.check_job(&job.id, job.line, &job.fingerprint)
             && !force
         {
             mismatch.get_or_insert(what);
@@ -266,7 +273,13 @@ fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, 
     Ok((summary, checkpoint, identity))
 }
 
-fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant, events: EventLog) -> RunContext {
+fn new_context(
+    config: &RunConfig,
+    identity: RunIdentity,
+    started: Instant,
+    events: EventLog,
+    journal: crate::results::Journal,
+) -> RunContext {
     RunContext {
         settings: config.item.clone(),
         coordinator: Coordinator::new(config.cooldown.clone()),
@@ -287,6 +300,7 @@ fn new_context(config: &RunConfig, identity: RunIdentity, started: Instant, even
         retrying: Default::default(),
         admission_limits: config.admission,
         schema: config.schema.clone(),
+        journal,
     }
 }
 

@@ -82,6 +82,8 @@ pub struct RunReport {
     pub already_done: u64,
     /// Of those, how many had failed.
     pub already_failed: u64,
+    /// Items in flight when the last run died, recorded `outcome_unknown`.
+    pub outcome_unknown: u64,
     /// Items that got a record in this run.
     pub items: u64,
     pub succeeded: u64,
@@ -128,6 +130,7 @@ impl Default for RunReport {
             abort_reason: None,
             already_done: 0,
             already_failed: 0,
+            outcome_unknown: 0,
             items: 0,
             succeeded: 0,
             failed: 0,
@@ -215,6 +218,12 @@ impl RunReport {
             out.push_str(&format!(
                 "resumed: {} items already had a record ({} failed) and were not run again\n",
                 self.already_done, self.already_failed
+            ));
+        }
+        if self.outcome_unknown > 0 {
+            out.push_str(&format!(
+                "{} items were in flight when the last run stopped: recorded as outcome_unknown, not sent again (--retry-failed sends them)\n",
+                self.outcome_unknown
             ));
         }
         if self.items > 0 {
