@@ -99,7 +99,7 @@ async fn quota() {
 }
 
 async fn latency() {
-    let (latency_ms, items, concurrency) = (100u64, 20_000usize, 1_000usize);
+    let (latency_ms, items, concurrency) = (100u64, 60_000usize, 1_000usize);
     let server = mock(|c| c.latency_ms = latency_ms).await;
     let _ = run_host(&server, 1, &[]).await;
     server.reset();
