@@ -157,7 +157,7 @@ mod tests {
     fn writes_openai_batch_shaped_lines() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out/results.jsonl");
-        let mut w = ResultWriter::create(&path, false).expect("create");
+        let mut w = ResultWriter::open(&path, true, false).expect("create");
         w.write(&record()).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
         let v: Value = serde_json::from_str(text.trim()).expect("json");

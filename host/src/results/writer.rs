@@ -40,11 +40,6 @@ impl ResultWriter {
         Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync, written: 0 })
     }
 
-    /// A new, empty results file (tests and callers that never resume).
-    pub fn create(path: &Path, _unused: bool) -> Result<Self, ResultsError> {
-        Self::open(path, true, false)
-    }
-
     /// Writes one record as a line and flushes it.
     pub fn write(&mut self, record: &ResultRecord) -> Result<(), ResultsError> {
         let io = |source| ResultsError::Io { path: self.path.clone(), source };
