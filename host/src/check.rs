@@ -17,6 +17,7 @@ use batchllm_mock::{MockConfig, MockServer};
 
 use crate::egress::{Egress, EgressLimits, EgressPolicy, HostGrant, Secrets};
 use crate::plugin::PluginSource;
+use crate::run::FailureClass;
 use crate::sandbox::{self, CallOutcome, CompileCache, PluginInstance, RunShared, SandboxEngine, SandboxLimits};
 
 /// The result of one check.
@@ -237,10 +238,11 @@ async fn run_scenarios(report: &mut CheckReport, instance: &mut PluginInstance, 
             // A guest HTTP stack that reports every failure alike (JS
             // `fetch`): the engine takes the cause from the host's own record
             // of the exchange, so this is still a timeout in the results.
-            Ok(Err(e)) if within && e.class == ErrorClass::Network && host_saw_timeout(&c) => Ok(format!(
-                "timeout after {:.2}s of {:.1}s given (the plugin said network; the host records the timeout)",
+            Ok(Err(e)) if within && host_class(&c, e) == FailureClass::Timeout => Ok(format!(
+                "timeout after {:.2}s of {:.1}s given (the plugin said {}; the host records the timeout)",
                 c.elapsed.as_secs_f64(),
-                TIME_GIVEN.as_secs_f64()
+                TIME_GIVEN.as_secs_f64(),
+                code(e.class)
             )),
             Ok(Err(e)) if within => Err(format!("a hung provider classified as {}, expected timeout", code(e.class))),
             Err(e) => Err(format!("the host had to stop the call ({e}): pass time-left-ms on as the HTTP timeout")),
@@ -272,12 +274,14 @@ fn success_row(c: &Call, server: &MockServer) -> Result<String, String> {
     ))
 }
 
-fn host_saw_timeout(c: &Call) -> bool {
-    c.outcome.exchanges.last().and_then(|e| e.failure) == Some(crate::egress::ExchangeFailure::Timeout)
+/// The class the engine would record for this failure: the plugin's,
+/// corrected by what the host saw on the wire.
+fn host_class(c: &Call, e: &StrategyError) -> FailureClass {
+    crate::run::reconcile(e.class.into(), None, &c.outcome.exchanges).class
 }
 
 fn code(class: ErrorClass) -> &'static str {
-    crate::run::FailureClass::from(class).code()
+    FailureClass::from(class).code()
 }
 
 fn truncate(s: &str, max: usize) -> String {

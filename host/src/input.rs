@@ -36,11 +36,25 @@ pub struct Job {
 
 impl Job {
     fn with_fingerprint(mut self) -> Self {
-        let canonical = serde_json::json!({
-            "id": self.id, "prompt": self.prompt, "params": self.params,
-            "context": self.context, "endpoint": self.endpoint,
-        });
-        self.fingerprint = crate::results::short_digest(canonical.to_string().as_bytes());
+        /// The job's content as canonical JSON: fields in name order, `params`
+        /// keys sorted (serde_json's map), serialised by reference.
+        #[derive(serde::Serialize)]
+        struct Canonical<'a> {
+            context: &'a Option<Value>,
+            endpoint: &'a Option<String>,
+            id: &'a str,
+            params: &'a Map<String, Value>,
+            prompt: &'a str,
+        }
+        let canonical = Canonical {
+            context: &self.context,
+            endpoint: &self.endpoint,
+            id: &self.id,
+            params: &self.params,
+            prompt: &self.prompt,
+        };
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        self.fingerprint = crate::results::short_digest(&bytes);
         self
     }
 }

@@ -72,10 +72,7 @@ async fn async_main(args: Args) -> ExitCode {
                     }
                 }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
-            }
+            Err(e) => run_error(&e),
         };
     }
     let result = run::run(config).await;
@@ -95,10 +92,7 @@ async fn async_main(args: Args) -> ExitCode {
             }
             ExitCode::from(exit_code(&report))
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
-        }
+        Err(e) => run_error(&e),
     }
 }
 
@@ -106,6 +100,12 @@ fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow:
     let mut text = serde_json::to_string_pretty(report).context("serialising the summary")?;
     text.push('\n');
     std::fs::write(path, text).with_context(|| format!("writing the summary to {}", path.display()))
+}
+
+/// Reports a run that could not start or had to stop.
+fn run_error(e: &run::RunError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
 }
 
 fn exit_code(report: &RunReport) -> u8 {

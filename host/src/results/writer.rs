@@ -19,7 +19,6 @@ pub struct ResultWriter {
     path: PathBuf,
     out: std::io::BufWriter<std::fs::File>,
     fsync: bool,
-    written: u64,
 }
 
 impl ResultWriter {
@@ -37,7 +36,7 @@ impl ResultWriter {
             .truncate(truncate)
             .open(path)
             .map_err(io)?;
-        Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync, written: 0 })
+        Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync })
     }
 
     /// Writes one record as a line and flushes it.
@@ -51,12 +50,6 @@ impl ResultWriter {
         if self.fsync {
             self.out.get_ref().sync_data().map_err(io)?;
         }
-        self.written += 1;
         Ok(())
-    }
-
-    /// Records written by this writer.
-    pub fn written(&self) -> u64 {
-        self.written
     }
 }

@@ -61,6 +61,8 @@ struct Buckets {
 #[derive(Debug)]
 pub struct Admission {
     buckets: Mutex<Buckets>,
+    /// Whether any bucket exists (fixed at construction; checked per item).
+    limited: bool,
 }
 
 impl Admission {
@@ -72,13 +74,13 @@ impl Admission {
                 tokens: limits.tpm.map(|t| Bucket::new(t, burst)),
                 last: Instant::now(),
             }),
+            limited: limits.rpm.is_some() || limits.tpm.is_some(),
         }
     }
 
     /// Whether any limit is configured.
     pub fn is_limited(&self) -> bool {
-        let b = lock(&self.buckets);
-        b.requests.is_some() || b.tokens.is_some()
+        self.limited
     }
 
     /// Tries to take one request and `tokens`; on failure returns how long to

@@ -19,7 +19,8 @@ pub fn estimate_tokens(job: &Job, default_max_output: u64) -> u64 {
 /// Estimated prompt tokens of `job`: about four characters per token over the
 /// prompt and the parameters (which carry any messages).
 pub fn prompt_tokens(job: &Job) -> u64 {
-    let text_chars = job.prompt.chars().count() + Value::Object(job.params.clone()).to_string().chars().count();
+    let params = serde_json::to_string(&job.params).unwrap_or_default();
+    let text_chars = job.prompt.chars().count() + params.chars().count();
     (text_chars as u64).div_ceil(4)
 }
 

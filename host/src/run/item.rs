@@ -174,7 +174,12 @@ impl Worker {
         let started = Instant::now();
         let item_deadline = self.ctx.settings.item_timeout.map(|t| started + t);
         let item = to_wit_item(job);
-        let estimate = estimate_tokens(job, self.ctx.settings.default_max_output_tokens);
+        // Only the TPM bucket needs the estimate; skip the work without one.
+        let estimate = if self.ctx.admission.is_limited() {
+            estimate_tokens(job, self.ctx.settings.default_max_output_tokens)
+        } else {
+            0
+        };
         let mut progress = Progress::default();
         loop {
             if let Err(stop) = self.admit(&progress, estimate, item_deadline).await {
@@ -494,7 +499,7 @@ fn to_wit_item(job: &Job) -> Item {
     Item {
         id: job.id.clone(),
         prompt: job.prompt.clone(),
-        params: Value::Object(job.params.clone()).to_string(),
+        params: serde_json::to_string(&job.params).unwrap_or_else(|_| "{}".into()),
         context: job.context.as_ref().map(Value::to_string),
         endpoint: job.endpoint.clone(),
     }

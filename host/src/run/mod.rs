@@ -42,6 +42,7 @@ pub use learned::{LearnedLimits, parse_go_duration};
 pub use progress::{ProgressMode, SuspendingStderr};
 pub use report::{ClassCount, RunReport, Termination};
 pub use retry::{Decision, FailureCounts, RetryPolicy};
+pub use signals::{Reconciled, reconcile};
 
 use crate::egress::Egress;
 use crate::input::{InputError, Job};

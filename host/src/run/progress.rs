@@ -23,6 +23,9 @@ pub enum ProgressMode {
 /// of through it (see [`SuspendingStderr`]).
 static ACTIVE_BAR: OnceLock<ProgressBar> = OnceLock::new();
 
+/// How often the bar's text is rebuilt at most.
+const BAR_REFRESH: Duration = Duration::from_millis(100);
+
 /// Live facts besides the report's counts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Live {
@@ -44,7 +47,7 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     started: Instant,
-    last_line: Instant,
+    last_refresh: Instant,
 }
 
 impl Progress {
@@ -60,11 +63,27 @@ impl Progress {
             let _ = ACTIVE_BAR.set(bar.clone());
             bar
         });
-        Progress { mode, bar, total, started: now, last_line: now }
+        Progress { mode, bar, total, started: now, last_refresh: now }
     }
 
-    /// Refreshes the display from the report (called on every record and on
-    /// a timer, so cooldowns count down).
+    /// Whether the display should be refreshed now. Asked on every record
+    /// and on a timer, so it is cheap and gathering [`Live`] facts can wait
+    /// until it says yes: the bar redraws at most ten times a second, plain
+    /// lines every `interval`, nothing when off.
+    pub fn due(&mut self) -> bool {
+        let every = match self.mode {
+            ProgressMode::Off => return false,
+            ProgressMode::Bar => BAR_REFRESH,
+            ProgressMode::Lines { interval } => interval,
+        };
+        if self.last_refresh.elapsed() < every {
+            return false;
+        }
+        self.last_refresh = Instant::now();
+        true
+    }
+
+    /// Refreshes the display from the report.
     pub fn update(&mut self, report: &RunReport, live: Live) {
         match self.mode {
             ProgressMode::Off => {}
@@ -74,11 +93,8 @@ impl Progress {
                     bar.set_message(self.message(report, live));
                 }
             }
-            ProgressMode::Lines { interval } => {
-                if self.last_line.elapsed() >= interval {
-                    self.last_line = Instant::now();
-                    eprintln!("progress: {}/{} {}", report.items, self.total, self.message(report, live));
-                }
+            ProgressMode::Lines { .. } => {
+                eprintln!("progress: {}/{} {}", report.items, self.total, self.message(report, live));
             }
         }
     }

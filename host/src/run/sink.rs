@@ -62,7 +62,7 @@ impl Sink {
                     }
                     None => break,
                 },
-                _ = tick.tick() => self.progress.update(&self.report, live(ctx)),
+                _ = tick.tick() => self.refresh(ctx),
             }
         }
         self.progress.finish();
@@ -84,7 +84,13 @@ impl Sink {
         for record in &ready {
             self.write(record, ctx);
         }
-        self.progress.update(&self.report, live(ctx));
+        self.refresh(ctx);
+    }
+
+    fn refresh(&mut self, ctx: &RunContext) {
+        if self.progress.due() {
+            self.progress.update(&self.report, live(ctx));
+        }
     }
 
     /// Writes one record; it counts only once written.

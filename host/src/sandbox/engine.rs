@@ -1,6 +1,5 @@
 //! The one wasmtime [`Engine`] of a run and its epoch ticker.
 
-
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::SandboxError;
