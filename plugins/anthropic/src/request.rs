@@ -2,8 +2,7 @@
 
 use crate::config::{ANTHROPIC_VERSION, Config, DEFAULT_MAX_TOKENS};
 use batchllm_plugin_sdk::http::Request;
-use batchllm_plugin_sdk::serde_json::{Map, Value, json};
-use batchllm_plugin_sdk::text::json_kind;
+use batchllm_plugin_sdk::serde_json::{Map, Value};
 use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, state};
 
 /// The one endpoint this strategy speaks.
@@ -35,30 +34,7 @@ pub fn build_body(config: &Config, item: &Item, state: &[StateEntry]) -> Result<
     if body.get("max_tokens").is_none_or(Value::is_null) {
         body.insert("max_tokens".to_owned(), DEFAULT_MAX_TOKENS.into());
     }
-    let user = || json!({"role": "user", "content": item.prompt});
-    match body.get_mut("messages") {
-        None | Some(Value::Null) => {
-            if item.prompt.is_empty() {
-                return Err(StrategyError::client_error(format!(
-                    "item {:?} has neither a prompt nor params.messages",
-                    item.id
-                )));
-            }
-            body.insert("messages".to_owned(), Value::Array(vec![user()]));
-        }
-        Some(Value::Array(messages)) => {
-            if !item.prompt.is_empty() {
-                messages.push(user());
-            }
-        }
-        Some(other) => {
-            return Err(StrategyError::client_error(format!(
-                "item {:?}: params.messages must be an array, got {}",
-                item.id,
-                json_kind(other)
-            )));
-        }
-    }
+    batchllm_plugin_sdk::body::add_prompt_message(&mut body, item)?;
     state::apply_param_overrides(&mut body, state);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         return Err(StrategyError::client_error(format!(
@@ -97,6 +73,7 @@ pub fn build_request(
 mod tests {
     use super::*;
     use batchllm_plugin_sdk::ErrorClass;
+    use batchllm_plugin_sdk::serde_json::json;
 
     fn config(value: Value) -> Config {
         Config::from_value(&value).unwrap()

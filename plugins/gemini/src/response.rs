@@ -4,11 +4,11 @@
 use batchllm_plugin_sdk::classify;
 use batchllm_plugin_sdk::google_rpc;
 use batchllm_plugin_sdk::serde_json::{self, Map, Value};
-use batchllm_plugin_sdk::text::{body_text, excerpt, json_kind};
+use batchllm_plugin_sdk::text::{body_text, json_kind};
 use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, usage};
 
 /// The longest excerpt of a non-JSON body quoted in an error message.
-pub const MAX_EXCERPT_BYTES: usize = 2048;
+pub use batchllm_plugin_sdk::body::MAX_EXCERPT_BYTES;
 
 /// Translates a whole HTTP answer.
 pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Success, StrategyError> {
@@ -68,21 +68,7 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
 /// a blocked prompt or a candidate without text is `invalid-response` (with
 /// the billed usage).
 pub fn parse_success(status: u16, body: &[u8]) -> Result<Success, StrategyError> {
-    let text = body_text(body);
-    let json = match serde_json::from_str::<Value>(&text) {
-        Ok(json) => json,
-        Err(e) => {
-            let shown = if text.trim().is_empty() {
-                "the body is empty".to_owned()
-            } else {
-                format!("body: {}", excerpt(&text, MAX_EXCERPT_BYTES))
-            };
-            return Err(StrategyError::invalid_response(format!(
-                "HTTP {status} response is not valid JSON ({e}); {shown}"
-            ))
-            .with_http_status(status));
-        }
-    };
+    let (text, json) = batchllm_plugin_sdk::body::parse_json(status, body)?;
     let invalid = |message: String| {
         let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
         e.usage = usage::from_gemini(&json);

@@ -17,9 +17,7 @@
 
 pub mod mock;
 
-use batchllm_plugin_sdk::{
-    Attempt, Guest, Item, StateChange, StateEntry, StrategyError, Success, log,
-};
+use batchllm_plugin_sdk::{Attempt, Guest, Item, StateChange, StateEntry, StrategyError, Success, log};
 
 struct Mock;
 
@@ -28,11 +26,7 @@ impl Guest for Mock {
         Ok(())
     }
 
-    fn execute(
-        item: Item,
-        attempt: Attempt,
-        state: Vec<StateEntry>,
-    ) -> Result<Success, StrategyError> {
+    fn execute(item: Item, attempt: Attempt, state: Vec<StateEntry>) -> Result<Success, StrategyError> {
         log::debug(format!(
             "mock execute: item {:?}, attempt {}, {} state entries",
             item.id,
@@ -42,12 +36,7 @@ impl Guest for Mock {
         mock::execute(&item, &state)
     }
 
-    fn on_error(
-        item: Item,
-        _error: StrategyError,
-        _attempt: Attempt,
-        state: Vec<StateEntry>,
-    ) -> Vec<StateChange> {
+    fn on_error(item: Item, _error: StrategyError, _attempt: Attempt, state: Vec<StateEntry>) -> Vec<StateChange> {
         mock::on_error(&item, &state)
     }
 

@@ -47,11 +47,7 @@ pub fn texts(item: &Item, params: &serde_json::Map<String, Value>) -> Texts {
             all.push_str(&text);
         }
     }
-    let answer_to = if item.prompt.is_empty() {
-        last_user.unwrap_or_default()
-    } else {
-        item.prompt.clone()
-    };
+    let answer_to = if item.prompt.is_empty() { last_user.unwrap_or_default() } else { item.prompt.clone() };
     Texts { all, answer_to }
 }
 
@@ -59,11 +55,9 @@ pub fn texts(item: &Item, params: &serde_json::Map<String, Value>) -> Texts {
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
         _ => String::new(),
     }
 }
@@ -80,26 +74,18 @@ pub fn markers(text: &str) -> Result<Vec<Marker>, StrategyError> {
         };
         let inner = &inner_start[..end];
         rest = &inner_start[end + 2..];
-        let bad =
-            |why: String| StrategyError::client_error(format!("mock: marker [[{inner}]]: {why}"));
+        let bad = |why: String| StrategyError::client_error(format!("mock: marker [[{inner}]]: {why}"));
         let class = |name: &str| {
-            ErrorClass::from_name(name).ok_or_else(|| {
-                bad(format!(
-                    "unknown error class {name:?} (use kebab-case, e.g. rate-limited)"
-                ))
-            })
+            ErrorClass::from_name(name)
+                .ok_or_else(|| bad(format!("unknown error class {name:?} (use kebab-case, e.g. rate-limited)")))
         };
         if inner == "panic" {
             found.push(Marker::Panic);
         } else if let Some(name) = inner.strip_prefix("fail:") {
             found.push(Marker::Fail(class(name)?));
         } else if let Some(spec) = inner.strip_prefix("fail-first:") {
-            let (n, name) = spec
-                .split_once(':')
-                .ok_or_else(|| bad("expected [[fail-first:N:CLASS]]".to_owned()))?;
-            let n = n
-                .parse::<u64>()
-                .map_err(|_| bad(format!("{n:?} is not a count")))?;
+            let (n, name) = spec.split_once(':').ok_or_else(|| bad("expected [[fail-first:N:CLASS]]".to_owned()))?;
+            let n = n.parse::<u64>().map_err(|_| bad(format!("{n:?} is not a count")))?;
             found.push(Marker::FailFirst(n, class(name)?));
         }
         // Any other [[...]] is ordinary text.
@@ -123,8 +109,7 @@ pub fn injected_error(class: ErrorClass, detail: &str) -> StrategyError {
     let mut err = StrategyError::new(class, message.clone());
     if let Some(status) = status {
         err = err.with_http_status(status).with_response_body(
-            json!({"error": {"message": message, "type": "mock_error", "code": class.as_str()}})
-                .to_string(),
+            json!({"error": {"message": message, "type": "mock_error", "code": class.as_str()}}).to_string(),
         );
     }
     if class == ErrorClass::RateLimited {
@@ -151,20 +136,14 @@ pub fn execute(item: &Item, state: &[StateEntry]) -> Result<Success, StrategyErr
         match *marker {
             Marker::Fail(class) => return Err(injected_error(class, "")),
             Marker::FailFirst(n, class) if failures < n => {
-                return Err(injected_error(
-                    class,
-                    &format!(" ({} of {n})", failures + 1),
-                ));
+                return Err(injected_error(class, &format!(" ({} of {n})", failures + 1)));
             }
             _ => {}
         }
     }
 
     let output = format!("mock: {}", texts.answer_to);
-    let usage = Usage::new(
-        ceil_div4(texts.all.chars().count()) + 4,
-        ceil_div4(output.chars().count()),
-    );
+    let usage = Usage::new(ceil_div4(texts.all.chars().count()) + 4, ceil_div4(output.chars().count()));
     let body = json!({
         "id": format!("mock-{}", item.id),
         "object": "chat.completion",
@@ -233,10 +212,7 @@ mod tests {
         assert_eq!(s.usage, Some(Usage::new(7, 5)));
         let body: Value = serde_json::from_str(s.response_body.as_deref().unwrap()).unwrap();
         assert_eq!(body["object"], "chat.completion");
-        assert_eq!(
-            body["choices"][0]["message"]["content"],
-            "mock: Hello world!"
-        );
+        assert_eq!(body["choices"][0]["message"]["content"], "mock: Hello world!");
         assert_eq!(body["usage"]["total_tokens"], 12);
         assert_eq!(s.metadata.as_deref(), Some(r#"{"model":"mock"}"#));
     }
@@ -269,19 +245,12 @@ mod tests {
         let e = execute(&item("[[fail:network]]", "{}"), &[]).unwrap_err();
         assert_eq!((e.class, e.http_status), (ErrorClass::Network, None));
         let params = r#"{"messages":[{"role":"user","content":"[[fail:auth]]"}]}"#;
-        assert_eq!(
-            execute(&item("", params), &[]).unwrap_err().class,
-            ErrorClass::Auth
-        );
+        assert_eq!(execute(&item("", params), &[]).unwrap_err().class, ErrorClass::Auth);
     }
 
     #[test]
     fn bad_markers_are_client_errors() {
-        for prompt in [
-            "[[fail:RateLimited]]",
-            "[[fail-first:x:other]]",
-            "[[fail-first:2]]",
-        ] {
+        for prompt in ["[[fail:RateLimited]]", "[[fail-first:x:other]]", "[[fail-first:2]]"] {
             let e = execute(&item(prompt, "{}"), &[]).unwrap_err();
             assert_eq!(e.class, ErrorClass::ClientError, "{prompt}");
             assert!(e.message.starts_with("mock: marker"), "{}", e.message);
@@ -297,17 +266,10 @@ mod tests {
         for expected in 1..=2 {
             let e = execute(&it, &st).unwrap_err();
             assert_eq!(e.class, ErrorClass::Overloaded);
-            assert!(
-                e.message.contains(&format!("({expected} of 2)")),
-                "{}",
-                e.message
-            );
+            assert!(e.message.contains(&format!("({expected} of 2)")), "{}", e.message);
             let changes = on_error(&it, &st);
             apply(&mut st, changes);
-            assert_eq!(
-                state::get(&st, FAILURES_KEY),
-                Some(expected.to_string().as_str())
-            );
+            assert_eq!(state::get(&st, FAILURES_KEY), Some(expected.to_string().as_str()));
         }
         let s = execute(&it, &st).unwrap();
         assert_eq!(s.output, "mock: [[fail-first:2:overloaded]] hi");

@@ -2,9 +2,8 @@
 
 use crate::config::Config;
 use batchllm_plugin_sdk::http::Request;
-use batchllm_plugin_sdk::text::json_kind;
 use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, secret_placeholder, serde_json};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Retry-state keys with this prefix override a top-level body field.
 pub const PARAM_OVERRIDE_PREFIX: &str = "param.";
@@ -82,30 +81,7 @@ pub fn build_body(
     }
     match endpoint {
         Endpoint::ChatCompletions => {
-            let user = || json!({"role": "user", "content": item.prompt});
-            match body.get_mut("messages") {
-                None | Some(Value::Null) => {
-                    if item.prompt.is_empty() {
-                        return Err(StrategyError::client_error(format!(
-                            "item {:?} has neither a prompt nor params.messages",
-                            item.id
-                        )));
-                    }
-                    body.insert("messages".to_owned(), Value::Array(vec![user()]));
-                }
-                Some(Value::Array(messages)) => {
-                    if !item.prompt.is_empty() {
-                        messages.push(user());
-                    }
-                }
-                Some(other) => {
-                    return Err(StrategyError::client_error(format!(
-                        "item {:?}: params.messages must be an array, got {}",
-                        item.id,
-                        json_kind(other)
-                    )));
-                }
-            }
+            batchllm_plugin_sdk::body::add_prompt_message(&mut body, item)?;
         }
         Endpoint::Embeddings => {
             if body.get("input").is_none_or(Value::is_null) {
@@ -183,6 +159,7 @@ pub fn build_request(
 mod tests {
     use super::*;
     use batchllm_plugin_sdk::ErrorClass;
+    use serde_json::json;
 
     fn config(value: Value) -> Config {
         Config::from_value(&value).unwrap()

@@ -7,7 +7,7 @@ use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, serde_json, usage}
 use serde_json::{Map, Value};
 
 /// The longest excerpt of a non-JSON body quoted in an error message.
-pub const MAX_EXCERPT_BYTES: usize = 2048;
+pub use batchllm_plugin_sdk::body::MAX_EXCERPT_BYTES;
 
 /// Translates a whole HTTP answer.
 pub fn interpret(
@@ -78,21 +78,7 @@ pub fn parse_success(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Success, StrategyError> {
-    let text = body_text(body);
-    let json = match serde_json::from_str::<Value>(&text) {
-        Ok(json) => json,
-        Err(e) => {
-            let shown = if text.trim().is_empty() {
-                "the body is empty".to_owned()
-            } else {
-                format!("body: {}", excerpt(&text, MAX_EXCERPT_BYTES))
-            };
-            return Err(StrategyError::invalid_response(format!(
-                "HTTP {status} response is not valid JSON ({e}); {shown}"
-            ))
-            .with_http_status(status));
-        }
-    };
+    let (text, json) = batchllm_plugin_sdk::body::parse_json(status, body)?;
     let invalid = |message: String| {
         let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
         e.usage = usage::from_openai(&json);

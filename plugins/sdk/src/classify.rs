@@ -53,11 +53,7 @@ pub fn class_for_status(status: u16) -> ErrorClass {
 pub fn from_http(status: u16, headers: &[(String, String)], body: &str) -> StrategyError {
     let json = serde_json::from_str::<Value>(body).ok();
     let reason = reason_phrase(status);
-    let head = if reason.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status} {reason}")
-    };
+    let head = if reason.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status} {reason}") };
     let message = match provider_message(json.as_ref(), body) {
         Some(m) => format!("{head}: {m}"),
         None => head,
@@ -86,21 +82,11 @@ pub fn from_http_bytes(status: u16, headers: &[(String, String)], body: &[u8]) -
 /// `too-large` → `too-large`.
 pub fn from_http_error(error: HttpError) -> StrategyError {
     match error {
-        HttpError::Denied(m) => {
-            StrategyError::new(ErrorClass::ClientError, format!("egress denied: {m}"))
-        }
-        HttpError::Timeout(m) => {
-            StrategyError::new(ErrorClass::Timeout, format!("request timed out: {m}"))
-        }
-        HttpError::Network(m) => {
-            StrategyError::new(ErrorClass::Network, format!("network error: {m}"))
-        }
-        HttpError::InvalidRequest(m) => {
-            StrategyError::new(ErrorClass::ClientError, format!("invalid request: {m}"))
-        }
-        HttpError::TooLarge(m) => {
-            StrategyError::new(ErrorClass::TooLarge, format!("body too large: {m}"))
-        }
+        HttpError::Denied(m) => StrategyError::new(ErrorClass::ClientError, format!("egress denied: {m}")),
+        HttpError::Timeout(m) => StrategyError::new(ErrorClass::Timeout, format!("request timed out: {m}")),
+        HttpError::Network(m) => StrategyError::new(ErrorClass::Network, format!("network error: {m}")),
+        HttpError::InvalidRequest(m) => StrategyError::new(ErrorClass::ClientError, format!("invalid request: {m}")),
+        HttpError::TooLarge(m) => StrategyError::new(ErrorClass::TooLarge, format!("body too large: {m}")),
     }
 }
 
@@ -110,12 +96,7 @@ pub fn from_http_error(error: HttpError) -> StrategyError {
 /// for an empty body.
 pub fn provider_message(json: Option<&Value>, body: &str) -> Option<String> {
     if let Some(json) = json {
-        let candidates = [
-            json.pointer("/error/message"),
-            json.get("error"),
-            json.get("message"),
-            json.get("detail"),
-        ];
+        let candidates = [json.pointer("/error/message"), json.get("error"), json.get("message"), json.get("detail")];
         for c in candidates.into_iter().flatten() {
             match c {
                 Value::String(s) if !s.trim().is_empty() => {
@@ -173,18 +154,14 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
     let mut total_ns: u128 = 0;
     let mut parsed_any = false;
     loop {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_len == 0 {
             break;
         }
         let number = &rest[..num_len];
         let after_number = &rest[num_len..];
         let unit_start = after_number.trim_start_matches(' ');
-        let unit_len = unit_start
-            .find(|c: char| !c.is_alphabetic())
-            .unwrap_or(unit_start.len());
+        let unit_len = unit_start.find(|c: char| !c.is_alphabetic()).unwrap_or(unit_start.len());
         let Some(factor) = unit_ns(&unit_start[..unit_len]) else {
             break;
         };
@@ -233,11 +210,7 @@ fn decimal_to_ns(number: &str, factor: u128) -> Option<u128> {
     let frac = &frac[..frac.len().min(18)];
     let scale = 10u128.pow(u32::try_from(frac.len()).ok()?);
     let int_value: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let frac_value: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
+    let frac_value: u128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
     let mantissa = int_value.checked_mul(scale)?.checked_add(frac_value)?;
     let total = mantissa.checked_mul(factor)?;
     Some(total.div_ceil(scale))
@@ -278,10 +251,7 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -321,31 +291,16 @@ mod tests {
         let openai = "Rate limit reached for gpt-4o-mini in organization org-x on tokens per min (TPM): \
                       Limit 200000, Used 199632, Requested 614. Please try again in 644ms. Visit …";
         assert_eq!(parse_try_again_in(openai), Some(644));
-        assert_eq!(
-            parse_try_again_in("Please try again in 9.816s."),
-            Some(9816)
-        );
-        assert_eq!(
-            parse_try_again_in("please TRY AGAIN IN 1m30s"),
-            Some(90_000)
-        );
-        assert_eq!(
-            parse_try_again_in("Please try again in 6m0s."),
-            Some(360_000)
-        );
+        assert_eq!(parse_try_again_in("Please try again in 9.816s."), Some(9816));
+        assert_eq!(parse_try_again_in("please TRY AGAIN IN 1m30s"), Some(90_000));
+        assert_eq!(parse_try_again_in("Please try again in 6m0s."), Some(360_000));
         assert_eq!(parse_try_again_in("try again in 1h2m3.5s"), Some(3_723_500));
-        assert_eq!(
-            parse_try_again_in("Please retry in 27.428353394s."),
-            Some(27_429)
-        );
+        assert_eq!(parse_try_again_in("Please retry in 27.428353394s."), Some(27_429));
         assert_eq!(parse_try_again_in("try again in 2 seconds"), Some(2000));
         assert_eq!(parse_try_again_in("try again in 0.0001s"), Some(1));
         assert_eq!(parse_try_again_in("try again in 20"), None);
         assert_eq!(parse_try_again_in("try again in a moment"), None);
-        assert_eq!(
-            parse_try_again_in("try again in a bit, or try again in 3s"),
-            Some(3000)
-        );
+        assert_eq!(parse_try_again_in("try again in a bit, or try again in 3s"), Some(3000));
         assert_eq!(parse_try_again_in("no phrase here"), None);
     }
 
@@ -355,37 +310,23 @@ mod tests {
         assert_eq!(parse_retry_after_header(" 1.5 "), Some(1500));
         assert_eq!(parse_retry_after_header("0.0004"), Some(1));
         assert_eq!(parse_retry_after_header("0"), Some(0));
-        assert_eq!(
-            parse_retry_after_header("Wed, 21 Oct 2015 07:28:00 GMT"),
-            None
-        );
+        assert_eq!(parse_retry_after_header("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after_header("-1"), None);
         assert_eq!(parse_retry_after_header(""), None);
         assert_eq!(parse_retry_after_header("."), None);
         assert_eq!(parse_retry_after_ms_header("644"), Some(644));
         assert_eq!(parse_retry_after_ms_header("12.2"), Some(13));
-        assert_eq!(
-            parse_retry_after_header("99999999999999999999999999999999999999999"),
-            None
-        );
+        assert_eq!(parse_retry_after_header("99999999999999999999999999999999999999999"), None);
     }
 
     #[test]
     fn retry_after_precedence() {
         let body = r#"{"error":{"message":"Please try again in 5s"}}"#;
-        let e = from_http(
-            429,
-            &h(&[("Retry-After-Ms", "250"), ("retry-after", "1")]),
-            body,
-        );
+        let e = from_http(429, &h(&[("Retry-After-Ms", "250"), ("retry-after", "1")]), body);
         assert_eq!(e.retry_after_ms, Some(250));
         let e = from_http(429, &h(&[("Retry-After", "1")]), body);
         assert_eq!(e.retry_after_ms, Some(1000));
-        let e = from_http(
-            429,
-            &h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
-            body,
-        );
+        let e = from_http(429, &h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]), body);
         assert_eq!(e.retry_after_ms, Some(5000));
         let e = from_http(429, &[], "Too many requests");
         assert_eq!(e.retry_after_ms, None);
@@ -419,11 +360,7 @@ mod tests {
 
         let e = from_http(400, &[], r#"{"error":"bad things"}"#);
         assert_eq!(e.message, "HTTP 400 Bad Request: bad things");
-        let e = from_http(
-            422,
-            &[],
-            r#"{"detail":[{"loc":["body"],"msg":"field required"}]}"#,
-        );
+        let e = from_http(422, &[], r#"{"detail":[{"loc":["body"],"msg":"field required"}]}"#);
         assert!(e.message.contains("field required"), "{}", e.message);
         let e = from_http(418, &[], r#"{"message":"teapot"}"#);
         assert_eq!(e.message, "HTTP 418: teapot");
@@ -439,21 +376,9 @@ mod tests {
         assert_eq!(e.class, ErrorClass::ClientError);
         assert!(e.message.starts_with("egress denied: "));
         assert_eq!(e.http_status, None);
-        assert_eq!(
-            from_http_error(HttpError::Timeout("t".into())).class,
-            ErrorClass::Timeout
-        );
-        assert_eq!(
-            from_http_error(HttpError::Network("n".into())).class,
-            ErrorClass::Network
-        );
-        assert_eq!(
-            from_http_error(HttpError::InvalidRequest("i".into())).class,
-            ErrorClass::ClientError
-        );
-        assert_eq!(
-            from_http_error(HttpError::TooLarge("l".into())).class,
-            ErrorClass::TooLarge
-        );
+        assert_eq!(from_http_error(HttpError::Timeout("t".into())).class, ErrorClass::Timeout);
+        assert_eq!(from_http_error(HttpError::Network("n".into())).class, ErrorClass::Network);
+        assert_eq!(from_http_error(HttpError::InvalidRequest("i".into())).class, ErrorClass::ClientError);
+        assert_eq!(from_http_error(HttpError::TooLarge("l".into())).class, ErrorClass::TooLarge);
     }
 }

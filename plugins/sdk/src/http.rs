@@ -45,10 +45,7 @@ pub fn json_request(
     timeout_ms: Option<u64>,
 ) -> Request {
     let mut all = headers.to_vec();
-    if !all
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
+    if !all.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
         all.push(("content-type".to_owned(), "application/json".to_owned()));
     }
     Request {
@@ -62,10 +59,7 @@ pub fn json_request(
 
 /// The value of the first header named `name` (ASCII case-insensitive).
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 impl Response {
@@ -109,23 +103,14 @@ mod tests {
 
     #[test]
     fn json_request_adds_content_type_once() {
-        let r = json_request(
-            "POST",
-            "http://h/x",
-            &[],
-            &serde_json::json!({"a":1}),
-            Some(5),
-        );
+        let r = json_request("POST", "http://h/x", &[], &serde_json::json!({"a":1}), Some(5));
         assert_eq!(header(&r.headers, "Content-Type"), Some("application/json"));
         assert_eq!(r.body, br#"{"a":1}"#);
         assert_eq!(r.timeout_ms, Some(5));
         let own = vec![("Content-Type".to_owned(), "application/x-ndjson".to_owned())];
         let r = json_request("POST", "http://h/x", &own, &Value::Null, None);
         assert_eq!(r.headers.len(), 1);
-        assert_eq!(
-            header(&r.headers, "content-type"),
-            Some("application/x-ndjson")
-        );
+        assert_eq!(header(&r.headers, "content-type"), Some("application/x-ndjson"));
     }
 
     #[test]

@@ -48,6 +48,7 @@
 //! non-wasm targets [`log`] writes to stderr instead of calling the host, and
 //! every other import panics.
 
+pub mod body;
 pub mod classify;
 pub mod google_rpc;
 pub mod http;
@@ -63,12 +64,7 @@ pub mod usage;
 ///
 /// Prefer the re-exports at the crate root and the helper modules; this module
 /// is public so that every generated item stays reachable.
-#[allow(
-    trivial_numeric_casts,
-    unused_qualifications,
-    missing_docs,
-    clippy::all
-)]
+#[allow(trivial_numeric_casts, unused_qualifications, missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -121,8 +117,7 @@ pub fn secret_placeholder(name: &str) -> String {
 /// An empty or unparsable document gives an empty object; use
 /// [`parse_config`] where a malformed configuration must be an error.
 pub fn config() -> Value {
-    parse_config(&bindings::batchllm::strategy::host::config())
-        .unwrap_or_else(|_| Value::Object(Map::new()))
+    parse_config(&bindings::batchllm::strategy::host::config()).unwrap_or_else(|_| Value::Object(Map::new()))
 }
 
 /// The plugin's configuration read from the host and parsed strictly with
@@ -144,9 +139,7 @@ pub fn parse_config(text: &str) -> Result<Value, StrategyError> {
             "plugin configuration must be a JSON object, got {}",
             text::json_kind(&other)
         ))),
-        Err(e) => Err(StrategyError::client_error(format!(
-            "plugin configuration is not valid JSON: {e}"
-        ))),
+        Err(e) => Err(StrategyError::client_error(format!("plugin configuration is not valid JSON: {e}"))),
     }
 }
 
@@ -208,12 +201,7 @@ impl StrategyError {
 impl Success {
     /// A success with `output` and nothing else.
     pub fn new(output: impl Into<String>) -> Self {
-        Success {
-            output: output.into(),
-            usage: None,
-            response_body: None,
-            metadata: None,
-        }
+        Success { output: output.into(), usage: None, response_body: None, metadata: None }
     }
 
     /// Sets the tokens the call used.
@@ -297,10 +285,7 @@ impl Item {
                 self.id,
                 text::json_kind(&other)
             ))),
-            Err(e) => Err(StrategyError::client_error(format!(
-                "item {:?}: params is not valid JSON: {e}",
-                self.id
-            ))),
+            Err(e) => Err(StrategyError::client_error(format!("item {:?}: params is not valid JSON: {e}", self.id))),
         }
     }
 }
@@ -310,13 +295,7 @@ mod tests {
     use super::*;
 
     fn item(params: &str) -> Item {
-        Item {
-            id: "a".into(),
-            prompt: String::new(),
-            params: params.into(),
-            context: None,
-            endpoint: None,
-        }
+        Item { id: "a".into(), prompt: String::new(), params: params.into(), context: None, endpoint: None }
     }
 
     #[test]
@@ -328,10 +307,7 @@ mod tests {
     fn parse_config_accepts_objects_only() {
         assert_eq!(parse_config("").unwrap(), serde_json::json!({}));
         assert_eq!(parse_config("null").unwrap(), serde_json::json!({}));
-        assert_eq!(
-            parse_config(r#"{"a":1}"#).unwrap(),
-            serde_json::json!({"a":1})
-        );
+        assert_eq!(parse_config(r#"{"a":1}"#).unwrap(), serde_json::json!({"a":1}));
         let e = parse_config("[1]").unwrap_err();
         assert_eq!(e.class, ErrorClass::ClientError);
         assert!(e.message.contains("an array"), "{}", e.message);

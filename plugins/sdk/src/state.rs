@@ -12,10 +12,7 @@ use serde_json::{Map, Value};
 
 /// The value of `key` in `state`, if set.
 pub fn get<'a>(state: &'a [StateEntry], key: &str) -> Option<&'a str> {
-    state
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    state.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// The value of `key` parsed as an integer; absent or unparsable gives `None`.
@@ -42,14 +39,10 @@ pub const PARAM_OVERRIDE_PREFIX: &str = "param.";
 /// this to change, say, the temperature or the model of the next attempt.
 pub fn apply_param_overrides(body: &mut Map<String, Value>, state: &[StateEntry]) {
     for (key, value) in state {
-        let Some(field) = key
-            .strip_prefix(PARAM_OVERRIDE_PREFIX)
-            .filter(|f| !f.is_empty())
-        else {
+        let Some(field) = key.strip_prefix(PARAM_OVERRIDE_PREFIX).filter(|f| !f.is_empty()) else {
             continue;
         };
-        let parsed =
-            serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
+        let parsed = serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
         body.insert(field.to_owned(), parsed);
     }
 }
@@ -60,10 +53,7 @@ mod tests {
 
     #[test]
     fn get_finds_keys() {
-        let state = vec![
-            ("a".to_owned(), "1".to_owned()),
-            ("b".to_owned(), "x".to_owned()),
-        ];
+        let state = vec![("a".to_owned(), "1".to_owned()), ("b".to_owned(), "x".to_owned())];
         assert_eq!(get(&state, "a"), Some("1"));
         assert_eq!(get(&state, "b"), Some("x"));
         assert_eq!(get(&state, "c"), None);

@@ -18,11 +18,7 @@ pub fn truncate(text: &str, max_bytes: usize) -> &str {
 /// `text` cut to at most `max_bytes` bytes, with `…` appended when it was cut.
 pub fn excerpt(text: &str, max_bytes: usize) -> String {
     let cut = truncate(text, max_bytes);
-    if cut.len() == text.len() {
-        cut.to_owned()
-    } else {
-        format!("{cut}…")
-    }
+    if cut.len() == text.len() { cut.to_owned() } else { format!("{cut}…") }
 }
 
 /// `body` decoded as UTF-8, with invalid sequences replaced.

@@ -29,19 +29,14 @@ pub fn from_openai(value: &Value) -> Option<Usage> {
     if input.is_none() && output.is_none() {
         return None;
     }
-    let prompt_details = usage
-        .get("prompt_tokens_details")
-        .or(usage.get("input_tokens_details"));
-    let completion_details = usage
-        .get("completion_tokens_details")
-        .or(usage.get("output_tokens_details"));
+    let prompt_details = usage.get("prompt_tokens_details").or(usage.get("input_tokens_details"));
+    let completion_details = usage.get("completion_tokens_details").or(usage.get("output_tokens_details"));
     let detail = |d: Option<&Value>, key: &str| num(d.and_then(|d| d.get(key)));
     Some(Usage {
         input_tokens: input.unwrap_or(0),
         output_tokens: output.unwrap_or(0),
         cached_input_tokens: detail(prompt_details, "cached_tokens"),
-        cache_write_tokens: num(usage.get("cache_write_tokens"))
-            .or(detail(prompt_details, "cache_write_tokens")),
+        cache_write_tokens: num(usage.get("cache_write_tokens")).or(detail(prompt_details, "cache_write_tokens")),
         reasoning_tokens: detail(completion_details, "reasoning_tokens"),
     })
 }
@@ -66,10 +61,7 @@ pub fn from_anthropic(value: &Value) -> Option<Usage> {
     }
     let read = num("cache_read_input_tokens");
     let write = num("cache_creation_input_tokens");
-    let total = input
-        .unwrap_or(0)
-        .saturating_add(read.unwrap_or(0))
-        .saturating_add(write.unwrap_or(0));
+    let total = input.unwrap_or(0).saturating_add(read.unwrap_or(0)).saturating_add(write.unwrap_or(0));
     Some(Usage {
         input_tokens: total,
         output_tokens: output.unwrap_or(0),
@@ -100,9 +92,7 @@ pub fn from_gemini(value: &Value) -> Option<Usage> {
     }
     Some(Usage {
         input_tokens: prompt.unwrap_or(0),
-        output_tokens: candidates
-            .unwrap_or(0)
-            .saturating_add(thoughts.unwrap_or(0)),
+        output_tokens: candidates.unwrap_or(0).saturating_add(thoughts.unwrap_or(0)),
         cached_input_tokens: num("cachedContentTokenCount"),
         cache_write_tokens: None,
         reasoning_tokens: thoughts,
@@ -113,9 +103,7 @@ pub fn from_gemini(value: &Value) -> Option<Usage> {
 /// servers send).
 fn as_count(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18)
-            .map(|f| f as u64)
+        v.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18).map(|f| f as u64)
     })
 }
 
@@ -141,8 +129,7 @@ mod tests {
 
     #[test]
     fn whole_response_and_embeddings() {
-        let u = from_openai(&json!({"object":"list","usage":{"prompt_tokens":7,"total_tokens":7}}))
-            .unwrap();
+        let u = from_openai(&json!({"object":"list","usage":{"prompt_tokens":7,"total_tokens":7}})).unwrap();
         assert_eq!(u, Usage::new(7, 0));
     }
 
@@ -154,10 +141,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(u.cache_write_tokens, Some(9));
-        let u = from_openai(
-            &json!({"prompt_tokens": 10, "completion_tokens": 1, "cache_write_tokens": 3}),
-        )
-        .unwrap();
+        let u = from_openai(&json!({"prompt_tokens": 10, "completion_tokens": 1, "cache_write_tokens": 3})).unwrap();
         assert_eq!(u.cache_write_tokens, Some(3));
         let u = from_openai(&json!({
             "input_tokens": 5, "output_tokens": 6,
@@ -166,10 +150,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (5, 6));
-        assert_eq!(
-            (u.cached_input_tokens, u.reasoning_tokens),
-            (Some(2), Some(4))
-        );
+        assert_eq!((u.cached_input_tokens, u.reasoning_tokens), (Some(2), Some(4)));
     }
 
     #[test]
@@ -177,10 +158,7 @@ mod tests {
         assert_eq!(from_openai(&json!(null)), None);
         assert_eq!(from_openai(&json!({"usage": null})), None);
         assert_eq!(from_openai(&json!({"total_tokens": 3})), None);
-        assert_eq!(
-            from_openai(&json!({"prompt_tokens": 2.0})),
-            Some(Usage::new(2, 0))
-        );
+        assert_eq!(from_openai(&json!({"prompt_tokens": 2.0})), Some(Usage::new(2, 0)));
     }
 
     #[test]
@@ -190,10 +168,7 @@ mod tests {
             "output_tokens": 50, "service_tier": "standard"}}))
         .unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (2103, 50));
-        assert_eq!(
-            (u.cached_input_tokens, u.cache_write_tokens),
-            (Some(2000), Some(100))
-        );
+        assert_eq!((u.cached_input_tokens, u.cache_write_tokens), (Some(2000), Some(100)));
         assert_eq!(u.reasoning_tokens, None);
         let u = from_anthropic(&json!({"input_tokens": 9, "output_tokens": 1})).unwrap();
         assert_eq!(u, Usage::new(9, 1));
@@ -210,15 +185,10 @@ mod tests {
         assert_eq!((u.input_tokens, u.output_tokens), (323388, 397));
         assert_eq!(u.cached_input_tokens, Some(323383));
         assert_eq!(u.reasoning_tokens, None);
-        let u = from_gemini(
-            &json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "thoughtsTokenCount": 7}),
-        )
-        .unwrap();
+        let u =
+            from_gemini(&json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "thoughtsTokenCount": 7})).unwrap();
         assert_eq!((u.output_tokens, u.reasoning_tokens), (12, Some(7)));
-        assert_eq!(
-            from_gemini(&json!({"usageMetadata": {"totalTokenCount": 3}})),
-            None
-        );
+        assert_eq!(from_gemini(&json!({"usageMetadata": {"totalTokenCount": 3}})), None);
         assert_eq!(from_gemini(&json!(null)), None);
     }
 }
