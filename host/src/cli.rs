@@ -54,8 +54,11 @@ pub mod defaults {
 /// every item that already has a record, so an interrupted or killed run
 /// resumes where it stopped.
 ///
-/// Every option can also be set in a TOML file (--config) under its long
-/// name; flags win over the file.
+/// Every run setting can also be set in a TOML file (--config) under its
+/// long name; flags win over the file. Switches for one invocation
+/// (--overwrite, --retry-failed, --force, --fsync, --dry-run, --summary-json,
+/// --mock-provider, --no-cache, --quiet, --verbose, --progress-interval) are
+/// flags only.
 ///
 /// Exit codes: 0 all items succeeded; 1 some failed; 2 usage or input error;
 /// 3 aborted (fail-fast class, batch deadline, or the plugin's prepare
