@@ -132,19 +132,32 @@ fn link(
     let engine = SandboxEngine::new(limits, 8).map_err(|e| e.to_string())?;
     let component = cache.load(&engine, &plugin.bytes, &plugin.digest).map_err(|e| e.to_string())?;
     let pre = sandbox::link(&engine, &component).map_err(|e| e.to_string())?;
+    let shared =
+        wired_to_mock(&plugin.name, server, KEY, serde_json::json!({ "base_url": server.base_url() }), limits)?;
+    Ok((pre, shared, engine))
+}
+
+/// The run-wide state of a plugin whose only way out is `server`, with
+/// `key` as its `api-key` secret and `config` as its configuration: what
+/// `plugin check` and the plugin benchmarks call plugins through.
+pub fn wired_to_mock(
+    plugin: &str,
+    server: &MockServer,
+    key: &str,
+    config: serde_json::Value,
+    limits: &SandboxLimits,
+) -> Result<Arc<RunShared>, String> {
     let addr = server.addr();
     let policy = EgressPolicy::new(vec![HostGrant::exact(&addr.ip().to_string(), addr.port())]);
-    let secrets = Secrets::from_values(vec![("api-key".into(), KEY.into())], policy.clone());
+    let secrets = Secrets::from_values(vec![("api-key".into(), key.into())], policy.clone());
     let egress = Egress::new(policy, secrets, EgressLimits::default()).map_err(|e| e.to_string())?;
-    let config = serde_json::json!({ "base_url": server.base_url() }).to_string();
-    let shared = Arc::new(RunShared {
-        plugin: plugin.name.clone(),
-        config,
+    Ok(Arc::new(RunShared {
+        plugin: plugin.to_owned(),
+        config: config.to_string(),
         run_state: Default::default(),
         egress,
         limits: limits.clone(),
-    });
-    Ok((pre, shared, engine))
+    }))
 }
 
 async fn cleanup(mut instance: PluginInstance) -> Result<String, String> {

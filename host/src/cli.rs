@@ -119,7 +119,7 @@ pub struct Args {
     pub fsync: bool,
 
     /// How many items are processed at once [default: 8].
-    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16384))]
     pub concurrency: Option<u16>,
 
     /// A plugin setting, KEY=VALUE (VALUE is parsed as JSON when it can be,

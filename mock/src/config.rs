@@ -67,6 +67,12 @@ pub struct MockConfig {
     /// When set, every logged request is also appended to this file as one
     /// JSON line (flushed per line), for out-of-process inspection.
     pub log_file: Option<PathBuf>,
+    /// Keep every request in memory for [`MockServer::requests`]
+    /// (crate::MockServer::requests). Benchmarks that send millions of
+    /// requests turn it off and read [`MockServer::status_counts`]
+    /// (crate::MockServer::status_counts) instead, so the provider's own
+    /// bookkeeping neither grows nor steals CPU from the client under test.
+    pub keep_requests: bool,
 }
 
 impl Default for MockConfig {
@@ -86,6 +92,7 @@ impl Default for MockConfig {
             cached_ratio: DEFAULT_CACHED_RATIO,
             seed: 0,
             log_file: None,
+            keep_requests: true,
         }
     }
 }

@@ -175,7 +175,11 @@ impl Reply {
 pub(crate) async fn respond(app: &Shared, incoming: Incoming, reply: Reply) -> Response {
     tracing::debug!(seq = incoming.seq, method = %incoming.method, path = %incoming.path,
         status = reply.status.as_u16(), delay_ms = reply.delay.as_millis(), "request");
-    app.log.record(log_entry(&incoming, &reply));
+    if app.log.wants_entries() {
+        app.log.record(log_entry(&incoming, &reply));
+    } else {
+        app.log.count(reply.status.as_u16());
+    }
     app.sleep(reply.delay).await;
     reply.into_response()
 }

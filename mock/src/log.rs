@@ -3,6 +3,7 @@
 //! [`MockServer::requests`](crate::MockServer::requests), out of process via
 //! `GET /_mock/requests` or the JSON-lines `log_file`).
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -60,17 +61,24 @@ pub(crate) struct RequestLog {
     seq: AtomicU64,
     entries: Mutex<Vec<LoggedRequest>>,
     file: Option<Mutex<File>>,
+    /// Whether entries are kept (see `MockConfig::keep_requests`).
+    keep: bool,
+    /// Requests answered per status code, kept in either mode.
+    counts: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl RequestLog {
     /// An empty log; appends to `file` (created if missing) when given.
-    pub fn open(file: Option<&Path>) -> anyhow::Result<Self> {
+    ///
+    /// With `keep` false, only the per-status counts are kept (and the file,
+    /// if any, is still written).
+    pub fn open(file: Option<&Path>, keep: bool) -> anyhow::Result<Self> {
         let file = match file {
             Some(path) => Some(Mutex::new(open_append(path)?)),
             None => None,
         };
         let (started, seq, entries) = (Instant::now(), AtomicU64::new(0), Mutex::default());
-        Ok(Self { started, seq, entries, file })
+        Ok(Self { started, seq, entries, file, keep, counts: Mutex::default() })
     }
 
     /// Numbers a newly arrived request: its `seq` and `at_ms`.
@@ -80,14 +88,34 @@ impl RequestLog {
         (seq, at_ms)
     }
 
-    /// Appends `entry` to the log and to the log file.
+    /// Whether full entries are wanted; when not, callers need not build
+    /// them and call [`count`](Self::count) only.
+    pub fn wants_entries(&self) -> bool {
+        self.keep || self.file.is_some()
+    }
+
+    /// Counts one request answered with `status`.
+    pub fn count(&self, status: u16) {
+        *lock(&self.counts).entry(status).or_default() += 1;
+    }
+
+    /// Requests answered per status code since the last clear.
+    pub fn counts(&self) -> BTreeMap<u16, u64> {
+        lock(&self.counts).clone()
+    }
+
+    /// Counts `entry`, and appends it to the log (when kept) and to the log
+    /// file.
     pub fn record(&self, entry: LoggedRequest) {
+        self.count(entry.status);
         if let Some(file) = &self.file
             && let Err(err) = write_line(&mut lock(file), &entry)
         {
             tracing::warn!(%err, "could not append to the request log file");
         }
-        lock(&self.entries).push(entry);
+        if self.keep {
+            lock(&self.entries).push(entry);
+        }
     }
 
     /// A copy of the log, ordered by `seq`.
@@ -100,6 +128,7 @@ impl RequestLog {
     /// Empties the in-memory log (the log file keeps its lines).
     pub fn clear(&self) {
         lock(&self.entries).clear();
+        lock(&self.counts).clear();
     }
 }
 
@@ -141,7 +170,7 @@ mod tests {
 
     #[test]
     fn numbers_records_sorts_and_clears() {
-        let log = RequestLog::open(None).expect("in-memory log");
+        let log = RequestLog::open(None, true).expect("in-memory log");
         assert_eq!(log.arrival().0, 1);
         assert_eq!(log.arrival().0, 2);
         log.record(entry(2));
@@ -154,10 +183,23 @@ mod tests {
     }
 
     #[test]
+    fn counts_without_keeping_entries() {
+        let log = RequestLog::open(None, false).expect("in-memory log");
+        assert!(!log.wants_entries());
+        log.count(200);
+        log.count(200);
+        log.record(LoggedRequest { status: 429, ..entry(3) });
+        assert!(log.snapshot().is_empty(), "nothing kept");
+        assert_eq!(log.counts(), BTreeMap::from([(200, 2), (429, 1)]));
+        log.clear();
+        assert!(log.counts().is_empty());
+    }
+
+    #[test]
     fn writes_json_lines() {
         let path = std::env::temp_dir().join(format!("batchllm-mock-log-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let log = RequestLog::open(Some(&path)).expect("log file");
+        let log = RequestLog::open(Some(&path), true).expect("log file");
         log.record(entry(1));
         log.record(entry(2));
         let text = std::fs::read_to_string(&path).expect("readable");

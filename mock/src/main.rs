@@ -110,6 +110,7 @@ impl Cli {
             cached_ratio: self.cached_ratio,
             seed: self.seed,
             log_file: self.log,
+            keep_requests: true,
         }
     }
 }

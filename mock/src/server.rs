@@ -73,6 +73,12 @@ impl MockServer {
         self.app.log.snapshot()
     }
 
+    /// Requests answered per status code since start or the last reset,
+    /// counted whether or not [`MockConfig::keep_requests`] is set.
+    pub fn status_counts(&self) -> std::collections::BTreeMap<u16, u64> {
+        self.app.log.counts()
+    }
+
     /// Clears the log, the rate windows and the fault state, like
     /// `POST /_mock/reset`; request numbering continues.
     pub fn reset(&self) {

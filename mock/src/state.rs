@@ -38,7 +38,7 @@ impl Shared {
     /// State for a server configured by `config`, stopping when `stopping`
     /// turns `true`. Fails if the log file cannot be opened.
     pub fn new(config: MockConfig, stopping: watch::Receiver<bool>) -> anyhow::Result<Self> {
-        let log = RequestLog::open(config.log_file.as_deref())?;
+        let log = RequestLog::open(config.log_file.as_deref(), config.keep_requests)?;
         let (limits, faults) = (Limits::new(&config), Faults::new(&config));
         let (prompt_cache, gemini_caches) = (PromptCache::default(), CacheStore::default());
         Ok(Self { config, log, limits, faults, prompt_cache, gemini_caches, stopping })

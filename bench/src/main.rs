@@ -1,0 +1,127 @@
+//! `batchllm-bench`: the batchllm-host benchmark.
+//!
+//! Starts the mock provider in this process, runs the release-built
+//! `batchllm-host` binary against it (and, for the CPU comparison, a plain
+//! Rust client: the `baseline` subcommand), and prints one Markdown table
+//! whose every ratio was measured in the same run. `scripts/bench.sh` builds
+//! everything and runs it; BENCHMARKS.md explains the figures.
+
+mod baseline;
+mod host;
+mod jobs;
+mod process;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use scenarios::Options;
+
+/// Benchmarks batchllm-host against the mock provider and prints one table
+/// of ratios measured in the same run.
+#[derive(Debug, Parser)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Scenarios to run (default: all, in this order).
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Small runs: checks the harness works; not figures to quote.
+    #[arg(long)]
+    quick: bool,
+    /// Lines of the large input of the memory scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    big_input: usize,
+    /// The batchllm-host binary (default: next to this executable).
+    #[arg(long)]
+    host: Option<PathBuf>,
+    /// Scratch directory for job files, results and the compile cache
+    /// (default: a temporary one). Job files are reused between runs.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The plain baseline client (no WebAssembly, no policy) the host's CPU
+    /// per item is compared with. Run by the `cpu` scenario.
+    Baseline(baseline::BaselineArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Items/s vs concurrency / latency at 100 ms; peak RSS per concurrency.
+    Throughput,
+    /// Host CPU per item vs the plain baseline, at zero latency.
+    Cpu,
+    /// Peak RSS on a small and a 1-million-line input.
+    Memory,
+    /// Per plugin: compile, cached load, instantiate, memory, call costs.
+    Plugins,
+    /// Achieved vs allowed throughput under a provider rate limit.
+    Quota,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Baseline(args)) = cli.command {
+        return baseline::main(args);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let scratch;
+    let work = match &cli.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.clone()
+        }
+        None => {
+            scratch = tempfile::tempdir()?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let setup = host::Setup::locate(cli.host.clone(), work)?;
+    let options = Options { quick: cli.quick, big_input: cli.big_input };
+    let all = [Scenario::Throughput, Scenario::Cpu, Scenario::Memory, Scenario::Plugins, Scenario::Quota];
+    let chosen: Vec<Scenario> = if cli.scenarios.is_empty() { all.to_vec() } else { cli.scenarios.clone() };
+    warm_up(&setup).await?;
+    let mut rows = Vec::new();
+    for scenario in chosen {
+        let more = match scenario {
+            Scenario::Throughput => scenarios::throughput::run(&setup, &options).await,
+            Scenario::Cpu => scenarios::cpu::run(&setup, &options).await,
+            Scenario::Memory => scenarios::memory::run(&setup, &options).await,
+            Scenario::Plugins => scenarios::plugins::run(&setup, &options).await,
+            Scenario::Quota => scenarios::quota::run(&setup, &options).await,
+        };
+        rows.extend(more.with_context(|| format!("scenario {scenario:?}"))?);
+    }
+    println!("{}", report::markdown(&rows));
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let missed = rows.iter().filter(|r| r.verdict == report::Verdict::Missed).count();
+    eprintln!("{} targets met, {missed} missed", rows.iter().filter(|r| r.verdict == report::Verdict::Met).count());
+    Ok(())
+}
+
+/// One tiny run so the openai plugin is in the compile cache before any
+/// timed run.
+async fn warm_up(setup: &host::Setup) -> anyhow::Result<()> {
+    let server = scenarios::mock(|_| {}).await?;
+    let jobs = jobs::write(&setup.work, 1)?;
+    host::run(setup, &server, &jobs, 1, 1, &[]).await?;
+    server.shutdown().await;
+    Ok(())
+}

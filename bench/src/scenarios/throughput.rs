@@ -1,0 +1,55 @@
+//! Throughput against the ideal: the provider answers every request after
+//! 100 ms and imposes no limit, so the fastest possible run completes
+//! `concurrency / 0.1 s` items per second. Also the peak RSS at each
+//! concurrency.
+
+use crate::host::{self, Setup};
+use crate::jobs;
+use crate::report::{Row, percent};
+use crate::scenarios::{Options, mock, rate, thousands};
+
+const LATENCY_MS: u64 = 100;
+/// Each run lasts about this long at the ideal rate.
+const IDEAL_SECONDS: usize = 6;
+
+pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let server = mock(|c| c.latency_ms = LATENCY_MS).await?;
+    for concurrency in [100usize, 1_000, 5_000] {
+        let ideal = concurrency as f64 * 1_000.0 / LATENCY_MS as f64;
+        let seconds = if options.quick { 1 } else { IDEAL_SECONDS };
+        let items = ideal as usize * seconds;
+        let jobs = jobs::write(&setup.work, items)?;
+        server.reset();
+        let usage = host::run(setup, &server, &jobs, items, concurrency, &[]).await?;
+        let achieved = rate(items, usage.wall);
+        let mut row = Row::info(
+            "throughput",
+            format!("items/s, concurrency {concurrency}, {LATENCY_MS} ms latency"),
+            thousands(achieved),
+        )
+        .against(format!("{} (ideal)", thousands(ideal)), percent(achieved, ideal));
+        if concurrency == 1_000 {
+            row = row.target(">= 90% of ideal", achieved >= 0.9 * ideal);
+        }
+        rows.push(row);
+        let mut memory = Row::info(
+            "memory",
+            format!("peak RSS, concurrency {concurrency}"),
+            format!("{:.0} MiB", usage.peak_rss_mib()),
+        );
+        if concurrency == 1_000 {
+            memory = memory.target("<= 300 MiB", usage.peak_rss_mib() <= 300.0);
+        }
+        rows.push(memory);
+        eprintln!(
+            "throughput: concurrency {concurrency}: {items} items in {:.2} s = {achieved:.0}/s ({}), {:.0} MiB peak, {:.0} µs CPU/item",
+            usage.wall.as_secs_f64(),
+            percent(achieved, ideal),
+            usage.peak_rss_mib(),
+            usage.cpu.as_secs_f64() * 1e6 / items as f64
+        );
+    }
+    server.shutdown().await;
+    Ok(rows)
+}
