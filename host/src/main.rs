@@ -28,7 +28,18 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ABORTED);
         }
     };
-    runtime.block_on(async_main(args))
+    // The run is spawned rather than driven by `block_on`: on the main thread
+    // it would not be one of the runtime's workers, and every record handed
+    // to the results sink would cost two cross-thread wake-ups.
+    runtime.block_on(async {
+        match tokio::spawn(async_main(args)).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: the run stopped unexpectedly: {e}");
+                ExitCode::from(exit::ABORTED)
+            }
+        }
+    })
 }
 
 async fn async_main(args: Args) -> ExitCode {

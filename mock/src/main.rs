@@ -90,6 +90,11 @@ struct Cli {
     /// Also append every logged request to FILE as one JSON line.
     #[arg(long = "log", value_name = "FILE")]
     log: Option<PathBuf>,
+
+    /// Count requests per status instead of keeping each one in memory (for
+    /// long benchmark runs; GET /_mock/requests then returns nothing).
+    #[arg(long)]
+    count_only: bool,
 }
 
 impl Cli {
@@ -110,7 +115,7 @@ impl Cli {
             cached_ratio: self.cached_ratio,
             seed: self.seed,
             log_file: self.log,
-            keep_requests: true,
+            keep_requests: !self.count_only,
         }
     }
 }

@@ -41,11 +41,21 @@ impl ResultWriter {
 
     /// Writes one record as a line and flushes it.
     pub fn write(&mut self, record: &ResultRecord) -> Result<(), ResultsError> {
+        self.write_all(std::slice::from_ref(record))
+    }
+
+    /// Writes records as lines with a single write and flushes them: each
+    /// counts as written only when this returns `Ok`. One write per batch,
+    /// so a crash tears at most the batch's last line, which a resume
+    /// repairs.
+    pub fn write_all(&mut self, records: &[ResultRecord]) -> Result<(), ResultsError> {
         let io = |source| ResultsError::Io { path: self.path.clone(), source };
-        let mut line = serde_json::to_vec(record).map_err(|e| io(std::io::Error::other(e)))?;
-        line.push(b'\n');
-        // One write per line, so a crash tears at most the line in progress.
-        self.out.write_all(&line).map_err(io)?;
+        let mut lines = Vec::with_capacity(records.len() * 1024);
+        for record in records {
+            serde_json::to_writer(&mut lines, record).map_err(|e| io(std::io::Error::other(e)))?;
+            lines.push(b'\n');
+        }
+        self.out.write_all(&lines).map_err(io)?;
         self.out.flush().map_err(io)?;
         if self.fsync {
             self.out.get_ref().sync_data().map_err(io)?;

@@ -18,6 +18,7 @@ mod learned;
 mod metrics;
 mod order;
 mod progress;
+mod queue;
 mod report;
 mod retry;
 mod signals;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 pub use admission::{Admission, AdmissionLimits};
 pub use class::FailureClass;
@@ -144,12 +145,11 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
     let watchers = [tasks::spawn_interrupt_watch(ctx.clone()), tasks::spawn_batch_deadline(ctx.clone())];
     let Checkpoint { done, done_failed, writer, outcome_unknown, .. } = checkpoint;
     let done = Arc::new(done);
-    let (job_tx, job_rx) = mpsc::channel::<Job>(config.concurrency * 2);
+    let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency * 2);
     let (line_tx, line_rx) = mpsc::unbounded_channel::<usize>();
     let line_tx = config.preserve_order.then_some(line_tx);
     let reader = tasks::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done.clone(), line_tx);
     let (record_tx, mut record_rx) = mpsc::channel::<sink::Finished>(config.concurrency * 2);
-    let job_rx = Arc::new(Mutex::new(job_rx));
     let mut workers = tokio::task::JoinSet::new();
     let mut first = Some(first);
     for _ in 0..config.concurrency {

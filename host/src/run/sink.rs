@@ -11,6 +11,9 @@ use super::progress::{Live, Progress, ProgressMode};
 use super::{RunContext, RunReport};
 use crate::results::{ResultRecord, ResultWriter, ResultsError};
 
+/// Most records written with one write and one flush.
+const BATCH: usize = 256;
+
 /// A record on its way to the file, with the worker's acknowledgement.
 #[derive(Debug)]
 pub struct Finished {
@@ -51,39 +54,44 @@ impl Sink {
     }
 
     /// Takes the records of the run until every worker is done.
+    ///
+    /// Records that arrive together are written together: one write and one
+    /// flush per batch, then every worker of the batch is released. Each
+    /// record still counts only once it is flushed.
     pub async fn drain(&mut self, records: &mut mpsc::Receiver<Finished>, ctx: &RunContext) {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
-                finished = records.recv() => match finished {
-                    Some(Finished { record, written }) => {
-                        self.accept(record, ctx);
+                received = records.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                    let (ready, acks): (Vec<_>, Vec<_>) = batch.drain(..).map(|f| (f.record, f.written)).unzip();
+                    self.accept(ready, ctx);
+                    for written in acks {
                         let _ = written.send(());
                     }
-                    None => break,
-                },
+                }
                 _ = tick.tick() => self.refresh(ctx),
             }
         }
         self.progress.finish();
-        for record in self.reorder.as_mut().map(Reorder::drain).unwrap_or_default() {
-            self.write(&record, ctx);
-        }
+        let held = self.reorder.as_mut().map(Reorder::drain).unwrap_or_default();
+        self.write(held, ctx);
     }
 
-    fn accept(&mut self, record: ResultRecord, ctx: &RunContext) {
+    fn accept(&mut self, records: Vec<ResultRecord>, ctx: &RunContext) {
         let ready = match self.reorder.as_mut() {
             Some(reorder) => {
                 while let Ok(line) = self.sent_lines.try_recv() {
                     reorder.sent(line);
                 }
-                reorder.push(record)
+                records.into_iter().flat_map(|record| reorder.push(record)).collect()
             }
-            None => vec![record],
+            None => records,
         };
-        for record in &ready {
-            self.write(record, ctx);
-        }
+        self.write(ready, ctx);
         self.refresh(ctx);
     }
 
@@ -93,15 +101,17 @@ impl Sink {
         }
     }
 
-    /// Writes one record; it counts only once written.
-    fn write(&mut self, record: &ResultRecord, ctx: &RunContext) {
-        if self.error.is_some() {
+    /// Writes records; they count only once written.
+    fn write(&mut self, records: Vec<ResultRecord>, ctx: &RunContext) {
+        if self.error.is_some() || records.is_empty() {
             return;
         }
-        match self.writer.write(record) {
+        match self.writer.write_all(&records) {
             Ok(()) => {
-                self.report.record(record);
-                ctx.metrics.record(record);
+                for record in &records {
+                    self.report.record(record);
+                    ctx.metrics.record(record);
+                }
             }
             Err(e) => {
                 // Without a results file nothing may count: stop taking items.

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 use super::item::Worker;
+use super::queue;
 use super::sink::Finished;
 use super::{AbortReason, RunContext, RunError};
 use crate::input::{self, Job};
@@ -45,7 +46,7 @@ pub(super) async fn cleanup(
 /// A worker's loop: take jobs until the queue closes or Ctrl-C.
 pub(super) async fn work(
     mut worker: Worker,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    jobs: queue::Consumer<Job>,
     records: mpsc::Sender<Finished>,
     ctx: Arc<RunContext>,
 ) -> Option<PluginInstance> {
@@ -53,7 +54,7 @@ pub(super) async fn work(
         if ctx.control.interrupted() {
             break;
         }
-        let Some(job) = jobs.lock().await.recv().await else { break };
+        let Some(job) = jobs.pop().await else { break };
         let Some(record) = worker.run(job).await else { break };
         if ctx.events.enabled() {
             let b = &record.batchllm;
@@ -93,7 +94,7 @@ pub(super) async fn work(
 /// Feeds parsed jobs into the queue from a blocking thread.
 pub(super) fn spawn_reader(
     path: PathBuf,
-    jobs: mpsc::Sender<Job>,
+    jobs: queue::Producer<Job>,
     ctx: Arc<RunContext>,
     done: Arc<std::collections::HashSet<String>>,
     order: Option<mpsc::UnboundedSender<usize>>,
@@ -132,7 +133,7 @@ pub(super) fn spawn_reader(
                     if let Some(order) = &order {
                         let _ = order.send(job.line);
                     }
-                    if jobs.blocking_send(job).is_err() {
+                    if jobs.push_blocking(job).is_err() {
                         return;
                     }
                 }
