@@ -20,6 +20,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use scenarios::Options;
 
+/// The host's allocator (see `host/src/main.rs`), for the baseline client too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Benchmarks batchllm-host against the mock provider and prints one table
 /// of ratios measured in the same run.
 #[derive(Debug, Parser)]

@@ -9,6 +9,11 @@ use batchllm_host::run::{self, RunReport, Termination};
 use batchllm_host::sandbox::CompileCache;
 use clap::Parser;
 
+/// mimalloc rather than glibc malloc: per-thread free lists without arena
+/// locks; measured with `batchllm-bench cpu` (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes (documented in `--help` and README).
 mod exit {
     pub const OK: u8 = 0;
