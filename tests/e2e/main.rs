@@ -17,3 +17,4 @@ mod progress;
 mod providers;
 mod resume;
 mod retries;
+mod templates;
