@@ -14,14 +14,17 @@ fi
 
 host_triple="$(rustc -vV | sed -n 's/^host: //p')"
 
-# The JavaScript and Python openai plugins: built from source (their pinned
-# toolchains install from npm / PyPI into ignored folders on the first run;
-# both scripts return at once when up to date), then their unit tests. The
-# e2e conformance tests (tests/e2e/conformance.rs) run the built components.
+# The JavaScript, Python and Go openai plugins: built from source (their
+# pinned toolchains install from npm / PyPI / crates.io into ignored folders
+# on the first run; the scripts return at once when up to date), then their
+# unit tests (Go's natively, with the pinned Go). The e2e conformance tests
+# (tests/e2e/conformance.rs) run the built components.
 plugins/openai-js/build.sh >/dev/null
 plugins/openai-py/build.sh >/dev/null
+plugins/openai-go/build.sh >/dev/null
 node --test plugins/openai-js/test/ >/dev/null || node --test plugins/openai-js/test/
 PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s plugins/openai-py/tests -q
+plugins/sdk-go/go-test.sh plugins/sdk-go plugins/openai-go plugins/templates/go
 
 cargo test --workspace --locked "$@"
 cargo test --manifest-path plugins/Cargo.toml --target "$host_triple" --locked "$@"

@@ -1,7 +1,7 @@
 //! Conformance: the openai plugin written in JavaScript (`plugins/openai-js`,
 //! on the `http.send` import and, as `openai-js-fetch.wasm`, on `fetch` over
-//! wasi:http) and in Python (`plugins/openai-py`) behave exactly as the Rust
-//! one.
+//! wasi:http), in Python (`plugins/openai-py`) and in Go (`plugins/openai-go`)
+//! behave exactly as the Rust one.
 //!
 //! One scenario table runs through the real binary against a fresh mock
 //! provider for each plugin. Each run is checked on its own (classes,
@@ -13,10 +13,11 @@
 //! timeouts are compared too, and so are the plugins' JSON modules with
 //! serde_json itself (the Rust plugin's outputs and messages come from it).
 //!
-//! The JS and Python components are built from source by their build scripts
-//! (`plugins/openai-{js,py}/build.sh`), once per test run; the scripts return
-//! at once when the components are up to date. A missing toolchain fails
-//! these tests with the build script's message: they are never skipped.
+//! The JS, Python and Go components are built from source by their build
+//! scripts (`plugins/openai-{js,py,go}/build.sh`), once per test run; the
+//! scripts return at once when the components are up to date. A missing
+//! toolchain fails these tests with the build script's message: they are
+//! never skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ pub(crate) struct Plugin {
 }
 
 /// The Rust plugin (the reference, first), the JS plugin on the `http.send`
-/// import and on `fetch` (wasi:http), and the Python plugin.
+/// import and on `fetch` (wasi:http), the Python plugin and the Go plugin.
 pub(crate) fn plugins() -> Vec<Plugin> {
     let js = built("openai-js", &JS);
     let js_fetch = js.with_file_name("openai-js-fetch.wasm");
@@ -45,6 +46,7 @@ pub(crate) fn plugins() -> Vec<Plugin> {
         Plugin { name: "js", arg: js.display().to_string() },
         Plugin { name: "js-fetch", arg: js_fetch.display().to_string() },
         Plugin { name: "python", arg: built("openai-py", &PY).display().to_string() },
+        Plugin { name: "go", arg: built("openai-go", &GO).display().to_string() },
     ];
     WARM.get_or_init(|| plugins.iter().for_each(warm));
     plugins
@@ -83,6 +85,7 @@ fn warm(plugin: &Plugin) {
 
 static JS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+static GO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// The component built by `plugins/<dir>/build.sh` (once per test run).
 fn built(dir: &str, cell: &'static OnceLock<Result<PathBuf, String>>) -> PathBuf {
@@ -93,8 +96,8 @@ fn built(dir: &str, cell: &'static OnceLock<Result<PathBuf, String>>) -> PathBuf
             "the {dir} plugin could not be built, so its conformance tests cannot run.\n\
              {e}\n\
              plugins/openai-js needs node >= 18 and npm; plugins/openai-py needs python3 >= 3.10 with \
-             venv and pip; the first build installs the pinned toolchain from the npm registry or PyPI \
-             (see plugins/README.md)."
+             venv and pip; plugins/openai-go needs the same python3 and cargo; the first build installs \
+             the pinned toolchain from the npm registry, PyPI or crates.io (see plugins/README.md)."
         ),
     }
 }
@@ -458,7 +461,7 @@ fn check_run(plugin: &Plugin, table: &[Scenario], out: &Outcome, requests: &[Log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn js_and_python_openai_plugins_match_the_rust_plugin() {
+async fn the_js_python_and_go_openai_plugins_match_the_rust_plugin() {
     let plugins = plugins();
     let table = scenarios();
     let lines: Vec<String> = table.iter().map(|s| s.line.clone()).collect();
@@ -743,17 +746,22 @@ fn probe(program: &str, script: &str, docs: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The JS and Python JSON modules parse, print and fail exactly as
+/// The JS, Python and Go JSON modules parse, print and fail exactly as
 /// serde_json does, which the byte-identical outputs and messages rely on.
+/// (The Go one answers through `serde-probe`, a native program the Go
+/// plugin's build script builds next to the component.)
 #[test]
 fn json_modules_parse_and_print_like_serde_json() {
     let docs = json_documents();
     let reference = serde_probe().to_str().expect("utf8 path").to_string();
     let expected = probe(&reference, "", &docs);
     assert_eq!(expected.len(), docs.len(), "the reference answers every document");
-    for (name, program, script) in
-        [("js", "node", "openai-js/serde-probe.mjs"), ("python", "python3", "openai-py/tests/serde_probe.py")]
-    {
+    let go_probe = built("openai-go", &GO).with_file_name("serde-probe").display().to_string();
+    for (name, program, script) in [
+        ("js", "node", "openai-js/serde-probe.mjs"),
+        ("python", "python3", "openai-py/tests/serde_probe.py"),
+        ("go", go_probe.as_str(), ""),
+    ] {
         let got = probe(program, script, &docs);
         assert_eq!(got.len(), docs.len(), "{name}: one answer per document");
         for ((doc, want), have) in docs.iter().zip(&expected).zip(&got) {

@@ -10,7 +10,8 @@
 //! same pinned versions: the Rust template the plugins workspace's target
 //! folder, the JS and Python templates the toolchains of `plugins/openai-js`
 //! and `plugins/openai-py` when those installs are complete (otherwise they
-//! install their own). A template that
+//! install their own); the Go template always uses the toolchain of its SDK,
+//! `plugins/sdk-go`, which `plugins/openai-go` shares. A template that
 //! cannot be built fails the test with its build script's message: templates
 //! are never skipped.
 //!
@@ -43,6 +44,7 @@ pub(crate) fn templates() -> Vec<Template> {
         Template { dir: "rust", build_env: rust_target_dir },
         Template { dir: "js", build_env: js_toolchain },
         Template { dir: "python", build_env: python_toolchain },
+        Template { dir: "go", build_env: Vec::new },
     ]
 }
 

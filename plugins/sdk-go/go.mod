@@ -1,0 +1,3 @@
+module batchllm/sdk
+
+go 1.24
