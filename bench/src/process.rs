@@ -44,6 +44,18 @@ pub async fn measure(mut command: Command) -> anyhow::Result<Usage> {
     Ok(Usage { wall, cpu, peak_rss_bytes, exit_code })
 }
 
+/// CPU time (user + sys) this process has used so far: in the benchmark,
+/// that is the in-process mock provider's share of the machine.
+pub fn own_cpu() -> Duration {
+    // SAFETY: `rusage` is plain old data; zeroed is a valid value for it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is to a live, writable local of the right type.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
 fn wait4(pid: libc::pid_t) -> anyhow::Result<(libc::c_int, libc::rusage)> {
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain old data; zeroed is a valid value for it.

@@ -18,7 +18,7 @@ pub(super) async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Resu
     let outcome = instance.prepare().await;
     let message = match outcome.result {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => format!("{:?}: {}", e.class, e.message),
+        Ok(Err(e)) => format!("{}: {}", super::FailureClass::from(e.class).code(), e.message),
         Err(call) => call.to_string(),
     };
     Err(RunError::Prepare { plugin: plugin.to_string(), message })
