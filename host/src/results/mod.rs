@@ -16,6 +16,7 @@ pub use writer::{ResultWriter, ResultsError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::run::FailureClass;
@@ -36,7 +37,7 @@ pub struct ResultRecord {
 pub struct ProviderResponse {
     pub status_code: u16,
     pub request_id: Option<String>,
-    pub body: Value,
+    pub body: Box<RawValue>,
 }
 
 /// Why an item failed, as in OpenAI Batch output.
@@ -114,6 +115,31 @@ pub fn body_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
+/// A plugin-provided body for the results file. Valid JSON on one line (the
+/// usual case) is kept as the plugin gave it: checked, not parsed into a
+/// tree and printed again. JSON spread over lines is printed compactly (a
+/// results line must stay one line), and text that is not JSON becomes a
+/// JSON string.
+pub fn body_json(text: &str) -> Box<RawValue> {
+    if !text.contains(['\n', '\r'])
+        && let Ok(raw) = RawValue::from_string(text.to_owned())
+    {
+        return raw;
+    }
+    raw_json(&body_value(text))
+}
+
+/// `value` as raw JSON text.
+pub fn raw_json(value: &Value) -> Box<RawValue> {
+    // Printing a `Value` cannot fail, and its output is valid JSON.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| null_json())
+}
+
+/// JSON `null`.
+pub fn null_json() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +151,7 @@ mod tests {
             response: Some(ProviderResponse {
                 status_code: 200,
                 request_id: Some("req_1".into()),
-                body: body_value("{\"x\":1}"),
+                body: body_json("{\"x\":1}"),
             }),
             error: None,
             batchllm: HostBlock {
@@ -144,6 +170,15 @@ mod tests {
                 cost_usd: None,
             },
         }
+    }
+
+    #[test]
+    fn bodies_are_kept_as_given_on_one_line_and_never_break_the_line() {
+        assert_eq!(body_json(r#"{"b": 1, "a": [true]}"#).get(), r#"{"b": 1, "a": [true]}"#, "kept as given");
+        assert_eq!(body_json("{\n  \"a\": 1\n}\n").get(), r#"{"a":1}"#, "multi-line JSON printed compactly");
+        assert_eq!(body_json("not json\nat all").get(), r#""not json\nat all""#, "text becomes a string");
+        assert_eq!(body_json("{\"a\":").get(), r#""{\"a\":""#, "truncated JSON becomes a string");
+        assert_eq!(null_json().get(), "null");
     }
 
     #[test]

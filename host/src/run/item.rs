@@ -14,6 +14,7 @@ use batchllm_bindings::StrategyPre;
 use batchllm_bindings::types::{Attempt, Item, StrategyError, Success};
 use rand::Rng;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::FailureClass;
 use super::admission::Admission;
@@ -26,7 +27,8 @@ use super::signals::reconcile;
 use crate::egress::Exchange;
 use crate::input::Job;
 use crate::results::{
-    Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, RunIdentity, body_value, line_id,
+    Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, RunIdentity, body_json,
+    body_value, line_id, null_json, raw_json,
 };
 use crate::sandbox::{CallFailure, HostState, PluginInstance, RunShared, SandboxError};
 use crate::usage::TokenUsage;
@@ -112,7 +114,7 @@ struct AttemptFailure {
     message: String,
     http_status: Option<u16>,
     server_wait: Option<Duration>,
-    body: Option<Value>,
+    body: Option<Box<RawValue>>,
     request_id: Option<String>,
 }
 
@@ -392,7 +394,7 @@ impl Worker {
                             message,
                             http_status: last.and_then(|e| e.status),
                             server_wait: None,
-                            body: success.response_body.as_deref().map(body_value),
+                            body: success.response_body.as_deref().map(body_json),
                             request_id: last.and_then(|e| e.request_id().map(str::to_string)),
                         }))
                     }
@@ -436,7 +438,7 @@ impl Worker {
             http_status: failure.http_status,
             retry_after_ms: failure.server_wait.map(millis),
             usage: None,
-            response_body: failure.body.as_ref().map(Value::to_string),
+            response_body: failure.body.as_ref().map(|b| b.get().to_owned()),
         };
         let state: Vec<(String, String)> = progress.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let deadline = self.attempt_deadline(item_deadline);
@@ -515,7 +517,7 @@ fn plugin_failure(error: StrategyError, exchanges: &[Exchange]) -> (AttemptFailu
         message: r.denied.map_or(error.message, |d| format!("egress denied: {d}")),
         http_status: error.http_status.or(last.and_then(|e| e.status)),
         server_wait: r.server_wait,
-        body: error.response_body.as_deref().map(body_value),
+        body: error.response_body.as_deref().map(body_json),
         request_id: last.and_then(|e| e.request_id().map(str::to_string)),
     };
     (failure, usage)
@@ -555,8 +557,10 @@ fn success_record(
     let (success, exchanges) = parts;
     let last = last_answer(&exchanges);
     let status_code = last.and_then(|e| e.status).unwrap_or(200);
-    let body =
-        success.response_body.as_deref().map_or_else(|| serde_json::json!({ "output": success.output }), body_value);
+    let body = success
+        .response_body
+        .as_deref()
+        .map_or_else(|| raw_json(&serde_json::json!({ "output": success.output })), body_json);
     ResultRecord {
         id: line_id(&job.id),
         custom_id: job.id.clone(),
@@ -594,7 +598,7 @@ fn failure_record(
     let response = failure.http_status.map(|status_code| ProviderResponse {
         status_code,
         request_id: failure.request_id.clone(),
-        body: failure.body.clone().unwrap_or(Value::Null),
+        body: failure.body.clone().unwrap_or_else(null_json),
     });
     ResultRecord {
         id: line_id(&job.id),
