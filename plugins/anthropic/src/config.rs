@@ -1,9 +1,8 @@
 //! The plugin configuration: the shared provider keys with Anthropic defaults.
 
 use batchllm_plugin_sdk::StrategyError;
-use batchllm_plugin_sdk::provider_config::{CommonConfig, Defaults, invalid};
+use batchllm_plugin_sdk::provider_config::{self, CommonConfig, Defaults};
 use batchllm_plugin_sdk::serde_json::Value;
-use batchllm_plugin_sdk::text::json_kind;
 
 /// The defaults of the shared keys.
 pub const DEFAULTS: Defaults =
@@ -32,9 +31,7 @@ impl Config {
 
     /// Validates a configuration value.
     pub fn from_value(value: &Value) -> Result<Config, StrategyError> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| invalid(DEFAULTS.plugin, format!("expected a JSON object, got {}", json_kind(value))))?;
+        let obj = provider_config::object(value, DEFAULTS.plugin)?;
         Ok(Config { common: CommonConfig::from_object(obj, DEFAULTS, &[])? })
     }
 }

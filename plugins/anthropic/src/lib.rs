@@ -20,18 +20,16 @@ pub mod config;
 pub mod request;
 pub mod response;
 
-use batchllm_plugin_sdk::{Attempt, Guest, Item, StateChange, StateEntry, StrategyError, Success, classify, http, log};
+use batchllm_plugin_sdk::{
+    Attempt, ConfigCell, Guest, Item, StateChange, StateEntry, StrategyError, Success, classify, http, log,
+};
 use config::Config;
-use std::sync::OnceLock;
 
 /// The configuration, parsed once per instance (the same for the whole run).
-static CONFIG: OnceLock<Result<Config, StrategyError>> = OnceLock::new();
+static CONFIG: ConfigCell<Config> = ConfigCell::new();
 
 fn config() -> Result<&'static Config, StrategyError> {
-    CONFIG
-        .get_or_init(|| batchllm_plugin_sdk::try_config().and_then(|v| Config::from_value(&v)))
-        .as_ref()
-        .map_err(Clone::clone)
+    CONFIG.get_or_parse(Config::from_value)
 }
 
 struct Anthropic;
@@ -40,7 +38,7 @@ impl Guest for Anthropic {
     fn prepare(config: String) -> Result<(), StrategyError> {
         let parsed = Config::parse(&config)?;
         log::info(format!("anthropic strategy: base_url={} model={}", parsed.common.base_url, parsed.common.model));
-        let _ = CONFIG.set(Ok(parsed));
+        CONFIG.set(parsed);
         Ok(())
     }
 

@@ -1,9 +1,9 @@
 //! Building the Messages API request: URL, body and headers.
 
 use crate::config::{ANTHROPIC_VERSION, Config, DEFAULT_MAX_TOKENS};
-use batchllm_plugin_sdk::http::Request;
+use batchllm_plugin_sdk::http::{self, Request};
 use batchllm_plugin_sdk::serde_json::{Map, Value};
-use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, state};
+use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, body, state};
 
 /// The one endpoint this strategy speaks.
 pub const MESSAGES_PATH: &str = "/v1/messages";
@@ -26,22 +26,12 @@ pub fn check_endpoint(endpoint: Option<&str>) -> Result<(), StrategyError> {
 /// user message (the only one without `messages`, appended with them), then
 /// the retry-state `param.*` overrides.
 pub fn build_body(config: &Config, item: &Item, state: &[StateEntry]) -> Result<Map<String, Value>, StrategyError> {
-    let mut body = config.common.default_params.clone();
-    body.extend(item.params_object()?);
-    if body.get("model").is_none_or(Value::is_null) {
-        body.insert("model".to_owned(), Value::String(config.common.model.clone()));
-    }
-    if body.get("max_tokens").is_none_or(Value::is_null) {
-        body.insert("max_tokens".to_owned(), DEFAULT_MAX_TOKENS.into());
-    }
-    batchllm_plugin_sdk::body::add_prompt_message(&mut body, item)?;
+    let mut body = body::merge_params(&config.common.default_params, item)?;
+    body::set_default(&mut body, "model", config.common.model.as_str());
+    body::set_default(&mut body, "max_tokens", DEFAULT_MAX_TOKENS);
+    body::add_prompt_message(&mut body, item)?;
     state::apply_param_overrides(&mut body, state);
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(StrategyError::client_error(format!(
-            "item {:?}: streaming (stream: true) is not supported; the strategy needs the whole response",
-            item.id
-        )));
-    }
+    body::reject_streaming(&body, item)?;
     Ok(body)
 }
 
@@ -59,14 +49,8 @@ pub fn build_request(
     timeout_ms: u64,
 ) -> Result<Request, StrategyError> {
     check_endpoint(item.endpoint.as_deref())?;
-    let body = build_body(config, item, state)?;
-    Ok(Request {
-        method: "POST".to_owned(),
-        url: config.common.url(MESSAGES_PATH),
-        headers: headers(config),
-        body: Value::Object(body).to_string().into_bytes(),
-        timeout_ms: Some(timeout_ms),
-    })
+    let body = Value::Object(build_body(config, item, state)?);
+    Ok(http::json_request("POST", &config.common.url(MESSAGES_PATH), &headers(config), &body, Some(timeout_ms)))
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Translating the Messages API answer: successes, usage, rate-limit headers
 //! and error classes.
 
+use batchllm_plugin_sdk::body::{expect_object, invalid_answer, parse_json};
 use batchllm_plugin_sdk::classify::{self, MAX_MESSAGE_BYTES};
-use batchllm_plugin_sdk::serde_json::{self, Map, Value};
-use batchllm_plugin_sdk::text::{body_text, excerpt, json_kind};
+use batchllm_plugin_sdk::serde_json::{Map, Value};
+use batchllm_plugin_sdk::text::excerpt;
 use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, usage};
 
 /// The longest excerpt of a non-JSON body quoted in an error message.
@@ -33,51 +34,35 @@ pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Resu
 ///
 /// Classes that are not retried drop any `retry-after` hint.
 pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
-    let text = body_text(body);
-    let json = serde_json::from_str::<Value>(&text).ok();
-    let mut err = classify::from_http(status, headers, &text);
-    let field = |name: &str| json.as_ref().and_then(|j| j.pointer(&format!("/error/{name}"))?.as_str()).unwrap_or("");
-    let (kind, message) = (field("type"), field("message").to_ascii_lowercase());
-    let class = if kind == "billing_error" || status == 402 || message.contains("credit balance is too low") {
-        Some(ErrorClass::QuotaExhausted)
-    } else if kind == "request_too_large" || (status == 400 && message.contains("prompt is too long")) {
-        Some(ErrorClass::TooLarge)
-    } else {
-        match kind {
-            "rate_limit_error" => Some(ErrorClass::RateLimited),
-            "overloaded_error" | "api_error" => Some(ErrorClass::Overloaded),
-            "authentication_error" | "permission_error" => Some(ErrorClass::Auth),
-            "invalid_request_error" | "not_found_error" => Some(ErrorClass::ClientError),
-            _ => None,
+    classify::from_http_refined(status, headers, body, |json| {
+        let field = |name: &str| json.and_then(|j| j.pointer(&format!("/error/{name}"))?.as_str()).unwrap_or("");
+        let (kind, message) = (field("type"), field("message").to_ascii_lowercase());
+        if kind == "billing_error" || status == 402 || message.contains("credit balance is too low") {
+            Some(ErrorClass::QuotaExhausted)
+        } else if kind == "request_too_large" || (status == 400 && message.contains("prompt is too long")) {
+            Some(ErrorClass::TooLarge)
+        } else {
+            match kind {
+                "rate_limit_error" => Some(ErrorClass::RateLimited),
+                "overloaded_error" | "api_error" => Some(ErrorClass::Overloaded),
+                "authentication_error" | "permission_error" => Some(ErrorClass::Auth),
+                "invalid_request_error" | "not_found_error" => Some(ErrorClass::ClientError),
+                _ => None,
+            }
         }
-    };
-    if let Some(class) = class {
-        err.class = class;
-    }
-    if !matches!(err.class, ErrorClass::RateLimited | ErrorClass::Overloaded | ErrorClass::Timeout | ErrorClass::Other)
-    {
-        err.retry_after_ms = None;
-    }
-    err
+    })
 }
 
 /// A 2xx answer: the text output, usage, raw body, and metadata `{model, id,
 /// stop_reason, rate_limits}` (the `anthropic-ratelimit-*` headers, prefix
 /// dropped). An unusable answer is `invalid-response`.
 pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Success, StrategyError> {
-    let (text, json) = batchllm_plugin_sdk::body::parse_json(status, body)?;
-    let invalid = |message: String| {
-        let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
-        e.usage = usage::from_anthropic(&json);
-        e
-    };
-    let Some(obj) = json.as_object() else {
-        return Err(invalid(format!("HTTP {status} response is {}, expected an object", json_kind(&json))));
-    };
+    let (text, json) = parse_json(status, body)?;
+    let invalid = |message: String| invalid_answer(status, &text, usage::from_anthropic(&json), message);
+    let obj = expect_object(status, &json).map_err(invalid)?;
     if obj.get("type").and_then(Value::as_str) == Some("error") {
         let mut err = classify_error(status, headers, body);
-        let detail = classify::provider_message(Some(&json), &text).unwrap_or_default();
-        err.message = format!("HTTP {status} response carries an error: {detail}");
+        err.message = classify::embedded_error_message(status, &json, &text);
         return Err(err);
     }
     let Some(content) = obj.get("content").and_then(Value::as_array) else {

@@ -22,7 +22,7 @@
 use crate::config::{CacheConfig, Config};
 use crate::request;
 use crate::response::classify_error;
-use batchllm_plugin_sdk::http::{HttpError, Request, Response};
+use batchllm_plugin_sdk::http::{self, HttpError, Request, Response};
 use batchllm_plugin_sdk::serde_json::{self, Map, Value, json};
 use batchllm_plugin_sdk::time::parse_rfc3339_ms;
 use batchllm_plugin_sdk::{StrategyError, classify};
@@ -195,13 +195,7 @@ pub fn delete(env: &dyn Env, config: &Config) -> Result<Option<String>, String> 
 }
 
 fn json_request(method: &str, url: String, config: &Config, body: &Value) -> Request {
-    Request {
-        method: method.to_owned(),
-        url,
-        headers: request::headers(config),
-        body: body.to_string().into_bytes(),
-        timeout_ms: Some(ADMIN_TIMEOUT_MS),
-    }
+    http::json_request(method, &url, &request::headers(config), body, Some(ADMIN_TIMEOUT_MS))
 }
 
 fn send_for_cache(env: &dyn Env, request: &Request) -> Result<LiveCache, StrategyError> {

@@ -58,9 +58,7 @@ impl Config {
 
     /// Validates a configuration value.
     pub fn from_value(value: &Value) -> Result<Config, StrategyError> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| invalid(DEFAULTS.plugin, format!("expected a JSON object, got {}", json_kind(value))))?;
+        let obj = provider_config::object(value, DEFAULTS.plugin)?;
         let mut common = CommonConfig::from_object(obj, DEFAULTS, &["cache"])?;
         common.model = bare_model(&common.model).to_owned();
         let cache = match obj.get("cache").filter(|v| !v.is_null()) {

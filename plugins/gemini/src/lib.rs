@@ -33,19 +33,16 @@ pub mod response;
 
 use batchllm_plugin_sdk::http::{HttpError, Request, Response};
 use batchllm_plugin_sdk::{
-    Attempt, Guest, Item, StateChange, StateEntry, StrategyError, Success, classify, http, log, run_state, time,
+    Attempt, ConfigCell, Guest, Item, StateChange, StateEntry, StrategyError, Success, classify, http, log, run_state,
+    time,
 };
 use config::Config;
-use std::sync::OnceLock;
 
 /// The configuration, parsed once per instance (the same for the whole run).
-static CONFIG: OnceLock<Result<Config, StrategyError>> = OnceLock::new();
+static CONFIG: ConfigCell<Config> = ConfigCell::new();
 
 fn config() -> Result<&'static Config, StrategyError> {
-    CONFIG
-        .get_or_init(|| batchllm_plugin_sdk::try_config().and_then(|v| Config::from_value(&v)))
-        .as_ref()
-        .map_err(Clone::clone)
+    CONFIG.get_or_parse(Config::from_value)
 }
 
 /// [`cache::Env`] backed by the host imports.
@@ -82,7 +79,7 @@ impl Guest for Gemini {
             let live = cache::create(&HostEnv, &parsed, settings)?;
             log::info(format!("created context cache {} (expires {})", live.name, live.expire_time));
         }
-        let _ = CONFIG.set(Ok(parsed));
+        CONFIG.set(parsed);
         Ok(())
     }
 

@@ -1,10 +1,10 @@
 //! Building the `generateContent` request: URL, body and headers.
 
 use crate::config::{Config, bare_model};
-use batchllm_plugin_sdk::http::Request;
+use batchllm_plugin_sdk::http::{self, Request};
 use batchllm_plugin_sdk::serde_json::{Map, Value, json};
 use batchllm_plugin_sdk::text::json_kind;
-use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, state};
+use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, body, state};
 
 /// The API version of the default paths (a `base_url` with a path replaces it).
 pub const API_VERSION_PATH: &str = "/v1beta";
@@ -31,8 +31,7 @@ pub fn build_body(
     state: &[StateEntry],
     cached_content: Option<&str>,
 ) -> Result<(String, Map<String, Value>), StrategyError> {
-    let mut body = config.common.default_params.clone();
-    body.extend(item.params_object()?);
+    let mut body = body::merge_params(&config.common.default_params, item)?;
     state::apply_param_overrides(&mut body, state);
     let model = match body.remove("model") {
         None | Some(Value::Null) => config.common.model.clone(),
@@ -45,34 +44,9 @@ pub fn build_body(
             )));
         }
     };
-    let user = || json!({"role": "user", "parts": [{"text": item.prompt}]});
-    match body.get_mut("contents") {
-        None | Some(Value::Null) => {
-            if item.prompt.is_empty() {
-                return Err(StrategyError::client_error(format!(
-                    "item {:?} has neither a prompt nor params.contents",
-                    item.id
-                )));
-            }
-            body.insert("contents".to_owned(), Value::Array(vec![user()]));
-        }
-        Some(Value::Array(contents)) => {
-            if !item.prompt.is_empty() {
-                contents.push(user());
-            }
-        }
-        Some(other) => {
-            return Err(StrategyError::client_error(format!(
-                "item {:?}: params.contents must be an array, got {}",
-                item.id,
-                json_kind(other)
-            )));
-        }
-    }
-    if let Some(name) = cached_content
-        && body.get("cachedContent").is_none_or(Value::is_null)
-    {
-        body.insert("cachedContent".to_owned(), Value::String(name.to_owned()));
+    body::add_prompt_turn(&mut body, item, "contents", || json!({"role": "user", "parts": [{"text": item.prompt}]}))?;
+    if let Some(name) = cached_content {
+        body::set_default(&mut body, "cachedContent", name);
     }
     Ok((model, body))
 }
@@ -98,13 +72,8 @@ pub fn build_request(
 ) -> Result<Request, StrategyError> {
     check_endpoint(item.endpoint.as_deref())?;
     let (model, body) = build_body(config, item, state, cached_content)?;
-    Ok(Request {
-        method: "POST".to_owned(),
-        url: url(config, &format!("/models/{model}:generateContent")),
-        headers: headers(config),
-        body: Value::Object(body).to_string().into_bytes(),
-        timeout_ms: Some(timeout_ms),
-    })
+    let url = url(config, &format!("/models/{model}:generateContent"));
+    Ok(http::json_request("POST", &url, &headers(config), &Value::Object(body), Some(timeout_ms)))
 }
 
 #[cfg(test)]

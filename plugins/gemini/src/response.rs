@@ -1,10 +1,10 @@
 //! Translating the `generateContent` answer: successes, usage and error
 //! classes.
 
+use batchllm_plugin_sdk::body::{expect_object, invalid_answer, parse_json};
 use batchllm_plugin_sdk::classify;
 use batchllm_plugin_sdk::google_rpc;
-use batchllm_plugin_sdk::serde_json::{self, Map, Value};
-use batchllm_plugin_sdk::text::{body_text, json_kind};
+use batchllm_plugin_sdk::serde_json::{Map, Value};
 use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, usage};
 
 /// The longest excerpt of a non-JSON body quoted in an error message.
@@ -29,10 +29,8 @@ pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Resu
 ///
 /// Classes that are not retried drop any wait hint.
 pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
-    let text = body_text(body);
-    let json = serde_json::from_str::<Value>(&text).ok();
-    let mut err = classify::from_http(status, headers, &text);
-    if let Some(json) = &json {
+    classify::from_http_refined(status, headers, body, |json| {
+        let json = json?;
         let message = json.pointer("/error/message").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
         let key_invalid = google_rpc::error_reasons(json).contains(&"API_KEY_INVALID")
             || message.contains("api key not valid")
@@ -40,7 +38,7 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
         let too_large = message.contains("exceeds the maximum number of tokens")
             || message.contains("input token count")
             || message.contains("payload size exceeds");
-        let class = match google_rpc::status(json) {
+        match google_rpc::status(json) {
             Some("RESOURCE_EXHAUSTED") if google_rpc::only_per_day_quotas(json) => Some(ErrorClass::QuotaExhausted),
             Some("RESOURCE_EXHAUSTED") => Some(ErrorClass::RateLimited),
             Some("UNAVAILABLE" | "INTERNAL") => Some(ErrorClass::Overloaded),
@@ -51,16 +49,8 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
             Some("UNAUTHENTICATED" | "PERMISSION_DENIED") => Some(ErrorClass::Auth),
             Some("INVALID_ARGUMENT" | "FAILED_PRECONDITION") if too_large => Some(ErrorClass::TooLarge),
             _ => None,
-        };
-        if let Some(class) = class {
-            err.class = class;
         }
-    }
-    if !matches!(err.class, ErrorClass::RateLimited | ErrorClass::Overloaded | ErrorClass::Timeout | ErrorClass::Other)
-    {
-        err.retry_after_ms = None;
-    }
-    err
+    })
 }
 
 /// A 2xx answer: the text of the first candidate (thought parts left out),
@@ -68,15 +58,9 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
 /// a blocked prompt or a candidate without text is `invalid-response` (with
 /// the billed usage).
 pub fn parse_success(status: u16, body: &[u8]) -> Result<Success, StrategyError> {
-    let (text, json) = batchllm_plugin_sdk::body::parse_json(status, body)?;
-    let invalid = |message: String| {
-        let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
-        e.usage = usage::from_gemini(&json);
-        e
-    };
-    let Some(obj) = json.as_object() else {
-        return Err(invalid(format!("HTTP {status} response is {}, expected an object", json_kind(&json))));
-    };
+    let (text, json) = parse_json(status, body)?;
+    let invalid = |message: String| invalid_answer(status, &text, usage::from_gemini(&json), message);
+    let obj = expect_object(status, &json).map_err(invalid)?;
     let mut metadata = Map::new();
     for (from, to) in [("modelVersion", "model"), ("responseId", "id")] {
         if let Some(v) = obj.get(from).filter(|v| !v.is_null()) {

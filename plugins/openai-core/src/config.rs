@@ -1,45 +1,48 @@
-//! The plugin configuration: parsing and validation.
+//! The plugin configuration: the shared provider keys
+//! ([`CommonConfig`]) with OpenAI defaults.
 
-use batchllm_plugin_sdk::text::json_kind;
+use batchllm_plugin_sdk::provider_config::{self, CommonConfig, Defaults};
 use batchllm_plugin_sdk::{StrategyError, serde_json};
 use serde_json::{Map, Value};
+use std::ops::Deref;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 pub const DEFAULT_API_KEY_SECRET: &str = "api-key";
 
-const KNOWN_KEYS: [&str; 5] = ["base_url", "model", "api_key_secret", "default_params", "extra_headers"];
+/// The defaults of the shared keys.
+pub const DEFAULTS: Defaults = Defaults { plugin: "openai", base_url: DEFAULT_BASE_URL, model: DEFAULT_MODEL };
 
-/// The validated configuration.
+/// The validated configuration: exactly the shared keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Absolute http(s) URL without a trailing slash.
-    pub base_url: String,
-    /// Whether `base_url` has a path (e.g. `/v1`, `/api/v1`), in which case
-    /// endpoints are appended without their `/v1` prefix.
-    pub base_has_path: bool,
-    pub model: String,
-    /// The secret named in the `authorization` header; `None` sends none.
-    pub api_key_secret: Option<String>,
-    pub default_params: Map<String, Value>,
-    pub extra_headers: Vec<(String, String)>,
+    /// `base_url`, `model`, `api_key_secret`, `default_params`, `extra_headers`.
+    pub common: CommonConfig,
+}
+
+/// The fields read through the configuration itself (`config.model`), as the
+/// `openai` plugin and the strategies built on this crate read them.
+impl Deref for Config {
+    type Target = CommonConfig;
+
+    fn deref(&self) -> &CommonConfig {
+        &self.common
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            base_has_path: true,
-            model: DEFAULT_MODEL.to_owned(),
-            api_key_secret: Some(DEFAULT_API_KEY_SECRET.to_owned()),
-            default_params: Map::new(),
-            extra_headers: Vec::new(),
+            common: CommonConfig {
+                base_url: DEFAULT_BASE_URL.to_owned(),
+                base_has_path: true,
+                model: DEFAULT_MODEL.to_owned(),
+                api_key_secret: Some(DEFAULT_API_KEY_SECRET.to_owned()),
+                default_params: Map::new(),
+                extra_headers: Vec::new(),
+            },
         }
     }
-}
-
-fn invalid(message: impl std::fmt::Display) -> StrategyError {
-    StrategyError::client_error(format!("invalid openai plugin configuration: {message}"))
 }
 
 impl Config {
@@ -50,89 +53,15 @@ impl Config {
         Self::from_value(&value)
     }
 
+    /// Validates a configuration value; unknown keys are an error naming the key.
     pub fn from_value(value: &Value) -> Result<Config, StrategyError> {
-        let Some(obj) = value.as_object() else {
-            return Err(invalid(format_args!("expected a JSON object, got {}", json_kind(value))));
-        };
-        if let Some(key) = obj.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            return Err(invalid(format_args!("unknown key {key:?} (known keys: {})", KNOWN_KEYS.join(", "))));
-        }
-        let mut config = Config::default();
-
-        if let Some(v) = obj.get("base_url").filter(|v| !v.is_null()) {
-            let url =
-                v.as_str().ok_or_else(|| invalid(format_args!("base_url must be a string, got {}", json_kind(v))))?;
-            let (base, has_path) = validate_base_url(url).map_err(invalid)?;
-            config.base_url = base;
-            config.base_has_path = has_path;
-        }
-
-        if let Some(v) = obj.get("model").filter(|v| !v.is_null()) {
-            match v.as_str() {
-                Some(m) if !m.trim().is_empty() => config.model = m.to_owned(),
-                _ => return Err(invalid("model must be a non-empty string")),
-            }
-        }
-
-        if let Some(v) = obj.get("api_key_secret") {
-            config.api_key_secret = match v {
-                Value::Null => None,
-                Value::String(s) if s.is_empty() => None,
-                Value::String(s) => {
-                    if s.chars().any(|c| c.is_whitespace() || c == '{' || c == '}') {
-                        return Err(invalid(format_args!(
-                            "api_key_secret {s:?} must not contain whitespace or braces"
-                        )));
-                    }
-                    Some(s.clone())
-                }
-                other => {
-                    return Err(invalid(format_args!(
-                        "api_key_secret must be a string or null, got {}",
-                        json_kind(other)
-                    )));
-                }
-            };
-        }
-
-        if let Some(v) = obj.get("default_params").filter(|v| !v.is_null()) {
-            config.default_params = v
-                .as_object()
-                .ok_or_else(|| invalid(format_args!("default_params must be an object, got {}", json_kind(v))))?
-                .clone();
-        }
-
-        if let Some(v) = obj.get("extra_headers").filter(|v| !v.is_null()) {
-            let headers = v
-                .as_object()
-                .ok_or_else(|| invalid(format_args!("extra_headers must be an object, got {}", json_kind(v))))?;
-            for (name, value) in headers {
-                if !is_header_name(name) {
-                    return Err(invalid(format_args!("extra_headers: {name:?} is not a valid header name")));
-                }
-                let Some(value) = value.as_str() else {
-                    return Err(invalid(format_args!(
-                        "extra_headers.{name} must be a string, got {}",
-                        json_kind(value)
-                    )));
-                };
-                if value.contains(['\r', '\n']) {
-                    return Err(invalid(format_args!("extra_headers.{name} must not contain line breaks")));
-                }
-                config.extra_headers.push((name.clone(), value.to_owned()));
-            }
-        }
-        Ok(config)
+        let obj = provider_config::object(value, DEFAULTS.plugin)?;
+        Ok(Config { common: CommonConfig::from_object(obj, DEFAULTS, &[])? })
     }
 }
 
 /// Shared with the other provider strategies.
 pub use batchllm_plugin_sdk::provider_config::validate_base_url;
-
-/// An RFC 9110 token.
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
 
 #[cfg(test)]
 mod tests {

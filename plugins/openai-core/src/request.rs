@@ -1,12 +1,9 @@
 //! Building the provider request: endpoint, URL, body and headers.
 
 use crate::config::Config;
-use batchllm_plugin_sdk::http::Request;
-use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, secret_placeholder, serde_json};
+use batchllm_plugin_sdk::http::{self, Request};
+use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, body, serde_json, state};
 use serde_json::{Map, Value};
-
-/// Retry-state keys with this prefix override a top-level body field.
-pub const PARAM_OVERRIDE_PREFIX: &str = "param.";
 
 /// The endpoints this strategy speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +48,7 @@ impl Endpoint {
 /// appended without its `/v1` (as the OpenAI SDKs do); a bare origin
 /// (`http://h:1`) gets the full `/v1/...` path.
 pub fn join_url(config: &Config, endpoint: Endpoint) -> String {
-    let path = endpoint.path();
-    if config.base_has_path {
-        let rest = path.strip_prefix("/v1").unwrap_or(path);
-        format!("{}{rest}", config.base_url)
-    } else {
-        format!("{}{path}", config.base_url)
-    }
+    config.common.url(endpoint.path())
 }
 
 /// The request body for `item`: `default_params`, then the item's params
@@ -74,14 +65,11 @@ pub fn build_body(
     endpoint: Endpoint,
     state: &[StateEntry],
 ) -> Result<Map<String, Value>, StrategyError> {
-    let mut body = config.default_params.clone();
-    body.extend(item.params_object()?);
-    if body.get("model").is_none_or(Value::is_null) {
-        body.insert("model".to_owned(), Value::String(config.model.clone()));
-    }
+    let mut body = body::merge_params(&config.common.default_params, item)?;
+    body::set_default(&mut body, "model", config.common.model.as_str());
     match endpoint {
         Endpoint::ChatCompletions => {
-            batchllm_plugin_sdk::body::add_prompt_message(&mut body, item)?;
+            body::add_prompt_message(&mut body, item)?;
         }
         Endpoint::Embeddings => {
             if body.get("input").is_none_or(Value::is_null) {
@@ -95,45 +83,16 @@ pub fn build_body(
             }
         }
     }
-    apply_overrides(&mut body, state);
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(StrategyError::client_error(format!(
-            "item {:?}: streaming (stream: true) is not supported; the strategy needs the whole response",
-            item.id
-        )));
-    }
+    state::apply_param_overrides(&mut body, state);
+    body::reject_streaming(&body, item)?;
     Ok(body)
-}
-
-/// Applies every `param.<field>` retry-state entry: the top-level body field
-/// `<field>` is set to the entry's value parsed as JSON, or to the value as a
-/// string when it is not valid JSON.
-pub fn apply_overrides(body: &mut Map<String, Value>, state: &[StateEntry]) {
-    for (key, value) in state {
-        let Some(field) = key.strip_prefix(PARAM_OVERRIDE_PREFIX) else {
-            continue;
-        };
-        if field.is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
-        body.insert(field.to_owned(), parsed);
-    }
 }
 
 /// The request headers: `content-type`, `authorization` with the secret
 /// placeholder (unless disabled), then `extra_headers`, which replace a
 /// header of the same name.
 pub fn headers(config: &Config) -> Vec<(String, String)> {
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(secret) = &config.api_key_secret {
-        headers.push(("authorization".to_owned(), format!("Bearer {}", secret_placeholder(secret))));
-    }
-    for (name, value) in &config.extra_headers {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        headers.push((name.clone(), value.clone()));
-    }
-    headers
+    config.common.headers("authorization", "Bearer ", &[])
 }
 
 /// The complete request for one attempt.
@@ -144,15 +103,8 @@ pub fn build_request(
     timeout_ms: u64,
 ) -> Result<(Endpoint, Request), StrategyError> {
     let endpoint = Endpoint::resolve(item.endpoint.as_deref())?;
-    let body = build_body(config, item, endpoint, state)?;
-    let request = Request {
-        method: "POST".to_owned(),
-        url: join_url(config, endpoint),
-        headers: headers(config),
-        body: Value::Object(body).to_string().into_bytes(),
-        timeout_ms: Some(timeout_ms),
-    };
-    Ok((endpoint, request))
+    let body = Value::Object(build_body(config, item, endpoint, state)?);
+    Ok((endpoint, http::json_request("POST", &join_url(config, endpoint), &headers(config), &body, Some(timeout_ms))))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Translating the provider's answer: successes and OpenAI error refinements.
 
 use crate::request::Endpoint;
+use batchllm_plugin_sdk::body::{expect_object, invalid_answer, parse_json};
 use batchllm_plugin_sdk::classify::{self, MAX_MESSAGE_BYTES};
-use batchllm_plugin_sdk::text::{body_text, excerpt, json_kind};
+use batchllm_plugin_sdk::text::excerpt;
 use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, serde_json, usage};
 use serde_json::{Map, Value};
 
@@ -25,9 +26,7 @@ pub fn interpret(
 
 /// A non-2xx answer: [`classify::from_http`] plus OpenAI refinements.
 pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
-    let text = body_text(body);
-    let json = serde_json::from_str::<Value>(&text).ok();
-    refine(classify::from_http(status, headers, &text), status, json.as_ref())
+    classify::from_http_with(status, headers, body, |err, json| refine(err, status, json))
 }
 
 /// OpenAI-specific classes, from the body's `error.code` / `error.type` /
@@ -40,7 +39,9 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
 /// - 400 with code `context_length_exceeded`, llama.cpp's
 ///   `exceed_context_size_error`, or a "maximum context length" message
 ///   (vLLM) → `too-large`.
-pub fn refine(mut err: StrategyError, status: u16, json: Option<&Value>) -> StrategyError {
+///
+/// Without one of these the error is left as it is, wait hint included.
+pub fn refine(err: StrategyError, status: u16, json: Option<&Value>) -> StrategyError {
     // OpenAI nests the details under `error`; vLLM puts them at the top.
     let error = json.and_then(|j| j.get("error")).filter(|e| e.is_object());
     let field = |name: &str| error.or(json).and_then(|e| e.get(name)).and_then(Value::as_str).unwrap_or("");
@@ -52,22 +53,15 @@ pub fn refine(mut err: StrategyError, status: u16, json: Option<&Value>) -> Stra
             || is("exceed_context_size_error")
             || message.to_ascii_lowercase().contains("maximum context length"));
     let class = if is("insufficient_quota") || is("billing_hard_limit_reached") || status == 402 {
-        Some(ErrorClass::QuotaExhausted)
+        ErrorClass::QuotaExhausted
     } else if is("invalid_api_key") {
-        Some(ErrorClass::Auth)
+        ErrorClass::Auth
     } else if over_tpm || over_context {
-        Some(ErrorClass::TooLarge)
+        ErrorClass::TooLarge
     } else {
-        None
+        return err;
     };
-    if let Some(class) = class {
-        err.class = class;
-        if !matches!(class, ErrorClass::RateLimited) {
-            // Not retried, so a wait would only mislead.
-            err.retry_after_ms = None;
-        }
-    }
-    err
+    err.reclassified(class)
 }
 
 /// A 2xx answer: the output, usage, raw body and metadata; an unusable
@@ -78,15 +72,9 @@ pub fn parse_success(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Success, StrategyError> {
-    let (text, json) = batchllm_plugin_sdk::body::parse_json(status, body)?;
-    let invalid = |message: String| {
-        let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text.as_str());
-        e.usage = usage::from_openai(&json);
-        e
-    };
-    let Some(obj) = json.as_object() else {
-        return Err(invalid(format!("HTTP {status} response is {}, expected an object", json_kind(&json))));
-    };
+    let (text, json) = parse_json(status, body)?;
+    let invalid = |message: String| invalid_answer(status, &text, usage::from_openai(&json), message);
+    let obj = expect_object(status, &json).map_err(invalid)?;
     let payload_key = match endpoint {
         Endpoint::ChatCompletions => "choices",
         Endpoint::Embeddings => "data",
@@ -172,9 +160,8 @@ fn embedded_error(status: u16, headers: &[(String, String)], text: &str, json: &
         Some(code) => refine(classify::from_http(code, headers, text), code, Some(json)),
         None => refine(StrategyError::new(ErrorClass::Other, String::new()), status, Some(json)),
     };
-    let message = classify::provider_message(Some(json), text).unwrap_or_default();
     StrategyError {
-        message: format!("HTTP {status} response carries an error: {message}"),
+        message: classify::embedded_error_message(status, json, text),
         http_status: Some(status),
         response_body: Some(text.to_owned()),
         ..base

@@ -3,7 +3,8 @@
 //! The host's retry policy is keyed on the [`ErrorClass`]; a strategy's job is
 //! to classify honestly, never to decide on retries. [`from_http`] covers what
 //! every HTTP API shares; a plugin refines its result with provider knowledge
-//! (for example OpenAI's `insufficient_quota` → `quota-exhausted`).
+//! (for example OpenAI's `insufficient_quota` → `quota-exhausted`) through
+//! [`from_http_refined`] (or [`from_http_with`] for a rule of its own).
 //!
 //! | status | class |
 //! | --- | --- |
@@ -52,9 +53,15 @@ pub fn class_for_status(status: u16) -> ErrorClass {
 /// - `response_body`: the body when it is JSON.
 pub fn from_http(status: u16, headers: &[(String, String)], body: &str) -> StrategyError {
     let json = serde_json::from_str::<Value>(body).ok();
+    from_http_parsed(status, headers, body, json.as_ref())
+}
+
+/// [`from_http`] for a body already parsed (`json` is `body` as JSON, `None`
+/// when it is not JSON).
+fn from_http_parsed(status: u16, headers: &[(String, String)], body: &str, json: Option<&Value>) -> StrategyError {
     let reason = reason_phrase(status);
     let head = if reason.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status} {reason}") };
-    let message = match provider_message(json.as_ref(), body) {
+    let message = match provider_message(json, body) {
         Some(m) => format!("{head}: {m}"),
         None => head,
     };
@@ -62,7 +69,7 @@ pub fn from_http(status: u16, headers: &[(String, String)], body: &str) -> Strat
     err.retry_after_ms = header(headers, "retry-after-ms")
         .and_then(parse_retry_after_ms_header)
         .or_else(|| header(headers, "retry-after").and_then(parse_retry_after_header))
-        .or_else(|| json.as_ref().and_then(retry_info_delay_ms))
+        .or_else(|| json.and_then(retry_info_delay_ms))
         .or_else(|| (status == 429).then(|| parse_try_again_in(body)).flatten());
     if json.is_some() {
         err.response_body = Some(body.to_owned());
@@ -73,6 +80,62 @@ pub fn from_http(status: u16, headers: &[(String, String)], body: &str) -> Strat
 /// [`from_http`] for a body given as bytes (invalid UTF-8 replaced).
 pub fn from_http_bytes(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
     from_http(status, headers, &body_text(body))
+}
+
+/// Classifies a provider's non-2xx answer by the status ([`from_http`]),
+/// then by what only the provider's error body says.
+///
+/// `refine` gets the body parsed as JSON (`None` when it is not JSON) and
+/// returns the provider's class for it, or `None` to keep the status's. The
+/// class is then settled with [`StrategyError::reclassified`]: one the host
+/// does not retry drops the wait hint, whether or not `refine` chose it (a
+/// 400 with a `retry-after` header is still not worth waiting for).
+///
+/// ```
+/// use batchllm_plugin_sdk::{ErrorClass, classify};
+///
+/// let body = br#"{"error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
+/// let e = classify::from_http_refined(400, &[], body, |json| {
+///     let kind = json?.pointer("/error/type")?.as_str()?;
+///     (kind == "overloaded_error").then_some(ErrorClass::Overloaded)
+/// });
+/// assert_eq!((e.class, e.http_status), (ErrorClass::Overloaded, Some(400)));
+/// assert_eq!(e.message, "HTTP 400 Bad Request: Overloaded");
+/// ```
+pub fn from_http_refined(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    refine: impl FnOnce(Option<&Value>) -> Option<ErrorClass>,
+) -> StrategyError {
+    from_http_with(status, headers, body, |err, json| {
+        let class = refine(json).unwrap_or(err.class);
+        err.reclassified(class)
+    })
+}
+
+/// [`from_http`] on a body given as bytes, then `refine` on the result and
+/// the body parsed as JSON (`None` when it is not JSON); the body is decoded
+/// and parsed once. For a plugin whose refinement is more than a class (see
+/// [`from_http_refined`] for the usual one).
+pub fn from_http_with(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    refine: impl FnOnce(StrategyError, Option<&Value>) -> StrategyError,
+) -> StrategyError {
+    let text = body_text(body);
+    let json = serde_json::from_str::<Value>(&text).ok();
+    refine(from_http_parsed(status, headers, &text, json.as_ref()), json.as_ref())
+}
+
+/// The message of an error a provider sent inside a 2xx answer (`{"error":
+/// ...}` in place of a result): `HTTP <status> response carries an error:
+/// <provider message>`, the provider message as [`provider_message`] reads
+/// it from `json` (the answer's `text` parsed).
+pub fn embedded_error_message(status: u16, json: &Value, text: &str) -> String {
+    let detail = provider_message(Some(json), text).unwrap_or_default();
+    format!("HTTP {status} response carries an error: {detail}")
 }
 
 /// Classifies a request that produced no response.
@@ -368,6 +431,55 @@ mod tests {
         let long = "x".repeat(5000);
         let e = from_http(500, &[], &long);
         assert!(e.message.len() < 1100);
+    }
+
+    #[test]
+    fn refined_classes_settle_the_wait_hint() {
+        let retry = h(&[("retry-after", "3")]);
+        let body = br#"{"error":{"type":"billing_error","message":"pay up"}}"#;
+        // The status's class when `refine` has none: 503 keeps the hint, 400 drops it.
+        let e = from_http_refined(503, &retry, body, |_| None);
+        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::Overloaded, Some(3000)));
+        let e = from_http_refined(400, &retry, body, |_| None);
+        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::ClientError, None));
+        // A refined class: retried ones keep the hint, the others drop it.
+        let e = from_http_refined(400, &retry, body, |json| {
+            assert_eq!(json.and_then(|j| j.pointer("/error/type")), Some(&Value::from("billing_error")));
+            Some(ErrorClass::Overloaded)
+        });
+        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::Overloaded, Some(3000)));
+        let e = from_http_refined(429, &retry, body, |_| Some(ErrorClass::QuotaExhausted));
+        assert_eq!((e.class, e.retry_after_ms, e.http_status), (ErrorClass::QuotaExhausted, None, Some(429)));
+        assert_eq!(e.message, "HTTP 429 Too Many Requests: pay up");
+        assert_eq!(e.response_body.as_deref(), Some(std::str::from_utf8(body).unwrap()));
+        // A body that is not JSON reaches `refine` as `None`.
+        let e = from_http_refined(502, &[], b"<html>", |json| {
+            assert!(json.is_none());
+            None
+        });
+        assert_eq!((e.class, e.response_body), (ErrorClass::Overloaded, None));
+    }
+
+    #[test]
+    fn from_http_with_hands_over_the_base_error_and_json() {
+        let e = from_http_with(418, &[], b"\xff{}", |err, json| {
+            assert!(json.is_none());
+            assert_eq!(err, from_http(418, &[], "\u{fffd}{}"));
+            err.with_class(ErrorClass::Auth)
+        });
+        assert_eq!((e.class, e.http_status), (ErrorClass::Auth, Some(418)));
+        assert_eq!(from_http_with(404, &[], b"{}", |err, _| err), from_http(404, &[], "{}"));
+    }
+
+    #[test]
+    fn embedded_errors_name_the_status_and_the_provider_message() {
+        let text = r#"{"error":{"code":502,"message":"Provider returned error"}}"#;
+        let json: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            embedded_error_message(200, &json, text),
+            "HTTP 200 response carries an error: Provider returned error"
+        );
+        assert_eq!(embedded_error_message(200, &Value::from(""), ""), "HTTP 200 response carries an error: ");
     }
 
     #[test]

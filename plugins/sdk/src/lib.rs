@@ -30,9 +30,13 @@
 //!   [`Item`], [`Attempt`], [`Success`], [`StrategyError`], [`ErrorClass`], ...)
 //!   and raw under [`bindings`];
 //! - [`log`]: logging through the host's `tracing`;
-//! - [`config()`] / [`try_config()`]: the plugin configuration as a `serde_json::Value`;
+//! - [`config()`] / [`try_config()`]: the plugin configuration as a `serde_json::Value`,
+//!   and [`ConfigCell`] to keep it parsed for the life of an instance;
 //! - [`http`]: outbound HTTP through the host (egress policy, secrets);
-//! - [`classify`]: provider-agnostic classification of HTTP failures;
+//! - [`classify`]: provider-agnostic classification of HTTP failures, and
+//!   [`classify::from_http_refined`] to refine it with a provider's error body;
+//! - [`body`]: the steps of building a request body (`default_params`, the
+//!   prompt, defaults, streaming) and of reading a 2xx answer;
 //! - [`usage`]: token usage from provider responses (OpenAI, Anthropic, Gemini);
 //! - [`google_rpc`]: Google API error details (`RetryInfo`, `QuotaFailure`);
 //! - [`provider_config`]: the configuration keys HTTP provider plugins share;
@@ -95,6 +99,7 @@ pub use bindings::batchllm::strategy::types::{
 };
 
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 /// The placeholder a plugin writes into a header value instead of a secret.
 ///
@@ -140,6 +145,55 @@ pub fn parse_config(text: &str) -> Result<Value, StrategyError> {
             text::json_kind(&other)
         ))),
         Err(e) => Err(StrategyError::client_error(format!("plugin configuration is not valid JSON: {e}"))),
+    }
+}
+
+/// A plugin's parsed configuration, kept for the life of the instance.
+///
+/// `prepare` runs once per run, in one instance, but every instance serves
+/// `execute`, so each must be able to parse the configuration itself.
+/// [`ConfigCell::get_or_parse`] returns what `prepare` [`set`](Self::set),
+/// or parses [`try_config`] on first use and keeps the result; a failure is
+/// kept too, so a bad configuration costs one parse and gives the same error
+/// on every call.
+///
+/// ```
+/// use batchllm_plugin_sdk::{ConfigCell, StrategyError, serde_json::Value};
+///
+/// static CONFIG: ConfigCell<String> = ConfigCell::new();
+///
+/// fn parse(value: &Value) -> Result<String, StrategyError> {
+///     Ok(value["model"].as_str().unwrap_or("default").to_owned())
+/// }
+///
+/// CONFIG.set(parse(&batchllm_plugin_sdk::serde_json::json!({"model": "m"}))?); // in `prepare`
+/// assert_eq!(CONFIG.get_or_parse(parse)?, "m"); // in `execute`: no host call
+/// # Ok::<(), StrategyError>(())
+/// ```
+pub struct ConfigCell<T>(OnceLock<Result<T, StrategyError>>);
+
+impl<T> ConfigCell<T> {
+    /// An empty cell, for a `static`.
+    pub const fn new() -> Self {
+        ConfigCell(OnceLock::new())
+    }
+
+    /// Keeps `config` (parsed in `prepare`); does nothing when the cell
+    /// already holds one.
+    pub fn set(&self, config: T) {
+        let _ = self.0.set(Ok(config));
+    }
+
+    /// The kept configuration, or, on first use, the host's configuration
+    /// ([`try_config`]) passed through `parse`, success or failure.
+    pub fn get_or_parse(&self, parse: impl FnOnce(&Value) -> Result<T, StrategyError>) -> Result<&T, StrategyError> {
+        self.0.get_or_init(|| try_config().and_then(|v| parse(&v))).as_ref().map_err(Clone::clone)
+    }
+}
+
+impl<T> Default for ConfigCell<T> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -194,6 +248,17 @@ impl StrategyError {
     /// Replaces the class, keeping every other field.
     pub fn with_class(mut self, class: ErrorClass) -> Self {
         self.class = class;
+        self
+    }
+
+    /// Settles the class: sets `class` and, when the host does not retry it
+    /// ([`ErrorClass::is_retryable`]), drops `retry_after_ms`, because a wait
+    /// hint on an error that is never retried would only mislead.
+    pub fn reclassified(mut self, class: ErrorClass) -> Self {
+        self.class = class;
+        if !class.is_retryable() {
+            self.retry_after_ms = None;
+        }
         self
     }
 }
@@ -251,6 +316,14 @@ impl ErrorClass {
             ErrorClass::TooLarge => "too-large",
             ErrorClass::Other => "other",
         }
+    }
+
+    /// Whether the host may make another attempt after an error of this
+    /// class: every class but `client-error`, `auth`, `quota-exhausted` and
+    /// `too-large`, which no retry can cure (the host's retry policy, which
+    /// is the one that decides).
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, ErrorClass::ClientError | ErrorClass::Auth | ErrorClass::QuotaExhausted | ErrorClass::TooLarge)
     }
 
     /// Parses a WIT (kebab-case) class name, e.g. `"client-error"`.
@@ -346,6 +419,30 @@ mod tests {
             assert_eq!(ErrorClass::from_name(class.as_str()), Some(class));
         }
         assert_eq!(ErrorClass::from_name("RateLimited"), None);
+    }
+
+    #[test]
+    fn retryable_classes_and_reclassification() {
+        use ErrorClass::*;
+        for class in [RateLimited, Overloaded, Timeout, Network, InvalidResponse, Other] {
+            assert!(class.is_retryable(), "{}", class.as_str());
+            let e = StrategyError::new(ClientError, "m").with_retry_after_ms(5).reclassified(class);
+            assert_eq!((e.class, e.retry_after_ms), (class, Some(5)));
+        }
+        for class in [ClientError, Auth, QuotaExhausted, TooLarge] {
+            assert!(!class.is_retryable(), "{}", class.as_str());
+            let e =
+                StrategyError::new(RateLimited, "m").with_http_status(429).with_retry_after_ms(5).reclassified(class);
+            assert_eq!((e.class, e.retry_after_ms, e.http_status), (class, None, Some(429)));
+        }
+    }
+
+    #[test]
+    fn config_cell_keeps_what_prepare_set() {
+        let cell = ConfigCell::new();
+        cell.set(1);
+        cell.set(2);
+        assert_eq!(cell.get_or_parse(|_| unreachable!("parsed again")), Ok(&1));
     }
 
     #[test]

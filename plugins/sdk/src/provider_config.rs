@@ -118,6 +118,13 @@ impl CommonConfig {
     }
 }
 
+/// The configuration document as an object, the shape every plugin's
+/// configuration has; anything else is an `invalid <plugin> plugin
+/// configuration: expected a JSON object, got …` client error.
+pub fn object<'a>(value: &'a Value, plugin: &str) -> Result<&'a Map<String, Value>, StrategyError> {
+    value.as_object().ok_or_else(|| invalid(plugin, format!("expected a JSON object, got {}", json_kind(value))))
+}
+
 /// A `client-error` for a bad configuration of `plugin`.
 pub fn invalid(plugin: &str, message: impl std::fmt::Display) -> StrategyError {
     StrategyError::client_error(format!("invalid {plugin} plugin configuration: {message}"))
@@ -265,6 +272,14 @@ mod tests {
         );
         let none = parse(json!({"api_key_secret": ""})).unwrap();
         assert_eq!(none.headers("authorization", "Bearer ", &[]).len(), 1);
+    }
+
+    #[test]
+    fn configurations_are_objects() {
+        assert_eq!(object(&json!({"a": 1}), "demo").unwrap().len(), 1);
+        let e = object(&json!([1]), "demo").unwrap_err();
+        assert_eq!(e.class, ErrorClass::ClientError);
+        assert_eq!(e.message, "invalid demo plugin configuration: expected a JSON object, got an array");
     }
 
     #[test]

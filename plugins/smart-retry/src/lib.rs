@@ -21,12 +21,10 @@
 //! (1.0), `escalate_after` (2), `escalate_to` (no escalation if absent) and
 //! `required_fields` (a list of top-level fields the JSON answer must have).
 
-use std::sync::OnceLock;
-
 use batchllm_plugin_openai_core::config::Config;
 use batchllm_plugin_sdk::serde_json::{Map, Value};
 use batchllm_plugin_sdk::{
-    Attempt, ErrorClass, Guest, Item, StateChange, StateEntry, StrategyError, Success, log, state,
+    Attempt, ConfigCell, ErrorClass, Guest, Item, StateChange, StateEntry, StrategyError, Success, log, state,
 };
 
 /// Retry-state key counting this item's validation failures.
@@ -109,10 +107,10 @@ fn parse(config: &Value) -> Result<(Config, Policy), StrategyError> {
     Ok((Config::from_value(&Value::Object(obj))?, policy))
 }
 
-static SETTINGS: OnceLock<Result<(Config, Policy), StrategyError>> = OnceLock::new();
+static SETTINGS: ConfigCell<(Config, Policy)> = ConfigCell::new();
 
 fn settings() -> Result<&'static (Config, Policy), StrategyError> {
-    SETTINGS.get_or_init(|| batchllm_plugin_sdk::try_config().and_then(|v| parse(&v))).as_ref().map_err(Clone::clone)
+    SETTINGS.get_or_parse(parse)
 }
 
 /// The JSON document in `output`, accepting a Markdown code fence around it.
@@ -193,7 +191,7 @@ impl Guest for SmartRetry {
     fn prepare(config: String) -> Result<(), StrategyError> {
         let parsed = parse(&batchllm_plugin_sdk::parse_config(&config)?)?;
         log::info(format!("smart-retry strategy: {:?}", parsed.1));
-        let _ = SETTINGS.set(Ok(parsed));
+        SETTINGS.set(parsed);
         Ok(())
     }
 
