@@ -28,20 +28,50 @@ impl Usage {
 
 /// Spawns `command`, waits for it on a blocking thread (so the async mock
 /// provider in this process keeps serving it) and returns its usage.
+///
+/// Peak memory is read from the child's own `/proc/<pid>/status` (`VmHWM`)
+/// while it runs, not from `wait4`'s `ru_maxrss`: Linux carries the
+/// parent's resident size at spawn time into the child's `ru_maxrss`, and
+/// this process (the mock, the job files) is larger than a small run.
 pub async fn measure(mut command: Command) -> anyhow::Result<Usage> {
     let program = command.get_program().to_string_lossy().into_owned();
     let started = Instant::now();
     let child = command.spawn().with_context(|| format!("cannot start {program}"))?;
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     // `wait4` reaps the child here; the `Child` handle is never waited on.
-    let (status, rusage) = tokio::task::spawn_blocking(move || wait4(pid)).await??;
+    let (status, rusage, peak_kib) = tokio::task::spawn_blocking(move || watch(pid)).await??;
     let wall = started.elapsed();
     let cpu = timeval(rusage.ru_utime) + timeval(rusage.ru_stime);
-    // Linux reports ru_maxrss in KiB.
-    let peak_rss_bytes = u64::try_from(rusage.ru_maxrss).unwrap_or(0) * 1024;
     let exit_code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     drop(child);
-    Ok(Usage { wall, cpu, peak_rss_bytes, exit_code })
+    Ok(Usage { wall, cpu, peak_rss_bytes: peak_kib * 1024, exit_code })
+}
+
+/// How often a running child's peak RSS is sampled. `VmHWM` only grows, so
+/// the last sample misses at most what the child added in its final
+/// interval.
+const SAMPLE: Duration = Duration::from_millis(10);
+
+/// Waits for `pid` to exit, sampling its `VmHWM` meanwhile; returns the wait
+/// status, its rusage and the highest `VmHWM` seen, in KiB.
+fn watch(pid: libc::pid_t) -> anyhow::Result<(libc::c_int, libc::rusage, u64)> {
+    let mut peak_kib = 0;
+    loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some((status, rusage)) = wait4(pid, libc::WNOHANG)? {
+            return Ok((status, rusage, peak_kib));
+        }
+        std::thread::sleep(SAMPLE);
+    }
+}
+
+/// The `VmHWM` line of `/proc/<pid>/status`, if the process still has memory.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time (user + sys) this process has used so far: in the benchmark,
@@ -56,16 +86,20 @@ pub fn own_cpu() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
-fn wait4(pid: libc::pid_t) -> anyhow::Result<(libc::c_int, libc::rusage)> {
+/// `wait4(pid, flags)`: `None` while a `WNOHANG` wait finds it running.
+fn wait4(pid: libc::pid_t, flags: libc::c_int) -> anyhow::Result<Option<(libc::c_int, libc::rusage)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain old data; zeroed is a valid value for it.
     let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: both pointers are to live, writable locals of the right
         // types for the duration of the call.
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut rusage) };
+        let rc = unsafe { libc::wait4(pid, &mut status, flags, &mut rusage) };
         if rc == pid {
-            return Ok((status, rusage));
+            return Ok(Some((status, rusage)));
+        }
+        if rc == 0 {
+            return Ok(None);
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {

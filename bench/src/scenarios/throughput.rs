@@ -35,6 +35,16 @@ pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
             row = row.target(">= 90% of ideal", achieved >= 0.9 * ideal);
         }
         rows.push(row);
+        // The plain client at the same settings: what this machine allows a
+        // client with no sandbox and no policy.
+        server.reset();
+        let plain = host::run_baseline(setup, &server, &jobs, items, concurrency).await?;
+        let plain_rate = rate(items, plain.wall);
+        rows.push(
+            Row::info("throughput", format!("baseline client, concurrency {concurrency}"), thousands(plain_rate))
+                .against(format!("{} (ideal)", thousands(ideal)), percent(plain_rate, ideal)),
+        );
+        eprintln!("throughput: baseline at concurrency {concurrency}: {plain_rate:.0}/s ({})", percent(plain_rate, ideal));
         let mut memory = Row::info(
             "memory",
             format!("peak RSS, concurrency {concurrency}"),
