@@ -2,10 +2,11 @@
 //!
 //! Every line is parsed (so a typo on line 9,000,000 is reported up front)
 //! and ids are checked for duplicates without holding the ids themselves:
-//! the check keeps an 8-byte hash and a line number per id (about 16 bytes
-//! of memory per line, instead of every id and job), and a hash seen twice
-//! is confirmed by re-reading just those lines, so a hash collision can never
-//! be reported as a duplicate.
+//! the check keeps one 8-byte hash per id (about 9-18 bytes of memory per
+//! line with the hash table's slack, instead of every id and job). A line
+//! whose hash was seen before is a suspect; suspects are confirmed by a
+//! second pass that looks only at lines with those hashes, so a hash
+//! collision is never reported as a duplicate.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -48,10 +49,10 @@ pub fn validate_file(
 ) -> Result<InputSummary, Vec<InputError>> {
     let mut errors = Vec::new();
     let mut summary = InputSummary { jobs: 0, blank_lines: 0 };
-    // Hash of each id -> the first line it was seen on.
-    let mut first_line: HashMap<u64, usize> = HashMap::new();
-    // (line, first line) pairs whose id hashes collide: duplicates to confirm.
-    let mut suspects: Vec<(usize, usize)> = Vec::new();
+    // The hash of every id seen so far.
+    let mut seen: HashSet<u64> = HashSet::new();
+    // Lines whose id hash was seen before, and that hash: duplicates to confirm.
+    let mut suspects: Vec<(usize, u64)> = Vec::new();
     let lines = read_lines(path).map_err(|e| vec![e])?;
     for entry in lines {
         let (line, text) = match entry {
@@ -67,20 +68,21 @@ pub fn validate_file(
         }
         summary.jobs += 1;
         match parse_line(&text, line) {
-            Ok(job) => match first_line.entry(id_hash(&job.id)) {
-                std::collections::hash_map::Entry::Occupied(first) => suspects.push((line, *first.get())),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(line);
+            Ok(job) => {
+                let hash = id_hash(&job.id);
+                if seen.insert(hash) {
                     errors.extend(visit(&job));
+                } else {
+                    suspects.push((line, hash));
                 }
-            },
+            }
             Err(e) => errors.push(InputError::Line { path: path.into(), line, problem: e.problem, fix: e.fix }),
         }
         if errors.len() >= max_errors {
             break;
         }
     }
-    drop(first_line);
+    drop(seen);
     if !suspects.is_empty() && errors.len() < max_errors {
         errors.extend(confirm_duplicates(path, &suspects)?.into_iter().take(max_errors - errors.len()));
     }
@@ -98,25 +100,28 @@ fn error_line(e: &InputError) -> usize {
     }
 }
 
-/// Re-reads only the suspect lines and reports the pairs whose ids are equal.
-fn confirm_duplicates(path: &Path, suspects: &[(usize, usize)]) -> Result<Vec<InputError>, Vec<InputError>> {
-    let wanted: HashSet<usize> = suspects.iter().flat_map(|&(a, b)| [a, b]).collect();
-    let mut ids: HashMap<usize, String> = HashMap::with_capacity(wanted.len());
+/// Re-reads the file, keeping only the lines whose id hash is a suspect's,
+/// and reports each suspect whose id equals that of an earlier line.
+fn confirm_duplicates(path: &Path, suspects: &[(usize, u64)]) -> Result<Vec<InputError>, Vec<InputError>> {
+    let wanted: HashSet<u64> = suspects.iter().map(|&(_, hash)| hash).collect();
+    // Per suspect hash, the (line, id) of every line with it, in file order.
+    let mut lines_by_hash: HashMap<u64, Vec<(usize, String)>> = HashMap::with_capacity(wanted.len());
     for entry in read_lines(path).map_err(|e| vec![e])? {
         let (line, text) = entry.map_err(|e| vec![e])?;
-        if wanted.contains(&line)
-            && let Ok(job) = parse_line(&text, line)
-        {
-            ids.insert(line, job.id);
+        if let Ok(job) = parse_line(&text, line) {
+            let hash = id_hash(&job.id);
+            if wanted.contains(&hash) {
+                lines_by_hash.entry(hash).or_default().push((line, job.id));
+            }
         }
     }
     Ok(suspects
         .iter()
-        .filter_map(|&(line, first)| match (ids.get(&line), ids.get(&first)) {
-            (Some(a), Some(b)) if a == b => {
-                Some(InputError::Duplicate { path: path.into(), line, first, id: a.clone() })
-            }
-            _ => None,
+        .filter_map(|&(line, hash)| {
+            let same_hash = lines_by_hash.get(&hash)?;
+            let (_, id) = same_hash.iter().find(|(l, _)| *l == line)?;
+            let (first, _) = same_hash.iter().find(|(l, other)| l < &line && other == id)?;
+            Some(InputError::Duplicate { path: path.into(), line, first: *first, id: id.clone() })
         })
         .collect())
 }
@@ -174,5 +179,19 @@ mod tests {
         let text: String = (0..20_000).map(|i| format!("{{\"id\":\"id-{i}\",\"prompt\":\"p\"}}\n")).collect();
         std::fs::write(&path, text).expect("write");
         assert_eq!(validate_file(&path, 10, |_| None).expect("valid").jobs, 20_000);
+    }
+
+    #[test]
+    fn a_hash_collision_is_confirmed_against_the_ids_and_not_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jobs.jsonl");
+        let lines = ["{\"id\":\"a\",\"prompt\":\"x\"}", "{\"id\":\"b\",\"prompt\":\"x\"}", "{\"id\":\"a\",\"prompt\":\"x\"}"];
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        // As if line 2's id ("b") had collided with the hash of "a".
+        let collided = confirm_duplicates(&path, &[(2, id_hash("a"))]).expect("readable");
+        assert!(collided.is_empty(), "{collided:?}");
+        // Line 3 really repeats line 1.
+        let real = confirm_duplicates(&path, &[(3, id_hash("a"))]).expect("readable");
+        assert!(matches!(&real[..], [InputError::Duplicate { line: 3, first: 1, .. }]), "{real:?}");
     }
 }
