@@ -104,17 +104,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let chosen: Vec<Scenario> = if cli.scenarios.is_empty() { all.to_vec() } else { cli.scenarios.clone() };
     warm_up(&setup).await?;
     let mut rows = Vec::new();
+    let mut plugin_table = None;
     for scenario in chosen {
         let more = match scenario {
             Scenario::Throughput => scenarios::throughput::run(&setup, &options).await,
             Scenario::Cpu => scenarios::cpu::run(&setup, &options).await,
             Scenario::Memory => scenarios::memory::run(&setup, &options).await,
-            Scenario::Plugins => scenarios::plugins::run(&setup, &options).await,
+            Scenario::Plugins => scenarios::plugins::run(&setup, &options).await.map(|(rows, table)| {
+                plugin_table = Some(table);
+                rows
+            }),
             Scenario::Quota => scenarios::quota::run(&setup, &options).await,
         };
         rows.extend(more.with_context(|| format!("scenario {scenario:?}"))?);
     }
     println!("{}", report::markdown(&rows));
+    if let Some(table) = &plugin_table {
+        println!("Plugin costs (in process, through the host's sandbox):\n\n{table}");
+    }
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
             .with_context(|| format!("cannot write {}", path.display()))?;

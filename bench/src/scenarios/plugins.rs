@@ -72,23 +72,30 @@ struct Costs {
     execute: Option<(Duration, Duration)>,
 }
 
-pub async fn run(_setup: &crate::host::Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
+/// The plugin scenario's rows (its targets) and its own table: one line per
+/// plugin with every cost.
+pub async fn run(_setup: &crate::host::Setup, options: &Options) -> anyhow::Result<(Vec<Row>, String)> {
     let server = mock(|_| {}).await?;
     let client = reqwest::Client::builder().no_proxy().tcp_nodelay(true).build()?;
-    let mut rows = Vec::new();
+    let mut measured = Vec::new();
+    let mut table = String::from(
+        "| Plugin | Size | Cold compile | Cached load | Instantiate | Memory per instance | Call (on-error) | execute over direct HTTP |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for (label, spec, reach) in plugins() {
         if spec.ends_with(".wasm") && !Path::new(&spec).is_file() {
             eprintln!("plugins: {label}: {spec} not built; run its build.sh (scripts/bench.sh does)");
-            rows.push(Row::info("plugins", label, format!("not built: {spec}")));
+            table.push_str(&format!("| {label} | not built: run its build.sh | | | | | | |\n"));
             continue;
         }
         let costs =
             measure(&spec, reach, &server, &client, options).await.with_context(|| format!("plugin {label}"))?;
         eprintln!("plugins: {label}: {}", summary(&costs));
-        rows.extend(costs_rows(label, &costs));
+        table.push_str(&table_line(label, &costs));
+        measured.push((label, costs));
     }
     server.shutdown().await;
-    Ok(rows)
+    Ok((target_rows(&measured), table))
 }
 
 fn summary(c: &Costs) -> String {
@@ -104,38 +111,48 @@ fn summary(c: &Costs) -> String {
     )
 }
 
-fn costs_rows(label: &'static str, c: &Costs) -> Vec<Row> {
-    let rust_openai = label.starts_with("openai (Rust)");
-    let mut cached = Row::info("plugins", format!("{label}: cached load (read + hash + load)"), duration(c.cached))
-        .against(format!("{} cold compile", duration(c.cold)), format!("{:.1}%", 100.0 * ratio(c.cached, c.cold)));
-    if rust_openai {
-        cached = cached.target("<= 50 ms", c.cached <= Duration::from_millis(50));
-    }
+fn table_line(label: &str, c: &Costs) -> String {
     let execute = match c.execute {
         Some((plugin, direct)) => {
-            let overhead = plugin.saturating_sub(direct);
-            Row::info("plugins", format!("{label}: execute overhead over direct HTTP"), duration(overhead))
-                .against(format!("{} direct", duration(direct)), format!("{} total", duration(plugin)))
+            format!("+{} ({} vs {})", duration(plugin.saturating_sub(direct)), duration(plugin), duration(direct))
         }
-        None => Row::info("plugins", format!("{label}: execute (no HTTP)"), "-"),
+        None => "not compared (no OpenAI-shaped request)".into(),
     };
-    vec![
+    format!(
+        "| {label} | {:.2} MB | {} | {} | {} | {:.1} MiB | {} | {execute} |\n",
+        c.size as f64 / 1e6,
+        duration(c.cold),
+        duration(c.cached),
+        duration(c.instantiate),
+        c.memory_per_instance,
+        duration(c.call),
+    )
+}
+
+/// The plugin targets: the Rust openai plugin loads from the cache within
+/// 50 ms, and no plugin was compiled twice for its digest.
+fn target_rows(measured: &[(&'static str, Costs)]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if let Some((label, c)) = measured.iter().find(|(label, _)| label.starts_with("openai (Rust)")) {
+        rows.push(
+            Row::info("plugins", format!("{label}: cached load (read + hash + load)"), duration(c.cached))
+                .against(
+                    format!("{} cold compile", duration(c.cold)),
+                    format!("{:.1}%", 100.0 * ratio(c.cached, c.cold)),
+                )
+                .target("<= 50 ms", c.cached <= Duration::from_millis(50)),
+        );
+    }
+    let once = measured.iter().filter(|(_, c)| c.compiled_once).count();
+    rows.push(
         Row::info(
             "plugins",
-            format!("{label}: size / instantiate / memory per instance / call"),
-            format!(
-                "{:.2} MB / {} / {:.1} MiB / {}",
-                c.size as f64 / 1e6,
-                duration(c.instantiate),
-                c.memory_per_instance,
-                duration(c.call)
-            ),
-        ),
-        cached,
-        Row::info("plugins", format!("{label}: compiled once per digest"), if c.compiled_once { "yes" } else { "no" })
-            .target("yes", c.compiled_once),
-        execute,
-    ]
+            "plugins compiled once per digest (a second load hits the cache)",
+            format!("{once} of {}", measured.len()),
+        )
+        .target("all", once == measured.len()),
+    );
+    rows
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

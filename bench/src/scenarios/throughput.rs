@@ -44,7 +44,10 @@ pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
             Row::info("throughput", format!("baseline client, concurrency {concurrency}"), thousands(plain_rate))
                 .against(format!("{} (ideal)", thousands(ideal)), percent(plain_rate, ideal)),
         );
-        eprintln!("throughput: baseline at concurrency {concurrency}: {plain_rate:.0}/s ({})", percent(plain_rate, ideal));
+        eprintln!(
+            "throughput: baseline at concurrency {concurrency}: {plain_rate:.0}/s ({})",
+            percent(plain_rate, ideal)
+        );
         let mut memory = Row::info(
             "memory",
             format!("peak RSS, concurrency {concurrency}"),
@@ -61,8 +64,12 @@ pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
         let bound = cores * 1e6 / (host_us + mock_us);
         rows.push(
-            Row::info("throughput", format!("CPU per item at concurrency {concurrency}: host + mock"), format!("{host_us:.0} + {mock_us:.0} µs"))
-                .against(format!("{} items/s: {cores} cores / that", thousands(bound)), percent(achieved, bound)),
+            Row::info(
+                "throughput",
+                format!("CPU per item at concurrency {concurrency}: host + mock"),
+                format!("{host_us:.0} + {mock_us:.0} µs"),
+            )
+            .against(format!("{} items/s: {cores} cores / that", thousands(bound)), percent(achieved, bound)),
         );
         eprintln!(
             "throughput: concurrency {concurrency}: {items} items in {:.2} s = {achieved:.0}/s ({}), {:.0} MiB peak, CPU/item: host {host_us:.0} µs, mock {mock_us:.0} µs",
