@@ -193,9 +193,26 @@ impl http::Host for HostState {
             body: request.body,
             timeout: request.timeout_ms.map(Duration::from_millis),
         };
-        let (result, exchange) = self.shared.egress.send(outbound, self.scope.deadline()).await;
+        // The exchange runs as its own task, on a worker thread's stack
+        // rather than this instance's fiber stack: with a thousand calls in
+        // flight, a thousand fiber stacks each touched deep by hyper's
+        // polling would crowd the CPU caches. Dropping the call (a timeout,
+        // a hard stop) still cancels the request.
+        let egress = self.shared.egress.clone();
+        let deadline = self.scope.deadline();
+        let mut task = AbortOnDrop(tokio::spawn(async move { egress.send(outbound, deadline).await }));
+        let (result, exchange) = (&mut task.0).await.map_err(wasmtime::Error::msg)?;
         self.scope.record(exchange);
         Ok(result.map(|r| http::Response { status: r.status, headers: r.headers, body: r.body }).map_err(to_wit_error))
+    }
+}
+
+/// A spawned task that is cancelled when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
