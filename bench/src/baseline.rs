@@ -5,7 +5,9 @@
 //! It does what any hand-written batch script must do and nothing more:
 //! read the JSONL lazily, keep `concurrency` requests in flight, build the
 //! same chat request the openai plugin builds, parse the answer, and write
-//! one result line per item, flushed per line like the host's results.
+//! one result line per item, flushed before it counts, in batches of the
+//! lines that are ready together: exactly how the host's results sink
+//! writes.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
@@ -52,11 +54,8 @@ async fn run(args: BaselineArgs) -> anyhow::Result<()> {
         .build()?;
     let url = format!("{}/chat/completions", args.base_url.trim_end_matches('/'));
     let auth = format!("Bearer {key}");
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(args.concurrency.max(1));
-    let writer = tokio::task::spawn_blocking({
-        let output = args.output.clone();
-        move || write_results(output, rx)
-    });
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(args.concurrency.max(1) * 2);
+    let writer = tokio::spawn(write_results(args.output.clone(), rx));
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let file = std::fs::File::open(&args.jobs).with_context(|| format!("cannot read {}", args.jobs.display()))?;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -102,12 +101,19 @@ async fn one(client: &reqwest::Client, url: &str, auth: &str, job: &Value) -> Ve
     line
 }
 
-fn write_results(path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> anyhow::Result<()> {
+/// Writes the lines that are ready together with one write and one flush,
+/// like the host's results sink (`host/src/run/sink.rs`).
+async fn write_results(path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> anyhow::Result<()> {
     let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::new(file);
-    while let Some(line) = rx.blocking_recv() {
-        out.write_all(&line)?;
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let lines: Vec<u8> = batch.drain(..).flatten().collect();
+        out.write_all(&lines)?;
         out.flush()?;
     }
     Ok(())
 }
+
+/// The host sink's batch size.
+const BATCH: usize = 256;

@@ -17,6 +17,9 @@ pub struct Usage {
     pub peak_rss_bytes: u64,
     /// The exit code, or `None` when a signal ended the process.
     pub exit_code: Option<i32>,
+    /// CPU this (the benchmark's) process used while the child ran: the
+    /// in-process mock provider serving it.
+    pub own_cpu: Duration,
 }
 
 impl Usage {
@@ -35,16 +38,18 @@ impl Usage {
 /// this process (the mock, the job files) is larger than a small run.
 pub async fn measure(mut command: Command) -> anyhow::Result<Usage> {
     let program = command.get_program().to_string_lossy().into_owned();
+    let own_before = own_cpu();
     let started = Instant::now();
     let child = command.spawn().with_context(|| format!("cannot start {program}"))?;
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     // `wait4` reaps the child here; the `Child` handle is never waited on.
     let (status, rusage, peak_kib) = tokio::task::spawn_blocking(move || watch(pid)).await??;
     let wall = started.elapsed();
+    let own_cpu = own_cpu().saturating_sub(own_before);
     let cpu = timeval(rusage.ru_utime) + timeval(rusage.ru_stime);
     let exit_code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     drop(child);
-    Ok(Usage { wall, cpu, peak_rss_bytes: peak_kib * 1024, exit_code })
+    Ok(Usage { wall, cpu, peak_rss_bytes: peak_kib * 1024, exit_code, own_cpu })
 }
 
 /// How often a running child's peak RSS is sampled. `VmHWM` only grows, so

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match tokio::spawn(async_main(args)).await {
             Ok(code) => code,
+            // A panic stays a panic (exit code 101), never a documented code.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => {
                 eprintln!("error: the run stopped unexpectedly: {e}");
                 ExitCode::from(exit::ABORTED)

@@ -84,7 +84,8 @@ pub fn validate_file(
     }
     drop(seen);
     if !suspects.is_empty() && errors.len() < max_errors {
-        errors.extend(confirm_duplicates(path, &suspects)?.into_iter().take(max_errors - errors.len()));
+        let confirmed = confirm_duplicates(path, &suspects, &mut visit)?;
+        errors.extend(confirmed.into_iter().take(max_errors - errors.len()));
     }
     if errors.is_empty() && summary.jobs == 0 {
         errors.push(InputError::Empty { path: path.into() });
@@ -101,29 +102,40 @@ fn error_line(e: &InputError) -> usize {
 }
 
 /// Re-reads the file, keeping only the lines whose id hash is a suspect's,
-/// and reports each suspect whose id equals that of an earlier line.
-fn confirm_duplicates(path: &Path, suspects: &[(usize, u64)]) -> Result<Vec<InputError>, Vec<InputError>> {
+/// and reports each suspect whose id equals that of an earlier line. A
+/// suspect whose id is new (its hash collided with another id's) is a job
+/// like any other: `visit` sees it now.
+fn confirm_duplicates(
+    path: &Path,
+    suspects: &[(usize, u64)],
+    visit: &mut impl FnMut(&Job) -> Option<InputError>,
+) -> Result<Vec<InputError>, Vec<InputError>> {
     let wanted: HashSet<u64> = suspects.iter().map(|&(_, hash)| hash).collect();
+    let suspect_lines: HashMap<usize, u64> = suspects.iter().copied().collect();
     // Per suspect hash, the (line, id) of every line with it, in file order.
     let mut lines_by_hash: HashMap<u64, Vec<(usize, String)>> = HashMap::with_capacity(wanted.len());
+    let mut errors = Vec::new();
     for entry in read_lines(path).map_err(|e| vec![e])? {
         let (line, text) = entry.map_err(|e| vec![e])?;
-        if let Ok(job) = parse_line(&text, line) {
-            let hash = id_hash(&job.id);
-            if wanted.contains(&hash) {
-                lines_by_hash.entry(hash).or_default().push((line, job.id));
+        let Ok(job) = parse_line(&text, line) else { continue };
+        // A suspect's hash as the first pass recorded it (the same value).
+        let suspect = suspect_lines.get(&line).copied();
+        let hash = suspect.unwrap_or_else(|| id_hash(&job.id));
+        if !wanted.contains(&hash) {
+            continue;
+        }
+        let same_hash = lines_by_hash.entry(hash).or_default();
+        if suspect.is_some() {
+            match same_hash.iter().find(|(_, id)| *id == job.id) {
+                Some((first, id)) => {
+                    errors.push(InputError::Duplicate { path: path.into(), line, first: *first, id: id.clone() })
+                }
+                None => errors.extend(visit(&job)),
             }
         }
+        same_hash.push((line, job.id));
     }
-    Ok(suspects
-        .iter()
-        .filter_map(|&(line, hash)| {
-            let same_hash = lines_by_hash.get(&hash)?;
-            let (_, id) = same_hash.iter().find(|(l, _)| *l == line)?;
-            let (first, _) = same_hash.iter().find(|(l, other)| l < &line && other == id)?;
-            Some(InputError::Duplicate { path: path.into(), line, first: *first, id: id.clone() })
-        })
-        .collect())
+    Ok(errors)
 }
 
 #[cfg(test)]
@@ -185,13 +197,21 @@ mod tests {
     fn a_hash_collision_is_confirmed_against_the_ids_and_not_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("jobs.jsonl");
-        let lines = ["{\"id\":\"a\",\"prompt\":\"x\"}", "{\"id\":\"b\",\"prompt\":\"x\"}", "{\"id\":\"a\",\"prompt\":\"x\"}"];
+        let lines =
+            ["{\"id\":\"a\",\"prompt\":\"x\"}", "{\"id\":\"b\",\"prompt\":\"x\"}", "{\"id\":\"a\",\"prompt\":\"x\"}"];
         std::fs::write(&path, lines.join("\n") + "\n").expect("write");
-        // As if line 2's id ("b") had collided with the hash of "a".
-        let collided = confirm_duplicates(&path, &[(2, id_hash("a"))]).expect("readable");
+        // As if line 2's id ("b") had collided with the hash of "a": not a
+        // duplicate, and the job is visited like any other.
+        let mut visited = Vec::new();
+        let mut visit = |j: &Job| {
+            visited.push(j.line);
+            None
+        };
+        let collided = confirm_duplicates(&path, &[(2, id_hash("a"))], &mut visit).expect("readable");
         assert!(collided.is_empty(), "{collided:?}");
+        assert_eq!(visited, [2]);
         // Line 3 really repeats line 1.
-        let real = confirm_duplicates(&path, &[(3, id_hash("a"))]).expect("readable");
+        let real = confirm_duplicates(&path, &[(3, id_hash("a"))], &mut |_: &Job| None).expect("readable");
         assert!(matches!(&real[..], [InputError::Duplicate { line: 3, first: 1, .. }]), "{real:?}");
     }
 }

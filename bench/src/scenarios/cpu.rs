@@ -36,7 +36,7 @@ pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
         Row::info("cpu", metric, format!("{host_cpu:.0} µs"))
             .against(format!("{base_cpu:.0} µs (baseline)"), factor(host_cpu, base_cpu))
             .target("<= 2x baseline", host_cpu <= 2.0 * base_cpu),
-        Row::info("cpu", "items/s at zero latency (2 cores shared with the mock)", thousands(host_rate))
+        Row::info("cpu", "items/s at zero latency (the cores shared with the mock)", thousands(host_rate))
             .against(format!("{} (baseline)", thousands(base_rate)), factor(host_rate, base_rate)),
     ])
 }

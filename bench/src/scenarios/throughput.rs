@@ -25,9 +25,8 @@ pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
         let items = ideal as usize * seconds;
         let jobs = jobs::write(&setup.work, items)?;
         server.reset();
-        let mock_cpu = crate::process::own_cpu();
         let usage = host::run(setup, &server, &jobs, items, concurrency, &[]).await?;
-        let mock_cpu = crate::process::own_cpu().saturating_sub(mock_cpu);
+        let mock_cpu = usage.own_cpu;
         let achieved = rate(items, usage.wall);
         let mut row = Row::info(
             "throughput",

@@ -119,14 +119,28 @@ pub fn body_value(text: &str) -> Value {
 /// usual case) is kept as the plugin gave it: checked, not parsed into a
 /// tree and printed again. JSON spread over lines is printed compactly (a
 /// results line must stay one line), and text that is not JSON becomes a
-/// JSON string.
+/// JSON string. Text with a `\uD800`-`\uDFFF` escape takes the parsing
+/// path too: the raw check does not validate escapes, and a lone surrogate
+/// (a reply cut inside an emoji) would make the line unreadable to strict
+/// JSON readers.
 pub fn body_json(text: &str) -> Box<RawValue> {
     if !text.contains(['\n', '\r'])
+        && !has_surrogate_escape(text)
         && let Ok(raw) = RawValue::from_string(text.to_owned())
     {
         return raw;
     }
     raw_json(&body_value(text))
+}
+
+/// Whether `text` holds a `\u` escape of a UTF-16 surrogate (`\uD8xx` to `\uDFxx`).
+fn has_surrogate_escape(text: &str) -> bool {
+    text.as_bytes().windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && matches!(w[2], b'd' | b'D')
+            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    })
 }
 
 /// `value` as raw JSON text.
@@ -179,6 +193,10 @@ mod tests {
         assert_eq!(body_json("not json\nat all").get(), r#""not json\nat all""#, "text becomes a string");
         assert_eq!(body_json("{\"a\":").get(), r#""{\"a\":""#, "truncated JSON becomes a string");
         assert_eq!(null_json().get(), "null");
+        // A lone surrogate is not valid for strict readers: parsed, refused,
+        // kept as a string; a proper pair survives the parse.
+        assert_eq!(body_json(r#"{"c":"\ud83d"}"#).get(), r#""{\"c\":\"\\ud83d\"}""#);
+        assert_eq!(body_json(r#"{"c":"\ud83d\ude00"}"#).get(), "{\"c\":\"\u{1F600}\"}");
     }
 
     #[test]

@@ -58,7 +58,15 @@ impl ResultWriter {
         self.out.write_all(&lines).map_err(io)?;
         self.out.flush().map_err(io)?;
         if self.fsync {
-            self.out.get_ref().sync_data().map_err(io)?;
+            let file = self.out.get_ref();
+            // fsync can take milliseconds on a slow disk: on a runtime
+            // worker, let the other tasks move to another thread meanwhile.
+            let sync = || file.sync_data();
+            let synced = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(sync),
+                _ => sync(),
+            };
+            synced.map_err(io)?;
         }
         Ok(())
     }

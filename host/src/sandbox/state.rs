@@ -201,7 +201,16 @@ impl http::Host for HostState {
         let egress = self.shared.egress.clone();
         let deadline = self.scope.deadline();
         let mut task = AbortOnDrop(tokio::spawn(async move { egress.send(outbound, deadline).await }));
-        let (result, exchange) = (&mut task.0).await.map_err(wasmtime::Error::msg)?;
+        let (result, exchange) = match (&mut task.0).await {
+            Ok(done) => done,
+            // The host's own failure (a panic in the exchange, or the
+            // runtime shutting down), not the plugin's: the plugin sees a
+            // network error and the attempt can be retried.
+            Err(e) => {
+                tracing::error!(error = %e, "the HTTP exchange task failed");
+                return Ok(Err(http::HttpError::Network(format!("the host failed to run the request: {e}"))));
+            }
+        };
         self.scope.record(exchange);
         Ok(result.map(|r| http::Response { status: r.status, headers: r.headers, body: r.body }).map_err(to_wit_error))
     }
