@@ -72,6 +72,10 @@ pub enum InputError {
     Duplicate { path: PathBuf, line: usize, first: usize, id: String },
     #[error("{path}: no jobs found; the file needs one JSON object per line")]
     Empty { path: PathBuf },
+    #[error(
+        "{path}: not a regular file (a pipe, a socket or a device); the jobs file is read twice, once to validate every line before anything is sent and once to run it, so save the stream to a file first, e.g. `your-command > jobs.jsonl`"
+    )]
+    NotAFile { path: PathBuf },
 }
 
 /// The problem on one line, before it is tied to a file.
@@ -192,6 +196,11 @@ fn reject_unknown(obj: &Map<String, Value>, known: &[&str], fix: &'static str) -
 /// Iterates `(line number, text)` over a file, lazily.
 pub fn read_lines(path: &Path) -> Result<impl Iterator<Item = Result<(usize, String), InputError>>, InputError> {
     let file = std::fs::File::open(path).map_err(|source| InputError::Io { path: path.into(), source })?;
+    // A pipe would be used up by validation and look empty to the run.
+    let meta = file.metadata().map_err(|source| InputError::Io { path: path.into(), source })?;
+    if !meta.is_file() {
+        return Err(InputError::NotAFile { path: path.into() });
+    }
     let path = path.to_path_buf();
     Ok(BufReader::with_capacity(1 << 16, file)
         .lines()
