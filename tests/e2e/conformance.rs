@@ -89,7 +89,8 @@ static GO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// The component built by `plugins/<dir>/build.sh` (once per test run).
 fn built(dir: &str, cell: &'static OnceLock<Result<PathBuf, String>>) -> PathBuf {
-    let result = cell.get_or_init(|| run_build_script(dir));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(dir).join("build.sh");
+    let result = cell.get_or_init(|| run_build_script(&script, &[]));
     match result {
         Ok(path) => path.clone(),
         Err(e) => panic!(
@@ -100,31 +101,6 @@ fn built(dir: &str, cell: &'static OnceLock<Result<PathBuf, String>>) -> PathBuf
              the pinned toolchain from the npm registry, PyPI or crates.io (see plugins/README.md)."
         ),
     }
-}
-
-fn run_build_script(dir: &str) -> Result<PathBuf, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(dir).join("build.sh");
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("cannot run `bash {}`: {e}", script.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("`bash {}` failed ({}):\n{stderr}", script.display(), out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    if !path.is_file() {
-        return Err(format!(
-            "`bash {}` succeeded but printed no component path (stdout: {stdout:?}; stderr:\n{stderr})",
-            script.display()
-        ));
-    }
-    if !stderr.trim().is_empty() {
-        eprintln!("{dir}: built in {:.1?}\n{stderr}", started.elapsed());
-    }
-    Ok(path)
 }
 
 const FAST: [&str; 4] = ["--backoff-initial", "0.01", "--backoff-max", "0.05"];

@@ -111,32 +111,7 @@ pub(crate) fn built(template: Template) -> Result<PathBuf, String> {
 
 fn build(template: Template) -> Result<PathBuf, String> {
     let script = repo().join("plugins/templates").join(template.dir).join("build.sh");
-    let env = (template.build_env)();
-    let started = Instant::now();
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg(&script).envs(env.iter().map(|(k, v)| (*k, v.as_os_str()))).env("PYTHONDONTWRITEBYTECODE", "1");
-    // What cargo sets for the host's own build must not leak into a guest build.
-    for var in ["CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().map_err(|e| format!("cannot run `bash {}`: {e}", script.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("`bash {}` failed ({}):\n{stderr}", script.display(), out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    if !path.is_file() {
-        return Err(format!(
-            "`bash {}` succeeded but printed no component path (stdout: {stdout:?}; stderr:\n{stderr})",
-            script.display()
-        ));
-    }
-    if !stderr.trim().is_empty() {
-        let reused: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", v.display())).collect();
-        eprintln!("template {}: built in {:.1?} {reused:?}\n{stderr}", template.dir, started.elapsed());
-    }
-    Ok(path)
+    run_build_script(&script, &(template.build_env)())
 }
 
 /// Runs `plugin check` on `wasm`: every row must pass.

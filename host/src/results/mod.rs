@@ -135,11 +135,8 @@ pub fn body_json(text: &str) -> Box<RawValue> {
 
 /// Whether `text` holds a `\u` escape of a UTF-16 surrogate (`\uD8xx` to `\uDFxx`).
 fn has_surrogate_escape(text: &str) -> bool {
-    text.as_bytes().windows(4).any(|w| {
-        w[0] == b'\\'
-            && w[1] == b'u'
-            && matches!(w[2], b'd' | b'D')
-            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    text.match_indices("\\u").any(|(i, _)| {
+        matches!(text.as_bytes().get(i + 2..i + 4), Some([b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F']))
     })
 }
 
