@@ -16,8 +16,8 @@ use batchllm_bindings::types::{Attempt, ErrorClass, Item, StrategyError, Success
 use batchllm_mock::{MockConfig, MockServer};
 
 use crate::egress::{Egress, EgressLimits, EgressPolicy, HostGrant, Secrets};
+use crate::model::FailureClass;
 use crate::plugin::PluginSource;
-use crate::run::FailureClass;
 use crate::sandbox::{self, CallOutcome, CompileCache, PluginInstance, RunShared, SandboxEngine, SandboxLimits};
 
 /// The result of one check.

@@ -12,11 +12,10 @@ use serde_json::Value;
 
 use crate::config_file::{ConfigFileError, FileConfig};
 use crate::egress::{Egress, EgressLimits, EgressPolicy, HostGrant, SecretHost, SecretSource, SecretSpec, Secrets};
+use crate::model::FailureClass;
 use crate::plugin::PluginSource;
 use crate::results::ResumeOptions;
-use crate::run::{
-    AbortMode, AdmissionLimits, CooldownPolicy, FailureClass, ItemSettings, ProgressMode, RetryPolicy, RunConfig,
-};
+use crate::run::{AbortMode, AdmissionLimits, CooldownPolicy, ItemSettings, ProgressMode, RetryPolicy, RunConfig};
 use crate::sandbox::{CompileCache, SandboxLimits};
 
 /// Defaults, chosen for real providers: short cooldowns that follow the

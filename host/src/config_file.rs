@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::run::{AbortMode, FailureClass};
+use crate::model::FailureClass;
+use crate::run::AbortMode;
 
 /// Everything a config file may set. Keys are the long flag names.
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::usage::TokenUsage;
+use crate::model::TokenUsage;
 
 const DEFAULT_PRICES: &str = include_str!("prices.toml");
 

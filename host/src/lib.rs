@@ -2,6 +2,7 @@
 //! WebAssembly provider plugins.
 //!
 //! The crate is laid out along the data flow:
+//! - [`model`] is the vocabulary every layer shares (classes, usage, jobs, records);
 //! - [`input`] reads and validates the jobs file;
 //! - [`plugin`] finds a plugin (built-in or a file) and its digest;
 //! - [`sandbox`] compiles, links and runs plugins under limits;
@@ -16,10 +17,10 @@ pub mod config_file;
 pub mod cost;
 pub mod egress;
 pub mod input;
+pub mod model;
 pub mod plugin;
 pub mod results;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
-pub mod usage;
 pub mod validate;

@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::path::Path;
 
-use crate::input::{InputError, Job, parse_line, read_lines};
+use crate::input::{InputError, parse_line, read_lines};
+use crate::model::Job;
 
 /// What validation learned about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

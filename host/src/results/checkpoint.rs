@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Fingerprint, ItemStatus, ResultWriter, ResultsError, journal_path, read_journal};
-use crate::run::FailureClass;
+use super::{ResultWriter, ResultsError, journal_path, read_journal};
+use crate::model::{FailureClass, Fingerprint, HostBlock, ItemStatus, ResultError, ResultRecord, line_id};
 
 /// How to treat an existing results file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -257,23 +257,23 @@ impl Checkpoint {
 }
 
 /// The record of an item that was in flight when a run died.
-fn outcome_unknown_record(id: &str, line: usize, fingerprint: Fingerprint) -> super::ResultRecord {
-    super::ResultRecord {
-        id: super::line_id(id),
+fn outcome_unknown_record(id: &str, line: usize, fingerprint: Fingerprint) -> ResultRecord {
+    ResultRecord {
+        id: line_id(id),
         custom_id: id.to_string(),
         response: None,
-        error: Some(super::ResultError {
+        error: Some(ResultError {
             code: FailureClass::OutcomeUnknown,
             message: "the process stopped while this item's request was in flight; the provider may have answered \
                       (and billed) it, so it was not sent again; run with --retry-failed to send it"
                 .into(),
         }),
-        batchllm: super::HostBlock {
+        batchllm: HostBlock {
             status: ItemStatus::Failed,
             output: None,
             attempts: 0,
             rate_limit_retries: 0,
-            usage: crate::usage::TokenUsage::default(),
+            usage: crate::model::TokenUsage::default(),
             latency_ms: 0.0,
             error_class: Some(FailureClass::OutcomeUnknown),
             http_status: None,

@@ -1,10 +1,9 @@
-//! The results file: one JSON line per input line, written as items finish.
+//! The results file: one JSON line per input line, written as items finish,
+//! and the checkpoint a re-run resumes from.
 //!
-//! Each line is an OpenAI Batch output line (`id`, `custom_id`, `response`,
-//! `error`), so existing tooling can read it, plus one namespaced block,
-//! `batchllm`, with what the host knows: status, output, attempts, normalised
-//! usage, latency and the failure class. `error` is non-null exactly when the
-//! item failed; `response` is present whenever a provider answered.
+//! The line format is [`crate::model::ResultRecord`]; this module owns the
+//! file: appending and flushing records, reading them back on resume, and the
+//! in-flight journal that keeps a crash from resending a paid request.
 
 mod checkpoint;
 mod journal;
@@ -14,146 +13,13 @@ pub use checkpoint::{Checkpoint, Previous, ResumeError, ResumeOptions, RunIdenti
 pub use journal::{Journal, journal_path, read_journal};
 pub use writer::{ResultWriter, ResultsError};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
-
-use crate::run::FailureClass;
-use crate::usage::TokenUsage;
-
-/// One line of the results file.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResultRecord {
-    pub id: String,
-    pub custom_id: String,
-    pub response: Option<ProviderResponse>,
-    pub error: Option<ResultError>,
-    pub batchllm: HostBlock,
-}
-
-/// The provider's answer, as in OpenAI Batch output.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProviderResponse {
-    pub status_code: u16,
-    pub request_id: Option<String>,
-    pub body: Box<RawValue>,
-}
-
-/// Why an item failed, as in OpenAI Batch output.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResultError {
-    /// The failure class, e.g. `rate_limited`, `auth`, `plugin_trap`.
-    pub code: FailureClass,
-    pub message: String,
-}
-
-/// Terminal status of an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemStatus {
-    Succeeded,
-    Failed,
-}
-
-/// What the host adds to each line.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostBlock {
-    pub status: ItemStatus,
-    /// The plugin's output (e.g. the assistant's text); absent on failure.
-    pub output: Option<String>,
-    /// Calls to `execute` made for this item.
-    pub attempts: u32,
-    /// Of those, how many ended rate-limited.
-    pub rate_limit_retries: u32,
-    /// Tokens over all attempts, failed ones included.
-    pub usage: TokenUsage,
-    /// From the first attempt's start to the terminal outcome.
-    pub latency_ms: f64,
-    /// The failure class on failure.
-    pub error_class: Option<FailureClass>,
-    /// The HTTP status of the last provider answer, if any.
-    pub http_status: Option<u16>,
-    /// The plugin's metadata (model used, finish reason, ...).
-    pub metadata: Option<Value>,
-    /// The input's `context` / `metadata`, untouched.
-    pub context: Option<Value>,
-    /// The input line number.
-    pub line: usize,
-    /// What this record was computed from, so a resumed run can tell
-    /// whether it still answers the current input, plugin and settings.
-    pub fingerprint: Fingerprint,
-    /// The cost of every attempt's tokens, in US dollars, when the model has
-    /// a price (see [`crate::cost`]).
-    pub cost_usd: Option<f64>,
-}
-
-/// Short digests of what produced a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    /// The input line's content (canonical JSON), see [`crate::input::Job::fingerprint`].
-    pub input: String,
-    /// The plugin component's SHA-256 (first 16 hex digits).
-    pub plugin: String,
-    /// The plugin configuration (canonical JSON, first 16 hex digits).
-    pub config: String,
-}
-
-/// The first 16 hex digits of the SHA-256 of `bytes`.
-pub fn short_digest(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..8])
-}
-
-/// The OpenAI-style line id for an item: stable across runs.
-pub fn line_id(custom_id: &str) -> String {
-    let digest = Sha256::digest(custom_id.as_bytes());
-    format!("batch_req_{}", &hex::encode(digest)[..24])
-}
-
-/// Parses a plugin-provided JSON body; keeps non-JSON text as a string.
-pub fn body_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-/// A plugin-provided body for the results file. Valid JSON on one line (the
-/// usual case) is kept as the plugin gave it: checked, not parsed into a
-/// tree and printed again. JSON spread over lines is printed compactly (a
-/// results line must stay one line), and text that is not JSON becomes a
-/// JSON string. Text with a `\uD800`-`\uDFFF` escape takes the parsing
-/// path too: the raw check does not validate escapes, and a lone surrogate
-/// (a reply cut inside an emoji) would make the line unreadable to strict
-/// JSON readers.
-pub fn body_json(text: &str) -> Box<RawValue> {
-    if !text.contains(['\n', '\r'])
-        && !has_surrogate_escape(text)
-        && let Ok(raw) = RawValue::from_string(text.to_owned())
-    {
-        return raw;
-    }
-    raw_json(&body_value(text))
-}
-
-/// Whether `text` holds a `\u` escape of a UTF-16 surrogate (`\uD8xx` to `\uDFxx`).
-fn has_surrogate_escape(text: &str) -> bool {
-    text.match_indices("\\u").any(|(i, _)| {
-        matches!(text.as_bytes().get(i + 2..i + 4), Some([b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F']))
-    })
-}
-
-/// `value` as raw JSON text.
-pub fn raw_json(value: &Value) -> Box<RawValue> {
-    // Printing a `Value` cannot fail, and its output is valid JSON.
-    serde_json::value::to_raw_value(value).unwrap_or_else(|_| null_json())
-}
-
-/// JSON `null`.
-pub fn null_json() -> Box<RawValue> {
-    RawValue::NULL.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{
+        Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultRecord, TokenUsage, body_json, line_id,
+    };
+    use serde_json::Value;
 
     fn record() -> ResultRecord {
         ResultRecord {
@@ -181,26 +47,6 @@ mod tests {
                 cost_usd: None,
             },
         }
-    }
-
-    #[test]
-    fn bodies_are_kept_as_given_on_one_line_and_never_break_the_line() {
-        assert_eq!(body_json(r#"{"b": 1, "a": [true]}"#).get(), r#"{"b": 1, "a": [true]}"#, "kept as given");
-        assert_eq!(body_json("{\n  \"a\": 1\n}\n").get(), r#"{"a":1}"#, "multi-line JSON printed compactly");
-        assert_eq!(body_json("not json\nat all").get(), r#""not json\nat all""#, "text becomes a string");
-        assert_eq!(body_json("{\"a\":").get(), r#""{\"a\":""#, "truncated JSON becomes a string");
-        assert_eq!(null_json().get(), "null");
-        // A lone surrogate is not valid for strict readers: parsed, refused,
-        // kept as a string; a proper pair survives the parse.
-        assert_eq!(body_json(r#"{"c":"\ud83d"}"#).get(), r#""{\"c\":\"\\ud83d\"}""#);
-        assert_eq!(body_json(r#"{"c":"\ud83d\ude00"}"#).get(), "{\"c\":\"\u{1F600}\"}");
-    }
-
-    #[test]
-    fn line_ids_are_stable_and_shaped_like_openai() {
-        assert_eq!(line_id("a"), line_id("a"));
-        assert_ne!(line_id("a"), line_id("b"));
-        assert!(line_id("a").starts_with("batch_req_"));
     }
 
     #[test]

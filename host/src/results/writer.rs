@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::ResultRecord;
+use crate::model::ResultRecord;
 
 /// Errors writing results.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::FailureClass;
+use crate::model::FailureClass;
 
 /// Why a run was aborted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

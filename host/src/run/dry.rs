@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::estimate::{estimate_tokens, prompt_tokens};
 use super::{RunConfig, RunError};
 use crate::input;
+use crate::model::TokenUsage;
 use crate::sandbox::{self, PluginInstance, RunShared, SandboxEngine};
-use crate::usage::TokenUsage;
 
 /// What a dry run found.
 #[derive(Debug, Clone, Serialize)]

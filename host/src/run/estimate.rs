@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::input::Job;
+use crate::model::Job;
 
 /// Parameter names providers use for the output cap.
 const MAX_OUTPUT_KEYS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];

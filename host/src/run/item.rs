@@ -16,7 +16,6 @@ use rand::Rng;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::FailureClass;
 use super::admission::Admission;
 use super::control::{AbortReason, RunControl};
 use super::cooldown::Coordinator;
@@ -25,13 +24,15 @@ use super::learned::LearnedLimits;
 use super::retry::{Decision, FailureCounts, RetryPolicy};
 use super::signals::reconcile;
 use crate::egress::Exchange;
-use crate::input::Job;
-use crate::results::{
-    Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, RunIdentity, body_json,
-    body_value, line_id, null_json, raw_json,
+use crate::model::FailureClass;
+use crate::model::Job;
+use crate::model::TokenUsage;
+use crate::model::{
+    Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, body_json, body_value, line_id,
+    null_json, raw_json,
 };
+use crate::results::RunIdentity;
 use crate::sandbox::{CallFailure, HostState, PluginInstance, RunShared, SandboxError};
-use crate::usage::TokenUsage;
 
 /// The scope of a plugin that reported a rate limit without any HTTP the
 /// host saw (e.g. a plugin with its own transport, or the mock plugin).
@@ -59,7 +60,7 @@ pub struct RunContext {
     pub learned: Option<LearnedLimits>,
     pub control: RunControl,
     /// Failure classes that abort the run.
-    pub fail_fast: Vec<super::FailureClass>,
+    pub fail_fast: Vec<FailureClass>,
     /// The plugin and configuration digests stamped on every record.
     pub identity: RunIdentity,
     /// Stop the run once this many tokens (input + output) are used.
@@ -433,7 +434,7 @@ impl Worker {
         item_deadline: Option<Instant>,
     ) {
         let error = StrategyError {
-            class: failure.class.to_wit(),
+            class: failure.class.into(),
             message: failure.message.clone(),
             http_status: failure.http_status,
             retry_after_ms: failure.server_wait.map(millis),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::RunContext;
 use crate::egress::Egress;
-use crate::results::{ItemStatus, ResultRecord};
+use crate::model::{ItemStatus, ResultRecord};
 
 /// Counters of the records written so far.
 #[derive(Debug, Default)]

@@ -7,7 +7,6 @@
 //! only after they are flushed.
 
 mod admission;
-mod class;
 mod control;
 mod cooldown;
 mod dry;
@@ -33,7 +32,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub use admission::{Admission, AdmissionLimits};
-pub use class::FailureClass;
 pub use control::{AbortMode, AbortReason, RunControl};
 pub use cooldown::{CooldownPolicy, CooldownStats, Coordinator};
 pub use dry::{DryRunReport, dry_run};
@@ -46,9 +44,12 @@ pub use retry::{Decision, FailureCounts, RetryPolicy};
 pub use signals::{Reconciled, reconcile};
 
 use crate::egress::Egress;
-use crate::input::{InputError, Job};
+use crate::input::InputError;
+use crate::model::FailureClass;
+use crate::model::Job;
+use crate::model::short_digest;
 use crate::plugin::PluginSource;
-use crate::results::{Checkpoint, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity, short_digest};
+use crate::results::{Checkpoint, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
 use crate::sandbox::{
     self, CompileCache, HostState, PluginInstance, RunShared, SandboxEngine, SandboxError, SandboxLimits,
 };

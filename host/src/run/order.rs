@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::results::ResultRecord;
+use crate::model::ResultRecord;
 
 /// Reorders records by input line.
 #[derive(Debug, Default)]
@@ -56,8 +56,8 @@ impl Reorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Fingerprint, HostBlock, ItemStatus};
-    use crate::usage::TokenUsage;
+    use crate::model::TokenUsage;
+    use crate::model::{Fingerprint, HostBlock, ItemStatus};
 
     fn record(line: usize) -> ResultRecord {
         ResultRecord {

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{AbortReason, CooldownStats, FailureClass};
-use crate::results::{ItemStatus, ResultRecord};
-use crate::usage::TokenUsage;
+use super::{AbortReason, CooldownStats};
+use crate::model::FailureClass;
+use crate::model::TokenUsage;
+use crate::model::{ItemStatus, ResultRecord};
 
 /// How many failed ids are kept per class for the summary.
 const SAMPLE_IDS: usize = 3;

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::FailureClass;
+use crate::model::FailureClass;
 
 /// The retry settings of a run.
 #[derive(Debug, Clone)]

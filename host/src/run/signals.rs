@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use super::FailureClass;
 use crate::egress::{Exchange, ExchangeFailure};
+use crate::model::FailureClass;
 
 /// The classification after taking the host's own observations into account.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use super::order::Reorder;
 use super::progress::{Live, Progress, ProgressMode};
 use super::{RunContext, RunReport};
-use crate::results::{ResultRecord, ResultWriter, ResultsError};
+use crate::model::ResultRecord;
+use crate::results::{ResultWriter, ResultsError};
 
 /// Most records written with one write and one flush.
 const BATCH: usize = 256;

@@ -11,14 +11,15 @@ use super::item::Worker;
 use super::queue;
 use super::sink::Finished;
 use super::{AbortReason, RunContext, RunError};
-use crate::input::{self, Job};
+use crate::input;
+use crate::model::Job;
 use crate::sandbox::{HostState, PluginInstance, RunShared};
 
 pub(super) async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
     let outcome = instance.prepare().await;
     let message = match outcome.result {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => format!("{}: {}", super::FailureClass::from(e.class).code(), e.message),
+        Ok(Err(e)) => format!("{}: {}", crate::model::FailureClass::from(e.class).code(), e.message),
         Err(call) => call.to_string(),
     };
     Err(RunError::Prepare { plugin: plugin.to_string(), message })

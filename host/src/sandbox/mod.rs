@@ -16,6 +16,7 @@ mod limits;
 pub mod output;
 mod scope;
 mod state;
+mod wit;
 
 pub use cache::CompileCache;
 pub use component::link;

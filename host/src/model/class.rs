@@ -1,9 +1,10 @@
-//! The failure classes the engine acts on.
+//! The failure classes: what went wrong with an attempt or an item.
 //!
-//! The plugin's ten classes (WIT `error-class`) plus the host's own: a
-//! plugin that traps, overruns its time, or is refused by the egress policy.
+//! The plugin's classes (WIT `error-class`) plus the host's own: a plugin
+//! that traps, overruns its time, or is refused by the egress policy, and the
+//! ways a run ends an item early. The codes are the `error.code` of result
+//! lines, so they are part of the file format: add, never rename.
 
-use batchllm_bindings::types::ErrorClass;
 use serde::{Serialize, Serializer};
 
 /// Why an attempt (or an item) failed.
@@ -79,46 +80,6 @@ impl FailureClass {
                 | FailureClass::Aborted
                 | FailureClass::OutcomeUnknown
         )
-    }
-}
-
-impl From<ErrorClass> for FailureClass {
-    fn from(c: ErrorClass) -> Self {
-        match c {
-            ErrorClass::RateLimited => FailureClass::RateLimited,
-            ErrorClass::Overloaded => FailureClass::Overloaded,
-            ErrorClass::Timeout => FailureClass::Timeout,
-            ErrorClass::Network => FailureClass::Network,
-            ErrorClass::InvalidResponse => FailureClass::InvalidResponse,
-            ErrorClass::ClientError => FailureClass::ClientError,
-            ErrorClass::Auth => FailureClass::Auth,
-            ErrorClass::QuotaExhausted => FailureClass::QuotaExhausted,
-            ErrorClass::TooLarge => FailureClass::TooLarge,
-            ErrorClass::Other => FailureClass::Other,
-        }
-    }
-}
-
-impl FailureClass {
-    /// The nearest WIT class, for telling `on-error` about host-side failures.
-    pub fn to_wit(self) -> ErrorClass {
-        match self {
-            FailureClass::RateLimited => ErrorClass::RateLimited,
-            FailureClass::Overloaded => ErrorClass::Overloaded,
-            FailureClass::Timeout
-            | FailureClass::PluginTimeout
-            | FailureClass::DeadlineExceeded
-            | FailureClass::BatchDeadlineExceeded => ErrorClass::Timeout,
-            FailureClass::Network => ErrorClass::Network,
-            FailureClass::InvalidResponse => ErrorClass::InvalidResponse,
-            FailureClass::ClientError | FailureClass::EgressDenied => ErrorClass::ClientError,
-            FailureClass::Auth => ErrorClass::Auth,
-            FailureClass::QuotaExhausted => ErrorClass::QuotaExhausted,
-            FailureClass::TooLarge | FailureClass::PluginOutputTooLarge => ErrorClass::TooLarge,
-            FailureClass::Other | FailureClass::PluginTrap | FailureClass::Aborted | FailureClass::OutcomeUnknown => {
-                ErrorClass::Other
-            }
-        }
     }
 }
 
@@ -218,7 +179,7 @@ mod tests {
 
     #[test]
     fn codes_are_snake_case() {
-        assert_eq!(FailureClass::from(ErrorClass::QuotaExhausted).code(), "quota_exhausted");
+        assert_eq!(FailureClass::QuotaExhausted.code(), "quota_exhausted");
         assert_eq!(serde_json::to_string(&FailureClass::EgressDenied).expect("json"), "\"egress_denied\"");
     }
 }

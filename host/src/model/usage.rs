@@ -1,4 +1,7 @@
 //! Token usage, normalised across providers.
+//!
+//! Sums saturate: usage comes from plugins and providers, and no answer may
+//! overflow the host's counters.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,28 +19,16 @@ pub struct TokenUsage {
 impl TokenUsage {
     /// Adds another call's usage.
     pub fn add(&mut self, other: &TokenUsage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
-        self.cache_write_tokens += other.cache_write_tokens;
-        self.reasoning_tokens += other.reasoning_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cached_input_tokens = self.cached_input_tokens.saturating_add(other.cached_input_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(other.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
     }
 
     /// Input plus output.
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
-    }
-}
-
-impl From<&batchllm_bindings::types::Usage> for TokenUsage {
-    fn from(u: &batchllm_bindings::types::Usage) -> Self {
-        TokenUsage {
-            input_tokens: u.input_tokens,
-            output_tokens: u.output_tokens,
-            cached_input_tokens: u.cached_input_tokens.unwrap_or(0),
-            cache_write_tokens: u.cache_write_tokens.unwrap_or(0),
-            reasoning_tokens: u.reasoning_tokens.unwrap_or(0),
-        }
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 

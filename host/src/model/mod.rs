@@ -1,0 +1,20 @@
+//! The host's vocabulary: the values every layer passes around.
+//!
+//! Failure classes, token usage, jobs and result records depend on nothing
+//! else of this crate, so every other module can use them without creating a
+//! cycle: `model <- input, results, egress <- sandbox <- run <- cli`. Nothing
+//! here does I/O or knows about WebAssembly (the WIT conversions live in
+//! `sandbox::wit`).
+
+mod class;
+mod job;
+mod record;
+mod usage;
+
+pub use class::FailureClass;
+pub use job::Job;
+pub use record::{
+    Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, body_json, body_value, line_id,
+    null_json, raw_json, short_digest,
+};
+pub use usage::TokenUsage;
