@@ -9,16 +9,16 @@
 //! request per `execute` (no retries inside the plugin), and an answer
 //! within the time it was given.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use batchllm_bindings::types::{Attempt, ErrorClass, Item, StrategyError, Success};
 use batchllm_mock::{MockConfig, MockServer};
 
 use crate::egress::{Egress, EgressLimits, EgressPolicy, HostGrant, Secrets};
+use crate::model::CallOutcome;
 use crate::model::FailureClass;
 use crate::plugin::PluginSource;
-use crate::sandbox::{self, CallOutcome, CompileCache, PluginInstance, RunShared, SandboxEngine, SandboxLimits};
+use crate::sandbox::{self, CompileCache, PluginInstance, SandboxLimits};
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub async fn check_plugin(spec: &str, cache: CompileCache) -> CheckReport {
     };
     let limits = SandboxLimits::default();
     let linked = link(&plugin, &server, &cache, &limits);
-    let (pre, shared, _engine) = match linked {
+    let loaded = match linked {
         Ok(v) => v,
         Err(e) => {
             report.add("world", Err(e));
@@ -95,7 +95,7 @@ pub async fn check_plugin(spec: &str, cache: CompileCache) -> CheckReport {
         }
     };
     report.add("world", Ok("exports batchllm:strategy/llm-strategy@0.1.0; every import is offered".into()));
-    let mut instance = match PluginInstance::new(&pre, shared).await {
+    let mut instance = match PluginInstance::new(&loaded.pre, loaded.shared.clone()).await {
         Ok(i) => i,
         Err(e) => {
             report.add("instantiate", Err(e.to_string()));
@@ -121,43 +121,34 @@ pub async fn check_plugin(spec: &str, cache: CompileCache) -> CheckReport {
     report
 }
 
-type Linked = (batchllm_bindings::StrategyPre<sandbox::HostState>, Arc<RunShared>, SandboxEngine);
-
 fn link(
     plugin: &PluginSource,
     server: &MockServer,
     cache: &CompileCache,
     limits: &SandboxLimits,
-) -> Result<Linked, String> {
-    let engine = SandboxEngine::new(limits, 8).map_err(|e| e.to_string())?;
-    let component = cache.load(&engine, &plugin.bytes, &plugin.digest).map_err(|e| e.to_string())?;
-    let pre = sandbox::link(&engine, &component).map_err(|e| e.to_string())?;
-    let shared =
-        wired_to_mock(&plugin.name, server, KEY, serde_json::json!({ "base_url": server.base_url() }), limits)?;
-    Ok((pre, shared, engine))
+) -> Result<sandbox::LoadedPlugin, String> {
+    let mut config = serde_json::Map::new();
+    config.insert("base_url".into(), server.base_url().into());
+    wired_to_mock(plugin, server, KEY, config, cache, limits, 8)
 }
 
-/// The run-wide state of a plugin whose only way out is `server`, with
-/// `key` as its `api-key` secret and `config` as its configuration: what
-/// `plugin check` and the plugin benchmarks call plugins through.
+/// `plugin` loaded so that its only way out is `server`, with `key` as its
+/// `api-key` secret and `config` as its configuration: what `plugin check`
+/// and the plugin benchmarks call plugins through.
 pub fn wired_to_mock(
-    plugin: &str,
+    plugin: &PluginSource,
     server: &MockServer,
     key: &str,
-    config: serde_json::Value,
+    config: serde_json::Map<String, serde_json::Value>,
+    cache: &CompileCache,
     limits: &SandboxLimits,
-) -> Result<Arc<RunShared>, String> {
+    instances: usize,
+) -> Result<sandbox::LoadedPlugin, String> {
     let addr = server.addr();
     let policy = EgressPolicy::new(vec![HostGrant::exact(&addr.ip().to_string(), addr.port())]);
     let secrets = Secrets::from_values(vec![("api-key".into(), key.into())], policy.clone());
     let egress = Egress::new(policy, secrets, EgressLimits::default()).map_err(|e| e.to_string())?;
-    Ok(Arc::new(RunShared {
-        plugin: plugin.to_owned(),
-        config: config.to_string(),
-        run_state: Default::default(),
-        egress,
-        limits: limits.clone(),
-    }))
+    sandbox::load(plugin, cache, limits, instances, &config, egress).map_err(|e| e.to_string())
 }
 
 async fn cleanup(mut instance: PluginInstance) -> Result<String, String> {
@@ -290,7 +281,7 @@ fn success_row(c: &Call, server: &MockServer) -> Result<String, String> {
 /// The class the engine would record for this failure: the plugin's,
 /// corrected by what the host saw on the wire.
 fn host_class(c: &Call, e: &StrategyError) -> FailureClass {
-    crate::run::reconcile(e.class.into(), None, &c.outcome.exchanges).class
+    crate::run::policy::reconcile::reconcile(e.class.into(), None, &c.outcome.exchanges).class
 }
 
 fn code(class: ErrorClass) -> &'static str {

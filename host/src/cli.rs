@@ -40,6 +40,9 @@ pub mod defaults {
     pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 1024;
     pub const MAX_MEMORY_MB: u32 = 512;
     pub const MAX_CPU_PER_CALL_SECS: f64 = 30.0;
+    /// Long enough for most answers already being generated, short enough
+    /// for `docker stop` (10 s) to need its SIGKILL only for long answers.
+    pub const STOP_GRACE_SECS: f64 = 20.0;
 }
 
 /// Run a batch of LLM requests through a sandboxed WebAssembly provider plugin.
@@ -259,6 +262,12 @@ pub struct Args {
     /// `batch_deadline_exceeded` (exit code 3).
     #[arg(long, value_name = "SECS", value_parser = positive_secs, help_heading = "Time")]
     pub batch_timeout: Option<f64>,
+
+    /// After a stop signal (SIGINT, SIGTERM, SIGHUP), how long requests
+    /// already on the wire may still answer before they are dropped and
+    /// recorded `outcome_unknown`, in seconds [default: 20].
+    #[arg(long, value_name = "SECS", value_parser = non_negative_secs, help_heading = "Time")]
+    pub stop_grace: Option<f64>,
 
     /// Linear memory per plugin instance, in MiB [default: 512].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..=65536), help_heading = "Sandbox")]
@@ -506,6 +515,7 @@ impl Args {
             fail_fast,
             abort_mode: self.abort_mode.or(file.abort_mode).unwrap_or_default(),
             batch_timeout,
+            stop_grace: secs("stop-grace", self.stop_grace.or(file.stop_grace).unwrap_or(defaults::STOP_GRACE_SECS))?,
             max_total_tokens: self.max_total_tokens.or(file.max_total_tokens),
             preserve_order: self.preserve_order || file.preserve_order.unwrap_or(false),
             prices: crate::cost::PriceTable::load(self.prices.as_deref().or(file.prices.as_deref()))?,

@@ -48,6 +48,7 @@ pub struct FileConfig {
     pub attempt_timeout: Option<f64>,
     pub item_timeout: Option<f64>,
     pub batch_timeout: Option<f64>,
+    pub stop_grace: Option<f64>,
     pub backoff_initial: Option<f64>,
     pub backoff_max: Option<f64>,
     pub max_server_wait: Option<f64>,

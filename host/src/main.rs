@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
-use batchllm_host::run::{self, RunReport, Termination};
+use batchllm_host::run::{self, RunReport, StopHandle, Termination};
 use batchllm_host::sandbox::CompileCache;
 use clap::Parser;
 
@@ -20,7 +20,13 @@ mod exit {
     pub const SOME_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const ABORTED: u8 = 3;
-    pub const INTERRUPTED: u8 = 130;
+    /// The host failed (results file unwritable, jobs file changed, ...):
+    /// requests may have been sent; re-running resumes.
+    pub const HOST_FAILURE: u8 = 4;
+    /// 128 + the signal that stopped the run, as shells report it.
+    pub const SIGHUP: u8 = 129;
+    pub const SIGINT: u8 = 130;
+    pub const SIGTERM: u8 = 143;
 }
 
 fn main() -> ExitCode {
@@ -93,25 +99,64 @@ async fn async_main(args: Args) -> ExitCode {
             Err(e) => run_error(&e),
         };
     }
-    let result = run::run(config).await;
+    let stop = StopHandle::default();
+    let first_signal = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signals = tokio::spawn(watch_signals(stop.clone(), first_signal.clone()));
+    let result = run::run(config, stop).await;
+    signals.abort();
+    let signal = first_signal.get().copied();
     if let Some(mock) = mock {
         mock.shutdown().await;
     }
     match result {
         Ok(report) => {
-            if !quiet {
+            if !quiet || report.termination == Termination::Failed {
                 eprintln!("{}\nresults: {}", report.human(), output.display());
             }
             if let Some(path) = summary_json
                 && let Err(e) = write_json(&path, &report)
             {
                 eprintln!("error: {e:#}");
-                return ExitCode::from(exit::ABORTED);
+                return ExitCode::from(exit::HOST_FAILURE);
             }
-            ExitCode::from(exit_code(&report))
+            ExitCode::from(exit_code(&report, signal.unwrap_or(exit::SIGINT)))
         }
         Err(e) => run_error(&e),
     }
+}
+
+/// SIGINT, SIGTERM and SIGHUP (what Ctrl-C, `docker stop`, Kubernetes,
+/// systemd, `timeout` and a closed terminal send) all stop the run the same
+/// way: waits end, nothing new starts, requests on the wire may answer
+/// within `--stop-grace`, `cleanup` runs. A second signal drops the requests
+/// on the wire at once. `first` gets the exit code of the first signal.
+async fn watch_signals(stop: StopHandle, first: std::sync::Arc<std::sync::OnceLock<u8>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        tracing::warn!("cannot listen for signals; Ctrl-C will kill the run without cleanup");
+        return;
+    };
+    let next = async |int: &mut tokio::signal::unix::Signal,
+                      term: &mut tokio::signal::unix::Signal,
+                      hup: &mut tokio::signal::unix::Signal| {
+        tokio::select! {
+            _ = int.recv() => ("SIGINT", exit::SIGINT),
+            _ = term.recv() => ("SIGTERM", exit::SIGTERM),
+            _ = hup.recv() => ("SIGHUP", exit::SIGHUP),
+        }
+    };
+    let (name, code) = next(&mut int, &mut term, &mut hup).await;
+    tracing::warn!(
+        signal = name,
+        "stopping: no new requests; requests on the wire may still answer (a second signal drops them)"
+    );
+    let _ = first.set(code);
+    stop.stop();
+    let _ = next(&mut int, &mut term, &mut hup).await;
+    tracing::error!("second signal: dropping the requests on the wire");
+    stop.stop_now();
 }
 
 fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -126,9 +171,10 @@ fn run_error(e: &run::RunError) -> ExitCode {
     ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
 }
 
-fn exit_code(report: &RunReport) -> u8 {
+fn exit_code(report: &RunReport, signal: u8) -> u8 {
     match report.termination {
-        Termination::Interrupted => exit::INTERRUPTED,
+        Termination::Failed => exit::HOST_FAILURE,
+        Termination::Interrupted => signal,
         Termination::Aborted => exit::ABORTED,
         Termination::Completed if report.failed > 0 || report.already_failed > 0 => exit::SOME_FAILED,
         Termination::Completed => exit::OK,

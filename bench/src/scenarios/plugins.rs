@@ -180,17 +180,18 @@ async fn measure(
 
     let started = Instant::now();
     let again = PluginSource::resolve(spec).map_err(|e| anyhow!("{e}"))?;
-    let component = cache.load(&engine, &again.bytes, &again.digest).map_err(|e| anyhow!("{e}"))?;
+    cache.load(&engine, &again.bytes, &again.digest).map_err(|e| anyhow!("{e}"))?;
     let cached = started.elapsed();
     let compiled_once = entries_before.len() == 1 && cache_entries(cache_dir.path())? == entries_before;
 
-    let pre = sandbox::link(&engine, &component).map_err(|e| anyhow!("{e}"))?;
-    let config = match reach {
-        Reach::OpenAi => json!({ "base_url": server.base_url() }),
-        Reach::Origin => json!({ "base_url": server.origin() }),
-        Reach::Nothing => json!({}),
+    let mut config = serde_json::Map::new();
+    match reach {
+        Reach::OpenAi => config.insert("base_url".into(), server.base_url().into()),
+        Reach::Origin => config.insert("base_url".into(), server.origin().into()),
+        Reach::Nothing => None,
     };
-    let shared = wired_to_mock(&plugin.name, server, KEY, config, &limits).map_err(|e| anyhow!(e))?;
+    let loaded = wired_to_mock(&plugin, server, KEY, config, &cache, &limits, 64).map_err(|e| anyhow!(e))?;
+    let (pre, shared) = (loaded.pre, loaded.shared);
 
     let samples = if options.quick { 3 } else { 10 };
     let mut instantiate = Vec::new();

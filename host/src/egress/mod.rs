@@ -9,9 +9,7 @@ mod secrets;
 mod wasi_hooks;
 
 pub use address::internal_range;
-pub use client::{
-    Egress, EgressCounters, EgressError, EgressLimits, Exchange, ExchangeFailure, InboundResponse, OutboundRequest,
-};
+pub use client::{Egress, EgressCounters, EgressError, EgressLimits, InboundResponse, OutboundRequest};
 pub use policy::{Denial, EgressPolicy, GrantParseError, HostGrant, Reach};
 pub use resolver::{BlockedAddresses, GuardedResolver};
 pub use secrets::{SecretError, SecretHost, SecretSource, SecretSpec, Secrets};

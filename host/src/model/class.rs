@@ -38,6 +38,10 @@ pub enum FailureClass {
     /// may have answered (and billed) it, so it is not sent again unless the
     /// user asks with `--retry-failed`.
     OutcomeUnknown,
+    /// The host itself failed while running the item (a bug, reported as
+    /// such): the provider may have answered, so it is not sent again
+    /// unless the user asks with `--retry-failed`.
+    HostError,
 }
 
 impl FailureClass {
@@ -62,6 +66,7 @@ impl FailureClass {
             FailureClass::BatchDeadlineExceeded => "batch_deadline_exceeded",
             FailureClass::Aborted => "aborted",
             FailureClass::OutcomeUnknown => "outcome_unknown",
+            FailureClass::HostError => "host_error",
         }
     }
 
@@ -79,6 +84,7 @@ impl FailureClass {
                 | FailureClass::BatchDeadlineExceeded
                 | FailureClass::Aborted
                 | FailureClass::OutcomeUnknown
+                | FailureClass::HostError
         )
     }
 }
@@ -98,7 +104,7 @@ impl std::str::FromStr for FailureClass {
 
 impl FailureClass {
     /// Every class, in a stable order.
-    pub const ALL: [FailureClass; 18] = [
+    pub const ALL: [FailureClass; 19] = [
         FailureClass::RateLimited,
         FailureClass::Overloaded,
         FailureClass::Timeout,
@@ -117,6 +123,7 @@ impl FailureClass {
         FailureClass::BatchDeadlineExceeded,
         FailureClass::Aborted,
         FailureClass::OutcomeUnknown,
+        FailureClass::HostError,
     ];
 }
 

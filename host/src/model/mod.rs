@@ -6,12 +6,16 @@
 //! here does I/O or knows about WebAssembly (the WIT conversions live in
 //! `sandbox::wit`).
 
+mod call;
 mod class;
+mod exchange;
 mod job;
 mod record;
 mod usage;
 
+pub use call::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
 pub use class::FailureClass;
+pub use exchange::{Exchange, ExchangeFailure};
 pub use job::Job;
 pub use record::{
     Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, body_json, body_value, line_id,

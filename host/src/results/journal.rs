@@ -6,8 +6,11 @@
 //! run resumes was in flight when the process died: the provider may have
 //! answered (and billed) it. Such items end as `outcome_unknown` records
 //! instead of being sent again (at-most-once); `--retry-failed` sends them
-//! again when the user decides a second charge is acceptable. A run that
-//! finishes (or drains after Ctrl-C) leaves no journal behind.
+//! again when the user decides a second charge is acceptable. An item whose
+//! attempt got a definite answer and that waits to be tried again is noted
+//! as *settled* (`{"settled": id}`), so a crash while it waits does not
+//! make it `outcome_unknown`: the next `"id"` line puts it back on the wire.
+//! A run that finishes (or stops cleanly) leaves no journal behind.
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -23,7 +26,15 @@ pub fn journal_path(results: &Path) -> PathBuf {
     results.with_file_name(name)
 }
 
-/// Ids in the journal at `path` (a torn last line is ignored).
+/// A settle marker: the item is off the wire with a definite answer.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Settled<'a> {
+    #[serde(borrow)]
+    settled: std::borrow::Cow<'a, str>,
+}
+
+/// Ids on the wire per the journal at `path`: started and not settled since
+/// (a torn last line is ignored).
 pub fn read_journal(path: &Path) -> std::io::Result<HashSet<String>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -32,8 +43,11 @@ pub fn read_journal(path: &Path) -> std::io::Result<HashSet<String>> {
     };
     let mut ids = HashSet::new();
     for line in std::io::BufReader::new(file).lines() {
-        if let Ok(id) = serde_json::from_str::<String>(&line?) {
+        let line = line?;
+        if let Ok(id) = serde_json::from_str::<String>(&line) {
             ids.insert(id);
+        } else if let Ok(s) = serde_json::from_str::<Settled<'_>>(&line) {
+            ids.remove(s.settled.as_ref());
         }
     }
     Ok(ids)
@@ -52,14 +66,23 @@ impl Journal {
     pub fn create(results: &Path, fsync: bool) -> Result<Self, ResultsError> {
         let path = journal_path(results);
         let io = |source| ResultsError::Io { path: path.clone(), source };
-        let file = std::fs::File::create(&path).map_err(io)?;
+        let file = super::create_private(&path).map_err(io)?;
         Ok(Journal { path: path.clone(), out: Mutex::new(std::io::BufWriter::new(file)), fsync })
     }
 
     /// Records that `id` is about to be sent; returns once it is written.
     pub fn started(&self, id: &str) -> Result<(), ResultsError> {
+        self.append(&id)
+    }
+
+    /// Records that `id` got a definite answer and is off the wire.
+    pub fn settled(&self, id: &str) -> Result<(), ResultsError> {
+        self.append(&Settled { settled: id.into() })
+    }
+
+    fn append(&self, entry: &impl serde::Serialize) -> Result<(), ResultsError> {
         let io = |source| ResultsError::Io { path: self.path.clone(), source };
-        let mut line = serde_json::to_vec(id).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut line = serde_json::to_vec(entry).map_err(|e| io(std::io::Error::other(e)))?;
         line.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         out.write_all(&line).map_err(io)?;
@@ -100,5 +123,19 @@ mod tests {
         assert_eq!(read_journal(&journal_path(&results)).expect("read").len(), 2);
         j.remove();
         assert!(read_journal(&journal_path(&results)).expect("read").is_empty());
+    }
+
+    #[test]
+    fn a_settled_item_is_off_the_wire_until_it_starts_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let results = dir.path().join("results.jsonl");
+        let j = Journal::create(&results, false).expect("create");
+        j.started("a").expect("write");
+        j.started("b").expect("write");
+        j.settled("a").expect("write");
+        j.settled("b").expect("write");
+        j.started("b").expect("write");
+        let ids = read_journal(&journal_path(&results)).expect("read");
+        assert_eq!(ids, HashSet::from(["b".to_string()]));
     }
 }

@@ -8,11 +8,11 @@
 
 use serde::Serialize;
 
-use super::estimate::{estimate_tokens, prompt_tokens};
+use super::policy::estimate::{estimate_tokens, prompt_tokens};
 use super::{RunConfig, RunError};
 use crate::input;
 use crate::model::TokenUsage;
-use crate::sandbox::{self, PluginInstance, RunShared, SandboxEngine};
+use crate::sandbox::{self, PluginInstance};
 
 /// What a dry run found.
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +37,7 @@ impl DryRunReport {
         format!(
             "dry run: {} jobs valid, plugin {} loads; estimated input tokens {}, output tokens at most {}, cost at most ${:.4}{}; nothing was sent",
             self.jobs,
-            &self.plugin_sha256[..16],
+            self.plugin_sha256.get(..16).unwrap_or(&self.plugin_sha256),
             self.estimated_input_tokens,
             self.max_output_tokens,
             self.estimated_max_cost_usd,
@@ -54,17 +54,10 @@ impl DryRunReport {
 pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
     let summary = crate::validate::validate_file(&config.jobs, 20, |_| None).map_err(RunError::Input)?;
     let sandbox_err = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
-    let engine = SandboxEngine::new(&config.sandbox, 2).map_err(sandbox_err)?;
-    let component = config.cache.load(&engine, &config.plugin.bytes, &config.plugin.digest).map_err(sandbox_err)?;
-    let pre = sandbox::link(&engine, &component).map_err(sandbox_err)?;
-    let shared = std::sync::Arc::new(RunShared {
-        plugin: config.plugin.name.clone(),
-        config: serde_json::Value::Object(config.plugin_config.clone()).to_string(),
-        run_state: Default::default(),
-        egress: config.egress.clone(),
-        limits: config.sandbox.clone(),
-    });
-    PluginInstance::new(&pre, shared).await.map_err(sandbox_err)?;
+    let plugin =
+        sandbox::load(&config.plugin, &config.cache, &config.sandbox, 2, &config.plugin_config, config.egress.clone())
+            .map_err(sandbox_err)?;
+    PluginInstance::new(&plugin.pre, plugin.shared).await.map_err(sandbox_err)?;
 
     let mut report = DryRunReport {
         jobs: summary.jobs as u64,
@@ -85,9 +78,9 @@ pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
         // Validated above; a line that changed since is skipped by the count.
         if let Ok(job) = input::parse_line(&text, line) {
             let prompt = prompt_tokens(&job);
-            let output = estimate_tokens(&job, default_output) - prompt;
-            report.estimated_input_tokens += prompt;
-            report.max_output_tokens += output;
+            let output = estimate_tokens(&job, default_output).saturating_sub(prompt);
+            report.estimated_input_tokens = report.estimated_input_tokens.saturating_add(prompt);
+            report.max_output_tokens = report.max_output_tokens.saturating_add(output);
             let model = job.params.get("model").and_then(|m| m.as_str()).or(default_model);
             let usage = TokenUsage { input_tokens: prompt, output_tokens: output, ..TokenUsage::default() };
             match model.and_then(|m| config.prices.cost(m, &usage)) {

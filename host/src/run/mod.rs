@@ -1,64 +1,49 @@
-//! A batch run: validate, load the plugin, prepare, fan out to workers,
-//! write results, clean up.
+//! A batch run: validate, load the plugin, prepare, drive the engine, clean
+//! up.
 //!
-//! Data flows one way: a reader thread parses lines into a bounded queue;
-//! `concurrency` workers each own a plugin instance and turn jobs into
-//! records; one writer appends records to the results file and counts them
-//! only after they are flushed.
+//! The run is split by concern:
+//! - [`policy`]: pure decisions after an attempt (retry, reconcile, estimate);
+//! - [`gate`]: whether an attempt may start (cooldown, learned limits, RPM/TPM);
+//! - [`engine`]: workers, the executor seam, the sink, stop and abort control;
+//! - [`observe`]: events, metrics, progress and the report.
+//!
+//! This module owns the lifecycle around them. Everything that can fail is
+//! set up *before* the plugin's `prepare` (results file, journal, events
+//! file, metrics port), and once `prepare` succeeded `cleanup` runs on every
+//! way out, so a resource the plugin created (a Gemini context cache) never
+//! outlives the run because of a setup error or a signal.
 
-mod admission;
-mod control;
-mod cooldown;
 mod dry;
-mod estimate;
-mod events;
-mod item;
-mod learned;
-mod metrics;
-mod order;
-mod progress;
-mod queue;
-mod report;
-mod retry;
-mod signals;
-mod sink;
-mod tasks;
+pub mod engine;
+pub mod gate;
+pub mod observe;
+pub mod policy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-pub use admission::{Admission, AdmissionLimits};
-pub use control::{AbortMode, AbortReason, RunControl};
-pub use cooldown::{CooldownPolicy, CooldownStats, Coordinator};
 pub use dry::{DryRunReport, dry_run};
-pub use events::{EventLog, EventsError};
-pub use item::{ItemSettings, RunContext};
-pub use learned::{LearnedLimits, parse_go_duration};
-pub use progress::{ProgressMode, SuspendingStderr};
-pub use report::{ClassCount, RunReport, Termination};
-pub use retry::{Decision, FailureCounts, RetryPolicy};
-pub use signals::{Reconciled, reconcile};
+pub use engine::{AbortMode, AbortReason, ItemSettings, StopHandle};
+pub use gate::{AdmissionLimits, CooldownPolicy, GateSettings};
+pub use observe::{ClassCount, EventsError, ProgressMode, RunReport, SuspendingStderr, Termination};
+pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
 use crate::input::InputError;
-use crate::model::FailureClass;
-use crate::model::Job;
-use crate::model::short_digest;
+use crate::model::{FailureClass, Job, PluginError, short_digest};
 use crate::plugin::PluginSource;
-use crate::results::{Checkpoint, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
-use crate::sandbox::{
-    self, CompileCache, HostState, PluginInstance, RunShared, SandboxEngine, SandboxError, SandboxLimits,
-};
+use crate::results::{Checkpoint, Journal, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
+use crate::sandbox::{self, CompileCache, PluginInstance, SandboxError, SandboxLimits};
 use crate::validate::{InputSummary, validate_file};
-use batchllm_bindings::StrategyPre;
-use item::Worker;
-use sink::Sink;
+use engine::{Budgets, Observers, PluginFactory, Pricing, RunContext, RunControl, Sink, queue};
+use gate::Gates;
+use observe::{Event, EventLog};
 
-/// Everything a run needs, already validated by the CLI layer.
+/// Everything a run needs, already validated by the options layer.
 #[derive(Debug)]
 pub struct RunConfig {
     pub jobs: PathBuf,
@@ -80,9 +65,11 @@ pub struct RunConfig {
     pub abort_mode: AbortMode,
     /// Limit on the whole run.
     pub batch_timeout: Option<Duration>,
+    /// How long calls on the wire may still answer after a stop (a signal).
+    pub stop_grace: Duration,
     /// Token budget of the run (input + output, failed attempts included).
     pub max_total_tokens: Option<u64>,
-    /// Write results in input order rather than completion order.
+    /// Write results in input order (rewritten at the end of the run).
     pub preserve_order: bool,
     /// Prices for cost accounting.
     pub prices: crate::cost::PriceTable,
@@ -113,9 +100,17 @@ pub enum RunError {
     #[error(transparent)]
     Events(#[from] EventsError),
     #[error("cannot serve metrics on {addr}: {source}")]
-    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("plugin `{plugin}`: {source}")]
-    Sandbox { plugin: String, source: SandboxError },
+    Sandbox {
+        plugin: String,
+        #[source]
+        source: SandboxError,
+    },
     #[error("plugin `{plugin}` failed to prepare: {message}")]
     Prepare { plugin: String, message: String },
 }
@@ -125,116 +120,127 @@ fn join_errors(errors: &[InputError]) -> String {
 }
 
 impl RunError {
-    /// Whether the fault is in what the user gave (exit code 2) rather than in
-    /// the run (exit code 3).
+    /// Whether the fault is in what the user gave (exit code 2: nothing was
+    /// sent) rather than in the run (exit code 3).
     pub fn is_usage(&self) -> bool {
         !matches!(self, RunError::Prepare { .. })
     }
 }
 
-/// Runs a batch to the end (or to Ctrl-C) and reports what happened.
-pub async fn run(config: RunConfig) -> Result<RunReport, RunError> {
+/// Runs a batch to the end, or until `stop` asks it to stop, and reports
+/// what happened.
+pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let (summary, checkpoint, identity) = validate_and_resume(&config)?;
-    let plugin = load_plugin(&config).await?;
-    let mut first = PluginInstance::new(&plugin.pre, plugin.shared.clone()).await.map_err(plugin.error())?;
-    tasks::prepare(&mut first, &config.plugin.name).await?;
-
+    // Whatever can fail is set up before `prepare`.
     let events = EventLog::open(config.events.as_deref())?;
-    let journal = crate::results::Journal::create(&config.output, config.resume.fsync)?;
-    let ctx = Arc::new(new_context(&config, identity, started, events, journal));
-    let watchers = [tasks::spawn_interrupt_watch(ctx.clone()), tasks::spawn_batch_deadline(ctx.clone())];
-    let Checkpoint { done, done_failed, writer, outcome_unknown, .. } = checkpoint;
-    let done = Arc::new(done);
-    let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency * 2);
-    let (line_tx, line_rx) = mpsc::unbounded_channel::<usize>();
-    let line_tx = config.preserve_order.then_some(line_tx);
-    let reader = tasks::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done.clone(), line_tx);
-    let (record_tx, mut record_rx) = mpsc::channel::<sink::Finished>(config.concurrency * 2);
-    let mut workers = tokio::task::JoinSet::new();
-    let mut first = Some(first);
-    for _ in 0..config.concurrency {
-        let worker = Worker::new(plugin.pre.clone(), plugin.shared.clone(), ctx.clone(), first.take());
-        workers.spawn(tasks::work(worker, job_rx.clone(), record_tx.clone(), ctx.clone()));
-    }
-    // Only workers hold the queue's ends now: when they stop (Ctrl-C), the
-    // reader's next send fails instead of waiting forever.
-    drop((record_tx, job_rx));
-
-    ctx.events.emit(
-        "run_started",
-        serde_json::json!({"plugin": config.plugin.name, "plugin_sha256": config.plugin.digest,
-            "jobs": summary.jobs, "already_done": done.len(), "concurrency": config.concurrency}),
-    );
-    ctx.metrics.set_items_to_run((summary.jobs - done.len()) as u64);
-    let metrics_server = match config.metrics_addr {
-        Some(addr) => Some(
-            metrics::serve(addr, ctx.clone(), config.egress.clone())
-                .await
-                .map_err(|source| RunError::Metrics { addr, source })?
-                .1,
-        ),
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(observe::metrics::bind(addr).await.map_err(|source| RunError::Metrics { addr, source })?),
         None => None,
     };
+    let journal = Journal::create(&config.output, config.resume.fsync)?;
+    let sandbox_error = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
+    let plugin = sandbox::load(
+        &config.plugin,
+        &config.cache,
+        &config.sandbox,
+        config.concurrency.saturating_add(2),
+        &config.plugin_config,
+        config.egress.clone(),
+    )
+    .map_err(sandbox_error)?;
+    let factory = Arc::new(PluginFactory { pre: plugin.pre.clone(), shared: plugin.shared.clone() });
+    let mut first = PluginInstance::new(&factory.pre, factory.shared.clone()).await.map_err(sandbox_error)?;
+    prepare(&mut first, &config.plugin.name).await?;
+
+    // From here on `cleanup` runs on every way out.
+    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal));
+    let metrics_server = metrics_listener.and_then(|listener| {
+        match observe::metrics::serve(listener, ctx.clone(), config.egress.clone()) {
+            Ok((_, handle)) => Some(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics endpoint could not start");
+                None
+            }
+        }
+    });
+    let Checkpoint { done, done_failed, writer, outcome_unknown, .. } = checkpoint;
+    let done = Arc::new(done);
+    let to_run = summary.jobs.saturating_sub(done.len());
+    ctx.observe.event(|| Event::RunStarted {
+        plugin: &config.plugin.name,
+        plugin_sha256: &config.plugin.digest,
+        jobs: summary.jobs,
+        already_done: done.len(),
+        concurrency: config.concurrency,
+    });
+    ctx.observe.metrics.set_items_to_run(to_run as u64);
     let mut kept = RunReport::resumed(done.len() as u64, done_failed);
     kept.outcome_unknown = outcome_unknown;
-    let to_run = (summary.jobs - done.len()) as u64;
-    let mut sink = Sink::new(writer, kept, config.preserve_order, line_rx, config.progress, to_run);
-    sink.drain(&mut record_rx, &ctx).await;
 
-    let mut spare = None;
-    while let Some(joined) = workers.join_next().await {
-        if let Ok(Some(instance)) = joined {
-            spare.get_or_insert(instance);
-        }
-    }
+    let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency.saturating_mul(2));
+    let reader = engine::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done);
+    let mut sink = Sink::new(writer, kept, config.progress, to_run as u64);
+    let spare = engine::drive(ctx.clone(), factory.clone(), Some(first), config.concurrency, job_rx, &mut sink).await;
     let _ = reader.await;
-    for w in watchers.into_iter().chain(metrics_server) {
-        w.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
     }
-    tasks::cleanup(spare, &plugin.pre, plugin.shared.clone()).await;
-    let report = finish_report(sink.finish()?, &ctx, &config.egress, started);
-    // Every item that was sent now has its record, unless calls were
-    // dropped (second Ctrl-C): then the journal stays for the next run.
-    if !ctx.control.hard_stopped() {
+    cleanup(spare, &factory).await;
+
+    let (report, write_error, writer) = sink.finish();
+    drop(writer);
+    if config.preserve_order
+        && write_error.is_none()
+        && let Err(e) = crate::results::sort_by_line(&config.output)
+    {
+        ctx.control.fail(format!("putting the results in input order failed: {e}"));
+    }
+    let report = finish_report(report, &ctx, &config.egress, started);
+    // Every item that went on the wire now has its record (answered, or
+    // `outcome_unknown` when its call was dropped), unless writing failed:
+    // then the journal stays for the next run.
+    if write_error.is_none() {
         ctx.journal.remove();
     }
-    ctx.events.emit(
-        "run_finished",
-        serde_json::json!({"termination": report.termination, "items": report.items, "succeeded": report.succeeded,
-            "failed": report.failed, "cost_usd": report.cost_usd, "seconds": report.elapsed.as_secs_f64()}),
-    );
-    ctx.events.flush();
+    ctx.observe.event(|| Event::RunFinished {
+        termination: report.termination,
+        items: report.items,
+        succeeded: report.succeeded,
+        failed: report.failed,
+        cost_usd: report.cost_usd,
+        seconds: report.elapsed.as_secs_f64(),
+    });
+    ctx.observe.events.flush();
     Ok(report)
 }
 
-/// The plugin, compiled, linked and ready to instantiate.
-struct LoadedPlugin {
-    name: String,
-    pre: StrategyPre<HostState>,
-    shared: Arc<RunShared>,
+async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
+    let outcome = instance.prepare().await;
+    let message = match outcome.result {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => {
+            let e = PluginError::from(e);
+            format!("{}: {}", e.class.code(), e.message)
+        }
+        Err(call) => call.to_string(),
+    };
+    Err(RunError::Prepare { plugin: plugin.to_string(), message })
 }
 
-impl LoadedPlugin {
-    fn error(&self) -> impl Fn(SandboxError) -> RunError + '_ {
-        |source| RunError::Sandbox { plugin: self.name.clone(), source }
+/// Calls `cleanup` exactly once, on a spare instance or a fresh one.
+async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
+    let instance = match instance {
+        Some(i) => Ok(i),
+        None => PluginInstance::new(&factory.pre, factory.shared.clone()).await,
+    };
+    let outcome = match instance {
+        Ok(mut i) => i.cleanup().await.result.map_err(|e| e.to_string()).and_then(|r| r),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "plugin cleanup failed");
     }
-}
-
-async fn load_plugin(config: &RunConfig) -> Result<LoadedPlugin, RunError> {
-    let err = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
-    let instances = u32::try_from(config.concurrency + 2).unwrap_or(u32::MAX);
-    let engine = SandboxEngine::new(&config.sandbox, instances).map_err(err)?;
-    let component = config.cache.load(&engine, &config.plugin.bytes, &config.plugin.digest).map_err(err)?;
-    let pre = sandbox::link(&engine, &component).map_err(err)?;
-    let shared = Arc::new(RunShared {
-        plugin: config.plugin.name.clone(),
-        config: serde_json::Value::Object(config.plugin_config.clone()).to_string(),
-        run_state: Default::default(),
-        egress: config.egress.clone(),
-        limits: config.sandbox.clone(),
-    });
-    Ok(LoadedPlugin { name: config.plugin.name.clone(), pre, shared })
 }
 
 /// Validates the whole input and opens the results file, resuming from the
@@ -242,7 +248,7 @@ async fn load_plugin(config: &RunConfig) -> Result<LoadedPlugin, RunError> {
 /// record during the same pass.
 fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, RunIdentity), RunError> {
     let identity = RunIdentity {
-        plugin: config.plugin.digest[..16].to_string(),
+        plugin: config.plugin.digest.get(..16).unwrap_or(&config.plugin.digest).to_string(),
         config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
     };
     let mut previous = Previous::read(&config.output, config.resume)?;
@@ -266,7 +272,7 @@ fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, 
     if !checkpoint.done.is_empty() || checkpoint.dropped > 0 {
         tracing::info!(
             done = checkpoint.done.len(),
-            to_run = summary.jobs - checkpoint.done.len(),
+            to_run = summary.jobs.saturating_sub(checkpoint.done.len()),
             dropped = checkpoint.dropped,
             "resuming from {}",
             config.output.display()
@@ -279,45 +285,52 @@ fn new_context(
     config: &RunConfig,
     identity: RunIdentity,
     started: Instant,
+    stop: StopHandle,
     events: EventLog,
-    journal: crate::results::Journal,
+    journal: Journal,
 ) -> RunContext {
+    let gate_settings = GateSettings {
+        cooldown: config.cooldown.clone(),
+        admission: config.admission,
+        // The user's --rpm wins; without one, follow the provider's headers.
+        learn_from_headers: config.admission.rpm.is_none(),
+        max_server_wait: config.item.retry.max_server_wait,
+    };
+    let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
     RunContext {
         settings: config.item.clone(),
-        coordinator: Coordinator::new(config.cooldown.clone()),
-        admission: Admission::new(config.admission),
-        // The user's --rpm wins; without one, follow the provider's headers.
-        learned: config.admission.rpm.is_none().then(LearnedLimits::default),
-        control: RunControl::new(config.abort_mode, config.batch_timeout.map(|t| started + t)),
-        fail_fast: config.fail_fast.clone(),
+        gates: Gates::new(gate_settings, started),
+        control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
+        budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
+        pricing: Pricing {
+            prices: config.prices.clone(),
+            default_model: config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string),
+        },
         identity,
-        max_total_tokens: config.max_total_tokens,
-        tokens_used: Default::default(),
-        prices: config.prices.clone(),
-        default_model: config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string),
-        max_cost: config.max_cost,
-        micro_dollars: Default::default(),
-        events,
-        metrics: Default::default(),
-        retrying: Default::default(),
-        admission_limits: config.admission,
         schema: config.schema.clone(),
         journal,
+        observe: Observers::new(events),
     }
 }
 
 fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
-    report.termination = match (ctx.control.aborted(), ctx.control.interrupted()) {
-        (_, true) => Termination::Interrupted,
-        (Some(_), false) => Termination::Aborted,
-        (None, false) => Termination::Completed,
+    let control = &ctx.control;
+    report.termination = if control.host_failure().is_some() {
+        Termination::Failed
+    } else if control.stopping() {
+        Termination::Interrupted
+    } else if control.aborted().is_some() {
+        Termination::Aborted
+    } else {
+        Termination::Completed
     };
-    report.abort_reason = ctx.control.aborted().cloned();
+    report.abort_reason = control.aborted().cloned();
+    report.host_failure = control.host_failure().map(str::to_string);
     let counters = egress.counters();
     report.http_requests = counters.requests.load(Ordering::Relaxed);
     report.egress_denied = counters.denied.load(Ordering::Relaxed);
-    report.cooldown = ctx.coordinator.stats();
-    report.prices_as_of = ctx.prices.as_of.clone();
+    report.cooldown = ctx.gates.stats();
+    report.prices_as_of = ctx.pricing.prices.as_of.clone();
     report.elapsed = started.elapsed();
     report.finalize();
     report

@@ -18,41 +18,13 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::SandboxError;
 use super::scope::CallScope;
 use super::state::{HostState, RunShared};
-use crate::egress::Exchange;
+use crate::model::{CallFailure, CallOutcome};
 
 /// Extra wall-clock time a call gets beyond its HTTP deadline.
 pub const CALL_GRACE: Duration = Duration::from_millis(500);
 
-/// Why a call produced no answer from the plugin.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum CallFailure {
-    /// The plugin trapped: a panic, an out-of-memory abort, a wasm fault.
-    #[error("plugin trapped: {0}")]
-    Trap(String),
-    /// The plugin used up its CPU budget for the call.
-    #[error("plugin exceeded its CPU budget of {0:?} per call")]
-    CpuLimit(Duration),
-    /// The call did not finish in time (CPU or waiting on the network).
-    #[error("call did not finish within {0:?}")]
-    Timeout(Duration),
-    /// The plugin returned more output than the host accepts.
-    #[error("plugin output of {0} bytes exceeds the limit of {1} bytes")]
-    OutputTooLarge(usize, usize),
-    /// The plugin tried to pass more data to the host in one call (an
-    /// argument or its result) than the host accepts; nothing was copied.
-    #[error("plugin tried to pass more than {0} bytes to the host in one call (output or host-call argument)")]
-    TooMuchData(usize),
-}
-
 /// wasmtime's message for exhausted hostcall fuel (its error type is private).
 const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
-
-/// The result of one call plus the HTTP exchanges made during it.
-#[derive(Debug)]
-pub struct CallOutcome<T> {
-    pub result: Result<T, CallFailure>,
-    pub exchanges: Vec<Exchange>,
-}
 
 /// A plugin instance owned by one worker at a time.
 pub struct PluginInstance {

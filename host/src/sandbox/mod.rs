@@ -13,16 +13,18 @@ mod component;
 mod engine;
 mod instance;
 mod limits;
+mod load;
 pub mod output;
 mod scope;
 mod state;
-mod wit;
+pub mod wit;
 
 pub use cache::CompileCache;
 pub use component::link;
 pub use engine::SandboxEngine;
-pub use instance::{CallFailure, CallOutcome, PluginInstance};
+pub use instance::PluginInstance;
 pub use limits::SandboxLimits;
+pub use load::{LoadedPlugin, load};
 pub use scope::CallScope;
 pub use state::{HostState, RunShared};
 

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::egress::Exchange;
+use crate::model::Exchange;
 
 /// The current call's item, deadline and the HTTP exchanges it made.
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,7 @@ const MAX_OUTPUT_KEYS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_
 
 /// Estimated tokens one attempt of `job` will consume.
 pub fn estimate_tokens(job: &Job, default_max_output: u64) -> u64 {
-    prompt_tokens(job) + max_output(job).unwrap_or(default_max_output)
+    prompt_tokens(job).saturating_add(max_output(job).unwrap_or(default_max_output))
 }
 
 /// Estimated prompt tokens of `job`: about four characters per token over the
@@ -54,5 +54,11 @@ mod tests {
         assert_eq!(estimate_tokens(&j, 100), "{\"max_tokens\":50}".len().div_ceil(4) as u64 + 50);
         let g = job("", serde_json::json!({"generationConfig": {"maxOutputTokens": 7}}));
         assert_eq!(max_output(&g), Some(7));
+    }
+
+    #[test]
+    fn a_huge_max_tokens_saturates() {
+        let j = job("x", serde_json::json!({"max_tokens": u64::MAX}));
+        assert_eq!(estimate_tokens(&j, 100), u64::MAX);
     }
 }

@@ -6,11 +6,12 @@
 //! not burn an item's attempts. Validation failures (`invalid_response`) are
 //! retried without backoff: waiting does not make a model answer better.
 //! A rate-limited item has no backoff of its own either: it waits out the
-//! scope's coordinated cooldown ([`super::cooldown`]) like every other
+//! scope's coordinated cooldown (`run::gate::cooldown`) like every other
 //! attempt in the scope.
 
 use std::time::Duration;
 
+use super::saturating_duration;
 use crate::model::FailureClass;
 
 /// The retry settings of a run.
@@ -106,7 +107,7 @@ impl RetryPolicy {
         let raw = self.initial_backoff.as_secs_f64() * self.multiplier.powi(exp);
         let capped = raw.min(self.max_backoff.as_secs_f64());
         let factor = if self.jitter { 0.5 + unit.clamp(0.0, 1.0) * 0.5 } else { 1.0 };
-        Duration::from_secs_f64((capped * factor).max(0.0))
+        saturating_duration(capped * factor)
     }
 }
 
@@ -176,6 +177,23 @@ mod tests {
             policy().decide(FailureClass::Overloaded, counts(1, 0), hint, 0.0),
             Decision::Retry(Duration::from_secs(5))
         );
+    }
+
+    #[test]
+    fn absurd_settings_saturate() {
+        let p = RetryPolicy {
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+            multiplier: f64::MAX,
+            ..policy()
+        };
+        for n in [0, 1, 2, 1000, u32::MAX] {
+            assert!(p.backoff(n, 0.5) <= super::super::MAX_WAIT);
+        }
+        assert!(matches!(
+            p.decide(FailureClass::Overloaded, counts(1, 0), Some(Duration::MAX), 0.0),
+            Decision::Retry(_)
+        ));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::egress::{Exchange, ExchangeFailure};
 use crate::model::FailureClass;
+use crate::model::{Exchange, ExchangeFailure};
 
 /// The classification after taking the host's own observations into account.
 #[derive(Debug, Clone, PartialEq)]

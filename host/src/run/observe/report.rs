@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{AbortReason, CooldownStats};
 use crate::model::FailureClass;
 use crate::model::TokenUsage;
 use crate::model::{ItemStatus, ResultRecord};
+use crate::run::engine::AbortReason;
+use crate::run::gate::GateStats;
 
 /// How many failed ids are kept per class for the summary.
 const SAMPLE_IDS: usize = 3;
@@ -19,11 +20,14 @@ const SAMPLE_IDS: usize = 3;
 pub enum Termination {
     /// Every item has a terminal record.
     Completed,
-    /// Ctrl-C: items not yet started have no record.
+    /// A stop (a signal): items not on the wire have no record.
     Interrupted,
     /// Fail-fast or the batch deadline: every item has a record, the
     /// remaining ones `aborted` / `batch_deadline_exceeded`.
     Aborted,
+    /// The host itself failed (the results file could not be written, the
+    /// jobs file changed): requests may have been sent; re-run to resume.
+    Failed,
 }
 
 /// Failures of one class.
@@ -74,6 +78,8 @@ impl LatencyHistogram {
 pub struct RunReport {
     pub termination: Termination,
     pub abort_reason: Option<AbortReason>,
+    /// What failed, when the host did (`termination: failed`).
+    pub host_failure: Option<String>,
     /// Items with a kept record from an earlier run (not run again).
     pub already_done: u64,
     /// Of those, how many had failed.
@@ -97,7 +103,7 @@ pub struct RunReport {
     pub http_requests: u64,
     pub egress_denied: u64,
     #[serde(serialize_with = "cooldown")]
-    pub cooldown: CooldownStats,
+    pub cooldown: GateStats,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
     /// Item latency percentiles (first attempt start to terminal record).
@@ -106,7 +112,7 @@ pub struct RunReport {
     latencies: LatencyHistogram,
 }
 
-fn cooldown<S: serde::Serializer>(c: &CooldownStats, s: S) -> Result<S::Ok, S::Error> {
+fn cooldown<S: serde::Serializer>(c: &GateStats, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
     let mut st = s.serialize_struct("cooldown", 3)?;
     st.serialize_field("rate_limits", &c.rate_limits)?;
@@ -124,6 +130,7 @@ impl Default for RunReport {
         RunReport {
             termination: Termination::Completed,
             abort_reason: None,
+            host_failure: None,
             already_done: 0,
             already_failed: 0,
             outcome_unknown: 0,
@@ -139,7 +146,7 @@ impl Default for RunReport {
             prices_as_of: None,
             http_requests: 0,
             egress_denied: 0,
-            cooldown: CooldownStats::default(),
+            cooldown: GateStats::default(),
             elapsed: Duration::ZERO,
             latency: Latency::default(),
             latencies: LatencyHistogram::default(),
@@ -260,7 +267,12 @@ impl RunReport {
             out.push_str(&format!(", {} items on a model without a price", self.unpriced));
         }
         match (&self.termination, &self.abort_reason) {
-            (Termination::Interrupted, _) => out.push_str("\ninterrupted: items not started have no result line"),
+            (Termination::Interrupted, _) => out
+                .push_str("\ninterrupted: items that were not on the wire have no result line and run when you resume"),
+            (Termination::Failed, _) => out.push_str(&format!(
+                "\nthe host failed: {}; re-run the same command to resume",
+                self.host_failure.as_deref().unwrap_or("unknown error")
+            )),
             (Termination::Aborted, Some(reason)) => out.push_str(&format!("\n{}", reason.message())),
             _ => {}
         }

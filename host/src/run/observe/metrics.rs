@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::RunContext;
 use crate::egress::Egress;
 use crate::model::{ItemStatus, ResultRecord};
+use crate::run::engine::RunContext;
 
 /// Counters of the records written so far.
 #[derive(Debug, Default)]
@@ -101,7 +101,7 @@ impl Metrics {
             "Dollars spent (priced models).",
             &[(String::new(), get(&self.cost_micro_usd) as f64 / 1e6)],
         );
-        let cooldown = ctx.coordinator.stats();
+        let cooldown = ctx.gates.stats();
         metric("rate_limits_total", "counter", "Rate-limited attempts.", &one(cooldown.rate_limits));
         metric("cooldowns_total", "counter", "Coordinated cooldowns started.", &one(cooldown.cooldowns));
         metric(
@@ -127,18 +127,23 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until the returned handle is aborted.
-pub async fn serve(
-    addr: SocketAddr,
+/// Binds the metrics address (before the plugin is prepared, so a busy
+/// port fails the run before anything runs).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics` on `listener` until the returned handle is aborted.
+pub fn serve(
+    listener: tokio::net::TcpListener,
     ctx: Arc<RunContext>,
     egress: Egress,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let body = ctx.metrics.render(&ctx, &egress);
+            let body = ctx.observe.metrics.render(&ctx, &egress);
             async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
         }),
     );

@@ -1,0 +1,571 @@
+//! The engine's decisions, on paused time, with a scripted executor.
+//!
+//! Each test drives the real engine ([`super::drive`]: workers, gates,
+//! retry policy, stop and abort control, sink) against a fake plugin whose
+//! answers are scripted per item and attempt, and checks the records and
+//! the moments calls were made. Paused time makes a 30 s cooldown take no
+//! time and every timing exact.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::context::{Budgets, ItemSettings, Observers, Pricing, RunContext};
+use super::control::{AbortMode, RunControl, StopHandle};
+use super::executor::{Executor, ExecutorFactory};
+use super::sink::Sink;
+use super::{drive, queue};
+use crate::model::{
+    Answer, AttemptInfo, CallOutcome, Exchange, FailureClass, ItemStatus, Job, PluginError, PluginItem, ResultRecord,
+    RetryState, StateChange, TokenUsage,
+};
+use crate::results::{Journal, RunIdentity, journal_path, read_journal};
+use crate::run::gate::{AdmissionLimits, CooldownPolicy, GateSettings, Gates};
+use crate::run::observe::{ProgressMode, RunReport};
+use crate::run::policy::retry::RetryPolicy;
+use crate::sandbox::SandboxError;
+
+/// What the fake provider does with one attempt.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Ok,
+    /// A 429, with the server's wait.
+    RateLimited(Option<Duration>),
+    Fail(FailureClass),
+    /// The plugin panics (a bug the host must contain)... in the host: the
+    /// fake executor panics inside `execute`.
+    Panic,
+    /// Answers only after this long (then succeeds).
+    Slow(Duration),
+}
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+struct Call {
+    item: String,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Script {
+    /// Steps per item, by attempt; the last step repeats.
+    steps: HashMap<String, Vec<Step>>,
+    /// For items without a script.
+    default: Vec<Step>,
+    latency: Duration,
+    calls: Mutex<Vec<Call>>,
+    answered: Mutex<Vec<String>>,
+}
+
+impl Script {
+    fn step(&self, item: &str, number: u32) -> Step {
+        let steps = self.steps.get(item).unwrap_or(&self.default);
+        let i = usize::try_from(number.saturating_sub(1)).unwrap_or(usize::MAX);
+        steps.get(i).or(steps.last()).cloned().unwrap_or(Step::Ok)
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("calls").clone()
+    }
+}
+
+struct FakeFactory(Arc<Script>);
+struct FakeExecutor(Arc<Script>);
+
+impl ExecutorFactory for FakeFactory {
+    type Executor = FakeExecutor;
+
+    async fn create(&self) -> Result<FakeExecutor, SandboxError> {
+        Ok(FakeExecutor(self.0.clone()))
+    }
+}
+
+fn exchange(status: u16) -> Exchange {
+    Exchange { authority: "fake:443".into(), status: Some(status), ..Exchange::default() }
+}
+
+impl Executor for FakeExecutor {
+    fn is_usable(&self) -> bool {
+        true
+    }
+
+    async fn execute(
+        &mut self,
+        item: &PluginItem,
+        attempt: &AttemptInfo,
+        _state: &RetryState,
+        _deadline: Instant,
+    ) -> CallOutcome<Result<Answer, PluginError>> {
+        let script = self.0.clone();
+        script.calls.lock().expect("calls").push(Call { item: item.id.clone(), at: Instant::now() });
+        let step = script.step(&item.id, attempt.number);
+        let latency = match step {
+            Step::Slow(d) => d,
+            _ => script.latency,
+        };
+        tokio::time::sleep(latency).await;
+        let usage = Some(TokenUsage { input_tokens: 10, output_tokens: 5, ..TokenUsage::default() });
+        let fail = |class, status: u16, retry_after| {
+            let error = PluginError {
+                class,
+                message: format!("scripted {class}"),
+                http_status: Some(status),
+                retry_after,
+                usage: None,
+                response_body: None,
+            };
+            CallOutcome { result: Ok(Err(error)), exchanges: vec![exchange(status)] }
+        };
+        match step {
+            Step::Ok | Step::Slow(_) => {
+                script.answered.lock().expect("answered").push(item.id.clone());
+                let answer =
+                    Answer { output: format!("answer to {}", item.id), usage, response_body: None, metadata: None };
+                CallOutcome { result: Ok(Ok(answer)), exchanges: vec![exchange(200)] }
+            }
+            Step::RateLimited(hint) => fail(FailureClass::RateLimited, 429, hint),
+            Step::Fail(class) => {
+                let status = match class {
+                    FailureClass::ClientError => 400,
+                    FailureClass::Auth => 401,
+                    FailureClass::InvalidResponse => 200,
+                    _ => 503,
+                };
+                fail(class, status, None)
+            }
+            Step::Panic => panic!("scripted panic in the host for {}", item.id),
+        }
+    }
+
+    async fn on_error(
+        &mut self,
+        _item: &PluginItem,
+        _error: &PluginError,
+        _attempt: &AttemptInfo,
+        _state: &RetryState,
+        _deadline: Instant,
+    ) -> CallOutcome<Vec<StateChange>> {
+        CallOutcome { result: Ok(Vec::new()), exchanges: Vec::new() }
+    }
+}
+
+/// A run's knobs, with test defaults: no jitter, no slow start.
+struct Setup {
+    jobs: usize,
+    concurrency: usize,
+    retry: RetryPolicy,
+    cooldown: CooldownPolicy,
+    admission: AdmissionLimits,
+    item_timeout: Option<Duration>,
+    batch_timeout: Option<Duration>,
+    abort_mode: AbortMode,
+    fail_fast: Vec<FailureClass>,
+    stop_grace: Duration,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            jobs: 10,
+            concurrency: 4,
+            retry: RetryPolicy { jitter: false, ..RetryPolicy::default() },
+            cooldown: CooldownPolicy { slow_start_attempts: 0, ..CooldownPolicy::default() },
+            admission: AdmissionLimits::default(),
+            item_timeout: None,
+            batch_timeout: None,
+            abort_mode: AbortMode::Drain,
+            fail_fast: vec![FailureClass::Auth],
+            stop_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+struct Outcome {
+    records: Vec<ResultRecord>,
+    report: RunReport,
+    ctx: Arc<RunContext>,
+    journal: std::collections::HashSet<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Outcome {
+    fn record(&self, id: &str) -> &ResultRecord {
+        let mut found = self.records.iter().filter(|r| r.custom_id == id);
+        let first = found.next().unwrap_or_else(|| panic!("no record for {id}"));
+        assert!(found.next().is_none(), "two records for {id}");
+        first
+    }
+
+    fn class(&self, id: &str) -> Option<FailureClass> {
+        self.record(id).batchllm.error_class
+    }
+}
+
+fn job(i: usize) -> Job {
+    Job {
+        line: i + 1,
+        id: format!("j{i}"),
+        prompt: format!("prompt {i}"),
+        params: serde_json::Map::new(),
+        context: None,
+        endpoint: None,
+        fingerprint: format!("f{i}"),
+    }
+}
+
+/// Runs `setup.jobs` jobs against `script`; `during` runs alongside with
+/// the run's stop handle (to send stops at chosen moments).
+async fn run<Fut>(setup: Setup, script: Arc<Script>, during: impl FnOnce(StopHandle) -> Fut) -> Outcome
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results.jsonl");
+    let started = Instant::now();
+    let stop = StopHandle::default();
+    let gates = GateSettings {
+        cooldown: setup.cooldown,
+        admission: setup.admission,
+        learn_from_headers: setup.admission.rpm.is_none(),
+        max_server_wait: setup.retry.max_server_wait,
+    };
+    let ctx = Arc::new(RunContext {
+        settings: ItemSettings {
+            retry: setup.retry,
+            attempt_timeout: Duration::from_secs(120),
+            item_timeout: setup.item_timeout,
+            default_max_output_tokens: 100,
+        },
+        gates: Gates::new(gates, started),
+        control: RunControl::new(
+            setup.abort_mode,
+            setup.batch_timeout.map(|t| started + t),
+            stop.clone(),
+            setup.stop_grace,
+        ),
+        budgets: Budgets::new(setup.fail_fast, None, None),
+        pricing: Pricing { prices: crate::cost::PriceTable::load(None).expect("prices"), default_model: None },
+        identity: RunIdentity { plugin: "p".into(), config: "c".into() },
+        schema: None,
+        journal: Journal::create(&results, false).expect("journal"),
+        observe: Observers::default(),
+    });
+    let (producer, consumer) = queue::bounded::<Job>(setup.jobs + 2);
+    for i in 0..setup.jobs {
+        producer.push_blocking(job(i)).expect("queue has room");
+    }
+    drop(producer);
+    let side = tokio::spawn(during(stop));
+    let mut sink = Sink::new(Vec::new(), RunReport::default(), ProgressMode::Off, setup.jobs as u64);
+    let factory = Arc::new(FakeFactory(script));
+    drive(ctx.clone(), factory, None, setup.concurrency, consumer, &mut sink).await;
+    side.abort();
+    let (report, error, records) = sink.finish();
+    assert!(error.is_none());
+    let journal = read_journal(&journal_path(&results)).expect("journal");
+    Outcome { records, report, ctx, journal, _dir: dir }
+}
+
+async fn nothing(_: StopHandle) {}
+
+fn script(default: Vec<Step>) -> Arc<Script> {
+    Arc::new(Script { default, latency: Duration::from_millis(100), ..Script::default() })
+}
+
+fn scripted(items: &[(&str, Vec<Step>)]) -> Arc<Script> {
+    let steps = items.iter().map(|(id, s)| (id.to_string(), s.clone())).collect();
+    Arc::new(Script { steps, default: vec![Step::Ok], latency: Duration::from_millis(100), ..Script::default() })
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_job_ends_in_exactly_one_record() {
+    let s = script(vec![Step::Ok]);
+    let out = run(Setup { jobs: 50, concurrency: 8, ..Setup::default() }, s.clone(), nothing).await;
+    assert_eq!(out.records.len(), 50);
+    for i in 0..50 {
+        assert_eq!(out.record(&format!("j{i}")).batchllm.status, ItemStatus::Succeeded);
+    }
+    assert_eq!(out.report.succeeded, 50);
+    assert_eq!(s.calls().len(), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_back_off_then_succeed_and_fatal_ones_are_tried_once() {
+    let s = scripted(&[
+        ("j0", vec![Step::Fail(FailureClass::Overloaded), Step::Fail(FailureClass::Overloaded), Step::Ok]),
+        ("j1", vec![Step::Fail(FailureClass::ClientError)]),
+        ("j2", vec![Step::Fail(FailureClass::Overloaded)]),
+    ]);
+    let out = run(Setup { jobs: 3, ..Setup::default() }, s.clone(), nothing).await;
+    assert_eq!(out.record("j0").batchllm.attempts, 3);
+    assert_eq!(out.class("j0"), None);
+    assert_eq!(out.class("j1"), Some(FailureClass::ClientError));
+    assert_eq!(out.record("j1").batchllm.attempts, 1);
+    assert_eq!(out.class("j2"), Some(FailureClass::Overloaded));
+    assert_eq!(out.record("j2").batchllm.attempts, 3, "--max-attempts 3");
+    // Backoff 1 s then 2 s (no jitter) between j0's attempts.
+    let at: Vec<Instant> = s.calls().iter().filter(|c| c.item == "j0").map(|c| c.at).collect();
+    assert_eq!(at[1] - at[0], Duration::from_millis(1100));
+    assert_eq!(at[2] - at[1], Duration::from_millis(2100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_pauses_every_worker_and_nothing_is_sent_during_the_cooldown() {
+    let s = scripted(&[("j0", vec![Step::RateLimited(Some(secs(5))), Step::Ok])]);
+    let setup = Setup { jobs: 30, concurrency: 4, ..Setup::default() };
+    let t0 = Instant::now();
+    let out = run(setup, s.clone(), nothing).await;
+    assert_eq!(out.records.len(), 30);
+    assert_eq!(out.record("j0").batchllm.rate_limit_retries, 1);
+    // j0's 429 arrives at 100 ms: no call may start in the next 5 s.
+    let limited_at = t0 + Duration::from_millis(100);
+    let during: Vec<_> = s.calls().into_iter().filter(|c| c.at > limited_at && c.at < limited_at + secs(5)).collect();
+    assert!(during.is_empty(), "sent during the cooldown: {during:?}");
+    assert_eq!(out.ctx.gates.stats().cooldowns, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_waiting_for_an_rpm_token_do_not_leak_into_a_cooldown() {
+    // 120 rpm = 2/s with a burst of 1: attempts start every 0.5 s. j1's 429
+    // (sent at 0.5 s, answered at 0.6 s) pauses the scope for 3 s; items
+    // already waiting for a token must re-check the cooldown.
+    let s = scripted(&[("j1", vec![Step::RateLimited(Some(secs(3))), Step::Ok])]);
+    let setup = Setup {
+        jobs: 8,
+        concurrency: 8,
+        admission: AdmissionLimits { rpm: Some(120.0), tpm: None, burst_secs: 0.5 },
+        ..Setup::default()
+    };
+    let t0 = Instant::now();
+    let out = run(setup, s.clone(), nothing).await;
+    assert_eq!(out.records.len(), 8);
+    let limited_at = t0 + Duration::from_millis(600);
+    let leaked: Vec<_> = s.calls().into_iter().filter(|c| c.at > limited_at && c.at < limited_at + secs(3)).collect();
+    assert!(leaked.is_empty(), "sent during the cooldown: {leaked:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_ends_every_wait_at_once_and_waiting_items_keep_no_record() {
+    // Every call is refused with a 30 s wait: after the first answers,
+    // every item waits in the cooldown. A stop at 2 s ends the run at once.
+    let s = script(vec![Step::RateLimited(Some(secs(30)))]);
+    let t0 = Instant::now();
+    let out = run(Setup { jobs: 20, concurrency: 4, ..Setup::default() }, s.clone(), |stop| async move {
+        tokio::time::sleep(secs(2)).await;
+        stop.stop();
+    })
+    .await;
+    assert!(Instant::now() - t0 < Duration::from_millis(2100), "took {:?}", Instant::now() - t0);
+    assert!(out.records.is_empty(), "no item got an answer worth a record: {:?}", out.records.len());
+    assert_eq!(s.calls().len(), 4, "one attempt per worker, none after the stop");
+    assert!(out.journal.is_empty(), "items waiting are off the wire: {:?}", out.journal);
+    assert!(out.ctx.control.stopping());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_lets_calls_on_the_wire_answer_within_the_grace_then_drops_them() {
+    let s = scripted(&[("j0", vec![Step::Slow(secs(5))]), ("j1", vec![Step::Slow(secs(60))])]);
+    let setup = Setup { jobs: 10, concurrency: 2, stop_grace: secs(10), ..Setup::default() };
+    let t0 = Instant::now();
+    let out = run(setup, s.clone(), |stop| async move {
+        tokio::time::sleep(secs(1)).await;
+        stop.stop();
+    })
+    .await;
+    // j0 answered at 5 s, inside the grace; j1 was dropped at 1 + 10 s.
+    assert_eq!(out.record("j0").batchllm.status, ItemStatus::Succeeded);
+    assert_eq!(out.class("j1"), Some(FailureClass::OutcomeUnknown));
+    assert_eq!(out.records.len(), 2, "nothing else started");
+    assert_eq!(Instant::now() - t0, secs(11));
+    assert_eq!(s.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_now_drops_calls_on_the_wire_at_once() {
+    let s = script(vec![Step::Slow(secs(60))]);
+    let t0 = Instant::now();
+    let out = run(Setup { jobs: 4, concurrency: 2, ..Setup::default() }, s, |stop| async move {
+        tokio::time::sleep(secs(1)).await;
+        stop.stop_now();
+    })
+    .await;
+    assert_eq!(Instant::now() - t0, secs(1));
+    assert_eq!(out.records.len(), 2);
+    assert!(out.records.iter().all(|r| r.batchllm.error_class == Some(FailureClass::OutcomeUnknown)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_gives_every_remaining_line_an_aborted_record_without_a_call() {
+    let s = scripted(&[("j2", vec![Step::Fail(FailureClass::Auth)])]);
+    let out = run(Setup { jobs: 30, concurrency: 1, ..Setup::default() }, s.clone(), nothing).await;
+    assert_eq!(out.records.len(), 30);
+    assert_eq!(out.class("j2"), Some(FailureClass::Auth));
+    for i in 3..30 {
+        assert_eq!(out.class(&format!("j{i}")), Some(FailureClass::Aborted));
+    }
+    assert_eq!(s.calls().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_batch_deadline_lets_calls_on_the_wire_finish_in_drain_mode() {
+    let s = script(vec![Step::Slow(secs(8))]);
+    let setup = Setup { jobs: 6, concurrency: 2, batch_timeout: Some(secs(5)), ..Setup::default() };
+    let out = run(setup, s.clone(), nothing).await;
+    assert_eq!(out.records.len(), 6);
+    assert_eq!(out.record("j0").batchllm.status, ItemStatus::Succeeded, "not cut at the deadline");
+    assert_eq!(out.record("j1").batchllm.status, ItemStatus::Succeeded);
+    for i in 2..6 {
+        assert_eq!(out.class(&format!("j{i}")), Some(FailureClass::BatchDeadlineExceeded));
+    }
+    assert_eq!(s.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_mode_drops_calls_on_the_wire_as_outcome_unknown() {
+    let s = script(vec![Step::Slow(secs(8))]);
+    let setup = Setup {
+        jobs: 4,
+        concurrency: 2,
+        batch_timeout: Some(secs(5)),
+        abort_mode: AbortMode::Cancel,
+        ..Setup::default()
+    };
+    let t0 = Instant::now();
+    let out = run(setup, s, nothing).await;
+    assert_eq!(Instant::now() - t0, secs(5));
+    assert_eq!(out.class("j0"), Some(FailureClass::OutcomeUnknown));
+    assert_eq!(out.class("j3"), Some(FailureClass::BatchDeadlineExceeded));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_after_the_item_deadline() {
+    let s = script(vec![Step::Fail(FailureClass::Overloaded)]);
+    let setup = Setup {
+        jobs: 1,
+        item_timeout: Some(Duration::from_millis(1500)),
+        retry: RetryPolicy { max_attempts: 10, jitter: false, ..RetryPolicy::default() },
+        ..Setup::default()
+    };
+    let out = run(setup, s.clone(), nothing).await;
+    // Attempts at 0 and 1.1 s; the next would start at 3.2 s.
+    assert_eq!(out.class("j0"), Some(FailureClass::DeadlineExceeded));
+    assert_eq!(s.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_the_host_becomes_that_items_record_and_the_run_goes_on() {
+    let s = scripted(&[("j3", vec![Step::Panic])]);
+    let out = run(Setup { jobs: 8, concurrency: 2, ..Setup::default() }, s, nothing).await;
+    assert_eq!(out.records.len(), 8);
+    assert_eq!(out.class("j3"), Some(FailureClass::HostError));
+    assert!(out.record("j3").error.as_ref().expect("error").message.contains("scripted panic"));
+    assert_eq!(out.report.succeeded, 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_429_keeps_its_longer_wait() {
+    // j0 and j1 are sent together and both refused: whichever answer comes
+    // second was sent before the pause began, yet its longer wait counts.
+    let s = scripted(&[
+        ("j0", vec![Step::RateLimited(Some(secs(1))), Step::Ok]),
+        ("j1", vec![Step::RateLimited(Some(secs(10))), Step::Ok]),
+    ]);
+    let t0 = Instant::now();
+    let out = run(Setup { jobs: 4, concurrency: 2, ..Setup::default() }, s.clone(), nothing).await;
+    assert_eq!(out.records.len(), 4);
+    let after: Vec<_> = s.calls().into_iter().filter(|c| c.at > t0 + Duration::from_millis(100)).collect();
+    assert!(after.iter().all(|c| c.at >= t0 + Duration::from_millis(100) + secs(10)), "{after:?}");
+}
+
+mod properties {
+    //! Any mix of answers and a stop at any moment: every line ends in
+    //! exactly one record or none, nothing answered is sent again, and
+    //! nothing is left on the wire without a record or a journal entry.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => Just(Step::Ok),
+            1 => (0u64..3).prop_map(|s| Step::RateLimited(Some(secs(s)))),
+            1 => Just(Step::RateLimited(None)),
+            1 => Just(Step::Fail(FailureClass::Overloaded)),
+            1 => Just(Step::Fail(FailureClass::InvalidResponse)),
+            1 => Just(Step::Fail(FailureClass::ClientError)),
+            1 => (1u64..5000).prop_map(|ms| Step::Slow(Duration::from_millis(ms))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn records_and_calls_stay_consistent(
+            scripts in prop::collection::vec(prop::collection::vec(step(), 1..4), 1..12),
+            concurrency in 1usize..5,
+            stop_at in prop::option::of(0u64..8000),
+            stop_now_at in prop::option::of(0u64..3000),
+            grace_ms in 0u64..3000,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let n = scripts.len();
+                let steps = scripts.into_iter().enumerate().map(|(i, s)| (format!("j{i}"), s)).collect();
+                let s = Arc::new(Script { steps, latency: Duration::from_millis(50), ..Script::default() });
+                let setup = Setup {
+                    jobs: n,
+                    concurrency,
+                    stop_grace: Duration::from_millis(grace_ms),
+                    ..Setup::default()
+                };
+                let out = run(setup, s.clone(), move |stop| async move {
+                    if let Some(at) = stop_at {
+                        tokio::time::sleep(Duration::from_millis(at)).await;
+                        stop.stop();
+                        if let Some(then) = stop_now_at {
+                            tokio::time::sleep(Duration::from_millis(then)).await;
+                            stop.stop_now();
+                        }
+                    }
+                }).await;
+                // At most one record per line.
+                let mut seen = std::collections::HashSet::new();
+                for r in &out.records {
+                    assert!(seen.insert(r.custom_id.clone()), "two records for {}", r.custom_id);
+                }
+                // Without a stop, every line has one.
+                if stop_at.is_none() {
+                    assert_eq!(out.records.len(), n);
+                }
+                // Nothing answered is sent again, and every answer is kept.
+                let answered = s.answered.lock().expect("answered").clone();
+                let mut once = std::collections::HashSet::new();
+                for id in &answered {
+                    assert!(once.insert(id.clone()), "{id} answered twice");
+                    let r = out.record(id);
+                    assert_eq!(r.batchllm.status, ItemStatus::Succeeded, "{id}");
+                }
+                // Nothing is left on the wire without a record: the journal
+                // only names items that have one (a dropped call is
+                // recorded `outcome_unknown`), so a resume runs the rest.
+                for id in &out.journal {
+                    assert!(seen.contains(id), "{id} left on the wire without a record");
+                }
+                // The report counts what was written.
+                assert_eq!(out.report.items as usize, out.records.len());
+            });
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Rate gating: whether an attempt may start now, for every worker at once.
+//!
+//! Three gates decide, all before anything is sent:
+//! - the [`cooldown`] of the attempt's quota scope (after a rate limit);
+//! - the budget [`learned`] from the provider's rate-limit headers;
+//! - the user's RPM/TPM buckets ([`admission`]).
+//!
+//! They are checked together under one lock and booked together, so an
+//! attempt is only ever sent when every gate says yes *at that moment*: an
+//! item that waited for a bucket token re-checks the cooldown that began
+//! while it waited. Workers that must wait queue in FIFO order and only the
+//! head of the queue sleeps on the gates, so the end of a pause wakes one
+//! worker, not the whole pool.
+//!
+//! Time comes in as an argument (`tokio::time::Instant`, so tests run on
+//! paused time) and every wait saturates at `policy::MAX_WAIT`.
+
+pub mod admission;
+pub mod cooldown;
+pub mod learned;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+pub use admission::AdmissionLimits;
+pub use cooldown::{CooldownPolicy, RateLimitEffect};
+pub use learned::parse_go_duration;
+
+use crate::model::Exchange;
+use admission::Buckets;
+use cooldown::Cooldown;
+use learned::Budget;
+
+/// The scope of a plugin that reported a rate limit without any HTTP the
+/// host saw (a plugin with its own transport, or the mock plugin).
+pub const NO_SCOPE: &str = "-";
+
+/// Settings of the gates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateSettings {
+    pub cooldown: CooldownPolicy,
+    pub admission: AdmissionLimits,
+    /// Follow the provider's limit headers (off when the user set `--rpm`).
+    pub learn_from_headers: bool,
+    /// Longest server-requested wait honoured: `retry-after` and header
+    /// resets beyond it are cut to it.
+    pub max_server_wait: Duration,
+}
+
+/// Rate-limit totals for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GateStats {
+    pub rate_limits: u64,
+    pub cooldowns: u64,
+    pub total_cooldown: Duration,
+}
+
+/// How an attempt ended, as far as the gates care.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Success,
+    /// Rate limited, with the server's wait if it gave one.
+    RateLimited {
+        hint: Option<Duration>,
+    },
+    /// Any other failure.
+    Failed,
+}
+
+#[derive(Debug, Default)]
+struct ScopeGate {
+    cooldown: Cooldown,
+    budget: Option<Budget>,
+}
+
+#[derive(Debug)]
+struct State {
+    scopes: HashMap<String, ScopeGate>,
+    buckets: Buckets,
+    /// Attempts admitted and not yet answered.
+    in_flight: i64,
+    stats: GateStats,
+}
+
+/// The gates of a run, shared by every worker.
+#[derive(Debug)]
+pub struct Gates {
+    settings: GateSettings,
+    state: Mutex<State>,
+    /// Workers waiting for the gates line up here; only the head sleeps.
+    queue: tokio::sync::Mutex<()>,
+}
+
+/// An admitted attempt. Report its answer with [`Ticket::answered`]; a
+/// ticket dropped unanswered (a cancelled call) just leaves the in-flight
+/// count.
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    gates: &'a Gates,
+    sent: Instant,
+    tokens: u64,
+    open: bool,
+}
+
+impl Gates {
+    pub fn new(settings: GateSettings, now: Instant) -> Self {
+        let buckets = Buckets::new(settings.admission, now);
+        Gates {
+            settings,
+            state: Mutex::new(State { scopes: HashMap::new(), buckets, in_flight: 0, stats: GateStats::default() }),
+            queue: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The settings the gates run with.
+    pub fn settings(&self) -> &GateSettings {
+        &self.settings
+    }
+
+    /// Whether RPM/TPM buckets exist (only then do token estimates matter).
+    pub fn is_limited(&self) -> bool {
+        self.lock().buckets.is_limited()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent, so a panic in
+        // another worker does not make it unusable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Admits an attempt to `scope` (`None`: not known yet, so every scope
+    /// must allow it) costing `tokens`, or says how long to wait first.
+    pub fn try_admit(&self, scope: Option<&str>, tokens: u64, now: Instant) -> Result<Ticket<'_>, Duration> {
+        let policy = &self.settings.cooldown;
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut wait = Duration::ZERO;
+        for_scopes(&mut state.scopes, scope, |gate| {
+            wait = wait.max(gate.cooldown.wait(now));
+            if let Some(budget) = &gate.budget {
+                wait = wait.max(budget.wait(now));
+            }
+        });
+        wait = wait.max(state.buckets.wait(tokens, now));
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for_scopes(&mut state.scopes, scope, |gate| {
+            gate.cooldown.admit(policy, now);
+            if let Some(budget) = &mut gate.budget {
+                budget.spend(now);
+            }
+        });
+        state.buckets.take(tokens);
+        state.in_flight += 1;
+        Ok(Ticket { gates: self, sent: now, tokens, open: true })
+    }
+
+    /// Waits until an attempt is admitted, or `stop` resolves first (`None`).
+    pub async fn admit(
+        &self,
+        scope: Option<&str>,
+        tokens: u64,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Ticket<'_>> {
+        if let Ok(ticket) = self.try_admit(scope, tokens, Instant::now()) {
+            return Some(ticket);
+        }
+        tokio::pin!(stop);
+        let _turn = tokio::select! {
+            turn = self.queue.lock() => turn,
+            () = &mut stop => return None,
+        };
+        loop {
+            match self.try_admit(scope, tokens, Instant::now()) {
+                Ok(ticket) => return Some(ticket),
+                Err(wait) => tokio::select! {
+                    () = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                    () = &mut stop => return None,
+                },
+            }
+        }
+    }
+
+    /// Time left in the longest active cooldown (progress display).
+    pub fn longest_cooldown(&self, now: Instant) -> Duration {
+        self.lock().scopes.values().map(|g| g.cooldown.remaining(now)).max().unwrap_or_default()
+    }
+
+    /// Totals so far.
+    pub fn stats(&self) -> GateStats {
+        self.lock().stats
+    }
+}
+
+/// Calls `f` on the gate of `scope`, or on every known gate for `None`.
+fn for_scopes(scopes: &mut HashMap<String, ScopeGate>, scope: Option<&str>, mut f: impl FnMut(&mut ScopeGate)) {
+    match scope {
+        Some(s) => {
+            if let Some(gate) = scopes.get_mut(s) {
+                f(gate);
+            }
+        }
+        None => scopes.values_mut().for_each(f),
+    }
+}
+
+impl Ticket<'_> {
+    /// When the attempt was admitted.
+    pub fn sent(&self) -> Instant {
+        self.sent
+    }
+
+    /// Tells the gates how the attempt ended: `scope` is where it went (if
+    /// it made any request), `exchanges` what the host saw, `used_tokens`
+    /// what the provider billed. Returns what a rate limit did.
+    pub fn answered(
+        mut self,
+        scope: Option<&str>,
+        verdict: Verdict,
+        exchanges: &[Exchange],
+        used_tokens: u64,
+        now: Instant,
+    ) -> Option<RateLimitEffect> {
+        self.open = false;
+        let gates = self.gates;
+        let settings = &gates.settings;
+        let mut state = gates.lock();
+        let state = &mut *state;
+        state.in_flight -= 1;
+        state.buckets.reconcile(self.tokens, used_tokens);
+        if settings.learn_from_headers {
+            let wall_now = SystemTime::now();
+            for e in exchanges.iter().filter(|e| !e.authority.is_empty()) {
+                let gate = state.scopes.entry(e.authority.clone()).or_default();
+                learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+            }
+        }
+        let key = scope.unwrap_or(NO_SCOPE);
+        match verdict {
+            Verdict::Success => {
+                if let Some(gate) = state.scopes.get_mut(key) {
+                    gate.cooldown.on_success(self.sent);
+                }
+                None
+            }
+            Verdict::RateLimited { hint } => {
+                let hint = hint.map(|h| h.min(settings.max_server_wait));
+                let gate = state.scopes.entry(key.to_string()).or_default();
+                let effect = gate.cooldown.on_rate_limit(&settings.cooldown, self.sent, hint, now);
+                state.stats.rate_limits += 1;
+                if let RateLimitEffect::Started(d) = effect {
+                    state.stats.cooldowns += 1;
+                    state.stats.total_cooldown = state.stats.total_cooldown.saturating_add(d);
+                    tracing::warn!(scope = key, cooldown = ?d, "rate limited: pausing the scope");
+                }
+                Some(effect)
+            }
+            Verdict::Failed => None,
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.gates.lock().in_flight -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> GateSettings {
+        GateSettings {
+            cooldown: CooldownPolicy { slow_start_attempts: 0, ..CooldownPolicy::default() },
+            admission: AdmissionLimits::default(),
+            learn_from_headers: true,
+            max_server_wait: Duration::from_secs(120),
+        }
+    }
+
+    fn limit_headers(remaining: &str, reset: &str) -> Exchange {
+        Exchange {
+            authority: "api:443".into(),
+            status: Some(200),
+            signal_headers: vec![
+                ("x-ratelimit-remaining-requests".into(), remaining.into()),
+                ("x-ratelimit-reset-requests".into(), reset.into()),
+            ],
+            ..Exchange::default()
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_closes_its_scope_and_unknown_scopes_wait_for_every_scope() {
+        let now = Instant::now();
+        let g = Gates::new(settings(), now);
+        let t = g.try_admit(Some("api:443"), 0, now).expect("open");
+        let hint = Some(Duration::from_secs(3));
+        let effect = t.answered(Some("api:443"), Verdict::RateLimited { hint }, &[], 0, now);
+        assert_eq!(effect, Some(RateLimitEffect::Started(Duration::from_secs(3))));
+        assert_eq!(g.try_admit(Some("api:443"), 0, now).map(|_| ()), Err(Duration::from_secs(3)));
+        assert!(g.try_admit(Some("other:443"), 0, now).is_ok());
+        assert_eq!(g.try_admit(None, 0, now).map(|_| ()), Err(Duration::from_secs(3)));
+        assert_eq!(g.stats().cooldowns, 1);
+    }
+
+    #[test]
+    fn a_bucket_wait_rechecks_a_cooldown_that_began_meanwhile() {
+        let now = Instant::now();
+        let g = Gates::new(
+            GateSettings { admission: AdmissionLimits { rpm: Some(60.0), tpm: None, burst_secs: 1.0 }, ..settings() },
+            now,
+        );
+        let first = g.try_admit(Some("s"), 0, now).expect("burst of one");
+        let wait = g.try_admit(Some("s"), 0, now).map(|_| ()).expect_err("bucket empty");
+        assert_eq!(wait, Duration::from_secs(1));
+        // While the second attempt waits for its token, the first is refused.
+        first.answered(Some("s"), Verdict::RateLimited { hint: Some(Duration::from_secs(5)) }, &[], 0, now);
+        let later = now + wait;
+        assert_eq!(g.try_admit(Some("s"), 0, later).map(|_| ()), Err(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn learned_budgets_count_attempts_in_flight_and_hold_until_the_reset() {
+        let now = Instant::now();
+        let g = Gates::new(settings(), now);
+        let a = g.try_admit(None, 0, now).expect("nothing known yet");
+        let b = g.try_admit(None, 0, now).expect("nothing known yet");
+        // The server says 2 left while one more attempt is still in flight.
+        a.answered(Some("api:443"), Verdict::Success, &[limit_headers("2", "10s")], 0, now);
+        let c = g.try_admit(Some("api:443"), 0, now).expect("one left");
+        assert_eq!(g.try_admit(Some("api:443"), 0, now).map(|_| ()), Err(Duration::from_secs(10)));
+        drop((b, c));
+    }
+
+    #[test]
+    fn headers_are_ignored_when_the_user_sets_the_rate() {
+        let now = Instant::now();
+        let g = Gates::new(GateSettings { learn_from_headers: false, ..settings() }, now);
+        let t = g.try_admit(None, 0, now).expect("open");
+        t.answered(Some("api:443"), Verdict::Success, &[limit_headers("0", "1h")], 0, now);
+        assert!(g.try_admit(Some("api:443"), 0, now).is_ok());
+    }
+
+    #[test]
+    fn a_server_hint_is_capped_by_the_longest_honoured_wait() {
+        let now = Instant::now();
+        let g = Gates::new(settings(), now);
+        let t = g.try_admit(None, 0, now).expect("open");
+        t.answered(None, Verdict::RateLimited { hint: Some(Duration::MAX) }, &[], 0, now);
+        assert_eq!(g.try_admit(None, 0, now).map(|_| ()), Err(Duration::from_secs(120)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_workers_queue_and_the_stop_signal_ends_a_wait_at_once() {
+        let now = Instant::now();
+        let g = std::sync::Arc::new(Gates::new(settings(), now));
+        let t = g.try_admit(Some("s"), 0, now).expect("open");
+        t.answered(Some("s"), Verdict::RateLimited { hint: Some(Duration::from_secs(30)) }, &[], 0, now);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let waiter = {
+            let (g, stop) = (g.clone(), stop.clone());
+            tokio::spawn(async move { g.admit(Some("s"), 0, stop.cancelled()).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.cancel();
+        let started = Instant::now();
+        assert!(!waiter.await.expect("join"), "stopped, not admitted");
+        assert!(started.elapsed() < Duration::from_millis(10));
+        // Without a stop, the wait ends with the cooldown.
+        let admitted = g.admit(Some("s"), 0, std::future::pending()).await;
+        assert!(admitted.is_some());
+        assert_eq!(Instant::now() - now, Duration::from_secs(30));
+    }
+}
