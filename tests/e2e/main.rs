@@ -17,4 +17,5 @@ mod progress;
 mod providers;
 mod resume;
 mod retries;
+mod stops;
 mod templates;

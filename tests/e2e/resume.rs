@@ -249,9 +249,28 @@ async fn a_second_ctrl_c_cancels_in_flight_calls_and_cleanup_still_runs() {
     let status = child.wait().await.expect("exit");
     assert_eq!(status.code(), Some(130));
     assert!(started.elapsed() < Duration::from_secs(2), "in-flight 3 s calls were not waited for");
-    assert!(ws.results().is_empty(), "cancelled items get no record in this run");
-    assert!(ws.path("results.jsonl.inflight").exists(), "the journal says which items were sent");
+    // The four items on the wire (concurrency 4) are recorded
+    // `outcome_unknown` right away, since the provider may have answered;
+    // the four never started keep no record.
+    let results = ws.results();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|r| r["error"]["code"] == "outcome_unknown"), "{results:?}");
+    assert!(!ws.path("results.jsonl.inflight").exists(), "every sent item has its record: no journal left");
     let deletes =
         server.requests().into_iter().filter(|r| r.path.contains("/cachedContents") && r.method == "DELETE").count();
     assert_eq!(deletes, 1, "cleanup ran");
+    // A resume runs the other four and sends none of the first four again.
+    let generate = || {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains(":generateContent"))
+            .map(|r| r.prompt)
+            .collect::<Vec<_>>()
+    };
+    let before = generate().len();
+    let rest = ws.resume(&jobs, &args, &env).await;
+    assert_eq!(rest.code, 1, "outcome_unknown items count as failed: {}", rest.stderr);
+    ids_once(&rest.results, 8);
+    assert_eq!(generate().len(), before + 4, "{}", rest.stderr);
 }

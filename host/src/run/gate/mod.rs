@@ -92,6 +92,10 @@ pub struct Gates {
     state: Mutex<State>,
     /// Workers waiting for the gates line up here; only the head sleeps.
     queue: tokio::sync::Mutex<()>,
+    /// Wakes the head of the queue when an answer changed the gates (a
+    /// refund of over-estimated tokens, a new budget), so it never sleeps
+    /// on a wait computed before the change.
+    changed: tokio::sync::Notify,
 }
 
 /// An admitted attempt. Report its answer with [`Ticket::answered`]; a
@@ -112,6 +116,7 @@ impl Gates {
             settings,
             state: Mutex::new(State { scopes: HashMap::new(), buckets, in_flight: 0, stats: GateStats::default() }),
             queue: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -175,10 +180,16 @@ impl Gates {
             () = &mut stop => return None,
         };
         loop {
+            // Registered before the check, so a change between the check
+            // and the sleep still wakes us.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             match self.try_admit(scope, tokens, Instant::now()) {
                 Ok(ticket) => return Some(ticket),
                 Err(wait) => tokio::select! {
                     () = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                    () = changed => {}
                     () = &mut stop => return None,
                 },
             }
@@ -226,6 +237,20 @@ impl Ticket<'_> {
         now: Instant,
     ) -> Option<RateLimitEffect> {
         self.open = false;
+        let gates = self.gates;
+        let effect = self.record_answer(scope, verdict, exchanges, used_tokens, now);
+        gates.changed.notify_waiters();
+        effect
+    }
+
+    fn record_answer(
+        &self,
+        scope: Option<&str>,
+        verdict: Verdict,
+        exchanges: &[Exchange],
+        used_tokens: u64,
+        now: Instant,
+    ) -> Option<RateLimitEffect> {
         let gates = self.gates;
         let settings = &gates.settings;
         let mut state = gates.lock();
@@ -356,6 +381,25 @@ mod tests {
         let t = g.try_admit(None, 0, now).expect("open");
         t.answered(None, Verdict::RateLimited { hint: Some(Duration::MAX) }, &[], 0, now);
         assert_eq!(g.try_admit(None, 0, now).map(|_| ()), Err(Duration::from_secs(120)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refund_wakes_a_worker_waiting_on_the_token_debt_it_caused() {
+        // A job asking for an absurd max_tokens is admitted alone and leaves
+        // a debt of years; its answer reports the real usage, and the next
+        // item goes at once instead of sleeping on the old wait.
+        let now = Instant::now();
+        let admission = AdmissionLimits { rpm: None, tpm: Some(60_000.0), burst_secs: 1.0 };
+        let g = std::sync::Arc::new(Gates::new(GateSettings { admission, ..settings() }, now));
+        let huge = g.try_admit(Some("s"), u64::MAX, now).expect("admitted alone on a full bucket");
+        let waiter = {
+            let g = g.clone();
+            tokio::spawn(async move { g.admit(Some("s"), 10, std::future::pending()).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        huge.answered(Some("s"), Verdict::Success, &[], 50, Instant::now());
+        assert!(waiter.await.expect("join"));
+        assert!(Instant::now() - now < Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
