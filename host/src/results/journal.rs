@@ -52,7 +52,7 @@ impl Journal {
     pub fn create(results: &Path, fsync: bool) -> Result<Self, ResultsError> {
         let path = journal_path(results);
         let io = |source| ResultsError::Io { path: path.clone(), source };
-        let file = std::fs::File::create(&path).map_err(io)?;
+        let file = super::private_file().write(true).create(true).truncate(true).open(&path).map_err(io)?;
         Ok(Journal { path: path.clone(), out: Mutex::new(std::io::BufWriter::new(file)), fsync })
     }
 

@@ -12,7 +12,7 @@ mod writer;
 
 pub use checkpoint::{Checkpoint, Previous, ResumeError, ResumeOptions, RunIdentity};
 pub use journal::{Journal, journal_path, read_journal};
-pub use writer::{ResultWriter, ResultsError};
+pub use writer::{ResultWriter, ResultsError, private_file};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

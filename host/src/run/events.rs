@@ -35,7 +35,12 @@ impl EventLog {
     pub fn open(path: Option<&Path>) -> Result<Self, EventsError> {
         let out = match path {
             Some(p) => {
-                let file = std::fs::File::create(p).map_err(|source| EventsError { path: p.into(), source })?;
+                let file = crate::results::private_file()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(p)
+                    .map_err(|source| EventsError { path: p.into(), source })?;
                 Some(Mutex::new(std::io::BufWriter::new(file)))
             }
             None => None,
