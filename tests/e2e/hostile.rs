@@ -1124,7 +1124,7 @@ async fn http_send_has_the_same_per_call_budget() {
     let ws = Workspace::new();
     let plugin = hostile();
     let server = TestServer::start().await;
-    let lines = vec![
+    let lines = [
         attack("many", "fetch", json!({"url": server.url("/x"), "times": 2000, "catch": true})),
         attack("raised", "fetch", json!({"url": server.url("/x"), "times": 20})),
     ];

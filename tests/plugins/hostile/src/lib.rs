@@ -209,7 +209,9 @@ fn fetch(params: &Value) -> Result<Success, StrategyError> {
     } else {
         response.text()
     };
-    Ok(Success::new(json!({"status": response.status, "headers": headers, "body": body, "gunzipped": gzipped}).to_string()))
+    Ok(Success::new(
+        json!({"status": response.status, "headers": headers, "body": body, "gunzipped": gzipped}).to_string(),
+    ))
 }
 
 /// POSTs a body of `params.bytes` bytes to `params.url` through `http.send`.

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use bindings::wasi::http::outgoing_handler;
 use bindings::wasi::http::types::{
-    FutureIncomingResponse, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
 use serde_json::{Value, json};
 
