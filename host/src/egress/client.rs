@@ -352,7 +352,7 @@ impl Egress {
         };
         let round_trip = async {
             // Waiting for a slot counts against the request's own time.
-            let _slot = scope.slot().await;
+            let _slot = if ticket.seated() { None } else { scope.slot().await };
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             let response = client.request(method, url.clone()).headers(headers).body(request.body).send().await;
             let response = response.map_err(classify_reqwest)?;
@@ -646,6 +646,21 @@ mod tests {
         }
         assert_eq!(s.peak.load(Ordering::SeqCst), 2, "never more than two at once");
         assert_eq!(s.heads.lock().expect("lock").len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_request_seated_early_uses_its_slot_and_gives_it_back() {
+        let s = server(SIXTY, Duration::ZERO).await;
+        let limits = EgressLimits { max_requests_in_flight: 1, ..EgressLimits::default() };
+        let egress = egress(s.port, false, limits);
+        let scope = CallScope::new(egress.limits());
+        scope.begin(Some("a"), None);
+        for _ in 0..3 {
+            let mut ticket = scope.admit();
+            scope.seat(&mut ticket).await;
+            let sent = egress.send_admitted(&scope, &ticket, get(s.port, &[]));
+            tokio::time::timeout(Duration::from_secs(5), sent).await.expect("no second slot wanted").expect("ok");
+        }
     }
 
     #[tokio::test]

@@ -80,6 +80,8 @@ pub struct Ticket {
     ended: CancellationToken,
     deadline: Option<Instant>,
     refused: Option<Denial>,
+    /// The in-flight slot, once taken ([`CallScope::seat`]).
+    slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl Ticket {
@@ -96,6 +98,11 @@ impl Ticket {
     /// Resolves when the call that made the request has ended.
     pub async fn call_ended(&self) {
         self.ended.cancelled().await;
+    }
+
+    /// Whether the request already holds an in-flight slot.
+    pub(crate) fn seated(&self) -> bool {
+        self.slot.is_some()
     }
 }
 
@@ -168,12 +175,21 @@ impl CallScope {
             s.requests += 1;
             None
         };
-        Ticket { generation: s.generation, ended: s.ended.clone(), deadline: s.deadline, refused }
+        Ticket { generation: s.generation, ended: s.ended.clone(), deadline: s.deadline, refused, slot: None }
     }
 
     /// Waits for a free in-flight slot of this instance.
     pub(crate) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
         self.in_flight.clone().acquire_owned().await.ok()
+    }
+
+    /// Takes an in-flight slot for `ticket` now, before its request body is
+    /// read (a `wasi:http` body streams in after the request is handed
+    /// over): requests waiting for a slot hold no body.
+    pub async fn seat(&self, ticket: &mut Ticket) {
+        if ticket.slot.is_none() {
+            ticket.slot = self.slot().await.map(Arc::new);
+        }
     }
 
     /// The instance's budget of buffered response bytes.

@@ -11,7 +11,9 @@
 //! for one of the instance's in-flight slots, and ends with its call: a
 //! request still running when the call returns is cancelled. The response
 //! body keeps its bytes counted against the instance's buffer budget until
-//! the guest has read it to the end or dropped it.
+//! the guest has read it to the end or dropped it. A request takes its
+//! in-flight slot before its body is read, so requests waiting their turn
+//! hold no body.
 //!
 //! A guest streams its request body *after* handing the request over, so a
 //! denial must not cut the stream under it (the guest would see a broken
@@ -70,7 +72,7 @@ impl WasiHttpHooks for EgressHooks {
 async fn forward(
     egress: Egress,
     scope: CallScope,
-    ticket: Ticket,
+    mut ticket: Ticket,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
@@ -81,6 +83,11 @@ async fn forward(
             Ok(url) => egress.policy().check(&url).is_err(),
             Err(_) => false,
         };
+    if !denied {
+        // Seated before the body is read: requests waiting their turn hold
+        // no body, so at most `max_requests_in_flight` bodies are buffered.
+        scope.seat(&mut ticket).await;
+    }
     let body = if denied {
         // Drain (bounded, discarding); `send_admitted` below then records,
         // counts and logs the denial.
