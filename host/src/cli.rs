@@ -43,6 +43,7 @@ pub mod defaults {
     /// Long enough for most answers already being generated, short enough
     /// for `docker stop` (10 s) to need its SIGKILL only for long answers.
     pub const STOP_GRACE_SECS: f64 = 20.0;
+    pub const MAX_REQUESTS_PER_CALL: u32 = 16;
 }
 
 /// Run a batch of LLM requests through a sandboxed WebAssembly provider plugin.
@@ -129,15 +130,21 @@ pub struct Args {
     #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub plugin_config: Vec<(String, Value)>,
 
-    /// Allow the plugin to reach HOST[:PORT] (`*.example.com` allowed). Without
-    /// a port only the scheme's default port is allowed. A name must resolve
-    /// to public addresses unless it is granted with its port (or as an IP
-    /// literal): use e.g. 127.0.0.1:8000 or vllm.lan:8000 for local servers.
+    /// Allow the plugin to reach HOST[:PORT] (`*.example.com` allowed). A
+    /// bare HOST allows https on port 443 only; HOST:PORT allows that port
+    /// over https or http; plain http on port 80 is http://HOST. A name must
+    /// resolve to public addresses (see --allow-internal-host); an IP
+    /// literal is reached as given, e.g. 127.0.0.1:8000 for a local server.
     /// Repeatable. The built-in openai, anthropic and gemini plugins are
     /// granted api.openai.com, api.anthropic.com and
-    /// generativelanguage.googleapis.com by default.
+    /// generativelanguage.googleapis.com (https) by default.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_hosts: Vec<HostGrant>,
+
+    /// Like --allow-host, for an exact name that may resolve to internal
+    /// addresses (loopback, LAN, link-local), e.g. vllm.lan:8000. Repeatable.
+    #[arg(long = "allow-internal-host", value_name = "HOST[:PORT]", value_parser = HostGrant::parse_internal)]
+    pub allow_internal_hosts: Vec<HostGrant>,
 
     /// Read the API key from this environment variable of the host. The plugin
     /// never sees it: the host inserts it into requests to granted hosts.
@@ -151,7 +158,9 @@ pub struct Args {
 
     /// Restrict secret NAME to HOST[:PORT] (same grammar as --allow-host; the
     /// host must also be granted). Repeatable; a secret with no entry may go
-    /// to every granted host. E.g. api-key=api.openai.com
+    /// to every host granted by name (not to wildcard grants). A secret goes
+    /// over plain http only to loopback, or to an entry written http://HOST.
+    /// E.g. api-key=api.openai.com
     #[arg(long = "secret-host", value_name = "NAME=HOST[:PORT]")]
     pub secret_hosts: Vec<SecretHost>,
 
@@ -276,6 +285,10 @@ pub struct Args {
     /// Plugin CPU time per call, in seconds [default: 30].
     #[arg(long, value_name = "SECS", value_parser = positive_secs, help_heading = "Sandbox")]
     pub max_cpu_per_call: Option<f64>,
+
+    /// HTTP requests one plugin call may make; more are denied [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000), help_heading = "Sandbox")]
+    pub max_requests_per_call: Option<u32>,
 
     /// Where compiled plugins are cached [default: ~/.cache/batchllm-host].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache", help_heading = "Sandbox")]
@@ -545,6 +558,12 @@ impl Args {
             grants.push(g.parse::<HostGrant>().map_err(|e| ConfigError::Invalid(format!("allow-host: {e}")))?);
         }
         grants.extend(self.allow_hosts.iter().cloned());
+        for g in &file.allow_internal_host {
+            grants.push(
+                HostGrant::parse_internal(g).map_err(|e| ConfigError::Invalid(format!("allow-internal-host: {e}")))?,
+            );
+        }
+        grants.extend(self.allow_internal_hosts.iter().cloned());
         grants.extend(extra_grants);
         let default_host = match plugin.name.as_str() {
             "openai" | "smart-retry" => Some("api.openai.com"),
@@ -574,7 +593,13 @@ impl Args {
         }
         secret_hosts.extend(self.secret_hosts.iter().cloned());
         secrets.restrict(&secret_hosts)?;
-        Egress::new(policy, secrets, EgressLimits::default()).map_err(|e| ConfigError::Http(e.to_string()))
+        let max_requests_per_call =
+            self.max_requests_per_call.or(file.max_requests_per_call).unwrap_or(defaults::MAX_REQUESTS_PER_CALL);
+        if max_requests_per_call == 0 {
+            return Err(ConfigError::Invalid("max-requests-per-call must be at least 1".into()));
+        }
+        let limits = EgressLimits { max_requests_per_call, ..EgressLimits::default() };
+        Egress::new(policy, secrets, limits).map_err(|e| ConfigError::Http(e.to_string()))
     }
 
     /// A bar on a terminal, periodic lines otherwise, nothing with --quiet.

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub plugin_config: Map<String, Value>,
     #[serde(default)]
     pub allow_host: Vec<String>,
+    #[serde(default)]
+    pub allow_internal_host: Vec<String>,
     pub api_key_env: Option<String>,
     /// `NAME=env:VAR` or `NAME=file:PATH` entries.
     #[serde(default)]
@@ -72,6 +74,7 @@ pub struct FileConfig {
     pub abort_mode: Option<AbortMode>,
     pub max_memory_mb: Option<u32>,
     pub max_cpu_per_call: Option<f64>,
+    pub max_requests_per_call: Option<u32>,
     pub cache_dir: Option<PathBuf>,
 }
 

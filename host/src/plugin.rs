@@ -1,4 +1,10 @@
 //! Finding a plugin's bytes: a built-in name or a path, with its digest.
+//!
+//! A bare name (`openai`) always means a built-in, never a file: otherwise a
+//! file of that name in the working directory would run in its place while
+//! every log line still said `plugin=openai`. A file needs a path (`./x`,
+//! `dir/x`) or the `.wasm` extension. What was loaded is logged with its
+//! SHA-256.
 
 use std::path::{Path, PathBuf};
 
@@ -46,8 +52,12 @@ impl std::fmt::Debug for PluginSource {
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("plugin `{name}` not found: no such file, and no built-in plugin of that name (built-ins: {builtins})")]
+    #[error(
+        "plugin `{name}` not found: no built-in plugin of that name (built-ins: {builtins}); to load a file, give its path (./{name}) or a name ending in .wasm"
+    )]
     NotFound { name: String, builtins: String },
+    #[error("plugin `{0}` not found: no such file")]
+    NoSuchFile(PathBuf),
     #[error("cannot read plugin `{path}`: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("`{0}` is not a WebAssembly file (bad magic number); pass a component built for wasm32-wasip2")]
@@ -61,20 +71,29 @@ pub enum PluginError {
 }
 
 impl PluginSource {
-    /// Resolves `spec`: an existing file wins; otherwise a built-in name.
+    /// Resolves `spec`: a path (with a separator, or ending in `.wasm`) is a
+    /// file; anything else is a built-in name.
     pub fn resolve(spec: &str) -> Result<Self, PluginError> {
-        let path = Path::new(spec);
-        if path.is_file() {
-            return Self::from_file(path);
-        }
-        let looks_like_path = spec.contains(std::path::MAIN_SEPARATOR) || spec.ends_with(".wasm");
-        match BUILTINS.iter().find(|(name, _)| *name == spec) {
-            Some((name, bytes)) if !looks_like_path => Ok(Self::from_bytes(name, true, (*bytes).into())),
-            _ => Err(PluginError::NotFound {
-                name: spec.to_string(),
-                builtins: builtin_names().collect::<Vec<_>>().join(", "),
-            }),
-        }
+        let is_path = spec.contains('/') || spec.contains(std::path::MAIN_SEPARATOR) || spec.ends_with(".wasm");
+        let source = if is_path {
+            let path = Path::new(spec);
+            if !path.is_file() {
+                return Err(PluginError::NoSuchFile(path.into()));
+            }
+            Self::from_file(path)?
+        } else {
+            match BUILTINS.iter().find(|(name, _)| *name == spec) {
+                Some((name, bytes)) => Self::from_bytes(name, true, (*bytes).into()),
+                None => {
+                    return Err(PluginError::NotFound {
+                        name: spec.to_string(),
+                        builtins: builtin_names().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            }
+        };
+        tracing::info!(plugin = %source.name, builtin = source.builtin, sha256 = %source.digest, "plugin loaded");
+        Ok(source)
     }
 
     fn from_file(path: &Path) -> Result<Self, PluginError> {
@@ -118,6 +137,21 @@ mod tests {
             p.verify_digest(&format!("sha256:{}", p.digest.to_uppercase())).expect("digest matches");
             assert!(p.verify_digest("00").is_err());
         }
+    }
+
+    #[test]
+    fn files_need_a_path_and_bare_names_are_built_ins() {
+        // (That a file named like a built-in in the working directory does
+        // not stand in for it is shown end to end, in tests/e2e/hostile.rs.)
+        let err = PluginSource::resolve("impostor").expect_err("not a built-in");
+        assert!(err.to_string().contains("give its path (./impostor)"), "{err}");
+        assert!(matches!(PluginSource::resolve("./no-such.wasm"), Err(PluginError::NoSuchFile(_))));
+        assert!(matches!(PluginSource::resolve("no-such.wasm"), Err(PluginError::NoSuchFile(_))));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("openai");
+        std::fs::write(&file, b"not wasm").expect("write");
+        let by_path = PluginSource::resolve(file.to_str().expect("utf8"));
+        assert!(matches!(by_path, Err(PluginError::NotWasm(_))), "a path is always a file");
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn component_that_does_not_implement_the_world() {
 async fn bad_flags_are_usage_errors() {
     let ws = Workspace::new();
     let jobs = ws.jobs(&[job("a", "x")]);
-    let out = ws.run(&jobs, &["--plugin", "mock", "--allow-host", "https://x.com"], &[]).await;
+    let out = ws.run(&jobs, &["--plugin", "mock", "--allow-host", "https://x.com/v1"], &[]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("give a host, not a URL"), "{}", out.stderr);
     let out = ws.run(&jobs, &["--plugin", "openai", "--api-key-env", "E2E_UNSET_VARIABLE_X"], &[]).await;

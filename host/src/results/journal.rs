@@ -109,6 +109,12 @@ mod tests {
         let results = dir.path().join("results.jsonl");
         assert_eq!(journal_path(&results), dir.path().join("results.jsonl.inflight"));
         let j = Journal::create(&results, false).expect("create");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(journal_path(&results)).expect("meta").permissions().mode() & 0o077;
+            assert_eq!(mode, 0, "the journal holds item ids: owner only");
+        }
         j.started("a").expect("write");
         j.started("b \"quoted\"").expect("write");
         let ids = read_journal(&journal_path(&results)).expect("read");

@@ -13,16 +13,12 @@ mod writer;
 pub use checkpoint::{Checkpoint, Previous, ResumeError, ResumeOptions, RunIdentity};
 pub use journal::{Journal, journal_path, read_journal};
 pub use order::sort_by_line;
-pub use writer::{ResultWriter, ResultsError};
+pub use writer::{ResultWriter, ResultsError, private_file};
 
 /// Creates (or truncates) a file only its owner can read: results, journals
 /// and event logs hold prompts, outputs and provider messages.
 pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    private_file().write(true).create(true).truncate(true).open(path)
 }
 
 #[cfg(test)]

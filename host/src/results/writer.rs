@@ -12,6 +12,17 @@ pub enum ResultsError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+/// Options for a file only its owner may read and write (0600 on Unix; the
+/// umask can only narrow it): the results file, the in-flight journal and
+/// the events file hold prompts, outputs and item ids. An existing file
+/// keeps its mode.
+pub fn private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// Appends records; each line is flushed to the OS (and with `fsync`, to
 /// the disk) before the item counts as done.
 #[derive(Debug)]
@@ -29,13 +40,8 @@ impl ResultWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(!truncate)
-            .write(true)
-            .truncate(truncate)
-            .open(path)
-            .map_err(io)?;
+        let file =
+            private_file().create(true).append(!truncate).write(true).truncate(truncate).open(path).map_err(io)?;
         Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync })
     }
 

@@ -7,6 +7,11 @@
 //! oversized output or argument. After a trap or a timeout the instance is
 //! *poisoned*: wasmtime cannot re-enter it, so the owner must drop it and
 //! make a new one.
+//!
+//! What a plugin says that only reaches logs and error messages (its
+//! output tail in a trap report, `prepare`'s and `cleanup`'s errors) is
+//! made printable here, so it cannot forge log lines. `on-error`'s changes
+//! are checked against the retry-state limits before the host takes them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +21,10 @@ use batchllm_bindings::{Strategy, StrategyPre};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::SandboxError;
-use super::scope::CallScope;
+use super::kv::{StateLimitError, check_retry_changes};
+use super::output::printable;
 use super::state::{HostState, RunShared};
+use crate::egress::CallScope;
 use crate::model::{CallFailure, CallOutcome};
 
 /// Extra wall-clock time a call gets beyond its HTTP deadline.
@@ -38,7 +45,7 @@ pub struct PluginInstance {
 impl PluginInstance {
     /// Instantiates the plugin in a fresh store.
     pub async fn new(pre: &StrategyPre<HostState>, shared: Arc<RunShared>) -> Result<Self, SandboxError> {
-        let scope = CallScope::default();
+        let scope = CallScope::new(shared.egress.limits());
         let mut store = Store::new(pre.engine(), HostState::new(shared.clone(), scope.clone()));
         store.limiter(|s| &mut s.limits);
         store.set_hostcall_fuel(shared.limits.max_hostcall_bytes);
@@ -105,6 +112,9 @@ impl PluginInstance {
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
             return CallFailure::CpuLimit(self.shared.limits.max_cpu_per_call);
         }
+        if let Some(limit) = e.downcast_ref::<StateLimitError>() {
+            return CallFailure::StateLimit(limit.to_string());
+        }
         if e.chain().any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED)) {
             return CallFailure::TooMuchData(self.shared.limits.max_hostcall_bytes);
         }
@@ -131,7 +141,12 @@ impl PluginInstance {
         let config = self.shared.config.clone();
         let call = self.strategy.batchllm_strategy_llm_strategy().call_prepare(&mut self.store, &config);
         let result = tokio::time::timeout(timeout, call).await;
-        self.finish(timeout, result)
+        let mut outcome = self.finish(timeout, result);
+        // Only ever printed (the run stops with it).
+        if let Ok(Err(error)) = &mut outcome.result {
+            error.message = printable(&error.message).into_owned();
+        }
+        outcome
     }
 
     /// Calls `execute` for one attempt. `deadline` bounds the plugin's HTTP
@@ -172,7 +187,15 @@ impl PluginInstance {
         let call =
             self.strategy.batchllm_strategy_llm_strategy().call_on_error(&mut self.store, item, error, attempt, state);
         let result = tokio::time::timeout(timeout, call).await;
-        self.finish(timeout, result)
+        let mut outcome = self.finish(timeout, result);
+        // Changes that would take the item's state over its limits are
+        // refused as a whole; the item keeps the state it had.
+        if let Ok(changes) = &outcome.result
+            && let Err(limit) = check_retry_changes(&self.shared.limits.retry_state, state, changes)
+        {
+            outcome.result = Err(CallFailure::StateLimit(limit.to_string()));
+        }
+        outcome
     }
 
     /// Calls `cleanup`.
@@ -181,11 +204,16 @@ impl PluginInstance {
         self.begin(None, Some(Instant::now() + timeout));
         let call = self.strategy.batchllm_strategy_llm_strategy().call_cleanup(&mut self.store);
         let result = tokio::time::timeout(timeout, call).await;
-        self.finish(timeout, result)
+        let mut outcome = self.finish(timeout, result);
+        // Only ever logged.
+        if let Ok(Err(message)) = &mut outcome.result {
+            *message = printable(message).into_owned();
+        }
+        outcome
     }
 }
 
 fn tail_suffix(tail: &str) -> String {
     let tail = tail.trim();
-    if tail.is_empty() { String::new() } else { format!("; plugin output: {tail}") }
+    if tail.is_empty() { String::new() } else { format!("; plugin output: {}", printable(tail)) }
 }

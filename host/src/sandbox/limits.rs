@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::kv::StateLimits;
+
 /// Limits applied to every plugin instance and call.
 ///
 /// The defaults are generous enough for JS and Python components (which embed
@@ -37,6 +39,10 @@ pub struct SandboxLimits {
     pub max_http_fields_bytes: usize,
     /// Wall-clock time allowed for `prepare` and `cleanup`.
     pub lifecycle_timeout: Duration,
+    /// The run-wide state (`host.run-state-*`), shared by all instances.
+    pub run_state: StateLimits,
+    /// Each item's retry state (what `on-error` sets).
+    pub retry_state: StateLimits,
 }
 
 impl Default for SandboxLimits {
@@ -53,6 +59,12 @@ impl Default for SandboxLimits {
             max_table_elements: 1_000_000,
             max_http_fields_bytes: 128 << 10,
             lifecycle_timeout: Duration::from_secs(120),
+            // A run's shared facts (a cache name, a resolved model) are
+            // small; 16 MiB leaves room for a shared document.
+            run_state: StateLimits { max_keys: 1024, max_bytes: 16 << 20, max_value_bytes: 1 << 20 },
+            // Retry hints (temperature, model, the last rejection, a partial
+            // answer) for each item in flight.
+            retry_state: StateLimits { max_keys: 64, max_bytes: 1 << 20, max_value_bytes: 256 << 10 },
         }
     }
 }

@@ -4,18 +4,22 @@
 //! sockets; its only way out is HTTP through [`crate::egress`]. Memory, CPU
 //! per call, wall-clock per call, data passed to the host per call, core
 //! instances, tables and resource-table entries are bounded
-//! ([`SandboxLimits`]); stdout/stderr go to the host's log, bounded
-//! ([`output`]). Compiled code is loaded only from the user's private cache
-//! ([`CompileCache`]).
+//! ([`SandboxLimits`]); so is the state plugins keep in the host, run-wide
+//! and per item ([`kv`]); stdout/stderr go to the host's log, bounded and
+//! escaped ([`output`]). Compiled code is loaded only from the user's
+//! private cache ([`CompileCache`]).
+//!
+//! Layers: this module builds on [`crate::egress`] (each instance gets an
+//! egress [`crate::egress::CallScope`]); egress knows nothing of it.
 
 mod cache;
 mod component;
 mod engine;
 mod instance;
+pub mod kv;
 mod limits;
 mod load;
 pub mod output;
-mod scope;
 mod state;
 pub mod wit;
 
@@ -23,9 +27,9 @@ pub use cache::CompileCache;
 pub use component::link;
 pub use engine::SandboxEngine;
 pub use instance::PluginInstance;
+pub use kv::{RunState, StateLimitError, StateLimits};
 pub use limits::SandboxLimits;
 pub use load::{LoadedPlugin, load};
-pub use scope::CallScope;
 pub use state::{HostState, RunShared};
 
 /// Errors setting up the sandbox or a plugin in it.

@@ -17,7 +17,13 @@
 //! `item` (`-` outside an item) and `stream` (`stdout` or `stderr`). The
 //! plugin's `host.log` messages share the same per-call budget, so no way of
 //! writing floods the host's log.
+//!
+//! Nothing a plugin writes can forge a log line or reach the terminal raw:
+//! control characters (`\n` and `\r` inside a message, escape sequences,
+//! and the Unicode line separators and bidirectional overrides that
+//! reorder what a terminal shows) are printed escaped ([`printable`]).
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -27,8 +33,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::scope::CallScope;
-use super::state::RunShared;
+use crate::egress::{CallScope, Secrets};
 
 /// Bytes of output kept for trap reports.
 const TAIL: usize = 4096;
@@ -56,6 +61,19 @@ impl Stream {
     }
 }
 
+/// What the output of one plugin's instances is tagged and bounded with.
+#[derive(Debug, Clone)]
+pub struct OutputContext {
+    /// The plugin's display name, for log tags.
+    pub plugin: String,
+    /// Longest line (or `host.log` message) forwarded, in bytes.
+    pub max_line: usize,
+    /// Bytes forwarded per call; the rest is counted and dropped.
+    pub budget: usize,
+    /// Values scrubbed from everything forwarded.
+    pub secrets: Secrets,
+}
+
 /// The output of one plugin instance, shared by its stdout and stderr.
 #[derive(Clone)]
 pub struct PluginOutput {
@@ -63,7 +81,7 @@ pub struct PluginOutput {
 }
 
 struct Sink {
-    shared: Arc<RunShared>,
+    ctx: OutputContext,
     scope: CallScope,
     /// The current, unfinished line of each stream (at most `max_log_message` bytes).
     partial: [Vec<u8>; 2],
@@ -78,10 +96,10 @@ struct Sink {
 }
 
 impl PluginOutput {
-    /// The output of a new instance of the plugin in `shared`.
-    pub fn new(shared: Arc<RunShared>, scope: CallScope) -> Self {
+    /// The output of a new instance, tagged with the item `scope` serves.
+    pub fn new(ctx: OutputContext, scope: CallScope) -> Self {
         let sink = Sink {
-            shared,
+            ctx,
             scope,
             partial: [Vec::new(), Vec::new()],
             cut: [0, 0],
@@ -120,7 +138,7 @@ impl PluginOutput {
             tracing::warn!(
                 target: "batchllm::plugin", %plugin, %item, dropped_bytes = sink.dropped,
                 "plugin output (stdout, stderr, logs) over the limit of {} bytes per call; the rest was not logged",
-                sink.shared.limits.max_output_capture
+                sink.ctx.budget
             );
             sink.dropped = 0;
         }
@@ -129,7 +147,7 @@ impl PluginOutput {
     /// The last `max` bytes written (secrets scrubbed), for trap reports.
     pub fn tail(&self, max: usize) -> String {
         let sink = self.lock();
-        let text = sink.shared.egress.secrets().scrub(&String::from_utf8_lossy(&sink.tail));
+        let text = sink.ctx.secrets.scrub(&String::from_utf8_lossy(&sink.tail));
         let mut start = text.len().saturating_sub(max);
         while !text.is_char_boundary(start) {
             start += 1;
@@ -145,7 +163,7 @@ impl PluginOutput {
     /// secrets scrubbed), counted against the call's budget.
     pub fn log(&self, level: tracing::Level, message: &str) {
         let mut sink = self.lock();
-        let max = sink.shared.limits.max_log_message;
+        let max = sink.ctx.max_line;
         let mut end = message.len().min(max);
         while !message.is_char_boundary(end) {
             end -= 1;
@@ -153,7 +171,7 @@ impl PluginOutput {
         if !sink.spend(end, message.len()) {
             return;
         }
-        let mut text = sink.shared.egress.secrets().scrub(&message[..end]);
+        let mut text = printable(&sink.ctx.secrets.scrub(&message[..end])).into_owned();
         if end < message.len() {
             text.push_str("…[truncated]");
         }
@@ -172,7 +190,7 @@ impl Sink {
     /// Takes `kept` bytes from the call's budget; when they do not fit,
     /// counts `total` as dropped and returns false.
     fn spend(&mut self, kept: usize, total: usize) -> bool {
-        if self.forwarded + kept > self.shared.limits.max_output_capture {
+        if self.forwarded.saturating_add(kept) > self.ctx.budget {
             self.dropped += total;
             return false;
         }
@@ -181,7 +199,7 @@ impl Sink {
     }
 
     fn tags(&self) -> (String, String) {
-        (self.shared.plugin.clone(), self.scope.item_id().unwrap_or_else(|| "-".into()))
+        (self.ctx.plugin.clone(), self.scope.item_id().unwrap_or_else(|| "-".into()))
     }
 
     fn accept(&mut self, stream: Stream, bytes: &[u8]) {
@@ -190,7 +208,7 @@ impl Sink {
             let excess = self.tail.len() - TAIL;
             self.tail.drain(..excess);
         }
-        let max_line = self.shared.limits.max_log_message;
+        let max_line = self.ctx.max_line;
         let i = stream.index();
         for (n, piece) in bytes.split(|&b| b == b'\n').enumerate() {
             if n > 0 {
@@ -213,13 +231,35 @@ impl Sink {
         if !self.spend(line.len(), line.len() + cut) {
             return;
         }
-        let mut text = self.shared.egress.secrets().scrub(&String::from_utf8_lossy(&line));
+        let mut text = printable(&self.ctx.secrets.scrub(&String::from_utf8_lossy(&line))).into_owned();
         if cut > 0 {
             text.push_str(&format!("…[{cut} bytes cut]"));
         }
         let (plugin, item) = self.tags();
         tracing::info!(target: "batchllm::plugin", %plugin, %item, stream = stream.name(), "{text}");
     }
+}
+
+/// `text` with every character that could forge a log line or drive a
+/// terminal escaped: control characters (C0 including `\n`, `\r`, `\t`
+/// and ESC, DEL, C1), the Unicode line and paragraph separators, and the
+/// bidirectional embeddings, overrides and isolates.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// One stream of a [`PluginOutput`], as WASI sees it: always ready, never
@@ -287,22 +327,24 @@ impl AsyncWrite for OutputHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::{Egress, EgressLimits, EgressPolicy, Secrets};
-    use crate::sandbox::SandboxLimits;
+    use crate::egress::EgressPolicy;
 
     fn output(max_line: usize, budget: usize) -> PluginOutput {
         let secrets = Secrets::from_values(vec![("k".into(), "sk-secret".into())], EgressPolicy::default());
-        let egress = Egress::new(EgressPolicy::default(), secrets, EgressLimits::default()).expect("client");
-        let limits =
-            SandboxLimits { max_log_message: max_line, max_output_capture: budget, ..SandboxLimits::default() };
-        let shared = Arc::new(RunShared {
-            plugin: "p".into(),
-            config: "{}".into(),
-            run_state: Default::default(),
-            egress,
-            limits,
-        });
-        PluginOutput::new(shared, CallScope::default())
+        let ctx = OutputContext { plugin: "p".into(), max_line, budget, secrets };
+        PluginOutput::new(ctx, CallScope::default())
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert!(matches!(printable("plain text, ünïcode"), Cow::Borrowed(_)));
+        let forged = "ok\n2025-01-01T00:00:00Z  INFO batchllm: fake\r\u{1b}[2J\u{7f}\u{85}\u{2028}\u{202e}x\t";
+        let shown = printable(forged);
+        assert!(!shown.chars().any(|c| c.is_control() || ('\u{2028}'..='\u{206f}').contains(&c)), "{shown:?}");
+        assert_eq!(
+            shown,
+            "ok\\n2025-01-01T00:00:00Z  INFO batchllm: fake\\r\\u{1b}[2J\\u{7f}\\u{85}\\u{2028}\\u{202e}x\\t"
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The data of one plugin store and the host services it offers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use batchllm_bindings::{host, http, types};
@@ -10,10 +9,10 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::kv::RunState;
 use super::limits::SandboxLimits;
-use super::output::{PluginOutput, Stream};
-use super::scope::CallScope;
-use crate::egress::{Egress, EgressError, EgressHooks, OutboundRequest};
+use super::output::{OutputContext, PluginOutput, Stream};
+use crate::egress::{CallScope, Egress, EgressError, EgressHooks, OutboundRequest};
 
 /// What every instance of one plugin in one run shares.
 #[derive(Debug)]
@@ -22,8 +21,9 @@ pub struct RunShared {
     pub plugin: String,
     /// The plugin configuration (a JSON object as text).
     pub config: String,
-    /// The run-wide key/value state (`host.run-state-*`).
-    pub run_state: Mutex<HashMap<String, String>>,
+    /// The run-wide key/value state (`host.run-state-*`), bounded by
+    /// `limits.run_state`.
+    pub run_state: RunState,
     /// The network door.
     pub egress: Egress,
     /// Limits for every instance.
@@ -91,7 +91,13 @@ impl HostState {
     /// preopened directories, no sockets, stdin empty; stdout/stderr
     /// forwarded to `tracing`, bounded ([`PluginOutput`]).
     pub fn new(shared: Arc<RunShared>, scope: CallScope) -> Self {
-        let output = PluginOutput::new(shared.clone(), scope.clone());
+        let output_ctx = OutputContext {
+            plugin: shared.plugin.clone(),
+            max_line: shared.limits.max_log_message,
+            budget: shared.limits.max_output_capture,
+            secrets: shared.egress.secrets().clone(),
+        };
+        let output = PluginOutput::new(output_ctx, scope.clone());
         let wasi = WasiCtx::builder()
             .stdout(output.stream(Stream::Stdout))
             .stderr(output.stream(Stream::Stderr))
@@ -154,16 +160,13 @@ impl host::Host for HostState {
     }
 
     async fn run_state_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(lock(&self.shared.run_state).get(&key).cloned())
+        Ok(self.shared.run_state.get(&key))
     }
 
+    /// A write over the run state's limits fails the call: the contract has
+    /// no way to say "not stored" (see [`super::kv`]).
     async fn run_state_set(&mut self, key: String, value: Option<String>) -> wasmtime::Result<()> {
-        let mut state = lock(&self.shared.run_state);
-        match value {
-            Some(v) => state.insert(key, v),
-            None => state.remove(&key),
-        };
-        Ok(())
+        self.shared.run_state.set(&self.shared.limits.run_state, key, value).map_err(wasmtime::Error::new)
     }
 
     async fn run_state_compare_and_swap(
@@ -172,15 +175,8 @@ impl host::Host for HostState {
         expected: Option<String>,
         new: Option<String>,
     ) -> wasmtime::Result<bool> {
-        let mut state = lock(&self.shared.run_state);
-        if state.get(&key) != expected.as_ref() {
-            return Ok(false);
-        }
-        match new {
-            Some(v) => state.insert(key, v),
-            None => state.remove(&key),
-        };
-        Ok(true)
+        let limits = &self.shared.limits.run_state;
+        self.shared.run_state.compare_and_swap(limits, key, expected, new).map_err(wasmtime::Error::new)
     }
 }
 
@@ -199,9 +195,9 @@ impl http::Host for HostState {
         // polling would crowd the CPU caches. Dropping the call (a timeout,
         // a hard stop) still cancels the request.
         let egress = self.shared.egress.clone();
-        let deadline = self.scope.deadline();
-        let mut task = AbortOnDrop(tokio::spawn(async move { egress.send(outbound, deadline).await }));
-        let (result, exchange) = match (&mut task.0).await {
+        let scope = self.scope.clone();
+        let mut task = AbortOnDrop(tokio::spawn(async move { egress.send(&scope, outbound).await }));
+        let result = match (&mut task.0).await {
             Ok(done) => done,
             // The host's own failure (a panic in the exchange, or the
             // runtime shutting down), not the plugin's: the plugin sees a
@@ -211,7 +207,6 @@ impl http::Host for HostState {
                 return Ok(Err(http::HttpError::Network(format!("the host failed to run the request: {e}"))));
             }
         };
-        self.scope.record(exchange);
         Ok(result.map(|r| http::Response { status: r.status, headers: r.headers, body: r.body }).map_err(to_wit_error))
     }
 }
@@ -226,15 +221,12 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 fn to_wit_error(e: EgressError) -> http::HttpError {
+    let message = e.plugin_message();
     match e {
-        EgressError::Denied(d) => http::HttpError::Denied(d.to_string()),
-        EgressError::Timeout(m) => http::HttpError::Timeout(m),
-        EgressError::Network(m) => http::HttpError::Network(m),
-        EgressError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
-        EgressError::TooLarge(m) => http::HttpError::TooLarge(m),
+        EgressError::Denied(_) => http::HttpError::Denied(message),
+        EgressError::Timeout(_) | EgressError::Transport { timed_out: true, .. } => http::HttpError::Timeout(message),
+        EgressError::Transport { timed_out: false, .. } | EgressError::CallEnded => http::HttpError::Network(message),
+        EgressError::InvalidRequest(_) => http::HttpError::InvalidRequest(message),
+        EgressError::TooLarge(_) | EgressError::OverBudget(_) => http::HttpError::TooLarge(message),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

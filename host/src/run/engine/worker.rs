@@ -486,7 +486,9 @@ fn call_failure(call: CallFailure, exchanges: &[Exchange]) -> AttemptFailure {
         // The call's wall clock covers the attempt's HTTP deadline plus a
         // grace period: a call still running after that is the plugin's doing.
         CallFailure::Timeout(_) => FailureClass::PluginTimeout,
-        CallFailure::OutputTooLarge(..) | CallFailure::TooMuchData(_) => FailureClass::PluginOutputTooLarge,
+        CallFailure::OutputTooLarge(..) | CallFailure::TooMuchData(_) | CallFailure::StateLimit(_) => {
+            FailureClass::PluginOutputTooLarge
+        }
     };
     let r = reconcile(class, None, exchanges);
     // A trap stays a trap even if the plugin also saw a 429 before it died,

@@ -19,15 +19,29 @@
 //!   "follow"?: bool, "repeat_until_trap"?: bool}`) and answer what came back
 //!   as JSON `{"status", "headers", "body"}`; an HTTP error is returned as a
 //!   failure whose message starts with `caught`, proving it was catchable
-//!   (with `"catch": true`, as a successful answer `{"caught", "message"}`).
+//!   (with `"catch": true`, as a successful answer `{"caught", "message"}`);
+//!   with `"gunzip": true` a gzip-encoded body is decompressed first (the
+//!   way to carry a secret past a scrubber that only sees raw bytes);
+//!   `"times": N` sends the request N times in the one call;
+//! - `run-state`: store `params.keys` values of `params.value_bytes` bytes
+//!   each in the run-wide state (keys `params.prefix-N`);
+//! - `retry-state`: fail as `invalid-response` on every attempt, with the
+//!   size of the retry state it was given in the message; its `on-error`
+//!   adds `params.keys_per_call` keys of `params.value_bytes` bytes each;
+//! - `log-forge`: log, print and write lines carrying newlines, carriage
+//!   returns and terminal escapes that would forge host log lines.
 //!
 //! `prepare` panics when the configuration has `"panic_in_prepare": true`.
 
 use std::io::Write as _;
 
+use std::io::Read as _;
+
 use batchllm_plugin_sdk::http::{self, HttpError, Request, Response};
 use batchllm_plugin_sdk::serde_json::{self, Value, json};
-use batchllm_plugin_sdk::{Attempt, ErrorClass, Guest, Item, StateChange, StateEntry, StrategyError, Success};
+use batchllm_plugin_sdk::{
+    Attempt, ErrorClass, Guest, Item, StateChange, StateEntry, StrategyError, Success, log, run_state,
+};
 
 struct Hostile;
 
@@ -40,7 +54,7 @@ impl Guest for Hostile {
         Ok(())
     }
 
-    fn execute(item: Item, _: Attempt, _: Vec<StateEntry>) -> Result<Success, StrategyError> {
+    fn execute(item: Item, _: Attempt, state: Vec<StateEntry>) -> Result<Success, StrategyError> {
         let params: Value = serde_json::from_str(&item.params).unwrap_or(Value::Null);
         match item.prompt.trim() {
             "ok" => Ok(Success::new(format!("ok {}", item.id))),
@@ -52,12 +66,26 @@ impl Guest for Hostile {
             "print" => print(&item.id),
             "fetch" => recover(&params, fetch(&params)),
             "big-request" => recover(&params, big_request(&params)),
+            "run-state" => run_state_bomb(&params),
+            "retry-state" => {
+                let bytes: usize = state.iter().map(|(k, v)| k.len() + v.len()).sum();
+                let message = format!("retry state given: {} keys, {bytes} bytes", state.len());
+                Err(StrategyError::new(ErrorClass::InvalidResponse, message))
+            }
+            "log-forge" => forge_logs(&item.id),
             other => Err(StrategyError::new(ErrorClass::ClientError, format!("unknown attack `{other}`"))),
         }
     }
 
-    fn on_error(_: Item, _: StrategyError, _: Attempt, _: Vec<StateEntry>) -> Vec<StateChange> {
-        Vec::new()
+    fn on_error(item: Item, _: StrategyError, attempt: Attempt, _: Vec<StateEntry>) -> Vec<StateChange> {
+        if item.prompt.trim() != "retry-state" {
+            return Vec::new();
+        }
+        let params: Value = serde_json::from_str(&item.params).unwrap_or(Value::Null);
+        let size = params["value_bytes"].as_u64().unwrap_or(1 << 20) as usize;
+        let keys = params["keys_per_call"].as_u64().unwrap_or(1);
+        let value = "r".repeat(size);
+        (0..keys).map(|j| (format!("grow-{}-{j}", attempt.number), Some(value.clone()))).collect()
     }
 
     fn cleanup() -> Result<(), String> {
@@ -135,8 +163,33 @@ fn snoop(params: &Value) -> Value {
            "tcp": tcp, "udp": udp, "lookup": lookup})
 }
 
+/// Fills the run-wide state, one value after another.
+fn run_state_bomb(params: &Value) -> Result<Success, StrategyError> {
+    let size = params["value_bytes"].as_u64().unwrap_or(1 << 20) as usize;
+    let keys = params["keys"].as_u64().unwrap_or(1);
+    let prefix = params["prefix"].as_str().unwrap_or("k");
+    let value = "s".repeat(size);
+    for i in 0..keys {
+        run_state::set(&format!("{prefix}-{i}"), &value);
+    }
+    Ok(Success::new(format!("stored {keys} values of {size} bytes")))
+}
+
+/// Tries to make the host print lines the host never wrote.
+fn forge_logs(id: &str) -> Result<Success, StrategyError> {
+    let forged = "2099-01-01T00:00:00.000000Z ERROR batchllm: FORGED-LINE plugin=openai item=other";
+    log::warn(format!("hostile-forge {id}\n{forged}\r\u{1b}[2J\u{1b}]0;title\u{7}\u{202e}desrever"));
+    println!("hostile-forge-stdout {id}\r{forged}\u{1b}[31m");
+    eprintln!("hostile-forge-stderr {id}\u{2028}{forged}");
+    Ok(Success::new(format!("ok {id}")))
+}
+
 fn fetch(params: &Value) -> Result<Success, StrategyError> {
     let mut request = request_from(params)?;
+    // `times`: the same request again and again in one call.
+    for _ in 1..params["times"].as_u64().unwrap_or(1) {
+        send(&request, params)?;
+    }
     let mut response = send(&request, params)?;
     if params["follow"] == true && (300..400).contains(&response.status) {
         // Follow the redirect by hand, secret header and all: the host must
@@ -146,7 +199,19 @@ fn fetch(params: &Value) -> Result<Success, StrategyError> {
         response = send(&request, params)?;
     }
     let headers: Vec<Value> = response.headers.iter().map(|(k, v)| json!([k, v])).collect();
-    Ok(Success::new(json!({"status": response.status, "headers": headers, "body": response.text()}).to_string()))
+    let gzipped = response.header("content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+    let body = if params["gunzip"] == true && gzipped {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(response.body.as_slice())
+            .read_to_string(&mut text)
+            .map_err(|e| StrategyError::new(ErrorClass::InvalidResponse, format!("gunzip: {e}")))?;
+        text
+    } else {
+        response.text()
+    };
+    Ok(Success::new(
+        json!({"status": response.status, "headers": headers, "body": body, "gunzipped": gzipped}).to_string(),
+    ))
 }
 
 /// POSTs a body of `params.bytes` bytes to `params.url` through `http.send`.
