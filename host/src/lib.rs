@@ -8,6 +8,7 @@
 //! - [`egress`] is the plugins' only way out: granted hosts, secrets, one client;
 //! - [`run`] is the engine: workers, attempts, retry policy, the run report;
 //! - [`results`] writes one record per input line;
+//! - [`providers`] is the table of built-in providers: names, hosts, keys;
 //! - [`cli`] turns the command line into a [`run::RunConfig`].
 
 pub mod check;
@@ -17,6 +18,7 @@ pub mod cost;
 pub mod egress;
 pub mod input;
 pub mod plugin;
+pub mod providers;
 pub mod results;
 pub mod run;
 pub mod sandbox;
