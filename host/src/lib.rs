@@ -9,14 +9,15 @@
 //! - [`run`] is the engine: workers, attempts, retry policy, the run report;
 //! - [`results`] writes one record per input line;
 //! - [`providers`] is the table of built-in providers: names, hosts, keys;
-//! - [`cli`] turns the command line into a [`run::RunConfig`].
+//! - [`options`] defines every run option once (flag and `--config` key),
+//!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line.
 
 pub mod check;
 pub mod cli;
-pub mod config_file;
 pub mod cost;
 pub mod egress;
 pub mod input;
+pub mod options;
 pub mod plugin;
 pub mod providers;
 pub mod results;
