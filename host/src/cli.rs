@@ -110,7 +110,7 @@ pub fn command() -> clap::Command {
         // starts with `-` (`--rpm -1`, `--rpm -1e-9`), so the option's own
         // parser or check reports it, naming the option, instead of clap
         // reading an unknown flag `-1`.
-        if RunOptions::CHECKED.contains(&id.as_str()) {
+        if RunOptions::CHECKED.contains(&id.as_str()) || id == "progress_interval" {
             arg = arg.allow_hyphen_values(true);
         }
         if let Some(shown) = defaults.get(id.as_str()) {

@@ -281,22 +281,11 @@ fn ordered(
     }
 }
 
-/// A checked count in the engine's type (the checks keep it in range; the
-/// fallback is never reached, but no input can make this panic).
-fn count<T: TryFrom<i64> + Bounded>(value: i64) -> T {
-    T::try_from(value).unwrap_or(if value < 0 { T::MIN } else { T::MAX })
+/// A checked count in the engine's type. The checks keep it in range, so
+/// the fallback is never taken; it is there so no input can make this panic.
+fn count<T: TryFrom<i64> + Default>(value: i64) -> T {
+    T::try_from(value).unwrap_or_default()
 }
-
-/// The ends of the integer types a count can be.
-trait Bounded {
-    const MIN: Self;
-    const MAX: Self;
-}
-
-macro_rules! bounded {
-    ($($t:ty),*) => { $( impl Bounded for $t { const MIN: Self = <$t>::MIN; const MAX: Self = <$t>::MAX; } )* };
-}
-bounded!(u32, u64, usize);
 
 /// A checked number of seconds (finite, 0 to a year) as a duration.
 fn secs(value: f64) -> Duration {
