@@ -1,22 +1,29 @@
 //! Every option, once: its flag and `--help` text, its `--config` key (the
 //! long flag name), its default and its accepted range.
 //!
-//! To add a run option, add an entry to [`options!`] below and read it where
-//! the run is configured ([`super::build`]); the flag, the config key, the
-//! check and the merge come with the entry. An option that belongs to one
-//! invocation only (a switch like `--overwrite`) goes in [`Invocation`]
-//! instead, which has no config key.
+//! To add a run option, add an entry to [`options!`] below and pass its
+//! value on in [`Settings::into_run_config`], at the end of this file; the
+//! flag, the config key, the check, the merge and the `--help` default come
+//! with the entry. An option that belongs to one invocation only (a switch
+//! like `--overwrite`) goes in [`Invocation`] instead, which has no config
+//! key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use super::OptionsError;
+use super::access::Access;
 use super::check;
 use super::table::options;
 use super::values::{ClassList, key_values, parse_key_value, parsed_list};
 use crate::egress::{HostGrant, SecretHost, SecretSpec};
-use crate::run::AbortMode;
+use crate::plugin::PluginSource;
+use crate::results::ResumeOptions;
+use crate::run::{AbortMode, AdmissionLimits, CooldownPolicy, ItemSettings, ProgressMode, RetryPolicy, RunConfig};
+use crate::sandbox::{CompileCache, SandboxLimits};
 
 options! {
     /// The provider plugin: a built-in name or a path to a WebAssembly
@@ -266,4 +273,98 @@ pub struct Invocation {
     /// More logging (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Settings {
+    /// The engine's configuration: each setting where the engine reads it.
+    pub fn into_run_config(
+        self,
+        jobs: PathBuf,
+        plugin: PluginSource,
+        access: Access,
+        once: &Invocation,
+    ) -> Result<RunConfig, OptionsError> {
+        let s = self;
+        let cache =
+            CompileCache::new(if once.no_cache { None } else { s.cache_dir.or_else(CompileCache::default_dir) });
+        Ok(RunConfig {
+            jobs,
+            output: s.output,
+            resume: ResumeOptions {
+                overwrite: once.overwrite,
+                retry_failed: once.retry_failed,
+                force: once.force,
+                fsync: once.fsync,
+            },
+            plugin,
+            plugin_config: access.plugin_config,
+            identity_config: access.identity_config,
+            concurrency: count(s.concurrency),
+            item: ItemSettings {
+                retry: RetryPolicy {
+                    max_attempts: count(s.max_attempts),
+                    max_rate_limit_retries: count(s.max_rate_limit_retries),
+                    initial_backoff: secs(s.backoff_initial),
+                    max_backoff: secs(s.backoff_max),
+                    max_server_wait: secs(s.max_server_wait),
+                    ..RetryPolicy::default()
+                },
+                attempt_timeout: secs(s.attempt_timeout),
+                item_timeout: s.item_timeout.map(secs),
+                default_max_output_tokens: count(s.default_max_output_tokens),
+            },
+            cooldown: CooldownPolicy {
+                base: secs(s.cooldown),
+                multiplier: s.cooldown_multiplier,
+                max: secs(s.cooldown_max),
+                slow_start_attempts: count(s.slow_start_attempts),
+                slow_start_spacing: secs(s.slow_start_spacing),
+            },
+            admission: AdmissionLimits { rpm: s.rpm, tpm: s.tpm, burst_secs: s.burst },
+            fail_fast: s.fail_fast.0,
+            abort_mode: s.abort_mode,
+            batch_timeout: s.batch_timeout.map(secs),
+            max_total_tokens: s.max_total_tokens.map(count),
+            preserve_order: s.preserve_order,
+            prices: crate::cost::PriceTable::load(s.prices.as_deref())?,
+            max_cost: s.max_cost,
+            events: s.events,
+            metrics_addr: s.metrics_addr,
+            schema: match s.schema.as_deref() {
+                Some(path) => Some(std::sync::Arc::new(crate::schema::OutputSchema::load(path)?)),
+                None => None,
+            },
+            progress: progress_mode(once),
+            sandbox: SandboxLimits {
+                max_memory_bytes: count::<usize>(s.max_memory_mb).saturating_mul(1 << 20),
+                max_cpu_per_call: secs(s.max_cpu_per_call),
+                ..SandboxLimits::default()
+            },
+            egress: access.egress,
+            cache,
+        })
+    }
+}
+
+/// A checked count in the engine's type. The checks keep it in range, so
+/// the fallback is never taken; it is there so no input can make this panic.
+fn count<T: TryFrom<i64> + Default>(value: i64) -> T {
+    T::try_from(value).unwrap_or_default()
+}
+
+/// A checked number of seconds (finite, 0 to a year) as a duration.
+fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
+}
+
+/// A bar on a terminal, periodic lines otherwise, nothing with --quiet.
+fn progress_mode(once: &Invocation) -> ProgressMode {
+    use std::io::IsTerminal;
+    if once.quiet {
+        ProgressMode::Off
+    } else if std::io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Lines { interval: secs(once.progress_interval) }
+    }
 }

@@ -6,7 +6,8 @@
 //! every value whatever its source, and an error names the key the way it
 //! was given (`--rpm` for a flag, `rpm` and the file for a key). The layers
 //! then merge, flags over the file over the defaults, and the result is
-//! turned into the engine's configuration here, in one place.
+//! turned into the engine's configuration next to the definitions
+//! ([`Settings::into_run_config`]).
 //!
 //! Two settings bound one another: `--cooldown` and `--cooldown-max`,
 //! `--backoff-initial` and `--backoff-max`. When you set both and they
@@ -25,20 +26,17 @@ mod values;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 
-pub use access::{AccessError, required_secrets};
+pub use access::{Access, AccessError, required_secrets};
 pub use defs::{INVOCATION_HEADING, Invocation, RunOptions, Settings};
 pub use file::FileError;
 pub use values::ClassList;
 
 use crate::egress::HostGrant;
 use crate::plugin::PluginSource;
-use crate::results::ResumeOptions;
-use crate::run::{AdmissionLimits, CooldownPolicy, ItemSettings, ProgressMode, RetryPolicy, RunConfig};
-use crate::sandbox::{CompileCache, SandboxLimits};
+use crate::run::RunConfig;
 
 /// Where a value came from, to name it in a message the way it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,64 +165,7 @@ pub fn build_with_env(
         plugin.verify_digest(expected)?;
     }
     let access = access::resolve(&settings, &plugin, extras, env)?;
-    let s = settings;
-    let cache = CompileCache::new(if once.no_cache { None } else { s.cache_dir.or_else(CompileCache::default_dir) });
-    Ok(RunConfig {
-        jobs,
-        output: s.output,
-        resume: ResumeOptions {
-            overwrite: once.overwrite,
-            retry_failed: once.retry_failed,
-            force: once.force,
-            fsync: once.fsync,
-        },
-        plugin,
-        plugin_config: access.plugin_config,
-        identity_config: access.identity_config,
-        concurrency: count(s.concurrency),
-        item: ItemSettings {
-            retry: RetryPolicy {
-                max_attempts: count(s.max_attempts),
-                max_rate_limit_retries: count(s.max_rate_limit_retries),
-                initial_backoff: secs(s.backoff_initial),
-                max_backoff: secs(s.backoff_max),
-                max_server_wait: secs(s.max_server_wait),
-                ..RetryPolicy::default()
-            },
-            attempt_timeout: secs(s.attempt_timeout),
-            item_timeout: s.item_timeout.map(secs),
-            default_max_output_tokens: count(s.default_max_output_tokens),
-        },
-        cooldown: CooldownPolicy {
-            base: secs(s.cooldown),
-            multiplier: s.cooldown_multiplier,
-            max: secs(s.cooldown_max),
-            slow_start_attempts: count(s.slow_start_attempts),
-            slow_start_spacing: secs(s.slow_start_spacing),
-        },
-        admission: AdmissionLimits { rpm: s.rpm, tpm: s.tpm, burst_secs: s.burst },
-        fail_fast: s.fail_fast.0,
-        abort_mode: s.abort_mode,
-        batch_timeout: s.batch_timeout.map(secs),
-        max_total_tokens: s.max_total_tokens.map(count),
-        preserve_order: s.preserve_order,
-        prices: crate::cost::PriceTable::load(s.prices.as_deref())?,
-        max_cost: s.max_cost,
-        events: s.events,
-        metrics_addr: s.metrics_addr,
-        schema: match s.schema.as_deref() {
-            Some(path) => Some(std::sync::Arc::new(crate::schema::OutputSchema::load(path)?)),
-            None => None,
-        },
-        progress: progress_mode(&once),
-        sandbox: SandboxLimits {
-            max_memory_bytes: count::<usize>(s.max_memory_mb).saturating_mul(1 << 20),
-            max_cpu_per_call: secs(s.max_cpu_per_call),
-            ..SandboxLimits::default()
-        },
-        egress: access.egress,
-        cache,
-    })
+    settings.into_run_config(jobs, plugin, access, &once)
 }
 
 /// Checks each layer, merges flags over the file over the defaults, and
@@ -278,29 +219,6 @@ fn ordered(
             *low = *high;
             Ok(())
         }
-    }
-}
-
-/// A checked count in the engine's type. The checks keep it in range, so
-/// the fallback is never taken; it is there so no input can make this panic.
-fn count<T: TryFrom<i64> + Default>(value: i64) -> T {
-    T::try_from(value).unwrap_or_default()
-}
-
-/// A checked number of seconds (finite, 0 to a year) as a duration.
-fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
-}
-
-/// A bar on a terminal, periodic lines otherwise, nothing with --quiet.
-fn progress_mode(once: &Invocation) -> ProgressMode {
-    use std::io::IsTerminal;
-    if once.quiet {
-        ProgressMode::Off
-    } else if std::io::stderr().is_terminal() {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Lines { interval: secs(once.progress_interval) }
     }
 }
 

@@ -254,7 +254,7 @@ fn assert_sane(run: &RunConfig) {
     assert!(c.multiplier.is_finite() && (1.0..=100.0).contains(&c.multiplier));
     let a = run.admission;
     for rate in [a.rpm, a.tpm].into_iter().flatten() {
-        assert!(rate.is_finite() && rate >= 2e-6 && rate <= 1e12, "{rate}");
+        assert!(rate.is_finite() && (2e-6..=1e12).contains(&rate), "{rate}");
     }
     assert!(a.burst_secs.is_finite() && a.burst_secs > 0.0 && a.burst_secs <= YEAR.as_secs_f64());
     assert!(run.max_cost.is_none_or(|c| c.is_finite() && c > 0.0));
