@@ -72,7 +72,7 @@ enum Base {
     Configured,
 }
 
-/// The secret names the API key is known under.
+/// The secret `--api-key-env` fills: the API key's name in every built-in plugin.
 const API_KEY: &str = "api-key";
 
 /// Decides grants, secrets and the plugin configuration. `env` reads the
@@ -85,10 +85,8 @@ pub fn resolve(
 ) -> Result<Access, AccessError> {
     let provider = providers::find(&plugin.name).filter(|_| plugin.builtin);
     let mut user_config: Map<String, Value> = settings.plugin_config.iter().cloned().collect();
-    let configured_base = |m: &Map<String, Value>| m.get("base_url").is_some_and(|v| !v.is_null());
-    let base = if configured_base(&user_config)
-        || extras.plugin_config.iter().any(|(k, v)| k == "base_url" && !v.is_null())
-    {
+    let sets_base = |(k, v): (&String, &Value)| k == "base_url" && !v.is_null();
+    let base = if user_config.iter().any(sets_base) || extras.plugin_config.iter().any(|(k, v)| sets_base((k, v))) {
         Base::Configured
     } else {
         match provider.and_then(|p| p.base_url_env).and_then(|var| env(var).filter(|v| !v.is_empty()).map(|v| (var, v)))
@@ -108,7 +106,7 @@ pub fn resolve(
     };
     // The host a key read from the provider's variable may go to.
     let conventional_host = match (&base, provider.and_then(|p| p.api_host)) {
-        (Base::Env { grant, .. }, _) => Some(grant.clone()),
+        (Base::Env { grant }, _) => Some(grant.clone()),
         (Base::Default, Some(host)) => Some(host.parse::<HostGrant>().map_err(SecretError::Grant)?),
         _ => None,
     };

@@ -57,7 +57,10 @@ pub fn load(path: &Path) -> Result<RunOptions, FileError> {
 /// Parses TOML `text`; `path` is for messages.
 pub fn parse(text: &str, path: &Path) -> Result<RunOptions, FileError> {
     let parse_error = |e: toml::de::Error| {
-        let at = e.span().map_or(0, |s| s.start).min(text.len());
+        let mut at = e.span().map_or(0, |s| s.start).min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
         let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
         FileError::Parse {
@@ -158,5 +161,19 @@ mod tests {
         assert!(e.contains("give a host, not a URL"), "{e}");
         let e = parse("rpm = ").expect_err("syntax").to_string();
         assert!(e.starts_with("run.toml:1: rpm ="), "{e}");
+        let e = parse("plugin = \"ü\"\nrpm = \"é\u{2028}\"").expect_err("type").to_string();
+        assert!(e.starts_with("run.toml:2: rpm = "), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the file holds, reading it ends in options or an error
+        /// naming the file: never a panic (the error's line is cut from the
+        /// text at the parser's byte offset).
+        #[test]
+        fn any_text_is_read_or_refused(text in "(\\PC|\n|=|\"|\\[|\\]| |[a-z-]){0,80}") {
+            if let Err(e) = parse(&text) {
+                proptest::prop_assert!(e.to_string().starts_with("run.toml"), "{}", e);
+            }
+        }
     }
 }
