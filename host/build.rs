@@ -1,5 +1,7 @@
 //! Builds the bundled plugins (`plugins/`, a wasm32-wasip2 workspace) and
-//! places the components in OUT_DIR, where `src/plugin.rs` embeds them.
+//! places the components in OUT_DIR, where `src/plugin.rs` embeds them
+//! through the generated `builtins.rs`. Which plugins: the rows of the
+//! provider registry, `src/providers.rs`, read here as a module.
 //!
 //! The plugins build in their own target directory (`target/plugins`), so the
 //! nested cargo never waits on the outer build's lock, and host rebuilds of
@@ -8,13 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: &[(&str, &str)] = &[
-    ("batchllm-plugin-openai", "openai"),
-    ("batchllm-plugin-anthropic", "anthropic"),
-    ("batchllm-plugin-gemini", "gemini"),
-    ("batchllm-plugin-mock", "mock"),
-    ("batchllm-plugin-smart-retry", "smart-retry"),
-];
+// The registry is data only; the build script reads the package and directory of each row.
+#[allow(dead_code)]
+#[path = "src/providers.rs"]
+mod providers;
+
+use providers::BUILTINS;
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -22,8 +23,9 @@ fn main() {
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
-    for (_, dir) in PLUGINS {
-        println!("cargo:rerun-if-changed={}", plugins.join(dir).display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("src/providers.rs").display());
+    for p in BUILTINS {
+        println!("cargo:rerun-if-changed={}", plugins.join(p.dir).display());
     }
     println!("cargo:rerun-if-changed={}", plugins.join("sdk").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
@@ -33,13 +35,22 @@ fn main() {
     build_plugins(&plugins, &target_dir);
 
     let out_dir = PathBuf::from(env("OUT_DIR"));
-    for (package, short) in PLUGINS {
-        let file = format!("{}.wasm", package.replace('-', "_"));
+    // `src/plugin.rs` includes this list: one (name, bytes) entry per row.
+    let mut list = String::from("&[\n");
+    for p in BUILTINS {
+        let file = format!("{}.wasm", p.package.replace('-', "_"));
         let built = target_dir.join("wasm32-wasip2/release").join(&file);
-        let dest = out_dir.join(format!("{short}.wasm"));
+        let dest = out_dir.join(format!("{}.wasm", p.name));
         std::fs::copy(&built, &dest)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
+        list.push_str(&format!(
+            "    ({:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{}.wasm\"))),\n",
+            p.name, p.name
+        ));
     }
+    list.push(']');
+    let generated = out_dir.join("builtins.rs");
+    std::fs::write(&generated, list).unwrap_or_else(|e| panic!("writing {}: {e}", generated.display()));
 }
 
 fn build_plugins(plugins: &Path, target_dir: &Path) {
@@ -53,8 +64,8 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir);
-    for (package, _) in PLUGINS {
-        cmd.args(["-p", package]);
+    for p in BUILTINS {
+        cmd.args(["-p", p.package]);
     }
     // Flags meant for the host build must not leak into the wasm build.
     for var in

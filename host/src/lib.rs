@@ -9,16 +9,19 @@
 //! - [`egress`] is the plugins' only way out: granted hosts, secrets, one client;
 //! - [`run`] is the engine: workers, attempts, retry policy, the run report;
 //! - [`results`] writes one record per input line;
-//! - [`cli`] turns the command line into a [`run::RunConfig`].
+//! - [`providers`] is the table of built-in providers: names, hosts, keys;
+//! - [`options`] defines every run option once (flag and `--config` key),
+//!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line.
 
 pub mod check;
 pub mod cli;
-pub mod config_file;
 pub mod cost;
 pub mod egress;
 pub mod input;
 pub mod model;
+pub mod options;
 pub mod plugin;
+pub mod providers;
 pub mod results;
 pub mod run;
 pub mod sandbox;

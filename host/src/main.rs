@@ -7,7 +7,6 @@ use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
 use batchllm_host::run::{self, RunReport, StopHandle, Termination};
 use batchllm_host::sandbox::CompileCache;
-use clap::Parser;
 
 /// mimalloc rather than glibc malloc: per-thread free lists without arena
 /// locks; measured with `batchllm-bench cpu` (see BENCHMARKS.md).
@@ -30,7 +29,7 @@ mod exit {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_env();
     init_tracing(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -62,10 +61,10 @@ async fn async_main(args: Args) -> ExitCode {
         print!("{}", report.table());
         return ExitCode::from(if report.passed() { exit::OK } else { exit::SOME_FAILED });
     }
-    let quiet = args.quiet;
-    let summary_json = args.summary_json.clone();
-    let dry = args.dry_run;
-    let (extras, mock) = match start_mock(args.mock_provider).await {
+    let quiet = args.once.quiet;
+    let summary_json = args.once.summary_json.clone();
+    let dry = args.once.dry_run;
+    let (extras, mock) = match start_mock(args.once.mock_provider).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -202,7 +201,7 @@ async fn start_mock(enabled: bool) -> anyhow::Result<(Extras, Option<batchllm_mo
 
 fn init_tracing(args: &Args) {
     use tracing_subscriber::EnvFilter;
-    let default = match (args.quiet, args.verbose) {
+    let default = match (args.once.quiet, args.once.verbose) {
         (true, _) => "error",
         (false, 0) => "warn,batchllm=info,batchllm_host=info",
         (false, 1) => "info,batchllm=debug,batchllm_host=debug",

@@ -62,10 +62,11 @@ fn warm(plugin: &Plugin) {
     let jobs = dir.path().join("jobs.jsonl");
     std::fs::write(&jobs, job("warm", "never sent") + "\n").expect("write jobs");
     // An unknown configuration key: the plugin is compiled, then `prepare`
-    // refuses, so nothing is sent.
+    // refuses, so nothing is sent (no key is needed to get that far).
     let out = std::process::Command::new(BIN)
         .arg(&jobs)
-        .args(["--plugin", &plugin.arg, "--plugin-config", "warm_up=1", "--output"])
+        .args(["--plugin", &plugin.arg, "--plugin-config", "warm_up=1", "--plugin-config", "api_key_secret=null"])
+        .arg("--output")
         .arg(dir.path().join("results.jsonl"))
         .arg("--cache-dir")
         .arg(cache_dir())
@@ -456,12 +457,21 @@ async fn the_js_python_and_go_openai_plugins_match_the_rust_plugin() {
     }
 }
 
+/// Without a key, the built-in plugin is stopped at start: the host knows
+/// the secret its configuration names. A plugin from a file may name its
+/// secrets as it likes, so the host learns of a missing one only from the
+/// request: the ports are denied per item, all the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_key_every_plugin_is_denied_the_same_way() {
     let plugins = plugins();
     let lines = vec![job("a", "no key"), batch_line("b", "/v1/embeddings", json!({"input": "no key"}))];
     let runs = run_all(&plugins, &lines, false, &[]).await;
-    for (plugin, (out, requests)) in plugins.iter().zip(&runs) {
+    let ((builtin, sent), ports) = runs.split_first().expect("the Rust plugin runs first");
+    assert_eq!(builtin.code, 2, "{}", builtin.stderr);
+    assert!(builtin.stderr.contains("the openai plugin sends secret `api-key`, and none is configured"));
+    assert!(builtin.results.is_empty() && sent.is_empty(), "nothing is sent or written");
+    let plugins = &plugins[1..];
+    for (plugin, (out, requests)) in plugins.iter().zip(ports) {
         let name = plugin.name;
         assert_eq!(out.code, 1, "{name}: {}", out.stderr);
         for id in ["a", "b"] {
@@ -473,8 +483,8 @@ async fn without_a_key_every_plugin_is_denied_the_same_way() {
         }
         assert!(requests.is_empty(), "{name}: no request leaves with a literal placeholder");
     }
-    let reference = by_id(&runs[0].0);
-    for (plugin, (out, _)) in plugins.iter().zip(&runs).skip(1) {
+    let reference = by_id(&ports[0].0);
+    for (plugin, (out, _)) in plugins.iter().zip(ports).skip(1) {
         assert_same("the results record", plugin.name, &reference, &by_id(out));
     }
 }
@@ -500,7 +510,9 @@ async fn a_bad_configuration_is_refused_the_same_way() {
             tasks.spawn(async move {
                 let ws = Workspace::new();
                 let jobs = ws.jobs(&[job("a", "never sent")]);
-                let args = ["--plugin", plugin.arg.as_str(), "--plugin-config", config];
+                // No key is needed: the configuration is refused by `prepare`.
+                let no_key = "api_key_secret=null";
+                let args = ["--plugin", plugin.arg.as_str(), "--plugin-config", config, "--plugin-config", no_key];
                 (i, ws.run(&jobs, &args, &[]).await)
             });
         }

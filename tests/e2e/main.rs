@@ -12,6 +12,7 @@ mod conformance;
 mod egress;
 mod engine;
 mod hostile;
+mod options;
 mod plugin_check;
 mod progress;
 mod providers;
