@@ -25,7 +25,10 @@ fn main() {
     for (_, dir) in PLUGINS {
         println!("cargo:rerun-if-changed={}", plugins.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", plugins.join("sdk").display());
+    // The libraries the plugins are built from (a change there changes them).
+    for lib in ["sdk", "openai-core"] {
+        println!("cargo:rerun-if-changed={}", plugins.join(lib).display());
+    }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     let target_dir =

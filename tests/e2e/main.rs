@@ -12,6 +12,7 @@ mod conformance;
 mod egress;
 mod engine;
 mod hostile;
+mod openai_endpoints;
 mod plugin_check;
 mod progress;
 mod providers;
