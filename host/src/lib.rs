@@ -20,6 +20,7 @@ pub mod plugin;
 pub mod results;
 pub mod run;
 pub mod sandbox;
+pub mod scaffold;
 pub mod schema;
 pub mod usage;
 pub mod validate;

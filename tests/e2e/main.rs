@@ -14,6 +14,7 @@ mod engine;
 mod hostile;
 mod openai_endpoints;
 mod plugin_check;
+mod plugin_new;
 mod progress;
 mod providers;
 mod resume;
