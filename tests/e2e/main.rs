@@ -13,6 +13,7 @@ mod egress;
 mod engine;
 mod hostile;
 mod openai_endpoints;
+mod peers;
 mod plugin_check;
 mod plugin_new;
 mod progress;
