@@ -244,15 +244,15 @@ mod tests {
         let mut out = BTreeSet::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(folder) = stack.pop() {
-            for entry in std::fs::read_dir(&folder).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            for entry in std::fs::read_dir(&folder).expect("test") {
+                let path = entry.expect("test").path();
+                let name = path.file_name().expect("test").to_string_lossy().into_owned();
                 if path.is_dir() {
                     if !BUILT.contains(&name.as_str()) {
                         stack.push(path);
                     }
                 } else {
-                    out.insert(path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/"));
+                    out.insert(path.strip_prefix(dir).expect("test").to_string_lossy().replace('\\', "/"));
                 }
             }
         }
@@ -310,17 +310,17 @@ mod tests {
             let file = |p: &str| files.iter().find(|(path, _)| path == p).map(|(_, c)| String::from_utf8_lossy(c));
             match lang {
                 Lang::Rust => {
-                    assert!(file("Cargo.toml").unwrap().contains("name = \"acme-batch\""));
-                    assert!(file("Cargo.lock").unwrap().contains("name = \"acme-batch\""));
-                    assert!(file("src/lib.rs").unwrap().contains("path: \"wit\""));
+                    assert!(file("Cargo.toml").expect("test").contains("name = \"acme-batch\""));
+                    assert!(file("Cargo.lock").expect("test").contains("name = \"acme-batch\""));
+                    assert!(file("src/lib.rs").expect("test").contains("path: \"wit\""));
                 }
-                Lang::Js => assert!(file("package.json").unwrap().contains("\"name\": \"acme-batch\"")),
-                Lang::Python => assert!(file("build.sh").unwrap().contains("name=acme-batch")),
+                Lang::Js => assert!(file("package.json").expect("test").contains("\"name\": \"acme-batch\"")),
+                Lang::Python => assert!(file("build.sh").expect("test").contains("name=acme-batch")),
                 Lang::Go => {
-                    let go_mod = file("go.mod").unwrap();
+                    let go_mod = file("go.mod").expect("test");
                     assert!(go_mod.contains("module acme-batch") && go_mod.contains("=> ./sdk-go"), "{go_mod}");
                     assert!(file("sdk-go/build-component.sh").is_some());
-                    assert!(file(".gitignore").unwrap().contains("/sdk-go/.venv/"));
+                    assert!(file(".gitignore").expect("test").contains("/sdk-go/.venv/"));
                 }
             }
         }
@@ -328,26 +328,26 @@ mod tests {
 
     #[test]
     fn writes_a_project_and_never_overwrites() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test");
         let dir = tmp.path().join("p");
-        let made = new_plugin("acme", Lang::Rust, Some(&dir)).unwrap();
+        let made = new_plugin("acme", Lang::Rust, Some(&dir)).expect("test");
         assert_eq!(made.files.len(), RUST.len());
         assert!(dir.join("wit/strategy.wit").is_file());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.join("build.sh")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join("build.sh")).expect("test").permissions().mode();
             assert_eq!(mode & 0o111, 0o111, "build.sh is executable");
         }
         assert!(made.summary("acme", Lang::Rust).contains("dist/acme.wasm"));
-        let again = new_plugin("acme", Lang::Rust, Some(&dir)).unwrap_err();
+        let again = new_plugin("acme", Lang::Rust, Some(&dir)).expect_err("refused");
         assert!(matches!(again, ScaffoldError::NotEmpty(_)), "{again}");
         assert!(again.to_string().contains("not empty"), "{again}");
         // An empty folder is fine.
         let empty = tmp.path().join("empty");
-        std::fs::create_dir(&empty).unwrap();
+        std::fs::create_dir(&empty).expect("test");
         assert!(new_plugin("acme", Lang::Python, Some(&empty)).is_ok());
-        let bad = new_plugin("Bad Name", Lang::Js, Some(&tmp.path().join("x"))).unwrap_err();
+        let bad = new_plugin("Bad Name", Lang::Js, Some(&tmp.path().join("x"))).expect_err("refused");
         assert!(bad.to_string().contains("invalid plugin name `Bad Name`"), "{bad}");
         assert!(!tmp.path().join("x").exists(), "nothing is written for a bad name");
     }
