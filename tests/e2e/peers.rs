@@ -46,7 +46,7 @@ fn venv(peer: &str, files: &[&str]) -> PathBuf {
         stamp.trim() == want,
         "the test peer `{peer}` is not installed, or not at the pinned versions ({}).\n\
          Install it with:\n\n    scripts/install-peers.sh {peer}\n\n\
-         (scripts/test.sh does this; `llama` compiles llama.cpp, 10-20 minutes on 2 cores)",
+         (scripts/test.sh does this; `llama` compiles llama.cpp, about 6.5 minutes on 2 idle cores)",
         venv.display()
     );
     venv

@@ -71,8 +71,8 @@ pub fn join_url(config: &Config, endpoint: Endpoint) -> String {
 /// is appended as a user message. Responses: `input` defaults to the prompt;
 /// a non-empty prompt is appended to an `input` list as a user message (a
 /// string `input` becomes the first of two). Completions: `prompt` defaults
-/// to the item's prompt (a job with both is a `client-error`: there is no
-/// one way to join them). Embeddings: `input` defaults to the prompt.
+/// to the item's prompt, which is appended after a blank line to a string
+/// `prompt`. Embeddings: `input` defaults to the prompt.
 pub fn build_body(
     config: &Config,
     item: &Item,
@@ -84,22 +84,7 @@ pub fn build_body(
     match endpoint {
         Endpoint::ChatCompletions => body::add_prompt_message(&mut body, item)?,
         Endpoint::Responses => add_prompt_input(&mut body, item)?,
-        Endpoint::Completions => {
-            let has_prompt = body.get("prompt").is_some_and(|p| !p.is_null());
-            match (has_prompt, item.prompt.is_empty()) {
-                (false, true) => return Err(neither(item, "prompt")),
-                (false, false) => {
-                    body.insert("prompt".to_owned(), Value::String(item.prompt.clone()));
-                }
-                (true, true) => {}
-                (true, false) => {
-                    return Err(StrategyError::client_error(format!(
-                        "item {:?} has both a prompt and params.prompt; a /v1/completions job takes one of them",
-                        item.id
-                    )));
-                }
-            }
-        }
+        Endpoint::Completions => add_prompt_text(&mut body, item)?,
         Endpoint::Embeddings => {
             if body.get("input").is_none_or(Value::is_null) {
                 if item.prompt.is_empty() {
@@ -111,6 +96,14 @@ pub fn build_body(
     }
     state::apply_param_overrides(&mut body, state);
     body::reject_streaming(&body, item)?;
+    // A background response answers "queued" and must be polled: there is
+    // nothing to translate, and the host polls nothing.
+    if endpoint == Endpoint::Responses && body.get("background").and_then(Value::as_bool) == Some(true) {
+        return Err(StrategyError::client_error(format!(
+            "item {:?}: background responses are not supported; leave out \"background\": true",
+            item.id
+        )));
+    }
     Ok(body)
 }
 
@@ -140,6 +133,34 @@ fn add_prompt_input(body: &mut Map<String, Value>, item: &Item) -> Result<(), St
         Some(other) => {
             return Err(StrategyError::client_error(format!(
                 "item {:?}: params.input must be a string or an array, got {}",
+                item.id,
+                json_kind(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Legacy completions' `prompt` with the item's prompt: the prompt itself
+/// when the body has none, appended after a blank line to a string
+/// `prompt` (as chat appends a message; an adapting strategy's feedback
+/// lands there). A list of prompts has no one place for it.
+fn add_prompt_text(body: &mut Map<String, Value>, item: &Item) -> Result<(), StrategyError> {
+    match body.get_mut("prompt") {
+        None | Some(Value::Null) => {
+            if item.prompt.is_empty() {
+                return Err(neither(item, "prompt"));
+            }
+            body.insert("prompt".to_owned(), Value::String(item.prompt.clone()));
+        }
+        Some(_) if item.prompt.is_empty() => {}
+        Some(Value::String(text)) => {
+            text.push_str("\n\n");
+            text.push_str(&item.prompt);
+        }
+        Some(other) => {
+            return Err(StrategyError::client_error(format!(
+                "item {:?}: its prompt cannot be added to params.prompt, which is {}; send params.prompt as one string",
                 item.id,
                 json_kind(other)
             )));
@@ -366,7 +387,9 @@ mod tests {
             body("Q2", r#"{"input":"Q1"}"#).unwrap()["input"],
             json!([{"role": "user", "content": "Q1"}, {"role": "user", "content": "Q2"}])
         );
-        for (prompt, params) in [("", "{}"), ("x", r#"{"input": 5}"#), ("x", r#"{"stream": true}"#)] {
+        for (prompt, params) in
+            [("", "{}"), ("x", r#"{"input": 5}"#), ("x", r#"{"stream": true}"#), ("x", r#"{"background": true}"#)]
+        {
             assert_eq!(body(prompt, params).unwrap_err().class, ErrorClass::ClientError, "{params}");
         }
         let s = state(&[("param.max_output_tokens", "64")]);
@@ -382,9 +405,10 @@ mod tests {
         let b = body("", r#"{"prompt":["a","b"],"max_tokens":5}"#).unwrap();
         assert_eq!((b["prompt"].clone(), b["max_tokens"].clone()), (json!(["a", "b"]), json!(5)));
         assert!(b.get("messages").is_none());
-        for (prompt, params) in [("", "{}"), ("", r#"{"prompt":null}"#), ("x", r#"{"prompt":"y"}"#)] {
+        assert_eq!(body("and then", r#"{"prompt":"Once"}"#).unwrap()["prompt"], "Once\n\nand then");
+        for (prompt, params) in [("", "{}"), ("", r#"{"prompt":null}"#), ("x", r#"{"prompt":["a","b"]}"#)] {
             assert_eq!(body(prompt, params).unwrap_err().class, ErrorClass::ClientError, "{params}");
         }
-        assert!(body("x", r#"{"prompt":"y"}"#).unwrap_err().message.contains("both a prompt and params.prompt"));
+        assert!(body("x", r#"{"prompt":["a"]}"#).unwrap_err().message.contains("which is an array"));
     }
 }
