@@ -27,7 +27,10 @@ fn main() {
     for p in BUILTINS {
         println!("cargo:rerun-if-changed={}", plugins.join(p.dir).display());
     }
-    println!("cargo:rerun-if-changed={}", plugins.join("sdk").display());
+    // The libraries the plugins are built from (a change there changes them).
+    for lib in ["sdk", "openai-core"] {
+        println!("cargo:rerun-if-changed={}", plugins.join(lib).display());
+    }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     let target_dir =

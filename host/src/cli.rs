@@ -87,12 +87,26 @@ pub enum PluginCommand {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Start a plugin: write a project from the template for LANG (embedded
+    /// in this binary, the WIT contract included) that builds with its own
+    /// ./build.sh wherever it is.
+    New {
+        /// The plugin's name: lowercase letters, digits and dashes (e.g. my-plugin).
+        name: String,
+        /// The template's language.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// The project folder to create (new or empty) [default: ./NAME].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 const EXAMPLES: &str = "Examples:
   batchllm-host --plugin openai --mock-provider examples/jobs.jsonl
   batchllm-host --plugin openai --api-key-env OPENAI_API_KEY --rpm 500 jobs.jsonl -o out.jsonl
   batchllm-host --config examples/openai.toml jobs.jsonl
+  batchllm-host plugin new my-plugin --lang rust
   batchllm-host plugin check ./my-strategy.wasm
   batchllm-host --plugin openai --plugin-config base_url=http://127.0.0.1:8000/v1 \\
       --plugin-config api_key_secret=null --allow-host 127.0.0.1:8000 jobs.jsonl";

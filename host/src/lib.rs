@@ -25,5 +25,6 @@ pub mod providers;
 pub mod results;
 pub mod run;
 pub mod sandbox;
+pub mod scaffold;
 pub mod schema;
 pub mod validate;

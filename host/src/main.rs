@@ -55,6 +55,18 @@ fn main() -> ExitCode {
 }
 
 async fn async_main(args: Args) -> ExitCode {
+    if let Some(Command::Plugin { command: PluginCommand::New { name, lang, dir } }) = &args.command {
+        return match batchllm_host::scaffold::new_plugin(name, *lang, dir.as_deref()) {
+            Ok(made) => {
+                print!("{}", made.summary(name, *lang));
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::new(e));
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
     if let Some(Command::Plugin { command: PluginCommand::Check { plugin, cache_dir } }) = &args.command {
         let cache = CompileCache::new(cache_dir.clone().or_else(CompileCache::default_dir));
         let report = batchllm_host::check::check_plugin(plugin, cache).await;

@@ -49,7 +49,7 @@ pub(crate) fn templates() -> Vec<Template> {
 }
 
 /// The repository root.
-fn repo() -> &'static Path {
+pub(crate) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent")
 }
 
@@ -76,7 +76,7 @@ fn reuse(var: &'static str, plugin: &str, manifest: &str, stamp: &str, path: &st
 /// wit-bindgen and serde_json built for `wasm32-wasip2` with the same
 /// versions and release profile, so the template compiles only its own crate
 /// (about 1 s instead of about a minute).
-fn rust_target_dir() -> Vec<(&'static str, PathBuf)> {
+pub(crate) fn rust_target_dir() -> Vec<(&'static str, PathBuf)> {
     if std::env::var_os("CARGO_TARGET_DIR").is_some() {
         return Vec::new();
     }
@@ -115,7 +115,7 @@ fn build(template: Template) -> Result<PathBuf, String> {
 }
 
 /// Runs `plugin check` on `wasm`: every row must pass.
-async fn plugin_check(wasm: &Path) -> Result<String, String> {
+pub(crate) async fn plugin_check(wasm: &Path) -> Result<String, String> {
     let out = tokio::process::Command::new(BIN)
         .args(["plugin", "check"])
         .arg(wasm)
@@ -219,7 +219,7 @@ fn rows() -> Vec<Row> {
 
 /// Runs the small batch through `wasm` against a fresh mock provider and
 /// checks every record.
-async fn run_batch(wasm: &Path) -> Result<(), String> {
+pub(crate) async fn run_batch(wasm: &Path) -> Result<(), String> {
     let server = mock(|_| {}).await;
     let ws = Workspace::new();
     let table = rows();

@@ -1,4 +1,5 @@
-//! The OpenAI-compatible endpoints (`/v1/chat/completions`, `/v1/embeddings`).
+//! The OpenAI-compatible endpoints (`/v1/chat/completions`, `/v1/responses`,
+//! `/v1/completions`, `/v1/embeddings`).
 //!
 //! Each endpoint implements [`Endpoint`] (parse the body, name the prompt and
 //! token charge, render the success); [`handle`] runs the same pipeline for
@@ -15,10 +16,12 @@
 //! configured budget, `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
 
 mod chat;
+mod completions;
 mod embeddings;
 mod error;
 mod fields;
 mod headers;
+mod responses;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,9 +34,11 @@ use axum::routing::post;
 use serde_json::Value;
 
 use self::chat::Chat;
+use self::completions::Completions;
 use self::embeddings::Embeddings;
 use self::error::ApiError;
 use self::headers::with_rate_limits;
+use self::responses::Responses;
 use crate::exchange::{self, Incoming, Reply, ReplyBody, RequestBody};
 use crate::faults::Fault;
 use crate::limits::Snapshot;
@@ -45,6 +50,8 @@ pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/v1/chat/completions", post(handle::<Chat>).fallback(not_found))
         .route("/v1/embeddings", post(handle::<Embeddings>).fallback(not_found))
+        .route("/v1/responses", post(handle::<Responses>).fallback(not_found))
+        .route("/v1/completions", post(handle::<Completions>).fallback(not_found))
 }
 
 /// Answers (and logs) a request for a path the mock does not serve.

@@ -1,7 +1,10 @@
 //! Strategy plugin for the Anthropic Messages API (`POST /v1/messages`).
 //!
 //! Configuration (a JSON object, every key optional; unknown keys are an
-//! error): `base_url` (default `https://api.anthropic.com`), `model` (default
+//! error): `base_url` (default `https://api.anthropic.com`; a prefix for
+//! `/v1/messages` as in the Anthropic SDK, e.g.
+//! `https://gateway.example/anthropic`; a base ending in a version, e.g.
+//! `http://h/v1`, is taken as naming it), `model` (default
 //! `claude-sonnet-4-5`), `api_key_secret` (default `"api-key"`, sent as
 //! `x-api-key: {{secret:<name>}}`; `null` or `""` sends none),
 //! `default_params` (merged under each job's params), `extra_headers`

@@ -50,7 +50,7 @@ pub fn build_request(
 ) -> Result<Request, StrategyError> {
     check_endpoint(item.endpoint.as_deref())?;
     let body = Value::Object(build_body(config, item, state)?);
-    Ok(http::json_request("POST", &config.common.url(MESSAGES_PATH), &headers(config), &body, Some(timeout_ms)))
+    Ok(http::json_request("POST", &config.common.prefix_url(MESSAGES_PATH), &headers(config), &body, Some(timeout_ms)))
 }
 
 #[cfg(test)]
@@ -109,7 +109,13 @@ mod tests {
         assert_eq!(h("x-api-key").as_deref(), Some("{{secret:api-key}}"));
         assert_eq!(h("anthropic-version").as_deref(), Some("2023-06-01"));
         assert!(h("authorization").is_none());
-        let mock = build_request(&config(json!({"base_url": "http://127.0.0.1:9/v1"})), &item("Hi", "{}"), &[], 1);
-        assert_eq!(mock.unwrap().url, "http://127.0.0.1:9/v1/messages");
+        let url =
+            |base: &str| build_request(&config(json!({ "base_url": base })), &item("Hi", "{}"), &[], 1).unwrap().url;
+        // Like the Anthropic SDK: the base is a prefix, `/v1/messages` goes after it.
+        assert_eq!(url("http://127.0.0.1:9"), "http://127.0.0.1:9/v1/messages");
+        assert_eq!(url("https://gateway.example/anthropic"), "https://gateway.example/anthropic/v1/messages");
+        assert_eq!(url("http://127.0.0.1:8000/anthropic/"), "http://127.0.0.1:8000/anthropic/v1/messages");
+        // A base that ends in the version (as configurations written for earlier releases do).
+        assert_eq!(url("http://127.0.0.1:9/v1"), "http://127.0.0.1:9/v1/messages");
     }
 }

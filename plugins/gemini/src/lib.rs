@@ -3,7 +3,9 @@
 //!
 //! Configuration (a JSON object, every key optional; unknown keys are an
 //! error): `base_url` (default `https://generativelanguage.googleapis.com`;
-//! a base with a path, e.g. `http://h/v1`, replaces the `/v1beta` version),
+//! a prefix for `/v1beta/...` as in Google's SDK, e.g.
+//! `https://gateway.example/gemini`; a base ending in a version, e.g.
+//! `http://h/v1`, uses that version instead of `/v1beta`),
 //! `model` (default `gemini-2.5-flash`), `api_key_secret` (default
 //! `"api-key"`, sent as `x-goog-api-key: {{secret:<name>}}`), `default_params`,
 //! `extra_headers`, and `cache`:

@@ -57,9 +57,11 @@ pub fn headers(config: &Config) -> Vec<(String, String)> {
     config.common.headers("x-goog-api-key", "", &[])
 }
 
-/// `base_url` + `/v1beta` (unless the base has a path) + `path`.
+/// `base_url` + `/v1beta` + `path`, as Google's SDK joins them (a gateway
+/// base such as `https://gw.example/gemini` is a prefix); a base ending in a
+/// version (`http://h/v1`) uses that version instead of `/v1beta`.
 pub fn url(config: &Config, path: &str) -> String {
-    config.common.url(&format!("{API_VERSION_PATH}{path}"))
+    config.common.prefix_url(&format!("{API_VERSION_PATH}{path}"))
 }
 
 /// The complete request for one attempt.
@@ -133,5 +135,14 @@ mod tests {
         assert_eq!(url(&c, "/cachedContents"), "http://127.0.0.1:9/v1/cachedContents");
         let c = config(json!({"base_url": "http://127.0.0.1:9"}));
         assert_eq!(url(&c, "/cachedContents/x"), "http://127.0.0.1:9/v1beta/cachedContents/x");
+        // Like Google's SDK: a gateway base is a prefix to the versioned path.
+        let c = config(json!({"base_url": "https://gateway.example/gemini"}));
+        assert_eq!(
+            build_request(&c, &item("Hi", "{}"), &[], None, 10).unwrap().url,
+            "https://gateway.example/gemini/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(url(&c, "/cachedContents"), "https://gateway.example/gemini/v1beta/cachedContents");
+        let c = config(json!({"base_url": "https://gateway.example/google/v1alpha/"}));
+        assert_eq!(url(&c, "/cachedContents"), "https://gateway.example/google/v1alpha/cachedContents");
     }
 }

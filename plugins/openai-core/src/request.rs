@@ -2,20 +2,27 @@
 
 use crate::config::Config;
 use batchllm_plugin_sdk::http::{self, Request};
+use batchllm_plugin_sdk::text::json_kind;
 use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, body, serde_json, state};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-/// The endpoints this strategy speaks.
+/// The endpoints this strategy speaks: every endpoint the OpenAI Batch API
+/// accepts that answers with text or vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    /// The Responses API, OpenAI's primary API (`input`, `output[]` items).
+    Responses,
+    /// Legacy text completions (`prompt`, `choices[].text`), which local
+    /// servers (llama.cpp, vLLM) still serve.
+    Completions,
     Embeddings,
 }
 
 impl Endpoint {
     /// The endpoint an item targets: `/v1/chat/completions` when it names
-    /// none. `/chat/completions` and `/embeddings` (no version) are accepted
-    /// too; anything else is a `client-error` naming the endpoint.
+    /// none. The paths are accepted without their `/v1` too (`/responses`);
+    /// anything else is a `client-error` naming the endpoint.
     pub fn resolve(endpoint: Option<&str>) -> Result<Endpoint, StrategyError> {
         let Some(raw) = endpoint else {
             return Ok(Endpoint::ChatCompletions);
@@ -25,10 +32,12 @@ impl Endpoint {
         let path = path.strip_prefix("v1/").unwrap_or(path);
         match path {
             "" | "chat/completions" => Ok(Endpoint::ChatCompletions),
+            "responses" => Ok(Endpoint::Responses),
+            "completions" => Ok(Endpoint::Completions),
             "embeddings" => Ok(Endpoint::Embeddings),
             _ => Err(StrategyError::client_error(format!(
                 "unsupported endpoint {raw:?}: the openai strategy supports \
-                 /v1/chat/completions and /v1/embeddings"
+                 /v1/chat/completions, /v1/responses, /v1/completions and /v1/embeddings"
             ))),
         }
     }
@@ -37,6 +46,8 @@ impl Endpoint {
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "/v1/chat/completions",
+            Endpoint::Responses => "/v1/responses",
+            Endpoint::Completions => "/v1/completions",
             Endpoint::Embeddings => "/v1/embeddings",
         }
     }
@@ -55,10 +66,13 @@ pub fn join_url(config: &Config, endpoint: Endpoint) -> String {
 /// over them (a shallow merge), then the endpoint's defaults, then the
 /// retry-state overrides.
 ///
-/// Chat: `model` is set when missing; without `messages` the prompt becomes
-/// the one user message; with `messages` a non-empty prompt is appended as a
-/// user message. Embeddings: `model` is set when missing, `input` defaults to
-/// the prompt.
+/// Every endpoint gets `model` when missing. Chat: without `messages` the
+/// prompt becomes the one user message; with `messages` a non-empty prompt
+/// is appended as a user message. Responses: `input` defaults to the prompt;
+/// a non-empty prompt is appended to an `input` list as a user message (a
+/// string `input` becomes the first of two). Completions: `prompt` defaults
+/// to the item's prompt, which is appended after a blank line to a string
+/// `prompt`. Embeddings: `input` defaults to the prompt.
 pub fn build_body(
     config: &Config,
     item: &Item,
@@ -68,16 +82,13 @@ pub fn build_body(
     let mut body = body::merge_params(&config.common.default_params, item)?;
     body::set_default(&mut body, "model", config.common.model.as_str());
     match endpoint {
-        Endpoint::ChatCompletions => {
-            body::add_prompt_message(&mut body, item)?;
-        }
+        Endpoint::ChatCompletions => body::add_prompt_message(&mut body, item)?,
+        Endpoint::Responses => add_prompt_input(&mut body, item)?,
+        Endpoint::Completions => add_prompt_text(&mut body, item)?,
         Endpoint::Embeddings => {
             if body.get("input").is_none_or(Value::is_null) {
                 if item.prompt.is_empty() {
-                    return Err(StrategyError::client_error(format!(
-                        "item {:?} has neither a prompt nor params.input",
-                        item.id
-                    )));
+                    return Err(neither(item, "input"));
                 }
                 body.insert("input".to_owned(), Value::String(item.prompt.clone()));
             }
@@ -85,7 +96,82 @@ pub fn build_body(
     }
     state::apply_param_overrides(&mut body, state);
     body::reject_streaming(&body, item)?;
+    // A background response answers "queued" and must be polled: there is
+    // nothing to translate, and the host polls nothing.
+    if endpoint == Endpoint::Responses && body.get("background").and_then(Value::as_bool) == Some(true) {
+        return Err(StrategyError::client_error(format!(
+            "item {:?}: background responses are not supported; leave out \"background\": true",
+            item.id
+        )));
+    }
     Ok(body)
+}
+
+/// The Responses API's `input` with the item's prompt: the prompt itself
+/// when the body has none, appended as a user message to a list, or after
+/// a string `input` (which becomes the first user message).
+fn add_prompt_input(body: &mut Map<String, Value>, item: &Item) -> Result<(), StrategyError> {
+    let prompt = || json!({"role": "user", "content": item.prompt});
+    match body.get_mut("input") {
+        None | Some(Value::Null) => {
+            if item.prompt.is_empty() {
+                return Err(neither(item, "input"));
+            }
+            body.insert("input".to_owned(), Value::String(item.prompt.clone()));
+        }
+        Some(Value::Array(turns)) => {
+            if !item.prompt.is_empty() {
+                turns.push(prompt());
+            }
+        }
+        Some(Value::String(first)) => {
+            if !item.prompt.is_empty() {
+                let first = json!({"role": "user", "content": std::mem::take(first)});
+                body.insert("input".to_owned(), json!([first, prompt()]));
+            }
+        }
+        Some(other) => {
+            return Err(StrategyError::client_error(format!(
+                "item {:?}: params.input must be a string or an array, got {}",
+                item.id,
+                json_kind(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Legacy completions' `prompt` with the item's prompt: the prompt itself
+/// when the body has none, appended after a blank line to a string
+/// `prompt` (as chat appends a message; an adapting strategy's feedback
+/// lands there). A list of prompts has no one place for it.
+fn add_prompt_text(body: &mut Map<String, Value>, item: &Item) -> Result<(), StrategyError> {
+    match body.get_mut("prompt") {
+        None | Some(Value::Null) => {
+            if item.prompt.is_empty() {
+                return Err(neither(item, "prompt"));
+            }
+            body.insert("prompt".to_owned(), Value::String(item.prompt.clone()));
+        }
+        Some(_) if item.prompt.is_empty() => {}
+        Some(Value::String(text)) => {
+            text.push_str("\n\n");
+            text.push_str(&item.prompt);
+        }
+        Some(other) => {
+            return Err(StrategyError::client_error(format!(
+                "item {:?}: its prompt cannot be added to params.prompt, which is {}; send params.prompt as one string",
+                item.id,
+                json_kind(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `client-error` for an item with nothing to send.
+fn neither(item: &Item, field: &str) -> StrategyError {
+    StrategyError::client_error(format!("item {:?} has neither a prompt nor params.{field}", item.id))
 }
 
 /// The request headers: `content-type`, `authorization` with the secret
@@ -157,9 +243,13 @@ mod tests {
         assert_eq!(Endpoint::resolve(Some("/v1/chat/completions")).unwrap(), Endpoint::ChatCompletions);
         assert_eq!(Endpoint::resolve(Some("/v1/embeddings")).unwrap(), Endpoint::Embeddings);
         assert_eq!(Endpoint::resolve(Some("/embeddings/")).unwrap(), Endpoint::Embeddings);
-        let e = Endpoint::resolve(Some("/v1/responses")).unwrap_err();
+        assert_eq!(Endpoint::resolve(Some("/v1/responses")).unwrap(), Endpoint::Responses);
+        assert_eq!(Endpoint::resolve(Some("responses")).unwrap(), Endpoint::Responses);
+        assert_eq!(Endpoint::resolve(Some("/v1/completions")).unwrap(), Endpoint::Completions);
+        let e = Endpoint::resolve(Some("/v1/images/generations")).unwrap_err();
         assert_eq!(e.class, ErrorClass::ClientError);
-        assert!(e.message.contains("\"/v1/responses\""), "{}", e.message);
+        assert!(e.message.contains("\"/v1/images/generations\""), "{}", e.message);
+        assert!(e.message.contains("/v1/responses, /v1/completions"), "{}", e.message);
     }
 
     #[test]
@@ -272,7 +362,53 @@ mod tests {
         assert_eq!(r.timeout_ms, Some(1234));
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["messages"][0]["content"], "Hi");
-        let e = build_request(&c, &item("Hi", "{}", Some("/v1/completions")), &[], 1).unwrap_err();
+        let (endpoint, r) = build_request(&c, &item("Hi", "{}", Some("/v1/completions")), &[], 1).unwrap();
+        assert_eq!((endpoint, r.url.as_str()), (Endpoint::Completions, "http://127.0.0.1:9/v1/completions"));
+        let (_, r) = build_request(&c, &item("", r#"{"input":"Hi"}"#, Some("/v1/responses")), &[], 1).unwrap();
+        assert_eq!(r.url, "http://127.0.0.1:9/v1/responses");
+        let e = build_request(&c, &item("Hi", "{}", Some("/v1/audio/speech")), &[], 1).unwrap_err();
         assert_eq!(e.class, ErrorClass::ClientError);
+    }
+
+    #[test]
+    fn responses_body() {
+        let c = config(json!({"model": "gpt-4.1-mini", "default_params": {"max_output_tokens": 16}}));
+        let body = |prompt: &str, params: &str| build_body(&c, &item(prompt, params, None), Endpoint::Responses, &[]);
+        assert_eq!(
+            Value::Object(body("Hi", "{}").unwrap()),
+            json!({"model": "gpt-4.1-mini", "input": "Hi", "max_output_tokens": 16})
+        );
+        // An OpenAI Batch line: the body as it is.
+        let line = r#"{"model":"gpt-4o","instructions":"Be brief.","input":[{"role":"user","content":"Q1"}]}"#;
+        let b = body("", line).unwrap();
+        assert_eq!((b["model"].clone(), b["input"].as_array().map(Vec::len)), (json!("gpt-4o"), Some(1)));
+        assert_eq!(body("Q2", line).unwrap()["input"][1], json!({"role": "user", "content": "Q2"}));
+        assert_eq!(
+            body("Q2", r#"{"input":"Q1"}"#).unwrap()["input"],
+            json!([{"role": "user", "content": "Q1"}, {"role": "user", "content": "Q2"}])
+        );
+        for (prompt, params) in
+            [("", "{}"), ("x", r#"{"input": 5}"#), ("x", r#"{"stream": true}"#), ("x", r#"{"background": true}"#)]
+        {
+            assert_eq!(body(prompt, params).unwrap_err().class, ErrorClass::ClientError, "{params}");
+        }
+        let s = state(&[("param.max_output_tokens", "64")]);
+        let b = build_body(&c, &item("Hi", "{}", None), Endpoint::Responses, &s).unwrap();
+        assert_eq!(b["max_output_tokens"], 64);
+    }
+
+    #[test]
+    fn completions_body() {
+        let c = config(json!({"model": "llama"}));
+        let body = |prompt: &str, params: &str| build_body(&c, &item(prompt, params, None), Endpoint::Completions, &[]);
+        assert_eq!(Value::Object(body("Once upon", "{}").unwrap()), json!({"model": "llama", "prompt": "Once upon"}));
+        let b = body("", r#"{"prompt":["a","b"],"max_tokens":5}"#).unwrap();
+        assert_eq!((b["prompt"].clone(), b["max_tokens"].clone()), (json!(["a", "b"]), json!(5)));
+        assert!(b.get("messages").is_none());
+        assert_eq!(body("and then", r#"{"prompt":"Once"}"#).unwrap()["prompt"], "Once\n\nand then");
+        for (prompt, params) in [("", "{}"), ("", r#"{"prompt":null}"#), ("x", r#"{"prompt":["a","b"]}"#)] {
+            assert_eq!(body(prompt, params).unwrap_err().class, ErrorClass::ClientError, "{params}");
+        }
+        assert!(body("x", r#"{"prompt":["a"]}"#).unwrap_err().message.contains("which is an array"));
     }
 }

@@ -76,12 +76,18 @@ pub fn parse_success(
     let invalid = |message: String| invalid_answer(status, &text, usage::from_openai(&json), message);
     let obj = expect_object(status, &json).map_err(invalid)?;
     let payload_key = match endpoint {
-        Endpoint::ChatCompletions => "choices",
+        Endpoint::ChatCompletions | Endpoint::Completions => "choices",
+        Endpoint::Responses => "output",
         Endpoint::Embeddings => "data",
     };
-    if !obj.contains_key(payload_key)
-        && let Some(error) = obj.get("error").filter(|e| !e.is_null())
-    {
+    let error = obj.get("error").filter(|e| !e.is_null());
+    // A Responses body always has `error` (null on success) and may carry
+    // one with an `output` (status "failed"); the others carry it instead.
+    let failed = match endpoint {
+        Endpoint::Responses => obj.get("status").and_then(Value::as_str) == Some("failed"),
+        _ => !obj.contains_key(payload_key),
+    };
+    if failed && let Some(error) = error {
         return Err(embedded_error(status, headers, &text, &json, error));
     }
     let mut metadata = Map::new();
@@ -91,17 +97,35 @@ pub fn parse_success(
         }
     }
     let output = match endpoint {
-        Endpoint::ChatCompletions => {
+        Endpoint::ChatCompletions | Endpoint::Completions => {
             let Some(first) = obj.get("choices").and_then(Value::as_array).and_then(|c| c.first()) else {
                 return Err(invalid("response has no choices".to_owned()));
             };
             if let Some(reason) = first.get("finish_reason").filter(|v| !v.is_null()) {
                 metadata.insert("finish_reason".to_owned(), reason.clone());
             }
-            let Some(message) = first.get("message").filter(|m| m.is_object()) else {
-                return Err(invalid("choices[0] has no message".to_owned()));
-            };
-            match chat_output(message) {
+            if endpoint == Endpoint::Completions {
+                match first.get("text") {
+                    Some(Value::String(text)) => text.clone(),
+                    _ => return Err(invalid("choices[0] has no text".to_owned())),
+                }
+            } else {
+                let Some(message) = first.get("message").filter(|m| m.is_object()) else {
+                    return Err(invalid("choices[0] has no message".to_owned()));
+                };
+                match chat_output(message) {
+                    Ok(output) => output,
+                    Err(reason) => return Err(invalid(reason)),
+                }
+            }
+        }
+        Endpoint::Responses => {
+            for key in ["status", "incomplete_details"] {
+                if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+                    metadata.insert(key.to_owned(), v.clone());
+                }
+            }
+            match responses_output(obj.get("output")) {
                 Ok(output) => output,
                 Err(reason) => return Err(invalid(reason)),
             }
@@ -117,6 +141,32 @@ pub fn parse_success(
         response_body: Some(text),
         metadata: Some(Value::Object(metadata).to_string()),
     })
+}
+
+/// The output of a Responses API answer: the text of every `output_text`
+/// part of its `message` items, joined; the function calls as a JSON array
+/// when there is no message; a refusal or nothing usable is an error.
+fn responses_output(output: Option<&Value>) -> Result<String, String> {
+    let Some(items) = output.and_then(Value::as_array) else {
+        return Err("response has no output array".to_owned());
+    };
+    let of_type = |item: &&Value, kind: &str| item.get("type").and_then(Value::as_str) == Some(kind);
+    let messages: Vec<&Value> = items.iter().filter(|i| of_type(i, "message")).collect();
+    let parts: Vec<&Value> =
+        messages.iter().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten().collect();
+    let texts: Vec<&str> =
+        parts.iter().filter(|p| of_type(p, "output_text")).filter_map(|p| p.get("text")?.as_str()).collect();
+    if !texts.is_empty() {
+        return Ok(texts.concat());
+    }
+    let calls: Vec<&Value> = items.iter().filter(|i| of_type(i, "function_call")).collect();
+    if !calls.is_empty() {
+        return Ok(Value::Array(calls.into_iter().cloned().collect()).to_string());
+    }
+    if let Some(refusal) = parts.iter().filter(|p| of_type(p, "refusal")).find_map(|p| p.get("refusal")?.as_str()) {
+        return Err(format!("the model refused: {}", excerpt(refusal, MAX_MESSAGE_BYTES)));
+    }
+    Err("response output has no output_text and no function calls".to_owned())
 }
 
 /// The output of a chat message: its text content; the message as JSON when
@@ -262,6 +312,81 @@ mod tests {
         assert_eq!(meta(&s), json!({"model":"text-embedding-3-small"}));
         let e = interpret(Endpoint::Embeddings, 200, &[], CHAT_OK.as_bytes()).unwrap_err();
         assert_eq!(e.class, ErrorClass::InvalidResponse);
+    }
+
+    /// A Responses API answer as OpenAI documents it, reasoning item included.
+    const RESPONSES_OK: &str = r#"{"id":"resp_1","object":"response","created_at":1,"status":"completed",
+        "error":null,"incomplete_details":null,"model":"o4-mini-2025-04-16",
+        "output":[{"type":"reasoning","id":"rs_1","summary":[]},
+                  {"type":"message","id":"msg_1","status":"completed","role":"assistant",
+                   "content":[{"type":"output_text","text":"Hello","annotations":[]},
+                              {"type":"output_text","text":" world","annotations":[]}]}],
+        "usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":8},
+                 "output_tokens":87,"output_tokens_details":{"reasoning_tokens":64},"total_tokens":123}}"#;
+
+    fn responses(status: u16, body: &str) -> Result<Success, StrategyError> {
+        interpret(Endpoint::Responses, status, &[], body.as_bytes())
+    }
+
+    #[test]
+    fn responses_success() {
+        let s = responses(200, RESPONSES_OK).unwrap();
+        assert_eq!(s.output, "Hello world");
+        let u = s.usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (36, 87));
+        assert_eq!((u.cached_input_tokens, u.reasoning_tokens), (Some(8), Some(64)));
+        assert_eq!(meta(&s), json!({"model":"o4-mini-2025-04-16","id":"resp_1","status":"completed"}));
+        assert_eq!(s.response_body.as_deref(), Some(RESPONSES_OK));
+    }
+
+    #[test]
+    fn responses_function_calls_refusals_and_failures() {
+        let calls =
+            r#"{"status":"completed","output":[{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"}]}"#;
+        let out: Value = serde_json::from_str(&responses(200, calls).unwrap().output).unwrap();
+        assert_eq!(out[0]["name"], "f");
+
+        let refused =
+            r#"{"status":"completed","output":[{"type":"message","content":[{"type":"refusal","refusal":"No."}]}]}"#;
+        let e = responses(200, refused).unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert!(e.message.contains("refused: No."), "{}", e.message);
+
+        // Out of tokens while reasoning: billed, but nothing to show.
+        let incomplete = r#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},
+            "output":[{"type":"reasoning","summary":[]}],"usage":{"input_tokens":5,"output_tokens":16}}"#;
+        let e = responses(200, incomplete).unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert!(e.message.contains("no output_text"), "{}", e.message);
+        assert_eq!(e.usage.map(|u| u.output_tokens), Some(16));
+
+        let e = responses(200, CHAT_OK).unwrap_err();
+        assert!(e.message.contains("no output array"), "{}", e.message);
+
+        let failed = r#"{"status":"failed","output":[],"error":{"code":"server_error","message":"boom"}}"#;
+        let e = responses(200, failed).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Other);
+        assert!(e.message.contains("boom"), "{}", e.message);
+
+        let e = responses(429, r#"{"error":{"message":"Rate limit reached. Please try again in 1.5s.","type":"requests","code":"rate_limit_exceeded"}}"#).unwrap_err();
+        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::RateLimited, Some(1500)));
+    }
+
+    #[test]
+    fn completions_success_and_failures() {
+        let body = r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct",
+            "choices":[{"text":" there was a fox.","index":0,"logprobs":null,"finish_reason":"length"}],
+            "usage":{"prompt_tokens":4,"completion_tokens":5,"total_tokens":9}}"#;
+        let s = interpret(Endpoint::Completions, 200, &[], body.as_bytes()).unwrap();
+        assert_eq!(s.output, " there was a fox.");
+        assert_eq!(s.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((4, 5)));
+        assert_eq!(meta(&s), json!({"model":"gpt-3.5-turbo-instruct","id":"cmpl-1","finish_reason":"length"}));
+        // A chat answer on the completions endpoint has no text.
+        let e = interpret(Endpoint::Completions, 200, &[], CHAT_OK.as_bytes()).unwrap_err();
+        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert!(e.message.contains("choices[0] has no text"), "{}", e.message);
+        let e = interpret(Endpoint::Completions, 200, &[], br#"{"choices":[]}"#).unwrap_err();
+        assert!(e.message.contains("no choices"), "{}", e.message);
     }
 
     fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> StrategyError {

@@ -1,5 +1,7 @@
 //! Strategy plugin for OpenAI-compatible APIs (OpenAI, vLLM, llama.cpp
-//! server, OpenRouter, ...): chat completions and embeddings.
+//! server, OpenRouter, ...): chat completions, the Responses API, legacy text
+//! completions and embeddings (every endpoint of the OpenAI Batch API that
+//! answers with text or vectors).
 //!
 //! Configuration (a JSON object, every key optional; unknown keys are an
 //! error):

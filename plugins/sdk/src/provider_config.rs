@@ -27,8 +27,9 @@ pub struct Defaults {
 pub struct CommonConfig {
     /// Absolute http(s) URL without a trailing slash.
     pub base_url: String,
-    /// Whether `base_url` has a path (e.g. `/v1`): it then already names the
-    /// API version, and a plugin appends its endpoints without theirs.
+    /// Whether `base_url` has a path (e.g. `/v1`): under the OpenAI rule
+    /// ([`CommonConfig::url`]) it then already names the API version, and a
+    /// plugin appends its endpoints without theirs.
     pub base_has_path: bool,
     /// The model used when a job names none.
     pub model: String,
@@ -87,17 +88,37 @@ impl CommonConfig {
         Ok(CommonConfig { base_url, base_has_path, model, api_key_secret, default_params, extra_headers })
     }
 
-    /// `base_url` plus `path`: a base with a path already names the API
-    /// version, so the first segment of `path` (e.g. `/v1`, `/v1beta`) is
-    /// dropped; a bare origin gets `path` whole.
+    /// `base_url` plus `path` the way the OpenAI SDKs join them: a base with
+    /// a path already names the API version (`http://h:1/v1`,
+    /// `https://openrouter.ai/api/v1`), so the first segment of `path` (e.g.
+    /// `/v1`) is dropped; a bare origin gets `path` whole.
     pub fn url(&self, path: &str) -> String {
-        if self.base_has_path {
-            let rest = path.strip_prefix('/').unwrap_or(path);
-            let rest = rest.find('/').map_or("", |i| &rest[i..]);
-            format!("{}{rest}", self.base_url)
+        if self.base_has_path { format!("{}{}", self.base_url, without_version(path)) } else { self.prefix_url(path) }
+    }
+
+    /// `base_url` plus `path` the way the Anthropic and Google SDKs join
+    /// them: the base is a prefix and `path` is appended whole, version
+    /// included (`https://gateway.example/anthropic` + `/v1/messages`), so a
+    /// gateway or proxy path (Cloudflare AI Gateway, LiteLLM, a mock) works
+    /// as it does with those SDKs.
+    ///
+    /// One exception keeps the configurations these plugins always accepted:
+    /// a base whose last path segment is itself an API version (`/v1`,
+    /// `/v1beta`, `/v1alpha`, `/v2`) names the version, which replaces the
+    /// first segment of `path` (`http://h:1/v1` + `/v1beta/models/m` →
+    /// `http://h:1/v1/models/m`) instead of doubling it.
+    pub fn prefix_url(&self, path: &str) -> String {
+        if self.base_path().rsplit('/').next().is_some_and(is_version_segment) {
+            format!("{}{}", self.base_url, without_version(path))
         } else {
             format!("{}{path}", self.base_url)
         }
+    }
+
+    /// The path of `base_url` (`""` for a bare origin).
+    fn base_path(&self) -> &str {
+        let rest = self.base_url.split_once("://").map_or(self.base_url.as_str(), |(_, rest)| rest);
+        rest.find('/').map_or("", |i| &rest[i..])
     }
 
     /// Request headers: `content-type: application/json`, `key_header` set
@@ -152,6 +173,26 @@ pub fn validate_base_url(url: &str) -> Result<(String, bool), String> {
         return Err(format!("base_url {url:?} has no host"));
     }
     Ok((url.trim_end_matches('/').to_owned(), !path.trim_matches('/').is_empty()))
+}
+
+/// `path` without its first segment (`/v1/messages` → `/messages`).
+fn without_version(path: &str) -> &str {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    rest.find('/').map_or("", |i| &rest[i..])
+}
+
+/// An API version as providers spell it in paths: `v` and a number,
+/// optionally followed by `alpha` or `beta` and a number (`v1`, `v1beta`,
+/// `v1beta3`, `v2alpha`).
+pub fn is_version_segment(segment: &str) -> bool {
+    let Some(rest) = segment.strip_prefix('v') else { return false };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return false;
+    }
+    let tail = &rest[digits..];
+    let tail = tail.strip_prefix("alpha").or_else(|| tail.strip_prefix("beta")).unwrap_or(tail);
+    tail.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Validates an `extra_headers` object: RFC 9110 names, string values
@@ -256,6 +297,47 @@ mod tests {
         let versioned = parse(json!({"base_url": "http://h:1/v1"})).unwrap();
         assert_eq!(versioned.url("/v1/messages"), "http://h:1/v1/messages");
         assert_eq!(versioned.url("/v1beta/models/g:generateContent"), "http://h:1/v1/models/g:generateContent");
+        let gateway = parse(json!({"base_url": "https://gw.example/openai"})).unwrap();
+        assert_eq!(gateway.url("/v1/chat/completions"), "https://gw.example/openai/chat/completions");
+    }
+
+    #[test]
+    fn prefix_urls_append_the_whole_path_like_the_anthropic_and_google_sdks() {
+        let url = |base: &str, path: &str| parse(json!({ "base_url": base })).unwrap().prefix_url(path);
+        // A gateway or proxy prefix: the SDK path goes after it, version included.
+        assert_eq!(url("https://gw.example/anthropic", "/v1/messages"), "https://gw.example/anthropic/v1/messages");
+        assert_eq!(
+            url("http://127.0.0.1:8000/gemini/", "/v1beta/models/m"),
+            "http://127.0.0.1:8000/gemini/v1beta/models/m"
+        );
+        assert_eq!(
+            url("https://gateway.ai.cloudflare.com/v1/acct/gw/anthropic", "/v1/messages"),
+            "https://gateway.ai.cloudflare.com/v1/acct/gw/anthropic/v1/messages"
+        );
+        assert_eq!(url("http://h:1", "/v1/messages"), "http://h:1/v1/messages");
+        // A base ending in a version names it (configurations written for the older rule).
+        assert_eq!(url("http://h:1/v1", "/v1/messages"), "http://h:1/v1/messages");
+        assert_eq!(url("http://h:1/v1/", "/v1beta/models/m"), "http://h:1/v1/models/m");
+        assert_eq!(
+            url("https://gw.example/google/v1alpha", "/v1beta/models/m"),
+            "https://gw.example/google/v1alpha/models/m"
+        );
+        // Only the last segment counts, and only a real version.
+        assert_eq!(
+            url("https://gw.example/v1/anthropic", "/v1/messages"),
+            "https://gw.example/v1/anthropic/v1/messages"
+        );
+        assert_eq!(url("https://gw.example/vertex", "/v1/messages"), "https://gw.example/vertex/v1/messages");
+    }
+
+    #[test]
+    fn version_segments() {
+        for yes in ["v1", "v2", "v1beta", "v1alpha", "v1beta3", "v10"] {
+            assert!(is_version_segment(yes), "{yes}");
+        }
+        for no in ["", "v", "vertex", "v1x", "1", "V1", "v1-beta", "api", "v1beta-x"] {
+            assert!(!is_version_segment(no), "{no}");
+        }
     }
 
     #[test]

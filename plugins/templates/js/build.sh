@@ -36,12 +36,12 @@ name="$(node -p 'require("./package.json").name')"
 out=dist/$name.wasm
 stamp=dist/$name.inputs
 
-# The WIT contract: a copy in ./wit when this folder was moved out of the
-# repository, else the repository's.
+# The WIT contract this plugin is built against ships with it, in ./wit (a
+# copy of the batchllm-host repository's wit/strategy.wit).
 wit=wit
-[[ -d $wit ]] || wit=../../../wit
 [[ -f $wit/strategy.wit ]] || {
-    echo "error: no WIT contract found (./wit or ../../../wit); copy the repository's wit/ folder here" >&2
+    echo "error: no WIT contract in $PWD/wit; copy the batchllm-host repository's wit/strategy.wit there," >&2
+    echo "       or start a new project with \`batchllm-host plugin new NAME --lang LANG\`, which includes it" >&2
     exit 1
 }
 

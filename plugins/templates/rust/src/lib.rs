@@ -21,11 +21,10 @@
 // `StrategyError`, ...), the imports (`host`, `http`), the `Guest` trait for
 // the export, and the `export!` macro.
 wit_bindgen::generate!({
-    // The WIT folder, relative to this crate's Cargo.toml. In the
-    // batchllm-host repository it lives three folders up; when you move this
-    // folder out of the repository, copy `wit/` next to Cargo.toml and write
-    // `path: "wit"` here (see README.md).
-    path: "../../../wit",
+    // The WIT folder, relative to this crate's Cargo.toml: the contract
+    // ships with the plugin (a copy of the batchllm-host repository's
+    // `wit/strategy.wit`), so the folder builds wherever it is.
+    path: "wit",
     world: "strategy",
 });
 
