@@ -47,7 +47,8 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The jobs file (JSONL).
+    /// The jobs (JSONL): a file, `-` for stdin, or a pipe; gzip-compressed
+    /// input is recognised and read as such.
     #[arg(required = true)]
     pub jobs: Option<PathBuf>,
 

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     // The run is spawned rather than driven by `block_on`: on the main thread
     // it would not be one of the runtime's workers, and every record handed
     // to the results sink would cost two cross-thread wake-ups.
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match tokio::spawn(async_main(args)).await {
             Ok(code) => code,
             // A panic stays a panic (exit code 101), never a documented code.
@@ -51,7 +51,11 @@ fn main() -> ExitCode {
                 ExitCode::from(exit::ABORTED)
             }
         }
-    })
+    });
+    // Everything the run started has ended, except possibly a thread
+    // blocked reading stdin when a signal stopped the run: do not wait for it.
+    runtime.shutdown_background();
+    code
 }
 
 async fn async_main(args: Args) -> ExitCode {
@@ -120,6 +124,10 @@ async fn async_main(args: Args) -> ExitCode {
         mock.shutdown().await;
     }
     match result {
+        Err(e) if e.is_stopped() => {
+            eprintln!("error: {e}");
+            ExitCode::from(signal.unwrap_or(exit::SIGINT))
+        }
         Ok(report) => {
             if !quiet || report.termination == Termination::Failed {
                 eprintln!("{}\nresults: {}", report.human(), output.display());

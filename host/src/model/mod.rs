@@ -16,9 +16,9 @@ mod usage;
 pub use call::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
 pub use class::FailureClass;
 pub use exchange::{Exchange, ExchangeFailure};
-pub use job::Job;
+pub use job::{Job, Params, fingerprint};
 pub use record::{
     Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, body_json, body_value, line_id,
-    null_json, raw_json, short_digest,
+    now_rfc3339, null_json, raw_json, short_digest,
 };
 pub use usage::TokenUsage;

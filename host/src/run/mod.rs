@@ -33,12 +33,12 @@ pub use observe::{ClassCount, EventsError, ProgressMode, RunReport, SuspendingSt
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
-use crate::input::InputError;
+use crate::input::{InputError, JobsSource, Spool, SpoolWriter, spool::spool_path};
 use crate::model::{FailureClass, Job, PluginError, short_digest};
 use crate::plugin::PluginSource;
-use crate::results::{Checkpoint, Journal, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
+use crate::results::{Checkpoint, Journal, Judgement, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
 use crate::sandbox::{self, CompileCache, PluginInstance, SandboxError, SandboxLimits};
-use crate::validate::{InputSummary, validate_file};
+use crate::validate::{Decision, InputSummary, read_once};
 use engine::{Budgets, Observers, PluginFactory, Pricing, RunContext, RunControl, Sink, queue};
 use gate::Gates;
 use observe::{Event, EventLog};
@@ -46,7 +46,8 @@ use observe::{Event, EventLog};
 /// Everything a run needs, already validated by the options layer.
 #[derive(Debug)]
 pub struct RunConfig {
-    pub jobs: PathBuf,
+    /// The jobs: a file, or stdin.
+    pub jobs: JobsSource,
     pub output: PathBuf,
     /// How an existing results file is treated (resume, overwrite, ...).
     pub resume: ResumeOptions,
@@ -125,15 +126,24 @@ impl RunError {
     pub fn is_usage(&self) -> bool {
         !matches!(self, RunError::Prepare { .. })
     }
+
+    /// Whether a stop signal ended the run while the input was read
+    /// (nothing was sent).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, RunError::Input(errors) if matches!(errors[..], [InputError::Stopped { .. }]))
+    }
 }
 
 /// Runs a batch to the end, or until `stop` asks it to stop, and reports
 /// what happened.
 pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let (summary, checkpoint, identity) = validate_and_resume(&config)?;
+    let (summary, spool, checkpoint, identity) = read_input(&config, &stop).await?;
     // Whatever can fail is set up before `prepare`.
     let events = EventLog::open(config.events.as_deref())?;
+    if summary.jobs == 0 {
+        return Ok(nothing_to_do(&config, checkpoint, events, started));
+    }
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(observe::metrics::bind(addr).await.map_err(|source| RunError::Metrics { addr, source })?),
         None => None,
@@ -164,23 +174,21 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
             }
         }
     });
-    let Checkpoint { done, done_failed, writer, outcome_unknown, .. } = checkpoint;
-    let done = Arc::new(done);
-    let to_run = summary.jobs.saturating_sub(done.len());
+    let Checkpoint { counts, writer } = checkpoint;
+    let to_run = summary.to_run;
     ctx.observe.event(|| Event::RunStarted {
         plugin: &config.plugin.name,
         plugin_sha256: &config.plugin.digest,
         jobs: summary.jobs,
-        already_done: done.len(),
+        already_done: counts.kept as usize,
         concurrency: config.concurrency,
     });
-    ctx.observe.metrics.set_items_to_run(to_run as u64);
-    let mut kept = RunReport::resumed(done.len() as u64, done_failed);
-    kept.outcome_unknown = outcome_unknown;
+    ctx.observe.metrics.set_items_to_run(to_run);
+    let kept = RunReport::resumed(&counts);
 
     let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency.saturating_mul(2));
-    let reader = engine::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done);
-    let mut sink = Sink::new(writer, kept, config.progress, to_run as u64);
+    let reader = engine::spawn_reader(spool, job_tx, ctx.clone());
+    let mut sink = Sink::new(writer, kept, config.progress, to_run);
     let spare = engine::drive(ctx.clone(), factory.clone(), Some(first), config.concurrency, job_rx, &mut sink).await;
     let _ = reader.await;
     if let Some(server) = metrics_server {
@@ -243,42 +251,123 @@ async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
     }
 }
 
-/// Validates the whole input and opens the results file, resuming from the
-/// records it already holds: each input line is compared with its earlier
-/// record during the same pass.
-fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, RunIdentity), RunError> {
-    let identity = RunIdentity {
+/// A run whose input has no jobs: nothing to send, so no plugin is loaded;
+/// the results file exists (empty, unless a resume kept records).
+fn nothing_to_do(config: &RunConfig, checkpoint: Checkpoint, events: EventLog, started: Instant) -> RunReport {
+    tracing::warn!(
+        "{} has no jobs: nothing to do; {} {}",
+        config.jobs,
+        config.output.display(),
+        if checkpoint.counts.kept > 0 { "keeps its records" } else { "is empty" }
+    );
+    drop(checkpoint.writer);
+    let mut report = RunReport::resumed(&checkpoint.counts);
+    events.emit(&Event::RunStarted {
+        plugin: &config.plugin.name,
+        plugin_sha256: &config.plugin.digest,
+        jobs: 0,
+        already_done: 0,
+        concurrency: config.concurrency,
+    });
+    report.prices_as_of = config.prices.as_of.clone();
+    report.elapsed = started.elapsed();
+    report.finalize();
+    events.emit(&Event::RunFinished {
+        termination: report.termination,
+        items: 0,
+        succeeded: 0,
+        failed: 0,
+        cost_usd: 0.0,
+        seconds: report.elapsed.as_secs_f64(),
+    });
+    events.flush();
+    report
+}
+
+/// What identifies this run's answers in the records it writes.
+fn run_identity(config: &RunConfig) -> RunIdentity {
+    RunIdentity {
         plugin: config.plugin.digest.get(..16).unwrap_or(&config.plugin.digest).to_string(),
         config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
-    };
-    let mut previous = Previous::read(&config.output, config.resume)?;
-    let mut mismatch = None;
-    let force = config.resume.force;
-    let summary = validate_file(&config.jobs, 20, |job| {
-        if let Some(p) = previous.as_mut()
-            && let Some(what) = p.check_job(&job.id, job.line, &job.fingerprint)
-            && !force
-        {
-            mismatch.get_or_insert(what);
-        }
-        None
-    })
-    .map_err(RunError::Input)?;
-    if let (Some(what), Some(p)) = (mismatch, previous.as_ref()) {
-        return Err(p.mismatch(what).into());
     }
-    tracing::info!(jobs = summary.jobs, file = %config.jobs.display(), "input validated");
-    let checkpoint = Checkpoint::open(&config.output, config.resume, &identity, previous)?;
-    if !checkpoint.done.is_empty() || checkpoint.dropped > 0 {
+}
+
+/// Reads the input once, validating every line and judging it against the
+/// records of an earlier run, spools what must be sent, then opens the
+/// results file. Nothing is sent before this returns, so an error anywhere
+/// in the input costs nothing.
+///
+/// The pass runs on a blocking thread: stdin may block for as long as the
+/// producer upstream takes. A stop signal meanwhile ends the run at once
+/// (the thread, possibly blocked in a read, is left behind; nothing was
+/// sent and the results file was not touched).
+async fn read_input(
+    config: &RunConfig,
+    stop: &StopHandle,
+) -> Result<(InputSummary, Spool, Checkpoint, RunIdentity), RunError> {
+    let identity = run_identity(config);
+    let (input, output, resume, pass_identity) =
+        (config.jobs.clone(), config.output.clone(), config.resume, identity.clone());
+    let pass_stop = stop.clone();
+    let spool_file = spool_path(&config.output);
+    let pass = tokio::task::spawn_blocking(move || {
+        let mut previous = Previous::read(&output, resume, &pass_identity)?;
+        let spool_file = spool_path(&output);
+        let spool = SpoolWriter::create(&spool_file)
+            .map_err(|source| RunError::Input(vec![InputError::Spool { path: spool_file.clone(), source }]))?;
+        let mut refusal = None;
+        let keep_going = || !pass_stop.is_stopping();
+        let read = read_once(&input, 20, spool, &keep_going, |job| match previous.as_mut() {
+            None => Decision::Run,
+            Some(p) => match p.judge(&job.id, job.line, &job.fingerprint) {
+                Judgement::Run => Decision::Run,
+                Judgement::Keep => Decision::Keep,
+                Judgement::Refuse(e) => {
+                    refusal.get_or_insert(e);
+                    Decision::Keep
+                }
+            },
+        });
+        let (summary, spool) = match read {
+            Ok(read) => read,
+            Err(errors) => {
+                let _ = std::fs::remove_file(&spool_file);
+                return Err(RunError::Input(errors));
+            }
+        };
+        if let Some(e) = refusal {
+            return Err(e.into());
+        }
+        Ok((summary, spool, previous))
+    });
+    let (summary, spool, previous) = tokio::select! {
+        joined = pass => match joined {
+            Ok(result) => result?,
+            Err(e) => {
+                let source = std::io::Error::other(format!("the input reader failed: {e}"));
+                return Err(RunError::Input(vec![InputError::Io { input: config.jobs.clone(), source }]));
+            }
+        },
+        () = stop.until_stopping() => {
+            let _ = std::fs::remove_file(&spool_file);
+            return Err(RunError::Input(vec![InputError::Stopped { input: config.jobs.clone() }]));
+        }
+    };
+    tracing::info!(jobs = summary.jobs, input = %config.jobs, "input validated");
+    let checkpoint = Checkpoint::open(&config.output, config.resume, previous)?;
+    let c = &checkpoint.counts;
+    if c.kept > 0 || c.changed > 0 || c.replayed > 0 || c.pruned > 0 {
         tracing::info!(
-            done = checkpoint.done.len(),
-            to_run = summary.jobs.saturating_sub(checkpoint.done.len()),
-            dropped = checkpoint.dropped,
+            kept = c.kept,
+            changed = c.changed,
+            retried = c.replayed,
+            pruned = c.pruned,
+            to_run = summary.to_run,
             "resuming from {}",
             config.output.display()
         );
     }
-    Ok((summary, checkpoint, identity))
+    Ok((summary, spool, checkpoint, identity))
 }
 
 fn new_context(
@@ -302,15 +391,20 @@ fn new_context(
         gates: Gates::new(gate_settings, started),
         control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
         budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
-        pricing: Pricing {
-            prices: config.prices.clone(),
-            default_model: config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string),
-        },
+        pricing: Pricing { prices: config.prices.clone(), default_model: default_model(config) },
         identity,
         schema: config.schema.clone(),
         journal,
         observe: Observers::new(events),
     }
+}
+
+/// The model an item runs on when neither the job nor the plugin says: the
+/// plugin configuration's `model`, else the built-in plugin's own default.
+pub(crate) fn default_model(config: &RunConfig) -> Option<String> {
+    let configured = config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string);
+    let builtin = config.plugin.builtin.then(|| crate::providers::find(&config.plugin.name)).flatten();
+    configured.or_else(|| builtin.and_then(|p| p.default_model).map(str::to_string))
 }
 
 fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {

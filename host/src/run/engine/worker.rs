@@ -505,7 +505,7 @@ pub(super) fn last_answer(exchanges: &[Exchange]) -> Option<&Exchange> {
 /// asked for, else the plugin's configured default.
 fn item_model(job: &Job, metadata: Option<&Value>, default: &Option<String>) -> Option<String> {
     let reported = metadata.and_then(|m| m.get("model")).and_then(Value::as_str);
-    let requested = job.params.get("model").and_then(Value::as_str);
+    let requested = job.params.model();
     reported.or(requested).map(str::to_string).or_else(|| default.clone())
 }
 
@@ -513,8 +513,8 @@ fn plugin_item(job: &Job) -> PluginItem {
     PluginItem {
         id: job.id.clone(),
         prompt: job.prompt.clone(),
-        params: serde_json::to_string(&job.params).unwrap_or_else(|_| "{}".into()),
-        context: job.context.as_ref().map(Value::to_string),
+        params: job.params.text().to_string(),
+        context: job.context.as_deref().map(|c| c.get().to_string()),
         endpoint: job.endpoint.clone(),
     }
 }
