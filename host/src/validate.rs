@@ -183,10 +183,7 @@ mod tests {
         true
     }
 
-    fn pass(
-        path: &Path,
-        decide: impl FnMut(&Job) -> Decision,
-    ) -> Result<(InputSummary, Spool), Vec<InputError>> {
+    fn pass(path: &Path, decide: impl FnMut(&Job) -> Decision) -> Result<(InputSummary, Spool), Vec<InputError>> {
         let spool = SpoolWriter::create(&path.with_extension("spool")).expect("spool");
         read_once(&JobsSource::from(path), 10, spool, &go, decide)
     }

@@ -131,7 +131,12 @@ impl Iterator for Lines {
                     let at = e.utf8_error().valid_up_to();
                     self.buf = e.into_bytes();
                     let problem = format!("not UTF-8 text (an invalid byte at column {})", at.saturating_add(1));
-                    InputError::Line { input: self.input.clone(), line: self.line, problem, fix: "save the jobs as UTF-8" }
+                    InputError::Line {
+                        input: self.input.clone(),
+                        line: self.line,
+                        problem,
+                        fix: "save the jobs as UTF-8",
+                    }
                 }))
             }
             Err(source) => {

@@ -58,7 +58,13 @@ impl SpoolWriter {
             std::fs::create_dir_all(dir)?;
         }
         let file = crate::results::private_file().read(true).write(true).create(true).truncate(true).open(path)?;
-        Ok(SpoolWriter { path: path.into(), out: BufWriter::with_capacity(1 << 16, file), to_run: 0, buf: Vec::new(), finished: false })
+        Ok(SpoolWriter {
+            path: path.into(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            to_run: 0,
+            buf: Vec::new(),
+            finished: false,
+        })
     }
 
     /// A spool under `dir` with a fresh random name, created exclusively
@@ -66,7 +72,13 @@ impl SpoolWriter {
     pub fn create_temp(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join(format!("batchllm-host-{}-{:016x}.spool", std::process::id(), rand::random::<u64>()));
         let file = crate::results::private_file().read(true).write(true).create_new(true).open(&path)?;
-        Ok(SpoolWriter { path, out: BufWriter::with_capacity(1 << 16, file), to_run: 0, buf: Vec::new(), finished: false })
+        Ok(SpoolWriter {
+            path,
+            out: BufWriter::with_capacity(1 << 16, file),
+            to_run: 0,
+            buf: Vec::new(),
+            finished: false,
+        })
     }
 
     /// A job the run will send.

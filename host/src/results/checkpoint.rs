@@ -144,8 +144,9 @@ struct Earlier {
 fn fingerprint_key(fingerprint: &str) -> u64 {
     match u64::from_str_radix(fingerprint, 16) {
         Ok(n) if fingerprint.len() == 16 => n,
-        _ => std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .hash_one(fingerprint),
+        _ => {
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(fingerprint)
+        }
     }
 }
 
@@ -560,11 +561,15 @@ mod tests {
 
     fn ids_in(path: &Path) -> Vec<String> {
         let mut ids = Vec::new();
-        for_each_line(path, |e| e, |_, t| {
-            let v: serde_json::Value = serde_json::from_str(t).expect("json");
-            ids.push(v["custom_id"].as_str().expect("id").to_string());
-            Ok(())
-        })
+        for_each_line(
+            path,
+            |e| e,
+            |_, t| {
+                let v: serde_json::Value = serde_json::from_str(t).expect("json");
+                ids.push(v["custom_id"].as_str().expect("id").to_string());
+                Ok(())
+            },
+        )
         .expect("read");
         ids
     }
@@ -721,8 +726,12 @@ mod tests {
         assert!(cp.counts.repaired);
         assert_eq!(ids_in(&path), ["a"]);
         let mut w = cp.writer;
-        w.write(&outcome_unknown_record("b", 2, Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() }))
-            .expect("append");
+        w.write(&outcome_unknown_record(
+            "b",
+            2,
+            Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() },
+        ))
+        .expect("append");
         drop(w);
         assert_eq!(ids_in(&path), ["a", "b"], "appending a member after the rewrite");
     }

@@ -71,8 +71,7 @@ pub fn for_each_line<E>(
 
 /// One gzip member holding `text`.
 pub fn gzip_member(text: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut gz =
-        flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 4 + 64), flate2::Compression::default());
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 4 + 64), flate2::Compression::default());
     gz.write_all(text)?;
     gz.finish()
 }
@@ -149,10 +148,14 @@ mod tests {
 
     fn lines(path: &Path) -> (Vec<String>, bool) {
         let mut seen = Vec::new();
-        let torn = for_each_line(path, |e| e, |_, t| {
-            seen.push(t.to_string());
-            Ok(())
-        })
+        let torn = for_each_line(
+            path,
+            |e| e,
+            |_, t| {
+                seen.push(t.to_string());
+                Ok(())
+            },
+        )
         .expect("readable");
         (seen, torn)
     }

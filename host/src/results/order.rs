@@ -36,10 +36,14 @@ pub fn sort_by_line(path: &Path) -> Result<(), ResultsError> {
     let plain = path.with_extension(format!("order-plain{}", std::process::id()));
     let result = (|| {
         let mut out = std::io::BufWriter::new(create_private(&plain)?);
-        super::for_each_line(path, |e| e, |_, text| {
-            out.write_all(text.as_bytes())?;
-            out.write_all(b"\n")
-        })?;
+        super::for_each_line(
+            path,
+            |e| e,
+            |_, text| {
+                out.write_all(text.as_bytes())?;
+                out.write_all(b"\n")
+            },
+        )?;
         out.flush()?;
         drop(out);
         sort_into(&plain, path)
@@ -128,10 +132,14 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         sort_by_line(&path).expect("sorted");
         let mut lines = Vec::new();
-        crate::results::for_each_line(&path, |e| e, |_, t| {
-            lines.push(t.to_string());
-            Ok(())
-        })
+        crate::results::for_each_line(
+            &path,
+            |e| e,
+            |_, t| {
+                lines.push(t.to_string());
+                Ok(())
+            },
+        )
         .expect("read");
         let ids: Vec<String> = lines
             .iter()

@@ -16,8 +16,8 @@ use super::policy::estimate::{estimate_tokens, prompt_tokens};
 use super::{RunConfig, RunError};
 use crate::input::{InputError, SpoolWriter};
 use crate::model::TokenUsage;
-use crate::validate::{Decision, read_once};
 use crate::sandbox::{self, PluginInstance};
+use crate::validate::{Decision, read_once};
 
 /// What a dry run found.
 #[derive(Debug, Clone, Serialize)]
