@@ -32,5 +32,9 @@ plugins/sdk-go/go-test.sh plugins/sdk-go plugins/openai-go plugins/templates/go
 # minutes on 2 idle cores; later runs return at once).
 scripts/install-peers.sh
 
+# Headless Chromium renders the HTML report in tests/e2e/report.rs (Debian's
+# package; a no-op when /usr/bin/chromium exists).
+scripts/install-chromium.sh
+
 cargo test --workspace --locked "$@"
 cargo test --manifest-path plugins/Cargo.toml --target "$host_triple" --locked "$@"

@@ -77,6 +77,24 @@ async fn async_main(args: Args) -> ExitCode {
         print!("{}", report.table());
         return ExitCode::from(if report.passed() { exit::OK } else { exit::SOME_FAILED });
     }
+    if let Some(Command::Report { results, events, output }) = &args.command {
+        return match batchllm_host::report::write_report(results, events.as_deref(), output) {
+            Ok(data) => {
+                println!(
+                    "wrote {} ({} records: {} succeeded, {} failed)",
+                    output.display(),
+                    data.totals.items,
+                    data.totals.succeeded,
+                    data.totals.failed
+                );
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::new(e));
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
     let quiet = args.once.quiet;
     let summary_json = args.once.summary_json.clone();
     let dry = args.once.dry_run;

@@ -20,6 +20,7 @@ mod plugin_check;
 mod plugin_new;
 mod progress;
 mod providers;
+mod report;
 mod resume;
 mod retries;
 mod stops;
