@@ -30,3 +30,6 @@ pub mod sandbox;
 pub mod scaffold;
 pub mod schema;
 pub mod validate;
+
+#[cfg(test)]
+mod build_script_tests;
