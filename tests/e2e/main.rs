@@ -13,6 +13,7 @@ mod egress;
 mod engine;
 mod hostile;
 mod input;
+mod install;
 mod openai_endpoints;
 mod options;
 mod peers;
