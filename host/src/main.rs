@@ -19,7 +19,7 @@ mod exit {
     pub const SOME_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const ABORTED: u8 = 3;
-    /// The host failed (results file unwritable, jobs file changed, ...):
+    /// The host failed (results file unwritable, spool unreadable, ...):
     /// requests may have been sent; re-running resumes.
     pub const HOST_FAILURE: u8 = 4;
     /// 128 + the signal that stopped the run, as shells report it.

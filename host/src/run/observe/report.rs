@@ -26,7 +26,7 @@ pub enum Termination {
     /// remaining ones `aborted` / `batch_deadline_exceeded`.
     Aborted,
     /// The host itself failed (the results file could not be written, the
-    /// jobs file changed): requests may have been sent; re-run to resume.
+    /// spool could not be read): requests may have been sent; re-run to resume.
     Failed,
 }
 
