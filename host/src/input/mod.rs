@@ -103,10 +103,10 @@ fn value(raw: &RawValue, key: &str) -> Result<Value, LineError> {
 /// valid JSON can only be whitespace between tokens (inside strings it must
 /// be escaped), and some JSONL readers split lines at it: it becomes a space.
 fn one_line(raw: &RawValue) -> Box<RawValue> {
-    if raw.get().contains('\r') {
-        if let Ok(fixed) = RawValue::from_string(raw.get().replace('\r', " ")) {
-            return fixed;
-        }
+    if raw.get().contains('\r')
+        && let Ok(fixed) = RawValue::from_string(raw.get().replace('\r', " "))
+    {
+        return fixed;
     }
     raw.to_owned()
 }
