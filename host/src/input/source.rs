@@ -154,3 +154,33 @@ impl Iterator for Lines {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dash_is_stdin_and_errors_name_the_input() {
+        assert_eq!(JobsSource::from(Path::new("-")), JobsSource::Stdin);
+        assert_eq!(JobsSource::Stdin.to_string(), "<stdin>");
+        assert_eq!(JobsSource::from(PathBuf::from("a/jobs.jsonl")).to_string(), "a/jobs.jsonl");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Err(e) = JobsSource::from(dir.path()).open() else { panic!("a directory opened") };
+        assert!(e.to_string().contains("it is a directory"), "{e}");
+        let Err(e) = JobsSource::from(dir.path().join("missing.jsonl")).open() else { panic!("opened") };
+        assert!(e.to_string().contains("missing.jsonl"), "{e}");
+    }
+
+    #[test]
+    fn one_byte_or_empty_inputs_are_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for text in ["", "x", "\n", "\u{1f}"] {
+            let path = dir.path().join("j");
+            std::fs::write(&path, text).expect("write");
+            let lines: Vec<String> =
+                JobsSource::from(path.as_path()).open().expect("open").map(|l| l.expect("line").1).collect();
+            let expected: Vec<String> = text.lines().map(str::to_string).collect();
+            assert_eq!(lines, expected, "{text:?}");
+        }
+    }
+}
