@@ -122,16 +122,18 @@ enum Fate {
     Replayed,
 }
 
-/// One earlier record, without its (possibly large) text: about 40 bytes
-/// plus the id, so a resume of a million records stays small.
+/// One earlier record, without its (possibly large) text: 24 bytes plus
+/// the id, so a resume of a million records stays small (line numbers are
+/// kept in 32 bits; beyond 4 billion lines they saturate, which only makes
+/// such a line look moved).
 #[derive(Debug)]
 struct Earlier {
     /// Its line in the results file.
-    row: usize,
+    row: u32,
     /// The input line it answered (`batchllm.line`), and the line its id is
     /// on now.
-    input_line: usize,
-    now_line: usize,
+    input_line: u32,
+    now_line: u32,
     status: ItemStatus,
     class: Option<FailureClass>,
     /// The input fingerprint, as a number (see [`fingerprint_key`]).
@@ -225,7 +227,7 @@ impl Previous {
             // The id is in the input twice: the duplicate check refuses it.
             return Judgement::Keep;
         }
-        earlier.now_line = line;
+        earlier.now_line = line32(line);
         let changed = earlier.input != fingerprint_key(fingerprint);
         if changed && !options.force {
             if options.strict {
@@ -298,8 +300,9 @@ impl Checkpoint {
                 }
             }
         }
-        // Results-file row -> the new input line number, when it moved.
-        let mut kept: HashMap<usize, Option<usize>> = HashMap::new();
+        // (results-file row, the new input line number or 0 when it did not
+        // move) of every kept record, sorted by row for the rewrite.
+        let mut kept: Vec<(u32, u32)> = Vec::new();
         for e in previous.by_id.values() {
             match e.fate {
                 Fate::Kept => {}
@@ -322,14 +325,17 @@ impl Checkpoint {
             if e.status == ItemStatus::Failed {
                 counts.kept_failed += 1;
             }
-            let moved = (e.fate == Fate::Kept && e.now_line != e.input_line && e.input_line != 0).then_some(e.now_line);
-            counts.renumbered += u64::from(moved.is_some());
-            kept.insert(e.row, moved);
+            let moved = e.fate == Fate::Kept && e.now_line != e.input_line && e.input_line != 0;
+            counts.renumbered += u64::from(moved);
+            kept.push((e.row, if moved { e.now_line } else { 0 }));
         }
+        drop(previous.by_id);
         let dropped = counts.changed + counts.replayed + counts.pruned;
         if dropped > 0 || counts.repaired || counts.renumbered > 0 {
+            kept.sort_unstable();
             rewrite(path, &kept)?;
         }
+        drop(kept);
         if counts.repaired {
             tracing::warn!(path = %path.display(), "cut a torn last line left by an interrupted run");
         }
@@ -414,9 +420,9 @@ fn scan(path: &Path, options: ResumeOptions, identity: &RunIdentity) -> Result<P
             entry.0 += 1;
         }
         let earlier = Earlier {
-            row,
-            input_line: b.line,
-            now_line: b.line,
+            row: line32(row),
+            input_line: line32(b.line),
+            now_line: line32(b.line),
             status: b.status,
             class: b.error_class,
             input: fingerprint_key(&b.fingerprint.input),
@@ -439,6 +445,11 @@ fn scan(path: &Path, options: ResumeOptions, identity: &RunIdentity) -> Result<P
     })
 }
 
+/// A line number in 32 bits, saturating.
+fn line32(line: usize) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
+}
+
 /// A kept record with its line number updated. The host block is the last
 /// field of a record and `line` is followed there only by `finished_at`,
 /// `fingerprint` (hex digits) and `cost_usd`, none of which can hold the
@@ -454,17 +465,20 @@ fn renumber(text: &str, line: usize) -> Option<String> {
     Some(format!("{}{line}{}", text.get(..at)?, rest.get(digits..)?))
 }
 
-/// Keeps only the records on `kept` rows (renumbering those that moved),
-/// atomically.
-fn rewrite(path: &Path, kept: &HashMap<usize, Option<usize>>) -> Result<(), ResumeError> {
+/// Keeps only the records on `kept` rows (sorted; renumbering those with a
+/// new line), atomically.
+fn rewrite(path: &Path, kept: &[(u32, u32)]) -> Result<(), ResumeError> {
     let write = |source| ResumeError::Write(ResultsError::Io { path: path.into(), source });
     let mut out = Replacement::create(path, "resume").map_err(write)?;
     let mut failure = None;
     let read = |source| ResumeError::Read { path: path.into(), source };
+    let mut next = kept.iter().peekable();
     let scanned = for_each_line(path, read, |row, text| {
-        let Some(moved) = kept.get(&row) else { return Ok(()) };
+        let row = line32(row);
+        while next.next_if(|(r, _)| *r < row).is_some() {}
+        let Some((_, moved)) = next.next_if(|(r, _)| *r == row) else { return Ok(()) };
         if failure.is_none() {
-            let renumbered = moved.and_then(|line| renumber(text, line));
+            let renumbered = (*moved != 0).then(|| renumber(text, *moved as usize)).flatten();
             failure = out.line(renumbered.as_deref().unwrap_or(text).as_bytes()).err();
         }
         Ok(())
