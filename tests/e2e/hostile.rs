@@ -1203,7 +1203,17 @@ async fn grants_name_their_scheme_and_secrets_stay_off_plain_http() {
 
     // The built-in plugins' default grants are https only.
     let jobs = vec![job("a", "hi")];
-    let args = ["--plugin", "openai", "--plugin-config", "base_url=http://api.openai.com/v1", "--max-attempts", "1"];
+    // (No key: the request itself is what must be refused.)
+    let args = [
+        "--plugin",
+        "openai",
+        "--plugin-config",
+        "base_url=http://api.openai.com/v1",
+        "--plugin-config",
+        "api_key_secret=null",
+        "--max-attempts",
+        "1",
+    ];
     let out = run(&ws, &jobs, &args, &[], Duration::from_secs(60)).await;
     assert_eq!(out.code_of("a"), "egress_denied", "{}", out.result("a"));
     assert!(out.message_of("a").contains("not granted to this plugin for http"), "{}", out.message_of("a"));
