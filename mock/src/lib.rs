@@ -108,7 +108,7 @@ pub mod tokens;
 pub use config::{
     CapacityChange, DEFAULT_CACHED_RATIO, DEFAULT_HANG_MS, DEFAULT_WINDOW_MS, MockConfig, RetryAfter, WindowKind,
 };
-pub use limits::{calendar_phase, earliest_finish};
+pub use limits::{IdealClient, calendar_phase, earliest_finish};
 pub use log::{LoggedRequest, Pace};
 pub use profiles::RateProfile;
 pub use server::MockServer;

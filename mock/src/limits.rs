@@ -19,7 +19,8 @@
 //! same rule for a client that sends each request the moment it would be
 //! admitted: the ideal schedule a benchmark compares with.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -407,29 +408,53 @@ pub fn calendar_phase(wall: SystemTime, length: Duration) -> Duration {
     Duration::from_nanos(u64::try_from(into).unwrap_or(u64::MAX))
 }
 
-/// The ideal schedule under `config`'s limits: how long after the first
-/// request the last of `requests` requests (each charging `tokens`) can be
-/// admitted, for a client that sends each one the moment it would fit.
-/// `phase` is how far into a calendar window the first request falls
-/// (fixed windows only); the capacity schedule counts from the first
-/// request. `None` when some request can never be admitted.
+/// A client that sends each request the moment the provider would admit
+/// it: the best any client can do, the ideal a benchmark compares with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdealClient {
+    /// Requests to complete.
+    pub requests: usize,
+    /// Tokens each request charges against `tpm`.
+    pub tokens: u64,
+    /// Requests in flight at once (at least 1).
+    pub concurrency: usize,
+    /// How long the provider takes to answer an admitted request.
+    pub latency: Duration,
+}
+
+/// The ideal schedule under `config`'s limits: when the last answer of
+/// `client`'s requests arrives, counted from its first request. `phase` is
+/// how far into a calendar window the first request falls (fixed windows
+/// only); the capacity schedule counts from the first request. `None` when
+/// some request can never be admitted.
 ///
-/// Add the provider's latency to compare with a client's wall time.
-pub fn earliest_finish(config: &MockConfig, requests: usize, tokens: u64, phase: Duration) -> Option<Duration> {
+/// With latency 0 and a sliding window of R per W this is
+/// `(ceil(N / R) - 1) * W`.
+pub fn earliest_finish(config: &MockConfig, client: &IdealClient, phase: Duration) -> Option<Duration> {
     let origin = Instant::now();
     let mut window = Window::new(Rules::of(config), origin, phase);
-    let mut at = Duration::ZERO;
-    let mut left = requests;
-    while left > 0 {
-        let now = origin.checked_add(at)?;
-        match window.admit(now, tokens) {
-            Ok(_) => left -= 1,
-            // Each wait is positive and followed by an admission, so this
-            // ends after at most `requests` waits.
-            Err(_) => at = at.checked_add(window.earliest_fit(now, tokens)?)?,
+    // When each in-flight slot is free again, earliest first.
+    let mut slots: BinaryHeap<Reverse<Duration>> =
+        (0..client.concurrency.max(1)).map(|_| Reverse(Duration::ZERO)).collect();
+    let (mut admitted, mut finish) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..client.requests {
+        let Reverse(free) = slots.pop()?;
+        // Requests go in order: none is admitted before the previous one.
+        let mut at = free.max(admitted);
+        loop {
+            let now = origin.checked_add(at)?;
+            if window.admit(now, client.tokens).is_ok() {
+                break;
+            }
+            // Positive, and followed by an admission (or `None`).
+            at = at.checked_add(window.earliest_fit(now, client.tokens)?)?;
         }
+        admitted = at;
+        let done = at.checked_add(client.latency)?;
+        finish = finish.max(done);
+        slots.push(Reverse(done));
     }
-    Some(at)
+    Some(finish)
 }
 
 #[cfg(test)]
@@ -598,10 +623,14 @@ mod tests {
         limits.admit(now, 1).expect("cleared");
     }
 
+    fn client(requests: usize, tokens: u64) -> IdealClient {
+        IdealClient { requests, tokens, concurrency: 10_000, latency: Duration::ZERO }
+    }
+
     #[test]
     fn ideal_schedule() {
         let config = MockConfig { rpm: Some(600), window_ms: 10_000, ..Default::default() };
-        let ideal = |config: &MockConfig, n: usize| earliest_finish(config, n, 20, Duration::ZERO);
+        let ideal = |config: &MockConfig, n: usize| earliest_finish(config, &client(n, 20), Duration::ZERO);
         // (ceil(N / R) - 1) windows.
         assert_eq!(ideal(&config, 600), Some(Duration::ZERO));
         assert_eq!(ideal(&config, 1200), Some(ms(10_000)));
@@ -609,7 +638,7 @@ mod tests {
         // Fixed windows with the first request mid-window: the second
         // window begins sooner.
         let fixed = MockConfig { window_kind: WindowKind::Fixed, ..config.clone() };
-        assert_eq!(earliest_finish(&fixed, 1200, 20, ms(4000)), Some(ms(6000)));
+        assert_eq!(earliest_finish(&fixed, &client(1200, 20), ms(4000)), Some(ms(6000)));
         // Half the capacity from 5 s for 16 s: 600 at 0, 300 at 10 s and at
         // 20 s.
         let dip = CapacityChange { from: ms(5000), duration: ms(16_000), share: 0.5 };
@@ -617,11 +646,25 @@ mod tests {
         assert_eq!(ideal(&dipped, 1200), Some(ms(20_000)));
         // Tokens: 1,000 tokens per window at 100 each is 10 per window.
         let tpm = MockConfig { rpm: None, tpm: Some(1000), ..config.clone() };
-        assert_eq!(earliest_finish(&tpm, 30, 100, Duration::ZERO), Some(ms(20_000)));
+        assert_eq!(earliest_finish(&tpm, &client(30, 100), Duration::ZERO), Some(ms(20_000)));
         // Never admitted.
-        assert_eq!(earliest_finish(&tpm, 1, 1001, Duration::ZERO), None);
-        let refused = MockConfig { always_429: true, ..config };
+        assert_eq!(earliest_finish(&tpm, &client(1, 1001), Duration::ZERO), None);
+        let refused = MockConfig { always_429: true, ..config.clone() };
         assert_eq!(ideal(&refused, 1), None);
+        assert_eq!(ideal(&config, 0), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn ideal_schedule_with_latency_and_concurrency() {
+        let config = MockConfig { rpm: Some(600), window_ms: 10_000, ..Default::default() };
+        let slow = IdealClient { requests: 1200, tokens: 20, concurrency: 50, latency: ms(100) };
+        // 600 go out in 12 waves of 50 (0 to 1.1 s); each of the next 600
+        // waits for the one admitted a window earlier: the last at 11.1 s,
+        // answered at 11.2 s.
+        assert_eq!(earliest_finish(&config, &slow, Duration::ZERO), Some(ms(11_200)));
+        let unlimited = MockConfig::default();
+        // Without limits only concurrency counts: 24 waves of 100 ms.
+        assert_eq!(earliest_finish(&unlimited, &slow, Duration::ZERO), Some(ms(2_400)));
     }
 
     #[test]
