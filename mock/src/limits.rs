@@ -274,6 +274,12 @@ impl Window {
     /// leaving the window (sliding), the next calendar boundary (fixed) and
     /// the capacity schedule's edges.
     pub fn earliest_fit(&self, now: Instant, tokens: u64) -> Option<Duration> {
+        if self.rules.refuse_all {
+            return None;
+        }
+        if self.rules.schedule.is_empty() {
+            return self.earliest_fit_constant(now, tokens);
+        }
         let elapsed = self.elapsed(now);
         let mut candidates: Vec<Duration> = self
             .rules
@@ -315,6 +321,31 @@ impl Window {
             let fits_tokens = tpm.is_none_or(|limit| used.saturating_add(tokens) <= limit);
             if !self.rules.refuse_all && fits_requests && fits_tokens {
                 return Some(offset);
+            }
+        }
+        None
+    }
+
+    /// [`Window::earliest_fit`] when the limits never change: one pass over
+    /// the entries, oldest first, without allocating (a client hammering a
+    /// full window gets a 429 computed this way for every request).
+    fn earliest_fit_constant(&self, now: Instant, tokens: u64) -> Option<Duration> {
+        let (rpm, tpm) = (self.rules.rpm, self.rules.tpm);
+        if tpm.is_some_and(|limit| tokens > limit) || rpm == Some(0) {
+            return None;
+        }
+        if self.rules.kind == WindowKind::Fixed {
+            return Some(self.to_boundary(now));
+        }
+        let fits = |requests: usize, used: u64| {
+            rpm.is_none_or(|limit| (requests as u64) < limit)
+                && tpm.is_none_or(|limit| used.saturating_add(tokens) <= limit)
+        };
+        let mut used = self.used_tokens;
+        for (gone, &(at, charged)) in self.entries.iter().enumerate() {
+            used = used.saturating_sub(charged);
+            if fits(self.entries.len() - gone - 1, used) {
+                return Some(self.expires_in(at, now));
             }
         }
         None
@@ -577,6 +608,27 @@ mod tests {
         // The dip ends at 3000: the limit is 4 again before anything leaves.
         assert_eq!(window.earliest_fit(t0 + ms(2700), 1), Some(ms(300)));
         window.admit(t0 + ms(3000), 1).expect("capacity restored");
+    }
+
+    #[test]
+    fn constant_limits_take_the_short_path_to_the_same_answer() {
+        // A schedule far in the future forces the general scan without
+        // changing any limit in the test's time span.
+        let later = CapacityChange { from: Duration::from_secs(3600), duration: ms(1), share: 0.5 };
+        for kind in [WindowKind::Sliding, WindowKind::Fixed] {
+            let plain = Rules { kind, ..Rules::sliding(Some(5), Some(400), ms(1000)) };
+            let scheduled = Rules { schedule: vec![later], ..plain.clone() };
+            let t0 = Instant::now();
+            let mut short = Window::new(plain, t0, ms(250));
+            let mut long = Window::new(scheduled, t0, ms(250));
+            for step in 0..200u64 {
+                let (now, tokens) = (t0 + ms(step * 37), 10 + step * 13 % 120);
+                assert_eq!(short.admit(now, tokens), long.admit(now, tokens), "{kind:?} step {step}");
+                assert_eq!(short.earliest_fit(now, tokens), long.earliest_fit(now, tokens), "{kind:?} step {step}");
+            }
+            assert_eq!(short.earliest_fit(t0, 401), None, "larger than the token limit");
+            assert_eq!(long.earliest_fit(t0, 401), None);
+        }
     }
 
     #[test]
