@@ -90,16 +90,23 @@ async fn row_a_announces_and_tells_the_truth() {
         match api {
             Api::OpenAi => {
                 let wait_ms: u64 = refused.header("retry-after-ms").and_then(|v| v.parse().ok()).expect("exact wait");
-                assert!((59_000..=60_000).contains(&wait_ms), "{wait_ms}");
-                assert_eq!(refused.header("retry-after"), Some("60"));
+                // A minute less the time since the first request (generous
+                // for a loaded machine).
+                assert!((50_000..=60_000).contains(&wait_ms), "{wait_ms}");
+                let secs: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).expect("whole seconds");
+                assert_eq!(secs, wait_ms.div_ceil(1000));
                 let message = refused.json["error"]["message"].as_str().unwrap_or_default();
                 assert!(message.contains("Limit 1, Used 1"), "{message}");
             }
             Api::Anthropic => {
-                assert_eq!(refused.header("retry-after"), Some("60"));
+                let secs: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).expect("whole seconds");
+                assert!((50..=60).contains(&secs), "{secs}");
                 assert_eq!(refused.header("anthropic-ratelimit-requests-remaining"), Some("0"));
             }
-            Api::Gemini => assert!(retry_delay(&refused.json).is_some_and(|d| d.starts_with("59.") || d == "60s")),
+            Api::Gemini => {
+                let delay = retry_delay(&refused.json).and_then(|d| d.strip_suffix('s')?.parse::<f64>().ok());
+                assert!(delay.is_some_and(|d| (50.0..=60.0).contains(&d)), "{delay:?}");
+            }
         }
     }
 }
@@ -154,12 +161,14 @@ async fn row_c_gives_no_hint_at_all() {
 async fn row_d_windows_turn_over_on_the_clock() {
     // Truthful waits make the boundary visible: now + wait is a multiple of
     // the window on the wall clock, whatever the phase of the first request.
-    let window_ms = 1_000;
+    // Slow requests (a loaded machine) may cross a boundary, so keep asking
+    // until two land in one window.
+    let window_ms = 2_000;
     let mut config = limited(RateProfile::D, 2, window_ms);
     config.retry_after = RetryAfter::Truthful;
     let server = start(config).await;
     let mut refused = None;
-    for _ in 0..3 {
+    for _ in 0..30 {
         let answer = ask(&server, Api::OpenAi, "hi").await;
         if answer.status == 429 {
             refused = Some(answer);
@@ -169,8 +178,10 @@ async fn row_d_windows_turn_over_on_the_clock() {
     let refused = refused.expect("the third request of a window is refused");
     let wait_ms: u64 = refused.header("retry-after-ms").and_then(|v| v.parse().ok()).expect("exact wait");
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis();
+    // The answer took a little while to arrive, so now + wait falls just
+    // after the boundary (or, with rounding, a hair before it).
     let off = (now_ms + u128::from(wait_ms)) % u128::from(window_ms);
-    assert!(!(50..=950).contains(&off), "wait {wait_ms} ms ends {off} ms off a calendar boundary");
+    assert!(!(300..=1_950).contains(&off), "wait {wait_ms} ms ends {off} ms off a calendar boundary");
     tokio::time::sleep(Duration::from_millis(wait_ms + 20)).await;
     // The new window is empty: two fit at once, however recent the last ones.
     assert_eq!(ask(&server, Api::OpenAi, "hi").await.status, 200);
@@ -197,16 +208,20 @@ async fn row_e_is_token_bound_and_says_only_tokens() {
 
 #[tokio::test]
 async fn row_f_capacity_dips_then_recovers() {
-    let dip = CapacityChange { from: Duration::ZERO, duration: Duration::from_millis(400), share: 0.5 };
+    // Long enough for three requests on a loaded machine, short enough to
+    // wait out.
+    let dip_ms = 3_000;
+    let dip = CapacityChange { from: Duration::ZERO, duration: Duration::from_millis(dip_ms), share: 0.5 };
     let config = MockConfig { rpm: Some(4), window_ms: 60_000, capacity: vec![dip], ..Default::default() };
     let server = start(config).await;
+    server.reset(); // the schedule counts from here
     assert_eq!(ask(&server, Api::OpenAi, "hi").await.status, 200);
     let second = ask(&server, Api::OpenAi, "hi").await;
     assert_eq!(second.header("x-ratelimit-limit-requests"), Some("2"), "the limit in force is announced");
     let refused = ask(&server, Api::OpenAi, "hi").await;
     assert_eq!(refused.status, 429, "half of 4 per window");
     let wait_ms: u64 = refused.header("retry-after-ms").and_then(|v| v.parse().ok()).expect("exact wait");
-    assert!(wait_ms <= 400, "the truth is the end of the dip, not the window: {wait_ms}");
+    assert!(wait_ms <= dip_ms, "the truth is the end of the dip, not the window: {wait_ms}");
     tokio::time::sleep(Duration::from_millis(wait_ms + 20)).await;
     let after = ask(&server, Api::OpenAi, "hi").await;
     assert_eq!(after.status, 200);
@@ -335,8 +350,8 @@ async fn fixed_windows_can_be_set_directly() {
     let refused = ask(&server, Api::Anthropic, "hi").await;
     let reset = refused.header("anthropic-ratelimit-requests-reset").expect("announced");
     // The reset is the next whole minute of the wall clock (give or take
-    // the milliseconds between deciding and writing the header).
-    assert!(reset.contains(":00.0") || reset.contains(":59.9"), "{reset}");
+    // the moments between deciding and writing the header).
+    assert!(reset.contains(":00.") || reset.contains(":59."), "{reset}");
 }
 
 #[tokio::test]
