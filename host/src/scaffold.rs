@@ -213,8 +213,8 @@ static PYTHON: &[Embedded] = embed!("templates/python":
     ".gitignore", "README.md", "build.sh", "requirements.txt", "src/strategy.py", "wit/strategy.wit",
 );
 static GO: &[Embedded] = embed!("templates/go":
-    ".gitignore", "README.md", "build.sh", "config.go", "go.mod", "main.go", "request.go", "response.go",
-    "strategy_test.go", "wit/strategy.wit",
+    ".gitignore", "README.md", "build.sh", "config.go", "go.mod", "main.go", "request.go", "strategy_test.go",
+    "wit/strategy.wit",
 );
 static GO_SDK: &[Embedded] = embed!("sdk-go":
     "README.md", "abi_wasip1.go", "adapter/Cargo.lock", "adapter/Cargo.toml", "adapter/src/main.rs",
