@@ -99,7 +99,8 @@ pub async fn check_plugin(spec: &str, cache: CompileCache) -> CheckReport {
         ContractVersion::V0_2 => "",
         ContractVersion::V0_1 => " (an older contract: rebuild against 0.2 to report answers with no content)",
     };
-    report.add("world", Ok(format!("exports batchllm:strategy/llm-strategy@{version}; every import is offered{older}")));
+    report
+        .add("world", Ok(format!("exports batchllm:strategy/llm-strategy@{version}; every import is offered{older}")));
     let mut instance = match PluginInstance::new(&loaded.pre, loaded.shared.clone()).await {
         Ok(i) => i,
         Err(e) => {

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use batchllm_host::check::wired_to_mock;
-use batchllm_host::plugin::PluginSource;
 use batchllm_host::model::{AttemptInfo, FailureClass, PluginError, PluginItem, RetryState};
+use batchllm_host::plugin::PluginSource;
 use batchllm_host::sandbox::{self, CompileCache, PluginInstance, SandboxEngine, SandboxLimits};
 use batchllm_mock::MockServer;
 use serde_json::json;

@@ -29,9 +29,7 @@ use super::output::printable;
 use super::state::{HostState, RunShared};
 use super::{SandboxError, wit};
 use crate::egress::CallScope;
-use crate::model::{
-    Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange,
-};
+use crate::model::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
 
 /// Extra wall-clock time a call gets beyond its HTTP deadline.
 pub const CALL_GRACE: Duration = Duration::from_millis(500);
@@ -168,8 +166,12 @@ impl PluginInstance {
         let (store, strategy) = (&mut self.store, &self.strategy);
         let call = async {
             Ok(match strategy {
-                Exports::V0_2(s) => s.batchllm_strategy_llm_strategy().call_prepare(store, &config).await?.map_err(PluginError::from),
-                Exports::V0_1(s) => s.batchllm_strategy_llm_strategy().call_prepare(store, &config).await?.map_err(PluginError::from),
+                Exports::V0_2(s) => {
+                    s.batchllm_strategy_llm_strategy().call_prepare(store, &config).await?.map_err(PluginError::from)
+                }
+                Exports::V0_1(s) => {
+                    s.batchllm_strategy_llm_strategy().call_prepare(store, &config).await?.map_err(PluginError::from)
+                }
             })
         };
         let result = tokio::time::timeout(timeout, call).await;

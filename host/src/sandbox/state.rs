@@ -234,7 +234,12 @@ impl v0_2::classify::Host for HostState {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> wasmtime::Result<Result<v0_2::types::Success, v0_2::types::StrategyError>> {
-        Ok(super::wit::v0_2::classified(batchllm_classify::classify(super::wit::v0_2::api(api), status, &headers, &body)))
+        Ok(super::wit::v0_2::classified(batchllm_classify::classify(
+            super::wit::v0_2::api(api),
+            status,
+            &headers,
+            &body,
+        )))
     }
 }
 

@@ -152,16 +152,14 @@ pub mod v0_2 {
 
     /// The API whose answer `classify.classify` reads.
     pub fn api(api: Api) -> batchllm_classify::Api {
-        {
-            match api {
-                Api::Generic => batchllm_classify::Api::Generic,
-                Api::OpenaiChat => batchllm_classify::Api::OpenAiChat,
-                Api::OpenaiCompletions => batchllm_classify::Api::OpenAiCompletions,
-                Api::OpenaiResponses => batchllm_classify::Api::OpenAiResponses,
-                Api::OpenaiEmbeddings => batchllm_classify::Api::OpenAiEmbeddings,
-                Api::AnthropicMessages => batchllm_classify::Api::AnthropicMessages,
-                Api::GeminiGenerateContent => batchllm_classify::Api::GeminiGenerateContent,
-            }
+        match api {
+            Api::Generic => batchllm_classify::Api::Generic,
+            Api::OpenaiChat => batchllm_classify::Api::OpenAiChat,
+            Api::OpenaiCompletions => batchllm_classify::Api::OpenAiCompletions,
+            Api::OpenaiResponses => batchllm_classify::Api::OpenAiResponses,
+            Api::OpenaiEmbeddings => batchllm_classify::Api::OpenAiEmbeddings,
+            Api::AnthropicMessages => batchllm_classify::Api::AnthropicMessages,
+            Api::GeminiGenerateContent => batchllm_classify::Api::GeminiGenerateContent,
         }
     }
 

@@ -22,8 +22,11 @@ pub fn parse_json(status: u16, body: &[u8]) -> Result<(String, Value), Failure> 
             } else {
                 format!("body: {}", excerpt(&text, MAX_EXCERPT_BYTES))
             };
-            Err(Failure::new(Class::InvalidResponse, format!("HTTP {status} response is not valid JSON ({e}); {shown}"))
-                .with_http_status(status))
+            Err(Failure::new(
+                Class::InvalidResponse,
+                format!("HTTP {status} response is not valid JSON ({e}); {shown}"),
+            )
+            .with_http_status(status))
         }
     }
 }

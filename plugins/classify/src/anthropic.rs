@@ -78,9 +78,8 @@ pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> 
         metadata.insert("rate_limits".to_owned(), Value::Object(limits));
     }
     let stop_reason = obj.get("stop_reason").and_then(Value::as_str);
-    let output = output(content, stop_reason).map_err(|why| {
-        no_content(status, &text, usage::from_anthropic(&json), format!("no content: {why}"))
-    })?;
+    let output = output(content, stop_reason)
+        .map_err(|why| no_content(status, &text, usage::from_anthropic(&json), format!("no content: {why}")))?;
     Ok(Answer {
         output,
         usage: usage::from_anthropic(&json),
@@ -103,7 +102,8 @@ fn output(content: &[Value], stop_reason: Option<&str>) -> Result<String, String
     }
     let text = texts.concat();
     if stop_reason == Some("refusal") {
-        let said = if text.trim().is_empty() { String::new() } else { format!(": {}", excerpt(&text, MAX_MESSAGE_BYTES)) };
+        let said =
+            if text.trim().is_empty() { String::new() } else { format!(": {}", excerpt(&text, MAX_MESSAGE_BYTES)) };
         return Err(format!("the model refused (stop_reason \"refusal\"){said}"));
     }
     if text.is_empty() {
@@ -183,7 +183,10 @@ mod tests {
         }
         let refusal = r#"{"content":[],"stop_reason":"refusal","usage":{"input_tokens":3,"output_tokens":0}}"#;
         let e = interpret(200, &[], refusal.as_bytes()).unwrap_err();
-        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: the model refused (stop_reason \"refusal\")"));
+        assert_eq!(
+            (e.class, e.message.as_str()),
+            (Class::NoContent, "no content: the model refused (stop_reason \"refusal\")")
+        );
         assert_eq!(e.usage.map(|u| u.input_tokens), Some(3));
         let refusal = r#"{"content":[{"type":"text","text":"I can't."}],"stop_reason":"refusal"}"#;
         let e = interpret(200, &[], refusal.as_bytes()).unwrap_err();
@@ -218,10 +221,7 @@ mod tests {
         let e = error(400, "invalid_request_error", billing, &[("retry-after", "5")]);
         assert_eq!((e.class, e.retry_after_ms), (Class::QuotaExhausted, None));
         assert_eq!(error(402, "billing_error", "pay up", &[]).class, Class::QuotaExhausted);
-        assert_eq!(
-            error(400, "invalid_request_error", "max_tokens: field required", &[]).class,
-            Class::ClientError
-        );
+        assert_eq!(error(400, "invalid_request_error", "max_tokens: field required", &[]).class, Class::ClientError);
         assert_eq!(error(404, "not_found_error", "model: x", &[]).class, Class::ClientError);
         let e = interpret(502, &[], b"<html>bad gateway</html>").unwrap_err();
         assert_eq!((e.class, e.response_body), (Class::Overloaded, None));

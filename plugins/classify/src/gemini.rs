@@ -95,12 +95,7 @@ pub fn parse_success(status: u16, body: &[u8]) -> Result<Answer, Failure> {
     } else {
         texts
     };
-    Ok(Answer {
-        output,
-        usage,
-        response_body: Some(text),
-        metadata: Some(Value::Object(metadata).to_string()),
-    })
+    Ok(Answer { output, usage, response_body: Some(text), metadata: Some(Value::Object(metadata).to_string()) })
 }
 
 #[cfg(test)]
@@ -145,17 +140,24 @@ mod tests {
         for (body, message) in [
             (r#"{"candidates":[]}"#, "no content: the response has no candidates"),
             (r#"{"candidates":[{"finishReason":"STOP"}]}"#, "no content: finishReason \"STOP\""),
-            (r#"{"candidates":[{"content":{"parts":[]},"finishReason":"SAFETY"}]}"#,
-             "no content: finishReason \"SAFETY\" (withheld by the safety filters)"),
-            (r#"{"candidates":[{"content":{"parts":[{"text":"hm","thought":true}]},"finishReason":"MAX_TOKENS"}]}"#,
-             "no content: finishReason \"MAX_TOKENS\" (the output budget was spent before any text; raise maxOutputTokens)"),
+            (
+                r#"{"candidates":[{"content":{"parts":[]},"finishReason":"SAFETY"}]}"#,
+                "no content: finishReason \"SAFETY\" (withheld by the safety filters)",
+            ),
+            (
+                r#"{"candidates":[{"content":{"parts":[{"text":"hm","thought":true}]},"finishReason":"MAX_TOKENS"}]}"#,
+                "no content: finishReason \"MAX_TOKENS\" (the output budget was spent before any text; raise maxOutputTokens)",
+            ),
         ] {
             let e = none(body);
             assert_eq!((e.class, e.message.as_str()), (Class::NoContent, message), "{body}");
         }
         let blocked = r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":5}}"#;
         let e = none(blocked);
-        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: the prompt was blocked (blockReason \"SAFETY\")"));
+        assert_eq!(
+            (e.class, e.message.as_str()),
+            (Class::NoContent, "no content: the prompt was blocked (blockReason \"SAFETY\")")
+        );
         assert_eq!(e.usage.map(|u| u.input_tokens), Some(5));
         let call = r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#;
         assert!(interpret(200, &[], call.as_bytes()).unwrap().output.contains("functionCall"));

@@ -68,10 +68,7 @@ impl Class {
     /// class: every class but `client-error`, `auth`, `quota-exhausted`,
     /// `too-large` and `no-content`, which no retry can cure.
     pub fn is_retryable(self) -> bool {
-        !matches!(
-            self,
-            Class::ClientError | Class::Auth | Class::QuotaExhausted | Class::TooLarge | Class::NoContent
-        )
+        !matches!(self, Class::ClientError | Class::Auth | Class::QuotaExhausted | Class::TooLarge | Class::NoContent)
     }
 
     /// The WIT (kebab-case) name, e.g. `"rate-limited"`.
@@ -131,7 +128,14 @@ pub struct Failure {
 impl Failure {
     /// A failure of `class` with `message`; every optional field unset.
     pub fn new(class: Class, message: impl Into<String>) -> Self {
-        Failure { class, message: message.into(), http_status: None, retry_after_ms: None, usage: None, response_body: None }
+        Failure {
+            class,
+            message: message.into(),
+            http_status: None,
+            retry_after_ms: None,
+            usage: None,
+            response_body: None,
+        }
     }
 
     /// Sets the HTTP status.

@@ -210,7 +210,12 @@ impl From<StrategyError> for Failure {
 
 impl From<Answer> for Success {
     fn from(a: Answer) -> Self {
-        Success { output: a.output, usage: a.usage.map(Usage::from), response_body: a.response_body, metadata: a.metadata }
+        Success {
+            output: a.output,
+            usage: a.usage.map(Usage::from),
+            response_body: a.response_body,
+            metadata: a.metadata,
+        }
     }
 }
 
