@@ -174,6 +174,8 @@ pub mod v0_2 {
     }
 
     /// What `classify.classify` answers a plugin.
+    // The WIT result the bindings lower by value; boxing it would only add a copy.
+    #[allow(clippy::result_large_err)]
     pub fn classified(result: Result<Classified, Failure>) -> Result<Success, StrategyError> {
         match result {
             Ok(a) => Ok(Success {
