@@ -34,7 +34,7 @@ pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
 use crate::input::InputError;
-use crate::model::{FailureClass, Job, PluginError, short_digest};
+use crate::model::{FailureClass, Job, short_digest};
 use crate::plugin::PluginSource;
 use crate::results::{Checkpoint, Journal, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
 use crate::sandbox::{self, CompileCache, PluginInstance, SandboxError, SandboxLimits};
@@ -219,10 +219,7 @@ async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunE
     let outcome = instance.prepare().await;
     let message = match outcome.result {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => {
-            let e = PluginError::from(e);
-            format!("{}: {}", e.class.code(), e.message)
-        }
+        Ok(Err(e)) => format!("{}: {}", e.class.code(), e.message),
         Err(call) => call.to_string(),
     };
     Err(RunError::Prepare { plugin: plugin.to_string(), message })

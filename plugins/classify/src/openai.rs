@@ -1,14 +1,21 @@
-//! Translating the provider's answer: successes and OpenAI error refinements.
+//! OpenAI-compatible answers (chat completions, completions, Responses,
+//! embeddings): outputs, usage, the answers with no content, and the error
+//! codes only OpenAI's bodies carry.
 
-use crate::request::Endpoint;
-use batchllm_plugin_sdk::body::{expect_object, invalid_answer, parse_json};
-use batchllm_plugin_sdk::classify::{self, MAX_MESSAGE_BYTES};
-use batchllm_plugin_sdk::text::excerpt;
-use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, serde_json, usage};
+use crate::answer::quoted;
+use crate::http::{self, MAX_MESSAGE_BYTES};
+use crate::text::excerpt;
+use crate::{Answer, Class, Failure, expect_object, invalid_answer, no_content, parse_json, usage};
 use serde_json::{Map, Value};
 
-/// The longest excerpt of a non-JSON body quoted in an error message.
-pub use batchllm_plugin_sdk::body::MAX_EXCERPT_BYTES;
+/// The OpenAI endpoint an answer comes from, which decides its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Responses,
+    Completions,
+    Embeddings,
+}
 
 /// Translates a whole HTTP answer.
 pub fn interpret(
@@ -16,7 +23,7 @@ pub fn interpret(
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
-) -> Result<Success, StrategyError> {
+) -> Result<Answer, Failure> {
     if (200..300).contains(&status) {
         parse_success(endpoint, status, headers, body)
     } else {
@@ -24,9 +31,9 @@ pub fn interpret(
     }
 }
 
-/// A non-2xx answer: [`classify::from_http`] plus OpenAI refinements.
-pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
-    classify::from_http_with(status, headers, body, |err, json| refine(err, status, json))
+/// A non-2xx answer: [`http::from_http`] plus OpenAI refinements.
+pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> Failure {
+    http::from_http_with(status, headers, body, |err, json| refine(err, status, json))
 }
 
 /// OpenAI-specific classes, from the body's `error.code` / `error.type` /
@@ -41,7 +48,7 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
 ///   (vLLM) → `too-large`.
 ///
 /// Without one of these the error is left as it is, wait hint included.
-pub fn refine(err: StrategyError, status: u16, json: Option<&Value>) -> StrategyError {
+pub fn refine(err: Failure, status: u16, json: Option<&Value>) -> Failure {
     // OpenAI nests the details under `error`; vLLM puts them at the top.
     let error = json.and_then(|j| j.get("error")).filter(|e| e.is_object());
     let field = |name: &str| error.or(json).and_then(|e| e.get(name)).and_then(Value::as_str).unwrap_or("");
@@ -53,28 +60,44 @@ pub fn refine(err: StrategyError, status: u16, json: Option<&Value>) -> Strategy
             || is("exceed_context_size_error")
             || message.to_ascii_lowercase().contains("maximum context length"));
     let class = if is("insufficient_quota") || is("billing_hard_limit_reached") || status == 402 {
-        ErrorClass::QuotaExhausted
+        Class::QuotaExhausted
     } else if is("invalid_api_key") {
-        ErrorClass::Auth
+        Class::Auth
     } else if over_tpm || over_context {
-        ErrorClass::TooLarge
+        Class::TooLarge
     } else {
         return err;
     };
     err.reclassified(class)
 }
 
-/// A 2xx answer: the output, usage, raw body and metadata; an unusable
-/// answer is `invalid-response`.
+/// Why a 2xx answer has no output: the wrong shape (`invalid-response`,
+/// retried) or no content (`no-content`, not retried).
+enum Unusable {
+    Invalid(String),
+    NoContent(String),
+}
+
+/// A 2xx answer: the output, usage, raw body and metadata. An answer of
+/// the wrong shape is `invalid-response`; one with nothing to return (no
+/// choices, empty or null content, a refusal, a content filter, the budget
+/// spent on reasoning) is `no-content`, its message naming the finish
+/// reason.
 pub fn parse_success(
     endpoint: Endpoint,
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
-) -> Result<Success, StrategyError> {
+) -> Result<Answer, Failure> {
     let (text, json) = parse_json(status, body)?;
-    let invalid = |message: String| invalid_answer(status, &text, usage::from_openai(&json), message);
-    let obj = expect_object(status, &json).map_err(invalid)?;
+    let unusable = |why: Unusable| {
+        let usage = usage::from_openai(&json);
+        match why {
+            Unusable::Invalid(message) => invalid_answer(status, &text, usage, message),
+            Unusable::NoContent(message) => no_content(status, &text, usage, format!("no content: {message}")),
+        }
+    };
+    let obj = expect_object(status, &json).map_err(|m| unusable(Unusable::Invalid(m)))?;
     let payload_key = match endpoint {
         Endpoint::ChatCompletions | Endpoint::Completions => "choices",
         Endpoint::Responses => "output",
@@ -98,26 +121,30 @@ pub fn parse_success(
     }
     let output = match endpoint {
         Endpoint::ChatCompletions | Endpoint::Completions => {
-            let Some(first) = obj.get("choices").and_then(Value::as_array).and_then(|c| c.first()) else {
-                return Err(invalid("response has no choices".to_owned()));
+            let Some(choices) = obj.get("choices").and_then(Value::as_array) else {
+                return Err(unusable(Unusable::Invalid("response has no choices".to_owned())));
             };
-            if let Some(reason) = first.get("finish_reason").filter(|v| !v.is_null()) {
+            let Some(first) = choices.first() else {
+                return Err(unusable(Unusable::NoContent("the response has no choices".to_owned())));
+            };
+            let reason = first.get("finish_reason").filter(|v| !v.is_null());
+            if let Some(reason) = reason {
                 metadata.insert("finish_reason".to_owned(), reason.clone());
             }
-            if endpoint == Endpoint::Completions {
+            let reason = reason.and_then(Value::as_str);
+            let output = if endpoint == Endpoint::Completions {
                 match first.get("text") {
-                    Some(Value::String(text)) => text.clone(),
-                    _ => return Err(invalid("choices[0] has no text".to_owned())),
+                    Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+                    Some(Value::String(_)) => Err(Unusable::NoContent(empty_because(reason))),
+                    _ => Err(Unusable::Invalid("choices[0] has no text".to_owned())),
                 }
             } else {
-                let Some(message) = first.get("message").filter(|m| m.is_object()) else {
-                    return Err(invalid("choices[0] has no message".to_owned()));
-                };
-                match chat_output(message) {
-                    Ok(output) => output,
-                    Err(reason) => return Err(invalid(reason)),
+                match first.get("message").filter(|m| m.is_object()) {
+                    Some(message) => chat_output(message, reason),
+                    None => Err(Unusable::Invalid("choices[0] has no message".to_owned())),
                 }
-            }
+            };
+            output.map_err(unusable)?
         }
         Endpoint::Responses => {
             for key in ["status", "incomplete_details"] {
@@ -125,17 +152,14 @@ pub fn parse_success(
                     metadata.insert(key.to_owned(), v.clone());
                 }
             }
-            match responses_output(obj.get("output")) {
-                Ok(output) => output,
-                Err(reason) => return Err(invalid(reason)),
-            }
+            responses_output(obj).map_err(unusable)?
         }
         Endpoint::Embeddings => match obj.get("data") {
             Some(data @ Value::Array(_)) => data.to_string(),
-            _ => return Err(invalid("response has no data array".to_owned())),
+            _ => return Err(unusable(Unusable::Invalid("response has no data array".to_owned()))),
         },
     };
-    Ok(Success {
+    Ok(Answer {
         output,
         usage: usage::from_openai(&json),
         response_body: Some(text),
@@ -143,12 +167,23 @@ pub fn parse_success(
     })
 }
 
+/// Why a choice has no text, from its `finish_reason`.
+fn empty_because(reason: Option<&str>) -> String {
+    let why = match reason {
+        Some("length") => " (the output budget was spent before any text; raise max_tokens)",
+        Some("content_filter") => " (the provider's content filter withheld the answer)",
+        _ => "",
+    };
+    format!("finish_reason {}{why}", quoted(reason))
+}
+
 /// The output of a Responses API answer: the text of every `output_text`
 /// part of its `message` items, joined; the function calls as a JSON array
-/// when there is no message; a refusal or nothing usable is an error.
-fn responses_output(output: Option<&Value>) -> Result<String, String> {
-    let Some(items) = output.and_then(Value::as_array) else {
-        return Err("response has no output array".to_owned());
+/// when there is no message text. A refusal, or nothing usable (the budget
+/// spent on reasoning: `status: "incomplete"`), has no content.
+fn responses_output(obj: &Map<String, Value>) -> Result<String, Unusable> {
+    let Some(items) = obj.get("output").and_then(Value::as_array) else {
+        return Err(Unusable::Invalid("response has no output array".to_owned()));
     };
     let of_type = |item: &&Value, kind: &str| item.get("type").and_then(Value::as_str) == Some(kind);
     let messages: Vec<&Value> = items.iter().filter(|i| of_type(i, "message")).collect();
@@ -156,32 +191,43 @@ fn responses_output(output: Option<&Value>) -> Result<String, String> {
         messages.iter().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten().collect();
     let texts: Vec<&str> =
         parts.iter().filter(|p| of_type(p, "output_text")).filter_map(|p| p.get("text")?.as_str()).collect();
-    if !texts.is_empty() {
-        return Ok(texts.concat());
+    let text = texts.concat();
+    if !text.is_empty() {
+        return Ok(text);
     }
     let calls: Vec<&Value> = items.iter().filter(|i| of_type(i, "function_call")).collect();
     if !calls.is_empty() {
         return Ok(Value::Array(calls.into_iter().cloned().collect()).to_string());
     }
     if let Some(refusal) = parts.iter().filter(|p| of_type(p, "refusal")).find_map(|p| p.get("refusal")?.as_str()) {
-        return Err(format!("the model refused: {}", excerpt(refusal, MAX_MESSAGE_BYTES)));
+        return Err(Unusable::NoContent(format!("the model refused: {}", excerpt(refusal, MAX_MESSAGE_BYTES))));
     }
-    Err("response output has no output_text and no function calls".to_owned())
+    let status = obj.get("status").and_then(Value::as_str);
+    let reason = obj.get("incomplete_details").and_then(|d| d.get("reason")).and_then(Value::as_str);
+    let why = match reason {
+        Some("max_output_tokens") => {
+            "; the output budget was spent before any text (raise max_output_tokens)".to_owned()
+        }
+        Some(other) => format!(" ({other})"),
+        None => String::new(),
+    };
+    Err(Unusable::NoContent(format!("the output has no text and no function calls, status {}{why}", quoted(status))))
 }
 
-/// The output of a chat message: its text content; the message as JSON when
-/// the content is null and it carries tool calls.
-fn chat_output(message: &Value) -> Result<String, String> {
-    match message.get("content") {
-        Some(Value::String(s)) => return Ok(s.clone()),
+/// The output of a chat message: its text content (parts joined); the
+/// message as JSON when it has no text and carries tool calls. A refusal,
+/// or empty or null content, has no content.
+fn chat_output(message: &Value, reason: Option<&str>) -> Result<String, Unusable> {
+    let text = match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
         // Some servers send content parts: [{"type":"text","text":"..."}].
         Some(Value::Array(parts)) => {
-            return Ok(parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str).or_else(|| p.as_str()))
-                .collect());
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str).or_else(|| p.as_str())).collect()
         }
-        _ => {}
+        _ => String::new(),
+    };
+    if !text.is_empty() {
+        return Ok(text);
     }
     let has_calls = |key: &str| match message.get(key) {
         Some(Value::Array(a)) => !a.is_empty(),
@@ -191,27 +237,27 @@ fn chat_output(message: &Value) -> Result<String, String> {
     if has_calls("tool_calls") || has_calls("function_call") {
         return Ok(message.to_string());
     }
-    if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
-        return Err(format!("the model refused: {}", excerpt(refusal, MAX_MESSAGE_BYTES)));
+    if let Some(refusal) = message.get("refusal").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        return Err(Unusable::NoContent(format!("the model refused: {}", excerpt(refusal, MAX_MESSAGE_BYTES))));
     }
-    Err("choices[0].message has no content and no tool calls".to_owned())
+    Err(Unusable::NoContent(empty_because(reason)))
 }
 
 /// A 2xx body that carries `{"error": ...}` instead of a result, as some
 /// proxies (OpenRouter) send: classified by `error.code` when it is an HTTP
 /// status, `other` otherwise.
-fn embedded_error(status: u16, headers: &[(String, String)], text: &str, json: &Value, error: &Value) -> StrategyError {
+fn embedded_error(status: u16, headers: &[(String, String)], text: &str, json: &Value, error: &Value) -> Failure {
     let code = error
         .get("code")
         .and_then(Value::as_u64)
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (400..600).contains(c));
     let base = match code {
-        Some(code) => refine(classify::from_http(code, headers, text), code, Some(json)),
-        None => refine(StrategyError::new(ErrorClass::Other, String::new()), status, Some(json)),
+        Some(code) => refine(http::from_http(code, headers, text), code, Some(json)),
+        None => refine(Failure::new(Class::Other, String::new()), status, Some(json)),
     };
-    StrategyError {
-        message: classify::embedded_error_message(status, json, text),
+    Failure {
+        message: http::embedded_error_message(status, json, text),
         http_status: Some(status),
         response_body: Some(text.to_owned()),
         ..base
@@ -227,11 +273,11 @@ mod tests {
         "choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],
         "usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":0}}}"#;
 
-    fn chat(status: u16, body: &str) -> Result<Success, StrategyError> {
+    fn chat(status: u16, body: &str) -> Result<Answer, Failure> {
         interpret(Endpoint::ChatCompletions, status, &[], body.as_bytes())
     }
 
-    fn meta(s: &Success) -> Value {
+    fn meta(s: &Answer) -> Value {
         serde_json::from_str(s.metadata.as_deref().unwrap()).unwrap()
     }
 
@@ -262,14 +308,48 @@ mod tests {
     fn content_parts_and_empty_content() {
         let body = r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}]}"#;
         assert_eq!(chat(200, body).unwrap().output, "ab");
-        let body = r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}]}"#;
-        assert_eq!(chat(200, body).unwrap().output, "");
+        // Content and tool calls: the tool calls are the output.
+        let body = r#"{"choices":[{"message":{"content":"","tool_calls":[{"id":"c"}]},"finish_reason":"tool_calls"}]}"#;
+        assert!(chat(200, body).unwrap().output.contains("tool_calls"));
+    }
+
+    /// A reasoning model that spent its budget, a content filter, a refusal,
+    /// no choices: billed, not retried, and the message says why.
+    #[test]
+    fn answers_without_content() {
+        let body = r#"{"choices":[{"message":{"role":"assistant","content":""},"finish_reason":"length"}],
+            "usage":{"prompt_tokens":7,"completion_tokens":64,"completion_tokens_details":{"reasoning_tokens":64}}}"#;
+        let e = chat(200, body).unwrap_err();
+        assert_eq!((e.class, e.http_status), (Class::NoContent, Some(200)));
+        assert_eq!(
+            e.message,
+            "no content: finish_reason \"length\" (the output budget was spent before any text; raise max_tokens)"
+        );
+        assert_eq!(e.usage.map(|u| (u.input_tokens, u.output_tokens, u.reasoning_tokens)), Some((7, 64, Some(64))));
+        assert_eq!(e.response_body.as_deref(), Some(body));
+
+        let body = r#"{"choices":[{"message":{"content":null},"finish_reason":"content_filter"}]}"#;
+        let e = chat(200, body).unwrap_err();
+        assert_eq!(e.class, Class::NoContent);
+        assert!(e.message.contains("finish_reason \"content_filter\""), "{}", e.message);
+        let e = chat(200, r#"{"choices":[{"message":{"content":null},"finish_reason":"stop"}]}"#).unwrap_err();
+        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: finish_reason \"stop\""));
+        let e = chat(200, r#"{"choices":[{"message":{"content":[]}}]}"#).unwrap_err();
+        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: finish_reason none"));
+        let e = chat(200, r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":0}}"#).unwrap_err();
+        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: the response has no choices"));
+        assert_eq!(e.usage.map(|u| u.input_tokens), Some(5));
+
+        let e = interpret(Endpoint::Completions, 200, &[], br#"{"choices":[{"text":"","finish_reason":"length"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.class, Class::NoContent);
+        assert!(e.message.contains("raise max_tokens"), "{}", e.message);
     }
 
     #[test]
     fn invalid_responses() {
         let e = chat(200, "<html>oops</html>").unwrap_err();
-        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert_eq!(e.class, Class::InvalidResponse);
         assert_eq!(e.http_status, Some(200));
         assert_eq!(e.response_body, None);
         assert!(e.message.contains("not valid JSON") && e.message.contains("<html>oops</html>"), "{}", e.message);
@@ -281,22 +361,23 @@ mod tests {
         let e = chat(200, "").unwrap_err();
         assert!(e.message.contains("empty"));
 
-        let body = r#"{"id":"x","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":0}}"#;
+        let body = r#"{"id":"x","choices":{},"usage":{"prompt_tokens":5,"completion_tokens":0}}"#;
         let e = chat(200, body).unwrap_err();
-        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert_eq!(e.class, Class::InvalidResponse);
         assert!(e.message.contains("no choices"));
         assert_eq!(e.response_body.as_deref(), Some(body));
         assert_eq!(e.usage.map(|u| u.input_tokens), Some(5));
 
         let e = chat(200, r#"{"object":"chat.completion"}"#).unwrap_err();
+        assert_eq!(e.class, Class::InvalidResponse);
         assert!(e.message.contains("no choices"));
         let e = chat(200, "[1,2]").unwrap_err();
         assert!(e.message.contains("an array"));
 
         let e = chat(200, r#"{"choices":[{"message":{"content":null,"refusal":"I can't"}}]}"#).unwrap_err();
-        assert!(e.message.contains("refused"));
+        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: the model refused: I can't"));
         let e = chat(200, r#"{"choices":[{"message":{"content":null}}]}"#).unwrap_err();
-        assert!(e.message.contains("no content"));
+        assert_eq!(e.class, Class::NoContent);
         let e = chat(200, r#"{"choices":[{"finish_reason":"stop"}]}"#).unwrap_err();
         assert!(e.message.contains("no message"));
     }
@@ -311,7 +392,7 @@ mod tests {
         assert_eq!(s.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((2, 0)));
         assert_eq!(meta(&s), json!({"model":"text-embedding-3-small"}));
         let e = interpret(Endpoint::Embeddings, 200, &[], CHAT_OK.as_bytes()).unwrap_err();
-        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert_eq!(e.class, Class::InvalidResponse);
     }
 
     /// A Responses API answer as OpenAI documents it, reasoning item included.
@@ -324,7 +405,7 @@ mod tests {
         "usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":8},
                  "output_tokens":87,"output_tokens_details":{"reasoning_tokens":64},"total_tokens":123}}"#;
 
-    fn responses(status: u16, body: &str) -> Result<Success, StrategyError> {
+    fn responses(status: u16, body: &str) -> Result<Answer, Failure> {
         interpret(Endpoint::Responses, status, &[], body.as_bytes())
     }
 
@@ -349,15 +430,19 @@ mod tests {
         let refused =
             r#"{"status":"completed","output":[{"type":"message","content":[{"type":"refusal","refusal":"No."}]}]}"#;
         let e = responses(200, refused).unwrap_err();
-        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert_eq!(e.class, Class::NoContent);
         assert!(e.message.contains("refused: No."), "{}", e.message);
 
         // Out of tokens while reasoning: billed, but nothing to show.
         let incomplete = r#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},
             "output":[{"type":"reasoning","summary":[]}],"usage":{"input_tokens":5,"output_tokens":16}}"#;
         let e = responses(200, incomplete).unwrap_err();
-        assert_eq!(e.class, ErrorClass::InvalidResponse);
-        assert!(e.message.contains("no output_text"), "{}", e.message);
+        assert_eq!(e.class, Class::NoContent);
+        assert_eq!(
+            e.message,
+            "no content: the output has no text and no function calls, status \"incomplete\"; \
+             the output budget was spent before any text (raise max_output_tokens)"
+        );
         assert_eq!(e.usage.map(|u| u.output_tokens), Some(16));
 
         let e = responses(200, CHAT_OK).unwrap_err();
@@ -365,11 +450,11 @@ mod tests {
 
         let failed = r#"{"status":"failed","output":[],"error":{"code":"server_error","message":"boom"}}"#;
         let e = responses(200, failed).unwrap_err();
-        assert_eq!(e.class, ErrorClass::Other);
+        assert_eq!(e.class, Class::Other);
         assert!(e.message.contains("boom"), "{}", e.message);
 
         let e = responses(429, r#"{"error":{"message":"Rate limit reached. Please try again in 1.5s.","type":"requests","code":"rate_limit_exceeded"}}"#).unwrap_err();
-        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::RateLimited, Some(1500)));
+        assert_eq!((e.class, e.retry_after_ms), (Class::RateLimited, Some(1500)));
     }
 
     #[test]
@@ -383,13 +468,14 @@ mod tests {
         assert_eq!(meta(&s), json!({"model":"gpt-3.5-turbo-instruct","id":"cmpl-1","finish_reason":"length"}));
         // A chat answer on the completions endpoint has no text.
         let e = interpret(Endpoint::Completions, 200, &[], CHAT_OK.as_bytes()).unwrap_err();
-        assert_eq!(e.class, ErrorClass::InvalidResponse);
+        assert_eq!(e.class, Class::InvalidResponse);
         assert!(e.message.contains("choices[0] has no text"), "{}", e.message);
         let e = interpret(Endpoint::Completions, 200, &[], br#"{"choices":[]}"#).unwrap_err();
+        assert_eq!(e.class, Class::NoContent);
         assert!(e.message.contains("no choices"), "{}", e.message);
     }
 
-    fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> StrategyError {
+    fn openai_error(status: u16, code: &str, kind: &str, message: &str) -> Failure {
         let body = json!({"error":{"message":message,"type":kind,"param":null,"code":code}}).to_string();
         chat(status, &body).unwrap_err()
     }
@@ -402,7 +488,7 @@ mod tests {
             "insufficient_quota",
             "You exceeded your current quota, please check your plan and billing details.",
         );
-        assert_eq!(e.class, ErrorClass::QuotaExhausted);
+        assert_eq!(e.class, Class::QuotaExhausted);
         assert_eq!(e.http_status, Some(429));
         assert!(e.response_body.is_some());
 
@@ -412,7 +498,7 @@ mod tests {
             "tokens",
             "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 45000.",
         );
-        assert_eq!(e.class, ErrorClass::TooLarge);
+        assert_eq!(e.class, Class::TooLarge);
 
         let e = openai_error(
             429,
@@ -420,7 +506,7 @@ mod tests {
             "tokens",
             "Rate limit reached for gpt-4o-mini on tokens per min (TPM): Limit 200000. Please try again in 644ms.",
         );
-        assert_eq!(e.class, ErrorClass::RateLimited);
+        assert_eq!(e.class, Class::RateLimited);
         assert_eq!(e.retry_after_ms, Some(644));
 
         let e = openai_error(
@@ -429,20 +515,20 @@ mod tests {
             "invalid_request_error",
             "This model's maximum context length is 128000 tokens.",
         );
-        assert_eq!(e.class, ErrorClass::TooLarge);
+        assert_eq!(e.class, Class::TooLarge);
         let e = chat(400, r#"{"object":"error","message":"This model's maximum context length is 2048 tokens. However, you requested 4000 tokens","type":"BadRequestError","code":400}"#).unwrap_err();
-        assert_eq!(e.class, ErrorClass::TooLarge);
+        assert_eq!(e.class, Class::TooLarge);
         let e = chat(400, r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#).unwrap_err();
-        assert_eq!(e.class, ErrorClass::TooLarge);
+        assert_eq!(e.class, Class::TooLarge);
         let e = openai_error(400, "invalid_value", "invalid_request_error", "bad temperature");
-        assert_eq!(e.class, ErrorClass::ClientError);
+        assert_eq!(e.class, Class::ClientError);
 
         let e = openai_error(401, "invalid_api_key", "invalid_request_error", "Incorrect API key provided");
-        assert_eq!(e.class, ErrorClass::Auth);
+        assert_eq!(e.class, Class::Auth);
         let e = chat(402, r#"{"error":{"code":402,"message":"Insufficient credits"}}"#).unwrap_err();
-        assert_eq!(e.class, ErrorClass::QuotaExhausted);
+        assert_eq!(e.class, Class::QuotaExhausted);
         let e = chat(503, "upstream connect error").unwrap_err();
-        assert_eq!(e.class, ErrorClass::Overloaded);
+        assert_eq!(e.class, Class::Overloaded);
         assert_eq!(e.response_body, None);
     }
 
@@ -450,12 +536,12 @@ mod tests {
     fn error_inside_a_2xx_body() {
         let body = r#"{"error":{"code":502,"message":"Provider returned error"},"user_id":"u"}"#;
         let e = chat(200, body).unwrap_err();
-        assert_eq!(e.class, ErrorClass::Overloaded);
+        assert_eq!(e.class, Class::Overloaded);
         assert_eq!(e.http_status, Some(200));
         assert_eq!(e.message, "HTTP 200 response carries an error: Provider returned error");
         let e = chat(200, r#"{"error":{"message":"weird"}}"#).unwrap_err();
-        assert_eq!(e.class, ErrorClass::Other);
+        assert_eq!(e.class, Class::Other);
         let e = chat(200, r#"{"error":{"code":"insufficient_quota","message":"no money"}}"#).unwrap_err();
-        assert_eq!(e.class, ErrorClass::QuotaExhausted);
+        assert_eq!(e.class, Class::QuotaExhausted);
     }
 }

@@ -1,20 +1,17 @@
-//! Translating the Messages API answer: successes, usage, rate-limit headers
-//! and error classes.
+//! Anthropic Messages answers: outputs, usage, rate-limit headers, the
+//! answers with no content, and Anthropic's error types.
 
-use batchllm_plugin_sdk::body::{expect_object, invalid_answer, parse_json};
-use batchllm_plugin_sdk::classify::{self, MAX_MESSAGE_BYTES};
-use batchllm_plugin_sdk::serde_json::{Map, Value};
-use batchllm_plugin_sdk::text::excerpt;
-use batchllm_plugin_sdk::{ErrorClass, StrategyError, Success, usage};
-
-/// The longest excerpt of a non-JSON body quoted in an error message.
-pub use batchllm_plugin_sdk::body::MAX_EXCERPT_BYTES;
+use crate::answer::quoted;
+use crate::http::{self, MAX_MESSAGE_BYTES};
+use crate::text::excerpt;
+use crate::{Answer, Class, Failure, expect_object, invalid_answer, no_content, parse_json, usage};
+use serde_json::{Map, Value};
 
 /// Rate-limit headers are named `anthropic-ratelimit-<budget>-<field>`.
 const RATE_LIMIT_PREFIX: &str = "anthropic-ratelimit-";
 
 /// Translates a whole HTTP answer.
-pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Success, StrategyError> {
+pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Answer, Failure> {
     if (200..300).contains(&status) {
         parse_success(status, headers, body)
     } else {
@@ -22,7 +19,7 @@ pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Resu
     }
 }
 
-/// A non-2xx answer: [`classify::from_http`] refined by Anthropic's
+/// A non-2xx answer: [`http::from_http`] refined by Anthropic's
 /// `error.type` and message:
 /// - `rate_limit_error` → `rate-limited`; `overloaded_error` (529) and
 ///   `api_error` → `overloaded`;
@@ -33,20 +30,20 @@ pub fn interpret(status: u16, headers: &[(String, String)], body: &[u8]) -> Resu
 /// - `invalid_request_error`, `not_found_error` → `client-error`.
 ///
 /// Classes that are not retried drop any `retry-after` hint.
-pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
-    classify::from_http_refined(status, headers, body, |json| {
+pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> Failure {
+    http::from_http_refined(status, headers, body, |json| {
         let field = |name: &str| json.and_then(|j| j.pointer(&format!("/error/{name}"))?.as_str()).unwrap_or("");
         let (kind, message) = (field("type"), field("message").to_ascii_lowercase());
         if kind == "billing_error" || status == 402 || message.contains("credit balance is too low") {
-            Some(ErrorClass::QuotaExhausted)
+            Some(Class::QuotaExhausted)
         } else if kind == "request_too_large" || (status == 400 && message.contains("prompt is too long")) {
-            Some(ErrorClass::TooLarge)
+            Some(Class::TooLarge)
         } else {
             match kind {
-                "rate_limit_error" => Some(ErrorClass::RateLimited),
-                "overloaded_error" | "api_error" => Some(ErrorClass::Overloaded),
-                "authentication_error" | "permission_error" => Some(ErrorClass::Auth),
-                "invalid_request_error" | "not_found_error" => Some(ErrorClass::ClientError),
+                "rate_limit_error" => Some(Class::RateLimited),
+                "overloaded_error" | "api_error" => Some(Class::Overloaded),
+                "authentication_error" | "permission_error" => Some(Class::Auth),
+                "invalid_request_error" | "not_found_error" => Some(Class::ClientError),
                 _ => None,
             }
         }
@@ -55,14 +52,16 @@ pub fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) ->
 
 /// A 2xx answer: the text output, usage, raw body, and metadata `{model, id,
 /// stop_reason, rate_limits}` (the `anthropic-ratelimit-*` headers, prefix
-/// dropped). An unusable answer is `invalid-response`.
-pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Success, StrategyError> {
+/// dropped). An answer of the wrong shape is `invalid-response`; a refusal
+/// or an answer without text (`stop_reason: "max_tokens"` after thinking)
+/// is `no-content`.
+pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Answer, Failure> {
     let (text, json) = parse_json(status, body)?;
     let invalid = |message: String| invalid_answer(status, &text, usage::from_anthropic(&json), message);
     let obj = expect_object(status, &json).map_err(invalid)?;
     if obj.get("type").and_then(Value::as_str) == Some("error") {
         let mut err = classify_error(status, headers, body);
-        err.message = classify::embedded_error_message(status, &json, &text);
+        err.message = http::embedded_error_message(status, &json, &text);
         return Err(err);
     }
     let Some(content) = obj.get("content").and_then(Value::as_array) else {
@@ -78,8 +77,10 @@ pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> 
     if !limits.is_empty() {
         metadata.insert("rate_limits".to_owned(), Value::Object(limits));
     }
-    let output = output(content, obj.get("stop_reason")).map_err(invalid)?;
-    Ok(Success {
+    let stop_reason = obj.get("stop_reason").and_then(Value::as_str);
+    let output = output(content, stop_reason)
+        .map_err(|why| no_content(status, &text, usage::from_anthropic(&json), format!("no content: {why}")))?;
+    Ok(Answer {
         output,
         usage: usage::from_anthropic(&json),
         response_body: Some(text),
@@ -88,8 +89,8 @@ pub fn parse_success(status: u16, headers: &[(String, String)], body: &[u8]) -> 
 }
 
 /// The text blocks joined; the content as JSON when it has `tool_use`
-/// blocks; an error for a refusal or an answer without either.
-fn output(content: &[Value], stop_reason: Option<&Value>) -> Result<String, String> {
+/// blocks; why there is no content for a refusal or an answer without text.
+fn output(content: &[Value], stop_reason: Option<&str>) -> Result<String, String> {
     let texts: Vec<&str> = content
         .iter()
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
@@ -99,13 +100,20 @@ fn output(content: &[Value], stop_reason: Option<&Value>) -> Result<String, Stri
     if has_tool_use {
         return Ok(Value::Array(content.to_vec()).to_string());
     }
-    if stop_reason.and_then(Value::as_str) == Some("refusal") {
-        return Err(format!("the model refused: {}", excerpt(&texts.concat(), MAX_MESSAGE_BYTES)));
+    let text = texts.concat();
+    if stop_reason == Some("refusal") {
+        let said =
+            if text.trim().is_empty() { String::new() } else { format!(": {}", excerpt(&text, MAX_MESSAGE_BYTES)) };
+        return Err(format!("the model refused (stop_reason \"refusal\"){said}"));
     }
-    if texts.is_empty() && !content.is_empty() {
-        return Err("content has no text and no tool_use blocks".to_owned());
+    if text.is_empty() {
+        let why = match stop_reason {
+            Some("max_tokens") => " (the output budget was spent before any text; raise max_tokens)",
+            _ => "",
+        };
+        return Err(format!("stop_reason {}{why}", quoted(stop_reason)));
     }
-    Ok(texts.concat())
+    Ok(text)
 }
 
 /// The `anthropic-ratelimit-*` headers, by name without the prefix (e.g.
@@ -125,7 +133,7 @@ pub fn rate_limits(headers: &[(String, String)]) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use batchllm_plugin_sdk::serde_json::json;
+    use serde_json::json;
 
     const OK: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
         "content":[{"type":"text","text":"Hello"},{"type":"text","text":" there"}],"stop_reason":"end_turn",
@@ -136,7 +144,7 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
-    fn error(status: u16, kind: &str, message: &str, headers: &[(&str, &str)]) -> StrategyError {
+    fn error(status: u16, kind: &str, message: &str, headers: &[(&str, &str)]) -> Failure {
         let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_1"});
         interpret(status, &h(headers), body.to_string().as_bytes()).unwrap_err()
     }
@@ -169,45 +177,56 @@ mod tests {
         let tool = r#"{"content":[{"type":"tool_use","id":"t","name":"f","input":{}}],"stop_reason":"tool_use"}"#;
         let s = interpret(200, &[], tool.as_bytes()).unwrap();
         assert!(s.output.contains("\"tool_use\""));
-        for bad in ["", "<html>", "[1]", r#"{"content":"x"}"#, r#"{"content":[{"type":"image"}]}"#] {
+        for bad in ["", "<html>", "[1]", r#"{"content":"x"}"#] {
             let e = interpret(200, &[], bad.as_bytes()).unwrap_err();
-            assert_eq!(e.class, ErrorClass::InvalidResponse, "{bad}");
+            assert_eq!(e.class, Class::InvalidResponse, "{bad}");
         }
         let refusal = r#"{"content":[],"stop_reason":"refusal","usage":{"input_tokens":3,"output_tokens":0}}"#;
         let e = interpret(200, &[], refusal.as_bytes()).unwrap_err();
-        assert!(e.message.contains("refused"));
+        assert_eq!(
+            (e.class, e.message.as_str()),
+            (Class::NoContent, "no content: the model refused (stop_reason \"refusal\")")
+        );
         assert_eq!(e.usage.map(|u| u.input_tokens), Some(3));
+        let refusal = r#"{"content":[{"type":"text","text":"I can't."}],"stop_reason":"refusal"}"#;
+        let e = interpret(200, &[], refusal.as_bytes()).unwrap_err();
+        assert_eq!(e.message, "no content: the model refused (stop_reason \"refusal\"): I can't.");
         let empty = r#"{"content":[],"stop_reason":"end_turn"}"#;
-        assert_eq!(interpret(200, &[], empty.as_bytes()).unwrap().output, "");
+        let e = interpret(200, &[], empty.as_bytes()).unwrap_err();
+        assert_eq!((e.class, e.message.as_str()), (Class::NoContent, "no content: stop_reason \"end_turn\""));
+        // Thinking that used the whole budget: billed, no text.
+        let spent = r#"{"content":[{"type":"thinking","thinking":"..."}],"stop_reason":"max_tokens",
+            "usage":{"input_tokens":9,"output_tokens":1024}}"#;
+        let e = interpret(200, &[], spent.as_bytes()).unwrap_err();
+        assert_eq!(e.class, Class::NoContent);
+        assert!(e.message.contains("stop_reason \"max_tokens\" (the output budget was spent"), "{}", e.message);
+        assert_eq!(e.usage.map(|u| u.output_tokens), Some(1024));
     }
 
     #[test]
     fn error_classes() {
         let e =
             error(429, "rate_limit_error", "Number of requests has exceeded your rate limit", &[("retry-after", "3")]);
-        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::RateLimited, Some(3000)));
+        assert_eq!((e.class, e.retry_after_ms), (Class::RateLimited, Some(3000)));
         let e = error(529, "overloaded_error", "Overloaded", &[]);
-        assert_eq!((e.class, e.http_status), (ErrorClass::Overloaded, Some(529)));
-        assert_eq!(error(500, "api_error", "Internal server error", &[]).class, ErrorClass::Overloaded);
+        assert_eq!((e.class, e.http_status), (Class::Overloaded, Some(529)));
+        assert_eq!(error(500, "api_error", "Internal server error", &[]).class, Class::Overloaded);
         let e = error(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", &[]);
-        assert_eq!(e.class, ErrorClass::TooLarge);
+        assert_eq!(e.class, Class::TooLarge);
         let e = error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum", &[]);
-        assert_eq!(e.class, ErrorClass::TooLarge);
-        assert_eq!(error(401, "authentication_error", "invalid x-api-key", &[]).class, ErrorClass::Auth);
-        assert_eq!(error(403, "permission_error", "no", &[]).class, ErrorClass::Auth);
+        assert_eq!(e.class, Class::TooLarge);
+        assert_eq!(error(401, "authentication_error", "invalid x-api-key", &[]).class, Class::Auth);
+        assert_eq!(error(403, "permission_error", "no", &[]).class, Class::Auth);
         let billing = "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing.";
         let e = error(400, "invalid_request_error", billing, &[("retry-after", "5")]);
-        assert_eq!((e.class, e.retry_after_ms), (ErrorClass::QuotaExhausted, None));
-        assert_eq!(error(402, "billing_error", "pay up", &[]).class, ErrorClass::QuotaExhausted);
-        assert_eq!(
-            error(400, "invalid_request_error", "max_tokens: field required", &[]).class,
-            ErrorClass::ClientError
-        );
-        assert_eq!(error(404, "not_found_error", "model: x", &[]).class, ErrorClass::ClientError);
+        assert_eq!((e.class, e.retry_after_ms), (Class::QuotaExhausted, None));
+        assert_eq!(error(402, "billing_error", "pay up", &[]).class, Class::QuotaExhausted);
+        assert_eq!(error(400, "invalid_request_error", "max_tokens: field required", &[]).class, Class::ClientError);
+        assert_eq!(error(404, "not_found_error", "model: x", &[]).class, Class::ClientError);
         let e = interpret(502, &[], b"<html>bad gateway</html>").unwrap_err();
-        assert_eq!((e.class, e.response_body), (ErrorClass::Overloaded, None));
+        assert_eq!((e.class, e.response_body), (Class::Overloaded, None));
         let e = interpret(200, &[], br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
             .unwrap_err();
-        assert_eq!((e.class, e.http_status), (ErrorClass::Overloaded, Some(200)));
+        assert_eq!((e.class, e.http_status), (Class::Overloaded, Some(200)));
     }
 }

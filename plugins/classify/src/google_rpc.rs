@@ -8,7 +8,7 @@
 //!     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "27s"}]}}
 //! ```
 
-use crate::classify::parse_duration_ms;
+use crate::http::parse_duration_ms;
 use serde_json::Value;
 
 /// `error.status`, e.g. `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `INVALID_ARGUMENT`.
