@@ -48,8 +48,21 @@ struct Call {
     at: Instant,
 }
 
+/// A provider admitting `limit` requests per sliding `window`, answering
+/// a bare 429 (no headers) beyond it, as many gateways do.
+#[derive(Debug)]
+struct SlidingLimit {
+    limit: usize,
+    window: Duration,
+    retry_after: Option<Duration>,
+    admitted: std::collections::VecDeque<Instant>,
+    refused: usize,
+}
+
 #[derive(Debug, Default)]
 struct Script {
+    /// When set, every call is decided by this limit (the steps are ignored).
+    limit: Option<Mutex<SlidingLimit>>,
     /// Steps per item, by attempt; the last step repeats.
     steps: HashMap<String, Vec<Step>>,
     /// For items without a script.
@@ -100,6 +113,42 @@ impl Executor for FakeExecutor {
     ) -> CallOutcome<Result<Answer, PluginError>> {
         let script = self.0.clone();
         script.calls.lock().expect("calls").push(Call { item: item.id.clone(), at: Instant::now() });
+        if let Some(limit) = &script.limit {
+            let at = Instant::now();
+            let accepted = {
+                let mut l = limit.lock().expect("limit");
+                let window = l.window;
+                while l.admitted.front().is_some_and(|&t| at >= t + window) {
+                    l.admitted.pop_front();
+                }
+                let ok = l.admitted.len() < l.limit;
+                if ok {
+                    l.admitted.push_back(at);
+                } else {
+                    l.refused += 1;
+                }
+                (ok, l.retry_after)
+            };
+            tokio::time::sleep(script.latency).await;
+            return match accepted {
+                (true, _) => {
+                    script.answered.lock().expect("answered").push(item.id.clone());
+                    let answer = Answer { output: "ok".into(), usage: None, response_body: None, metadata: None };
+                    CallOutcome { result: Ok(Ok(answer)), exchanges: vec![exchange(200)] }
+                }
+                (false, retry_after) => {
+                    let error = PluginError {
+                        class: FailureClass::RateLimited,
+                        message: "Too Many Requests".into(),
+                        http_status: Some(429),
+                        retry_after,
+                        usage: None,
+                        response_body: None,
+                    };
+                    CallOutcome { result: Ok(Err(error)), exchanges: vec![exchange(429)] }
+                }
+            };
+        }
         let step = script.step(&item.id, attempt.number);
         let latency = match step {
             Step::Slow(d) => d,
@@ -163,6 +212,7 @@ struct Setup {
     abort_mode: AbortMode,
     fail_fast: Vec<FailureClass>,
     stop_grace: Duration,
+    adaptive: bool,
 }
 
 impl Default for Setup {
@@ -178,6 +228,7 @@ impl Default for Setup {
             abort_mode: AbortMode::Drain,
             fail_fast: vec![FailureClass::Auth],
             stop_grace: Duration::from_secs(20),
+            adaptive: false,
         }
     }
 }
@@ -229,6 +280,7 @@ where
         cooldown: setup.cooldown,
         admission: setup.admission,
         learn_from_headers: setup.admission.rpm.is_none(),
+        adaptive: setup.adaptive,
         max_server_wait: setup.retry.max_server_wait,
     };
     let ctx = Arc::new(RunContext {
@@ -481,6 +533,51 @@ async fn a_late_429_keeps_its_longer_wait() {
     assert_eq!(out.records.len(), 4);
     let after: Vec<_> = s.calls().into_iter().filter(|c| c.at > t0 + Duration::from_millis(100)).collect();
     assert!(after.iter().all(|c| c.at >= t0 + Duration::from_millis(100) + secs(10)), "{after:?}");
+}
+
+/// A provider without limit headers, refusing beyond 600 requests per
+/// sliding 10 s with a fixed `retry-after: 1`: the engine learns the limit
+/// and paces to it, instead of escalating cooldowns on every probe.
+#[tokio::test(start_paused = true)]
+async fn an_unannounced_limit_is_learned_and_used_with_few_refusals() {
+    // Two windows' worth: the first refusal also refuses the calls already
+    // on the wire (up to the concurrency, 50), 4% of the run; ten windows'
+    // worth: a few refusals per window after that.
+    for (jobs, ideal, max_share) in [(1200usize, 10.1f64, 0.05), (6000, 90.1, 0.02)] {
+        let limit = SlidingLimit {
+            limit: 600,
+            window: secs(10),
+            retry_after: Some(secs(1)),
+            admitted: Default::default(),
+            refused: 0,
+        };
+        let s = Arc::new(Script {
+            limit: Some(Mutex::new(limit)),
+            latency: Duration::from_millis(100),
+            ..Script::default()
+        });
+        let setup = Setup {
+            jobs,
+            concurrency: 50,
+            adaptive: true,
+            cooldown: CooldownPolicy::default(),
+            retry: RetryPolicy { jitter: false, max_rate_limit_retries: 1000, ..RetryPolicy::default() },
+            ..Setup::default()
+        };
+        let t0 = Instant::now();
+        let out = run(setup, s.clone(), nothing).await;
+        let took = (Instant::now() - t0).as_secs_f64();
+        let refused = s.limit.as_ref().expect("limit").lock().expect("limit").refused;
+        let sent = s.calls().len();
+        assert_eq!(out.report.succeeded as usize, jobs);
+        let share = refused as f64 / sent as f64;
+        eprintln!(
+            "{jobs} jobs: {took:.2} s against an ideal {ideal} s, {refused} of {sent} refused ({:.1}%)",
+            share * 100.0
+        );
+        assert!(took <= ideal * 1.25, "{jobs} jobs took {took:.2} s against an ideal {ideal} s");
+        assert!(share <= max_share, "{refused} of {sent} refused");
+    }
 }
 
 mod properties {
