@@ -55,8 +55,26 @@ struct SlidingLimit {
     limit: usize,
     window: Duration,
     retry_after: Option<Duration>,
+    /// Announce the limit in OpenAI-style headers on every answer.
+    announce: bool,
     admitted: std::collections::VecDeque<Instant>,
     refused: usize,
+}
+
+impl SlidingLimit {
+    fn headers(&self, at: Instant) -> Vec<(String, String)> {
+        if !self.announce {
+            return Vec::new();
+        }
+        let remaining = self.limit.saturating_sub(self.admitted.len());
+        // Until the window is empty again, as OpenAI and the mock say it.
+        let reset = self.admitted.back().map_or(Duration::ZERO, |&t| (t + self.window).saturating_duration_since(at));
+        vec![
+            ("x-ratelimit-limit-requests".into(), self.limit.to_string()),
+            ("x-ratelimit-remaining-requests".into(), remaining.to_string()),
+            ("x-ratelimit-reset-requests".into(), format!("{}ms", reset.as_millis())),
+        ]
+    }
 }
 
 #[derive(Debug, Default)]
@@ -127,16 +145,17 @@ impl Executor for FakeExecutor {
                 } else {
                     l.refused += 1;
                 }
-                (ok, l.retry_after)
+                (ok, l.retry_after, l.headers(at))
             };
             tokio::time::sleep(script.latency).await;
             return match accepted {
-                (true, _) => {
+                (true, _, headers) => {
                     script.answered.lock().expect("answered").push(item.id.clone());
                     let answer = Answer { output: "ok".into(), usage: None, response_body: None, metadata: None };
-                    CallOutcome { result: Ok(Ok(answer)), exchanges: vec![exchange(200)] }
+                    let exchange = Exchange { signal_headers: headers, ..exchange(200) };
+                    CallOutcome { result: Ok(Ok(answer)), exchanges: vec![exchange] }
                 }
-                (false, retry_after) => {
+                (false, retry_after, _) => {
                     let error = PluginError {
                         class: FailureClass::RateLimited,
                         message: "Too Many Requests".into(),
@@ -543,11 +562,14 @@ async fn an_unannounced_limit_is_learned_and_used_with_few_refusals() {
     // Two windows' worth: the first refusal also refuses the calls already
     // on the wire (up to the concurrency, 50), 4% of the run; ten windows'
     // worth: a few refusals per window after that.
-    for (jobs, ideal, max_share) in [(1200usize, 10.1f64, 0.05), (6000, 90.1, 0.02)] {
+    // The ideal: a client that knew the limit sends 600 at once (1.2 s at
+    // concurrency 50 and 100 ms), then 600 more as each window frees.
+    for (jobs, ideal, max_share) in [(1200usize, 11.3f64, 0.05), (6000, 91.3, 0.02)] {
         let limit = SlidingLimit {
             limit: 600,
             window: secs(10),
             retry_after: Some(secs(1)),
+            announce: false,
             admitted: Default::default(),
             refused: 0,
         };
@@ -577,6 +599,38 @@ async fn an_unannounced_limit_is_learned_and_used_with_few_refusals() {
         );
         assert!(took <= ideal * 1.25, "{jobs} jobs took {took:.2} s against an ideal {ideal} s");
         assert!(share <= max_share, "{refused} of {sent} refused");
+    }
+}
+
+/// The same limit announced in headers: it is used to the full from the
+/// first window on, without a single refusal.
+#[tokio::test(start_paused = true)]
+async fn an_announced_limit_is_used_as_it_frees_without_refusals() {
+    for (jobs, ideal) in [(1200usize, 11.3f64), (6000, 91.3)] {
+        let limit = SlidingLimit {
+            limit: 600,
+            window: secs(10),
+            retry_after: Some(secs(10)),
+            announce: true,
+            admitted: Default::default(),
+            refused: 0,
+        };
+        let s = Arc::new(Script {
+            limit: Some(Mutex::new(limit)),
+            latency: Duration::from_millis(100),
+            ..Script::default()
+        });
+        let setup =
+            Setup { jobs, concurrency: 50, adaptive: true, cooldown: CooldownPolicy::default(), ..Setup::default() };
+        let t0 = Instant::now();
+        let out = run(setup, s.clone(), nothing).await;
+        let took = (Instant::now() - t0).as_secs_f64();
+        let refused = s.limit.as_ref().expect("limit").lock().expect("limit").refused;
+        let sent = s.calls().len();
+        assert_eq!(out.report.succeeded as usize, jobs);
+        eprintln!("announced, {jobs} jobs: {took:.2} s against an ideal {ideal} s, {refused} of {sent} refused");
+        assert!(took <= ideal * 1.1, "{jobs} jobs took {took:.2} s against an ideal {ideal} s");
+        assert!(refused as f64 <= sent as f64 * 0.01, "{refused} of {sent} refused");
     }
 }
 

@@ -170,7 +170,6 @@ impl Gates {
         let mut out: Vec<(String, Estimate)> = state
             .scopes
             .iter()
-            .filter(|(_, g)| g.budget.is_none())
             .map(|(k, g)| (k.clone(), g.adaptive.estimate()))
             .filter(|(_, e)| e.requests.is_some() || e.tokens.is_some())
             .collect();
@@ -198,11 +197,13 @@ impl Gates {
         let mut wait = Duration::ZERO;
         for_scopes(&mut state.scopes, scope, |gate| {
             wait = wait.max(gate.cooldown.wait(now));
-            if let Some(budget) = &gate.budget {
+            // Once the limit is learned, the mirror paces instead of the
+            // header budget (which waits until the window is empty).
+            if let Some(budget) = gate.budget.as_ref().filter(|_| !(adaptive && gate.adaptive.is_active())) {
                 wait = wait.max(budget.wait(now));
             }
         });
-        if adaptive && let Some(gate) = state.scopes.get_mut(&counted).filter(|g| g.budget.is_none()) {
+        if adaptive && let Some(gate) = state.scopes.get_mut(&counted) {
             wait = wait.max(gate.adaptive.wait(tokens, now));
         }
         wait = wait.max(state.buckets.wait(tokens, now));
@@ -341,7 +342,7 @@ impl Ticket<'_> {
                 Verdict::RateLimited { kind, .. } => gate.adaptive.on_refused(*seq, kind, now),
                 Verdict::Success | Verdict::Failed => gate.adaptive.on_accepted(*seq, now),
             };
-            if changed && gate.budget.is_none() {
+            if changed {
                 let estimate = gate.adaptive.estimate();
                 tracing::info!(scope = %key, ?estimate, "learned rate limit");
                 changes.estimate = Some(estimate);
@@ -352,7 +353,14 @@ impl Ticket<'_> {
             let wall_now = SystemTime::now();
             for e in exchanges.iter().filter(|e| !e.authority.is_empty()) {
                 let gate = state.scopes.entry(e.authority.clone()).or_default();
-                learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+                let report =
+                    learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+                if settings.adaptive
+                    && let Some(report) = report.filter(|r| r.remaining <= 0)
+                    && gate.adaptive.on_exhausted(self.sent, report.limit, report.reset_at, now)
+                {
+                    changes.estimate = Some(gate.adaptive.estimate());
+                }
             }
         }
         let key = scope.unwrap_or(NO_SCOPE);
