@@ -60,6 +60,8 @@ pub struct RunConfig {
     pub item: ItemSettings,
     pub cooldown: CooldownPolicy,
     pub admission: AdmissionLimits,
+    /// Learn the limit of a provider that announces none from its answers.
+    pub adaptive_rate: bool,
     /// Failure classes that abort the run (default: auth, quota_exhausted).
     pub fail_fast: Vec<FailureClass>,
     pub abort_mode: AbortMode,
@@ -291,6 +293,7 @@ fn new_context(
         admission: config.admission,
         // The user's --rpm wins; without one, follow the provider's headers.
         learn_from_headers: config.admission.rpm.is_none(),
+        adaptive: config.adaptive_rate,
         max_server_wait: config.item.retry.max_server_wait,
     };
     let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));

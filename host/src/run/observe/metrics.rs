@@ -110,6 +110,31 @@ impl Metrics {
             "Seconds of cooldown started.",
             &[(String::new(), cooldown.total_cooldown.as_secs_f64())],
         );
+        let learned = ctx.gates.estimates();
+        let gauge = |pick: fn(&crate::run::gate::Estimate) -> Option<f64>| -> Vec<(String, f64)> {
+            learned
+                .iter()
+                .filter_map(|(scope, e)| pick(e).map(|v| (format!("{{scope=\"{}\"}}", escape_label(scope)), v)))
+                .collect()
+        };
+        metric(
+            "learned_limit_requests",
+            "gauge",
+            "Requests per window learned for a scope without rate-limit headers.",
+            &gauge(|e| e.requests),
+        );
+        metric(
+            "learned_limit_tokens",
+            "gauge",
+            "Tokens per window learned for a scope without rate-limit headers.",
+            &gauge(|e| e.tokens),
+        );
+        metric(
+            "learned_window_seconds",
+            "gauge",
+            "The window of the learned limit, once found.",
+            &gauge(|e| e.window.map(|w| w.as_secs_f64())),
+        );
         let counters = egress.counters();
         metric(
             "http_requests_total",
@@ -125,6 +150,11 @@ impl Metrics {
         );
         out
     }
+}
+
+/// A label value as the exposition format wants it.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Binds the metrics address (before the plugin is prepared, so a busy
