@@ -238,7 +238,8 @@ where
             item_timeout: setup.item_timeout,
             default_max_output_tokens: 100,
         },
-        gates: Gates::new(gates, started),
+        gates: Arc::new(Gates::new(gates, started)),
+        items: None,
         control: RunControl::new(
             setup.abort_mode,
             setup.batch_timeout.map(|t| started + t),
