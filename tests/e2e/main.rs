@@ -21,5 +21,7 @@ mod progress;
 mod providers;
 mod resume;
 mod retries;
+mod serve;
+mod serve_support;
 mod stops;
 mod templates;
