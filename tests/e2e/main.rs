@@ -22,6 +22,7 @@ mod providers;
 mod resume;
 mod retries;
 mod serve;
+mod serve_isolation;
 mod serve_restart;
 mod serve_support;
 mod stops;
