@@ -23,6 +23,7 @@ mod resume;
 mod retries;
 mod serve;
 mod serve_isolation;
+mod serve_page;
 mod serve_restart;
 mod serve_support;
 mod stops;

@@ -58,7 +58,6 @@ pub fn line(id: &str, prompt: &str) -> String {
 pub struct Server {
     child: tokio::process::Child,
     pub base: String,
-    pub dir: PathBuf,
     log: PathBuf,
 }
 
@@ -98,7 +97,7 @@ impl Server {
             panic!("serve did not start listening: {line:?}\n{text}");
         };
         let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Server { child, base: addr.to_string(), dir: dir.into(), log }
+        Server { child, base: addr.to_string(), log }
     }
 
     pub fn url(&self, path: &str) -> String {

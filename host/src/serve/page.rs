@@ -84,17 +84,21 @@ fn tenant_section(html: &mut String, svc: &Service, tenant: &str, batches: &[Bat
     let running = batches.iter().filter(|b| b.status.is_active()).count();
     let done: u64 = batches.iter().map(|b| b.request_counts.completed).sum();
     let failed: u64 = batches.iter().map(|b| b.request_counts.failed).sum();
-    let cost: f64 = batches.iter().map(|b| b.batchllm.cost_usd).sum();
+    // A fold from +0.0: an empty f64 sum is -0.0, shown as "$-0.0000".
+    let cost = batches.iter().fold(0.0, |sum, b| sum + b.batchllm.cost_usd);
     let in_flight = svc.runtime_of(tenant).map_or(String::new(), |r| {
         let cap = svc.tenants().get(tenant).map_or(0, |t| t.max_concurrent_items());
         format!(" · {} of {cap} items in flight", cap.saturating_sub(r.items.available_permits()))
     });
     let _ = write!(
         html,
-        "<section><h2>{}</h2><p class=sum>{} batches shown · {running} active{in_flight} · \
+        "<section><h2>{}</h2><p class=sum>{} shown · {running} active{in_flight} · \
          <b class=ok>{done}</b> succeeded · <b class=bad>{failed}</b> failed · ${cost:.4}</p>",
         escape(tenant),
-        batches.len()
+        match batches.len() {
+            1 => "1 batch".to_string(),
+            n => format!("{n} batches"),
+        }
     );
     if batches.is_empty() {
         html.push_str("<p class=empty>No batches yet.</p></section>");
@@ -123,7 +127,7 @@ fn tenant_section(html: &mut String, svc: &Service, tenant: &str, batches: &[Bat
             "<tr><td><code>{}</code><div class=ep>{}</div></td><td><span class=\"st {}\">{}</span></td>\
              <td><div class=bar><i class=f style=\"width:{pct:.1}%\"></i><i class=o style=\"width:{ok_pct:.1}%\"></i></div>\
              <small>{ended} / {} ({pct:.0}%)</small></td><td class=n>{}</td><td class=n>{}</td><td class=fl>{failures}</td>\
-             <td class=n>{tokens}</td><td class=n>${:.4}</td><td>{}</td></tr>",
+             <td class=n>{tokens}</td><td class=n>${:.4}</td><td class=t>{}</td></tr>",
             escape(&b.id),
             escape(&b.endpoint),
             b.status.as_str(),
@@ -189,7 +193,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}.ep{
 .fl{color:#a33;font-size:12px;max-width:260px}
 .bar{position:relative;width:180px;height:8px;border-radius:4px;background:#e8eaef;overflow:hidden;margin:4px 0}
 .bar i{position:absolute;left:0;top:0;bottom:0}.bar .f{background:#e57373}.bar .o{background:#43a047}
-small{color:#777}.st{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600}
+small{color:#777}.st{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;
+white-space:nowrap}td.t{white-space:nowrap;color:#555;font-size:13px}
 .validating,.finalizing{background:#e3f2fd;color:#1565c0}.in_progress{background:#fff3e0;color:#e65100}
 .completed{background:#e8f5e9;color:#1b5e20}.failed,.expired{background:#ffebee;color:#b71c1c}
 .cancelling,.cancelled{background:#eceff1;color:#455a64}
@@ -226,7 +231,7 @@ pub async fn metrics(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Res
         }
         requests.push((tenant.clone(), "succeeded", batches.iter().map(|b| b.request_counts.completed).sum()));
         requests.push((tenant.clone(), "failed", batches.iter().map(|b| b.request_counts.failed).sum()));
-        cost.push((tenant.clone(), batches.iter().map(|b| b.batchllm.cost_usd).sum()));
+        cost.push((tenant.clone(), batches.iter().fold(0.0, |sum, b| sum + b.batchllm.cost_usd)));
     }
     out.push_str(
         "# HELP batchllm_serve_batches Recent batches by tenant and status.\n# TYPE batchllm_serve_batches gauge\n",
