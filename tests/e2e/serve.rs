@@ -201,6 +201,10 @@ async fn bad_input_gets_a_clear_error_and_quotas_answer_429_with_retry_after() {
     let body: Value = json_of(r).await;
     assert_eq!(body["error"]["code"], "batch_quota_exceeded");
     assert_eq!(body["error"]["type"], "rate_limit_error");
+    // A huge JSON body is refused before it is read whole.
+    let huge = format!("{{\"metadata\": \"{}\"}}", "m".repeat(100_000));
+    let r = server.req(reqwest::Method::POST, "/v1/batches", &k).body(huge).send().await.expect("create");
+    assert_eq!(r.status(), 413);
     // A bad request body names what to send.
     let r =
         server.req(reqwest::Method::POST, "/v1/batches", &k).body("{\"endpoint\": 1}").send().await.expect("create");

@@ -99,16 +99,24 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 /// The routes under `/v1`.
 pub fn routes() -> Router<Arc<Service>> {
+    use axum::extract::DefaultBodyLimit;
     Router::new()
-        .route("/v1/files", post(upload).get(list_files))
+        // Uploads are bounded per tenant while they stream (max-file-bytes).
+        .route("/v1/files", post(upload).layer(DefaultBodyLimit::disable()).get(list_files))
         .route("/v1/files/{id}", get(get_file).delete(delete_file))
         .route("/v1/files/{id}/content", get(file_content))
         .route("/v1/batches", post(create_batch).get(list_batches))
         .route("/v1/batches/{id}", get(get_batch))
         .route("/v1/batches/{id}/cancel", post(cancel_batch))
-        // Uploads are bounded per tenant while they stream (max-file-bytes).
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        // Every other body is a small JSON object.
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
 }
+
+/// The largest JSON body (a batch request with metadata is well under it).
+const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// The largest `purpose` field of an upload.
+const MAX_PURPOSE: usize = 64;
 
 /// The answer to a path no route has, or a method a route does not take.
 pub async fn unknown(method: Method, uri: Uri) -> ApiError {
@@ -164,7 +172,20 @@ async fn upload(State(svc): State<Arc<Service>>, headers: HeaderMap, mut form: M
     };
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name() {
-            Some("purpose") => purpose = Some(field.text().await.map_err(bad_form)?),
+            Some("purpose") => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                    if text.len() + chunk.len() > MAX_PURPOSE {
+                        return Err(ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "`purpose` is too long; send purpose=batch",
+                        )
+                        .param("purpose"));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                purpose = Some(String::from_utf8_lossy(&text).into_owned());
+            }
             Some("file") => {
                 let filename = field.file_name().unwrap_or("upload.jsonl").chars().take(255).collect::<String>();
                 let scratch = tempfile_guard::Scratch::new(svc.store.upload_path());
