@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::objects::{
     BatchError, BatchErrors, BatchStatus, FileObject, InputTokensDetails, OutputTokensDetails, RequestCounts, Usage,
@@ -345,9 +346,9 @@ struct LineBlock {
 /// finalization (after a crash) writes the same file again.
 fn output_id(batch: &str, what: &str) -> String {
     let digest = sha2::Sha256::digest(format!("{batch}:{what}").as_bytes());
-    format!("file-{}", &hex::encode(digest)[..24])
+    let hex = hex::encode(digest);
+    format!("file-{}", hex.get(..24).unwrap_or(&hex))
 }
-use sha2::Digest as _;
 
 /// Ends the batch: the output and error files, the counts, the end state.
 async fn finalize(svc: &Arc<Service>, active: &Active, end: End) -> Step {

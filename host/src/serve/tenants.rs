@@ -161,7 +161,7 @@ pub enum TenantsError {
         path: PathBuf,
         tenant: String,
         #[source]
-        source: OptionsError,
+        source: Box<OptionsError>,
     },
 }
 
@@ -325,7 +325,8 @@ impl Tenant {
         let text = toml::to_string(&section)
             .map_err(|e| invalid(format!("tenant `{name}`: {e}"), "write run options as in a --config file"))?;
         let label = PathBuf::from(format!("{} [tenants.{name}]", path.display()));
-        let options = |source| TenantsError::Options { path: path.into(), tenant: name.into(), source };
+        let options =
+            |source| TenantsError::Options { path: path.into(), tenant: name.into(), source: Box::new(source) };
         let settings = crate::options::settle_text(&text, &label).map_err(options)?;
         let endpoints = match endpoints {
             Some(e) => e,
