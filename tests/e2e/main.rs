@@ -22,6 +22,7 @@ mod providers;
 mod resume;
 mod retries;
 mod serve;
+mod serve_anthropic;
 mod serve_isolation;
 mod serve_page;
 mod serve_restart;

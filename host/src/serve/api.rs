@@ -48,12 +48,12 @@ impl ApiError {
         ApiError { status, message: message.into(), kind, param: None, code: None, headers: Vec::new() }
     }
 
-    fn code(mut self, code: &'static str) -> Self {
+    pub(super) fn code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self
     }
 
-    fn param(mut self, param: &'static str) -> Self {
+    pub(super) fn param(mut self, param: &'static str) -> Self {
         self.param = Some(param);
         self
     }
@@ -63,11 +63,11 @@ impl ApiError {
         self
     }
 
-    fn not_found(what: &str, id: &str) -> Self {
+    pub(super) fn not_found(what: &str, id: &str) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, format!("No such {what}: '{id}'.")).code("not_found")
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(super) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the server failed; try again").code("server_error")
     }
@@ -95,7 +95,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Result<T> = std::result::Result<T, ApiError>;
+pub(super) type Result<T> = std::result::Result<T, ApiError>;
 
 /// The routes under `/v1`.
 pub fn routes() -> Router<Arc<Service>> {
@@ -140,7 +140,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string())
 }
 
-fn tenant(svc: &Service, headers: &HeaderMap) -> Result<Arc<Tenant>> {
+pub(super) fn tenant(svc: &Service, headers: &HeaderMap) -> Result<Arc<Tenant>> {
     let key = presented_key(headers).ok_or_else(ApiError::unauthorized)?;
     match svc.tenants().authenticate(&key) {
         Some(Caller::Tenant(t)) => Ok(t),
@@ -153,7 +153,7 @@ fn tenant(svc: &Service, headers: &HeaderMap) -> Result<Arc<Tenant>> {
     }
 }
 
-fn json_response<T: serde::Serialize>(value: &T) -> Response {
+pub(super) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     Json(value).into_response()
 }
 
@@ -303,7 +303,7 @@ async fn list_files(
     Ok(json_response(&Page::new(files, more, |f| f.id.clone())))
 }
 
-async fn find_file(svc: &Service, tenant: &Tenant, id: &str) -> Result<FileObject> {
+pub(super) async fn find_file(svc: &Service, tenant: &Tenant, id: &str) -> Result<FileObject> {
     let (name, fid) = (tenant.name.clone(), id.to_string());
     svc.db(move |s| s.get_file(&name, &fid))
         .await
@@ -394,6 +394,20 @@ async fn create_batch(State(svc): State<Arc<Service>>, headers: HeaderMap, body:
             ApiError::new(StatusCode::BAD_REQUEST, "the input file's purpose must be `batch`").param("input_file_id")
         );
     }
+    let batch = start_batch(&svc, &tenant, &input, req.endpoint, req.completion_window, req.metadata).await?;
+    Ok(json_response(&batch))
+}
+
+/// Creates a batch of `input` for `tenant` after the quota checks, and
+/// starts driving it.
+pub async fn start_batch(
+    svc: &Arc<Service>,
+    tenant: &Arc<Tenant>,
+    input: &FileObject,
+    endpoint: String,
+    completion_window: String,
+    metadata: Option<Map<String, Value>>,
+) -> Result<Batch> {
     let now = now_unix();
     let name = tenant.name.clone();
     let (active_count, spent) = svc
@@ -426,11 +440,11 @@ async fn create_batch(State(svc): State<Arc<Service>>, headers: HeaderMap, body:
     let batch = Batch {
         id: new_id("batch_"),
         object: "batch".into(),
-        endpoint: req.endpoint,
+        endpoint,
         model: None,
         errors: None,
         input_file_id: input.id.clone(),
-        completion_window: req.completion_window,
+        completion_window,
         status: BatchStatus::Validating,
         output_file_id: None,
         error_file_id: None,
@@ -445,7 +459,7 @@ async fn create_batch(State(svc): State<Arc<Service>>, headers: HeaderMap, body:
         cancelled_at: None,
         request_counts: RequestCounts::default(),
         usage: None,
-        metadata: req.metadata,
+        metadata,
         batchllm: BatchExtra { tenant: tenant.name.clone(), ..BatchExtra::default() },
     };
     // The batch keeps its own link to the input: deleting the file later
@@ -463,12 +477,12 @@ async fn create_batch(State(svc): State<Arc<Service>>, headers: HeaderMap, body:
     let (name, b) = (tenant.name.clone(), batch.clone());
     svc.db(move |s| s.put_batch(&name, &b)).await.map_err(ApiError::internal)?;
     tracing::info!(batch = %batch.id, tenant = %tenant.name, endpoint = %batch.endpoint, "batch created");
-    batch::start(&svc, tenant.clone(), Arc::new(Active::new(&tenant.name, batch.clone())));
-    Ok(json_response(&batch))
+    batch::start(svc, tenant.clone(), Arc::new(Active::new(&tenant.name, batch.clone())));
+    Ok(batch)
 }
 
 /// The batch as the client sees it: live from its driver while active.
-async fn find_batch(svc: &Service, tenant: &str, id: &str) -> Result<Batch> {
+pub(super) async fn find_batch(svc: &Service, tenant: &str, id: &str) -> Result<Batch> {
     if let Some(active) = svc.active_batch(tenant, id) {
         return Ok(active.view());
     }
@@ -496,6 +510,13 @@ async fn cancel_batch(State(svc): State<Arc<Service>>, headers: HeaderMap, Path(
             }
         };
     };
+    cancel_active(&svc, &tenant.name, &active).await?;
+    Ok(json_response(&active.view()))
+}
+
+/// Cancels a batch its driver runs: saved as `cancelling`, then the run
+/// stops (waits end, nothing new starts, requests on the wire may answer).
+pub(super) async fn cancel_active(svc: &Service, tenant: &str, active: &Active) -> Result<()> {
     let now = now_unix();
     let was = lock(&active.batch).status;
     if matches!(was, BatchStatus::Finalizing) {
@@ -509,11 +530,10 @@ async fn cancel_batch(State(svc): State<Arc<Service>>, headers: HeaderMap, Path(
             b.cancelling_at.get_or_insert(now);
         }
     });
-    let (name, b) = (tenant.name.clone(), batch.clone());
+    let (name, b) = (tenant.to_string(), batch);
     svc.db(move |s| s.put_batch(&name, &b)).await.map_err(ApiError::internal)?;
-    // Waits end, no new request starts; requests on the wire may answer.
     active.stop.stop();
-    Ok(json_response(&active.view()))
+    Ok(())
 }
 
 async fn list_batches(

@@ -16,6 +16,7 @@
 //!   at every step so a killed server resumes it;
 //! - [`api`]: the HTTP API (axum, already the metrics endpoint's server;
 //!   uploads through axum's multipart extractor, streamed to disk);
+//! - [`anthropic`]: Anthropic's Message Batches API over the same batches;
 //! - [`page`]: the status page on `/` and per-tenant `/metrics`.
 //!
 //! **Signals.** SIGHUP reloads the tenants file: new batches use the new
@@ -26,6 +27,7 @@
 //! state, and the next start resumes them. A second signal drops the
 //! requests on the wire (`outcome_unknown`).
 
+pub mod anthropic;
 pub mod api;
 pub mod batch;
 pub mod objects;
@@ -90,6 +92,7 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
         .route("/", get(page::page))
         .route("/metrics", get(page::metrics))
         .merge(api::routes())
+        .merge(anthropic::routes())
         .fallback(api::unknown)
         .method_not_allowed_fallback(api::unknown)
         .with_state(svc.clone());

@@ -218,6 +218,17 @@ impl Store {
         split_page(rows, limit)
     }
 
+    /// Forgets an ended batch (its output files stay until deleted).
+    pub fn delete_batch(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let n = self.with(|c| {
+            c.execute("DELETE FROM batches WHERE tenant = ?1 AND id = ?2 AND active = 0", params![tenant, id])
+        })?;
+        if n > 0 {
+            let _ = std::fs::remove_dir_all(self.batch_dir(id));
+        }
+        Ok(n > 0)
+    }
+
     /// Every batch not in an end state, oldest first, with its tenant.
     pub fn active_batches(&self) -> Result<Vec<(String, Batch)>, StoreError> {
         let rows: Vec<(String, String)> = self.with(|c| {
