@@ -71,6 +71,11 @@ pub fn start(svc: &Arc<Service>, tenant: Arc<Tenant>, active: Arc<Active>) {
         }
         running.insert(id.clone(), active.clone());
     }
+    // Created while the server stops: it must not hold the shutdown up; it
+    // starts at the next start, from the state it was saved in.
+    if svc.is_shutting_down() {
+        active.stop.stop();
+    }
     let svc = svc.clone();
     svc.tasks.clone().spawn(async move {
         loop {
