@@ -216,7 +216,7 @@ async fn bad_input_gets_a_clear_error_and_quotas_answer_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_tenants_and_a_broken_file_keeps_the_old_one() {
-    let provider = mock(|_| {}).await;
+    let provider = mock(|c| c.latency_ms = 20).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), &tenant("acme", &provider, "")).await;
     let list = |k: String| {
@@ -231,8 +231,12 @@ async fn sighup_reloads_tenants_and_a_broken_file_keeps_the_old_one() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(list(key("acme")).await, 200);
     assert!(server.log().contains("did you mean `concurrency`"), "{}", server.log());
-    // A good file: the new tenant's key works at once.
-    let both = tenant("acme", &provider, "") + &tenant("later", &provider, "");
+    // A good file, while a batch runs: the new tenant's key works at once,
+    // and the running batch goes on with the settings it started with.
+    let lines: Vec<String> = (0..300).map(|i| line(&format!("h{i}"), &format!("reload {i}"))).collect();
+    let file = server.upload(&key("acme"), &lines.join("\n")).await;
+    let running = server.create(&key("acme"), &file).await["id"].as_str().expect("id").to_string();
+    let both = tenant("acme", &provider, "concurrency = 2") + &tenant("later", &provider, "");
     std::fs::write(dir.path().join("tenants.toml"), both).expect("write");
     server.hup();
     let started = std::time::Instant::now();
@@ -240,6 +244,9 @@ async fn sighup_reloads_tenants_and_a_broken_file_keeps_the_old_one() {
         assert!(started.elapsed() < Duration::from_secs(20), "the reload did not happen");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let batch = server.wait_end(&key("acme"), &running, Duration::from_secs(60)).await;
+    assert_eq!(batch["status"], "completed", "{batch}");
+    assert_eq!(batch["request_counts"]["completed"], 300, "{batch}");
     assert_eq!(server.stop().await, Some(0));
 
     // A broken file at start: the server refuses to start, naming the fix.

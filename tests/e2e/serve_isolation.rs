@@ -21,7 +21,10 @@ use crate::support::{API_KEY, mock};
 
 /// Items of B's batch per phase, and B's settings: provider latency 50 ms,
 /// concurrency 8, so B alone is bounded by 8 / 50 ms = 160 items/s.
-const B_ITEMS: usize = 400;
+const B_ITEMS: usize = 300;
+
+/// Rounds of (storm, alone, traps, alone); the median ratio is kept.
+const ROUNDS: usize = 5;
 
 async fn run_b(server: &Server, phase: &str) -> f64 {
     let k = key("b");
@@ -87,12 +90,8 @@ async fn stop_a(server: &Server, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_in_a_429_storm_or_with_a_trapping_plugin_leaves_the_others_throughput_within_10_percent() {
     let provider_b = mock(|c| c.latency_ms = 50).await;
-    // A's provider allows one request a minute: every other one is a 429.
-    let provider_a = mock(|c| {
-        c.rpm = Some(1);
-        c.keep_requests = false;
-    })
-    .await;
+    // A's provider answers every one of A's requests 429 (with retry-after).
+    let provider_a = mock(|c| c.keep_requests = false).await;
     // A's retry policy is the host's default: what a tenant controls is its
     // plugin and its input, not the server's pacing.
     let hostile = "concurrency = 8\nmax-rate-limit-retries = 1000000";
@@ -110,15 +109,15 @@ async fn a_tenant_in_a_429_storm_or_with_a_trapping_plugin_leaves_the_others_thr
     // Compile the plugins once before measuring.
     run_b(&server, "warm").await;
 
-    // Phases interleaved with B alone, three rounds: each ratio is B's
+    // Phases interleaved with B alone, five rounds: each ratio is B's
     // throughput during the phase over the mean of the alone runs just
     // before and after it, and the median of the rounds is kept, so load
     // from outside this test (a shared machine) moves both sides alike.
     let mut alone = vec![run_b(&server, "alone0").await];
     let (mut storm_ratios, mut trap_ratios) = (Vec::new(), Vec::new());
     let mut trap_failures = 0;
-    for round in 0..3 {
-        let storm = start_a(&server, 2000, &format!("storm{round}"), || {
+    for round in 0..ROUNDS {
+        let storm = start_a(&server, 2000, &format!("storm{round} [[mock:status=429]]"), || {
             provider_a.status_counts().get(&429).copied().unwrap_or(0) as usize
         })
         .await;
@@ -152,7 +151,7 @@ async fn a_tenant_in_a_429_storm_or_with_a_trapping_plugin_leaves_the_others_thr
         pct(&trap_ratios),
         trap_ratio * 100.0
     );
-    assert!(limited >= 3 && answered <= 1, "A was in a storm: {counts:?}");
+    assert!(limited >= 3 && answered == 0, "A was in a storm: {counts:?}");
     assert!(trap_failures > 0, "A's plugin trapped");
     assert!(storm_ratio >= 0.9, "B during A's 429 storm: {:.1}% of alone", storm_ratio * 100.0);
     assert!(trap_ratio >= 0.9, "B during A's traps: {:.1}% of alone", trap_ratio * 100.0);
