@@ -262,3 +262,43 @@ async fn sighup_reloads_tenants_and_a_broken_file_keeps_the_old_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("sha256:") && stderr.contains("serve-key"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_cost_and_storage_quotas_stop_spending_and_say_when_waiting_cannot_help() {
+    let provider = mock(|_| {}).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // gpt-4o-mini is priced: the first answer spends more than a micro-dollar.
+    let quotas = "[tenants.acme.quotas]\nmax-cost-per-day = 0.000001\nmax-stored-bytes = 6000\n";
+    let server = Server::start(dir.path(), &(tenant("acme", &provider, "concurrency = 1") + quotas)).await;
+    let k = key("acme");
+    let lines: Vec<String> = (0..10).map(|i| line(&format!("d{i}"), &format!("spend {i}"))).collect();
+    let file = server.upload(&k, &lines.join("\n")).await;
+    let id = server.create(&k, &file).await["id"].as_str().expect("id").to_string();
+    let batch = server.wait_end(&k, &id, Duration::from_secs(60)).await;
+    // The budget runs out after the first answer: the rest is not sent.
+    assert_eq!(batch["request_counts"]["completed"], 1, "{batch}");
+    assert_eq!(batch["batchllm"]["failures"]["aborted"], 9, "{batch}");
+    assert_eq!(provider.requests().len(), 1, "nothing sent past the budget");
+    // Today's budget is spent: a new batch is refused until UTC midnight.
+    let body =
+        serde_json::json!({"input_file_id": file, "endpoint": "/v1/chat/completions", "completion_window": "24h"});
+    let r = server
+        .req(reqwest::Method::POST, "/v1/batches", &k)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 429);
+    let wait: i64 = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).expect("retry-after");
+    assert!((1..=86_400).contains(&wait), "until midnight: {wait}");
+    assert_eq!(r.headers().get("x-should-retry").map(|v| v.as_bytes()), Some(&b"false"[..]));
+    assert_eq!(json_of(r).await["error"]["code"], "cost_quota_exceeded");
+
+    // Storage: the input and the batch's output and error files count.
+    let (status, body, headers) = upload(&server, &k, "x".repeat(4000).as_bytes(), "batch").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "storage_quota_exceeded");
+    assert_eq!(headers.get("x-should-retry").map(|v| v.as_bytes()), Some(&b"false"[..]));
+    assert_eq!(server.stop().await, Some(0));
+}
