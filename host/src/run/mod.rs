@@ -29,7 +29,9 @@ use tokio::time::Instant;
 pub use dry::{DryRunReport, dry_run};
 pub use engine::{AbortMode, AbortReason, ItemSettings, StopHandle};
 pub use gate::{AdmissionLimits, CooldownPolicy, GateSettings};
-pub use observe::{ClassCount, EventsError, ProgressMode, RunReport, SuspendingStderr, Termination};
+pub use observe::{
+    ClassCount, EventsError, Metrics, MetricsSnapshot, ProgressMode, RunReport, SuspendingStderr, Termination,
+};
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
@@ -129,9 +131,30 @@ impl RunError {
     }
 }
 
+/// What a caller that runs many batches at once (the service) shares with
+/// a run: injection points, each `None` by default (the run makes its own).
+#[derive(Debug, Clone, Default)]
+pub struct RunHooks {
+    /// Gates shared with other runs, e.g. a tenant's RPM/TPM and cooldowns
+    /// across its batches (build them with [`gate_settings`]); the run's own
+    /// admission settings are then not used.
+    pub gates: Option<Arc<Gates>>,
+    /// Items in flight across runs: each item holds a permit until its
+    /// record is written.
+    pub items: Option<Arc<tokio::sync::Semaphore>>,
+    /// The run's counters, to watch its progress while it runs
+    /// ([`Metrics::snapshot`]).
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// Runs a batch to the end, or until `stop` asks it to stop, and reports
 /// what happened.
 pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunError> {
+    run_with(config, stop, RunHooks::default()).await
+}
+
+/// [`run`], with what the caller shares with the run.
+pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let (summary, checkpoint, identity) = validate_and_resume(&config)?;
     // Whatever can fail is set up before `prepare`.
@@ -156,7 +179,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     prepare(&mut first, &config.plugin.name).await?;
 
     // From here on `cleanup` runs on every way out.
-    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal));
+    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
         match observe::metrics::serve(listener, ctx.clone(), config.egress.clone()) {
             Ok((_, handle)) => Some(handle),
@@ -177,6 +200,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
         concurrency: config.concurrency,
     });
     ctx.observe.metrics.set_items_to_run(to_run as u64);
+    ctx.observe.metrics.set_started(done.len() as u64, done_failed);
     let mut kept = RunReport::resumed(done.len() as u64, done_failed);
     kept.outcome_unknown = outcome_unknown;
 
@@ -287,19 +311,17 @@ fn new_context(
     stop: StopHandle,
     events: EventLog,
     journal: Journal,
+    hooks: RunHooks,
 ) -> RunContext {
-    let gate_settings = GateSettings {
-        cooldown: config.cooldown.clone(),
-        admission: config.admission,
-        // The user's --rpm wins; without one, follow the provider's headers.
-        learn_from_headers: config.admission.rpm.is_none(),
-        adaptive: config.adaptive_rate,
-        max_server_wait: config.item.retry.max_server_wait,
-    };
     let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
+    let mut observe = Observers::new(events);
+    if let Some(metrics) = hooks.metrics {
+        observe.metrics = metrics;
+    }
     RunContext {
         settings: config.item.clone(),
-        gates: Gates::new(gate_settings, started),
+        gates: hooks.gates.unwrap_or_else(|| Arc::new(Gates::new(gate_settings(config), started))),
+        items: hooks.items,
         control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
         budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
         pricing: Pricing {
@@ -309,7 +331,19 @@ fn new_context(
         identity,
         schema: config.schema.clone(),
         journal,
-        observe: Observers::new(events),
+        observe,
+    }
+}
+
+/// The gates' settings a run's configuration asks for.
+pub fn gate_settings(config: &RunConfig) -> GateSettings {
+    GateSettings {
+        cooldown: config.cooldown.clone(),
+        admission: config.admission,
+        // The user's --rpm wins; without one, follow the provider's headers.
+        learn_from_headers: config.admission.rpm.is_none(),
+        adaptive: config.adaptive_rate,
+        max_server_wait: config.item.retry.max_server_wait,
     }
 }
 

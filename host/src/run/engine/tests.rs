@@ -232,6 +232,8 @@ struct Setup {
     fail_fast: Vec<FailureClass>,
     stop_grace: Duration,
     adaptive: bool,
+    /// Permits shared with other runs (a service's tenant), if any.
+    items: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for Setup {
@@ -248,6 +250,7 @@ impl Default for Setup {
             fail_fast: vec![FailureClass::Auth],
             stop_grace: Duration::from_secs(20),
             adaptive: false,
+            items: None,
         }
     }
 }
@@ -309,7 +312,8 @@ where
             item_timeout: setup.item_timeout,
             default_max_output_tokens: 100,
         },
-        gates: Gates::new(gates, started),
+        gates: Arc::new(Gates::new(gates, started)),
+        items: setup.items,
         control: RunControl::new(
             setup.abort_mode,
             setup.batch_timeout.map(|t| started + t),
@@ -719,4 +723,24 @@ mod properties {
             });
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_item_permits_bound_the_items_in_flight_across_runs() {
+    // Two runs of 8 workers each share 3 permits: at most 3 calls at once.
+    let items = Arc::new(tokio::sync::Semaphore::new(3));
+    let (a, b) = (script(vec![Step::Ok]), script(vec![Step::Ok]));
+    let setup = || Setup { jobs: 12, concurrency: 8, items: Some(items.clone()), ..Setup::default() };
+    let t0 = Instant::now();
+    let (ra, rb) = tokio::join!(run(setup(), a.clone(), nothing), run(setup(), b.clone(), nothing));
+    assert_eq!((ra.records.len(), rb.records.len()), (12, 12));
+    let mut starts: Vec<Instant> = a.calls().iter().chain(b.calls().iter()).map(|c| c.at).collect();
+    starts.sort();
+    for (i, at) in starts.iter().enumerate() {
+        let in_flight = starts.iter().filter(|s| **s <= *at && **s + Duration::from_millis(100) > *at).count();
+        assert!(in_flight <= 3, "call {i} at {:?}: {in_flight} in flight", *at - t0);
+    }
+    // 24 items of 100 ms, 3 at a time.
+    assert_eq!(t0.elapsed(), Duration::from_millis(800));
+    assert_eq!(items.available_permits(), 3, "every permit is back");
 }
