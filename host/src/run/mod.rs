@@ -64,6 +64,8 @@ pub struct RunConfig {
     pub admission: AdmissionLimits,
     /// Learn the limit of a provider that announces none from its answers.
     pub adaptive_rate: bool,
+    /// Grow attempts in flight from one to `concurrency` over this long.
+    pub startup_ramp: Option<Duration>,
     /// Failure classes that abort the run (default: auth, quota_exhausted).
     pub fail_fast: Vec<FailureClass>,
     pub abort_mode: AbortMode,
@@ -344,6 +346,7 @@ pub fn gate_settings(config: &RunConfig) -> GateSettings {
         learn_from_headers: config.admission.rpm.is_none(),
         adaptive: config.adaptive_rate,
         max_server_wait: config.item.retry.max_server_wait,
+        startup_ramp: config.startup_ramp.map(|over| gate::StartupRamp { over, concurrency: config.concurrency }),
     }
 }
 
