@@ -27,11 +27,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use dry::{DryRunReport, dry_run};
-pub use engine::{AbortMode, AbortReason, ItemSettings, StopHandle};
+pub use engine::{AbortMode, ItemSettings, StopHandle};
 pub use gate::{AdmissionLimits, CooldownPolicy, GateSettings};
 pub use observe::{
     ClassCount, EventsError, Metrics, MetricsSnapshot, ProgressMode, RunReport, SuspendingStderr, Termination,
 };
+pub use policy::abort::AbortReason;
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
@@ -183,7 +184,7 @@ pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> R
     // From here on `cleanup` runs on every way out.
     let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
-        match observe::metrics::serve(listener, ctx.clone(), config.egress.clone()) {
+        match observe::metrics::serve(listener, ctx.observe.metrics.clone(), ctx.gates.clone(), config.egress.clone()) {
             Ok((_, handle)) => Some(handle),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics endpoint could not start");
