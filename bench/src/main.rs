@@ -38,6 +38,14 @@ struct Cli {
     /// Lines of the large input of the memory scenario.
     #[arg(long, default_value_t = 1_000_000)]
     big_input: usize,
+    /// Rows of the quota scenario's provider matrix to run, e.g. `A,B`
+    /// (default: A-G).
+    #[arg(long, value_delimiter = ',', value_parser = profile)]
+    rows: Vec<batchllm_mock::RateProfile>,
+    /// Run the rows of the provider matrix one at a time instead of all
+    /// rows of a run length at once (about 8 times longer).
+    #[arg(long)]
+    serial: bool,
     /// The batchllm-host binary (default: next to this executable).
     #[arg(long)]
     host: Option<PathBuf>,
@@ -69,7 +77,9 @@ enum Scenario {
     Memory,
     /// Per plugin: compile, cached load, instantiate, memory, call costs.
     Plugins,
-    /// Achieved vs allowed throughput under a provider rate limit.
+    /// The provider matrix: wall time vs the ideal schedule and the share
+    /// of 429s under seven kinds of provider rate limit, host and plain
+    /// client side by side.
     Quota,
 }
 
@@ -99,12 +109,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let setup = host::Setup::locate(cli.host.clone(), work)?;
-    let options = Options { quick: cli.quick, big_input: cli.big_input };
+    let options = Options { quick: cli.quick, big_input: cli.big_input, rows: cli.rows.clone(), serial: cli.serial };
     let all = [Scenario::Throughput, Scenario::Cpu, Scenario::Memory, Scenario::Plugins, Scenario::Quota];
     let chosen: Vec<Scenario> = if cli.scenarios.is_empty() { all.to_vec() } else { cli.scenarios.clone() };
     warm_up(&setup).await?;
     let mut rows = Vec::new();
     let mut plugin_table = None;
+    let mut matrix_table = None;
     for scenario in chosen {
         let more = match scenario {
             Scenario::Throughput => scenarios::throughput::run(&setup, &options).await,
@@ -114,13 +125,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 plugin_table = Some(table);
                 rows
             }),
-            Scenario::Quota => scenarios::quota::run(&setup, &options).await,
+            Scenario::Quota => scenarios::quota::run(&setup, &options).await.map(|(rows, table)| {
+                matrix_table = Some(table);
+                rows
+            }),
         };
         rows.extend(more.with_context(|| format!("scenario {scenario:?}"))?);
     }
     println!("{}", report::markdown(&rows));
     if let Some(table) = &plugin_table {
         println!("Plugin costs (in process, through the host's sandbox):\n\n{table}");
+    }
+    if let Some(table) = &matrix_table {
+        println!("{table}");
     }
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
@@ -131,12 +148,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One tiny run so the openai plugin is in the compile cache before any
-/// timed run.
+fn profile(text: &str) -> Result<batchllm_mock::RateProfile, String> {
+    text.parse()
+}
+
+/// One tiny run per plugin the scenarios use, so each is in the compile
+/// cache before any timed run.
 async fn warm_up(setup: &host::Setup) -> anyhow::Result<()> {
     let server = scenarios::mock(|_| {}).await?;
     let jobs = jobs::write(&setup.work, 1)?;
     host::run(setup, &server, &jobs, 1, 1, &[]).await?;
+    for api in [host::Api::Anthropic, host::Api::Gemini] {
+        let results = setup.work.join("warm-up.results.jsonl");
+        let outcome = host::run_with(setup, &server, &jobs, 1, api, &results, &[], None).await?;
+        if outcome.succeeded != 1 {
+            anyhow::bail!("the warm-up run of the {} plugin failed ({:?})", api.plugin(), outcome.usage.exit_code);
+        }
+    }
     server.shutdown().await;
     Ok(())
 }

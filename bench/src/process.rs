@@ -20,6 +20,8 @@ pub struct Usage {
     /// CPU this (the benchmark's) process used while the child ran: the
     /// in-process mock provider serving it.
     pub own_cpu: Duration,
+    /// Whether the child was killed for running past its deadline.
+    pub killed: bool,
 }
 
 impl Usage {
@@ -30,26 +32,29 @@ impl Usage {
 }
 
 /// Spawns `command`, waits for it on a blocking thread (so the async mock
-/// provider in this process keeps serving it) and returns its usage.
+/// provider in this process keeps serving it) and returns its usage; kills
+/// it (SIGKILL) once it has run for `deadline`, so that a benchmark of a
+/// client that stalls still ends.
 ///
 /// Peak memory is read from the child's own `/proc/<pid>/status` (`VmHWM`)
 /// while it runs, not from `wait4`'s `ru_maxrss`: Linux carries the
 /// parent's resident size at spawn time into the child's `ru_maxrss`, and
 /// this process (the mock, the job files) is larger than a small run.
-pub async fn measure(mut command: Command) -> anyhow::Result<Usage> {
+pub async fn measure_until(mut command: Command, deadline: Option<Duration>) -> anyhow::Result<Usage> {
     let program = command.get_program().to_string_lossy().into_owned();
     let own_before = own_cpu();
     let started = Instant::now();
     let child = command.spawn().with_context(|| format!("cannot start {program}"))?;
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     // `wait4` reaps the child here; the `Child` handle is never waited on.
-    let (status, rusage, peak_kib) = tokio::task::spawn_blocking(move || watch(pid)).await??;
+    let (status, rusage, peak_kib, killed) =
+        tokio::task::spawn_blocking(move || watch(pid, started, deadline)).await??;
     let wall = started.elapsed();
     let own_cpu = own_cpu().saturating_sub(own_before);
     let cpu = timeval(rusage.ru_utime) + timeval(rusage.ru_stime);
     let exit_code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     drop(child);
-    Ok(Usage { wall, cpu, peak_rss_bytes: peak_kib * 1024, exit_code, own_cpu })
+    Ok(Usage { wall, cpu, peak_rss_bytes: peak_kib * 1024, exit_code, own_cpu, killed })
 }
 
 /// How often a running child's peak RSS is sampled. `VmHWM` only grows, so
@@ -57,16 +62,28 @@ pub async fn measure(mut command: Command) -> anyhow::Result<Usage> {
 /// interval.
 const SAMPLE: Duration = Duration::from_millis(10);
 
-/// Waits for `pid` to exit, sampling its `VmHWM` meanwhile; returns the wait
-/// status, its rusage and the highest `VmHWM` seen, in KiB.
-fn watch(pid: libc::pid_t) -> anyhow::Result<(libc::c_int, libc::rusage, u64)> {
+/// Waits for `pid` to exit, sampling its `VmHWM` meanwhile, and kills it
+/// once `deadline` has passed since `started`; returns the wait status, its
+/// rusage, the highest `VmHWM` seen, in KiB, and whether it was killed.
+fn watch(
+    pid: libc::pid_t,
+    started: Instant,
+    deadline: Option<Duration>,
+) -> anyhow::Result<(libc::c_int, libc::rusage, u64, bool)> {
     let mut peak_kib = 0;
+    let mut killed = false;
     loop {
         if let Some(kib) = vm_hwm_kib(pid) {
             peak_kib = peak_kib.max(kib);
         }
         if let Some((status, rusage)) = wait4(pid, libc::WNOHANG)? {
-            return Ok((status, rusage, peak_kib));
+            return Ok((status, rusage, peak_kib, killed));
+        }
+        if !killed && deadline.is_some_and(|limit| started.elapsed() > limit) {
+            // SAFETY: `pid` is our own child, not yet reaped (wait4 above
+            // found it running), so the id cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
         }
         std::thread::sleep(SAMPLE);
     }
@@ -128,10 +145,21 @@ mod tests {
         // A shell loop burns some CPU; `exit 3` is reported as such.
         let mut command = Command::new("sh");
         command.args(["-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 3"]);
-        let usage = measure(command).await.expect("runs");
+        let usage = measure_until(command, None).await.expect("runs");
         assert_eq!(usage.exit_code, Some(3));
         assert!(usage.cpu > Duration::ZERO, "{usage:?}");
         assert!(usage.peak_rss_bytes > 100 * 1024, "{usage:?}");
         assert!(usage.wall >= usage.cpu / 2, "{usage:?}");
+        assert!(!usage.killed);
+    }
+
+    #[tokio::test]
+    async fn kills_a_child_past_its_deadline() {
+        let mut command = Command::new("sleep");
+        command.arg("30");
+        let usage = measure_until(command, Some(Duration::from_millis(200))).await.expect("runs");
+        assert!(usage.killed, "{usage:?}");
+        assert_eq!(usage.exit_code, None, "ended by a signal");
+        assert!(usage.wall < Duration::from_secs(5), "{usage:?}");
     }
 }

@@ -59,6 +59,28 @@ fn main() -> ExitCode {
 }
 
 async fn async_main(args: Args) -> ExitCode {
+    if let Some(Command::Serve(serve)) = &args.command {
+        let options = batchllm_host::serve::ServeOptions {
+            tenants: serve.tenants.clone(),
+            data_dir: serve.data_dir.clone(),
+            listen: serve.listen,
+            cache_dir: serve.cache_dir.clone(),
+        };
+        // One line on stdout once the port is bound, for scripts and tests.
+        let ready = |addr| println!("listening on http://{addr}");
+        return match batchllm_host::serve::serve(options, ready).await {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::new(e));
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
+    if let Some(Command::ServeKey) = &args.command {
+        let key = batchllm_host::serve::tenants::new_key();
+        println!("key:      {key}\napi-keys = [\"{}\"]", batchllm_host::serve::tenants::key_digest_line(&key));
+        return ExitCode::from(exit::OK);
+    }
     if let Some(Command::Plugin { command: PluginCommand::New { name, lang, dir } }) = &args.command {
         return match batchllm_host::scaffold::new_plugin(name, *lang, dir.as_deref()) {
             Ok(made) => {
@@ -95,6 +117,12 @@ async fn async_main(args: Args) -> ExitCode {
             }
         };
     }
+    // Signals are caught from here on, before anything slow (validation,
+    // compiling the plugin) can run: a stop that comes early still ends the
+    // run the documented way.
+    let stop = StopHandle::default();
+    let first_signal = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signals = tokio::spawn(watch_signals(stop.clone(), first_signal.clone()));
     let quiet = args.once.quiet;
     let summary_json = args.once.summary_json.clone();
     let dry = args.once.dry_run;
@@ -132,9 +160,6 @@ async fn async_main(args: Args) -> ExitCode {
             Err(e) => run_error(&e),
         };
     }
-    let stop = StopHandle::default();
-    let first_signal = std::sync::Arc::new(std::sync::OnceLock::new());
-    let signals = tokio::spawn(watch_signals(stop.clone(), first_signal.clone()));
     let result = run::run(config, stop).await;
     signals.abort();
     let signal = first_signal.get().copied();

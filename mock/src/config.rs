@@ -12,7 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
+use anyhow::{Context, bail, ensure};
+use axum::http::{HeaderName, HeaderValue};
 
 /// Default length of the rate-limit window: one minute, like the real RPM/TPM.
 pub const DEFAULT_WINDOW_MS: u64 = 60_000;
@@ -48,9 +49,28 @@ pub struct MockConfig {
     /// Tokens (estimated prompt + requested completion) admitted per window;
     /// `None` = unlimited.
     pub tpm: Option<u64>,
-    /// Length of the sliding rate-limit window in milliseconds (tests use
-    /// short windows so that limits recover quickly).
+    /// Length of the rate-limit window in milliseconds (tests use short
+    /// windows so that limits recover quickly).
     pub window_ms: u64,
+    /// How requests are counted against the window: sliding (the last
+    /// `window_ms`), or fixed calendar-aligned windows.
+    pub window_kind: WindowKind,
+    /// Whether the provider announces its budgets: the `x-ratelimit-*` /
+    /// `anthropic-ratelimit-*` headers on every answer, and the limit, usage
+    /// and exact wait in the text of a 429. Off, a 429 says only which
+    /// budget ran out (`requests` or `tokens`), as many gateways do.
+    pub limit_headers: bool,
+    /// What a 429 from the rate window says about when to retry.
+    pub retry_after: RetryAfter,
+    /// Times at which the provider's capacity shrinks (see
+    /// [`CapacityChange`]), counted from server start or the last reset.
+    pub capacity: Vec<CapacityChange>,
+    /// Refuse every provider request past the front door with a rate-limit
+    /// 429, whatever the window holds (a persistent rate limit).
+    pub always_429: bool,
+    /// Headers added to every provider answer, replacing a header of the
+    /// same name the mock would send (to inject absurd provider headers).
+    pub extra_headers: Vec<(String, String)>,
     /// Share of admitted requests answered with a 5xx (alternately 500 and 503).
     pub error_rate: f64,
     /// Share of admitted requests answered 200 with a truncated JSON body.
@@ -85,6 +105,12 @@ impl Default for MockConfig {
             rpm: None,
             tpm: None,
             window_ms: DEFAULT_WINDOW_MS,
+            window_kind: WindowKind::Sliding,
+            limit_headers: true,
+            retry_after: RetryAfter::Truthful,
+            capacity: Vec::new(),
+            always_429: false,
+            extra_headers: Vec::new(),
             error_rate: 0.0,
             malformed_rate: 0.0,
             hang_rate: 0.0,
@@ -112,13 +138,76 @@ impl MockConfig {
         ensure!(self.window_ms > 0, "window_ms must be greater than 0");
         ensure!(self.rpm != Some(0), "rpm must be greater than 0 (leave it unset for no limit)");
         ensure!(self.tpm != Some(0), "tpm must be greater than 0 (leave it unset for no limit)");
+        for (i, change) in self.capacity.iter().enumerate() {
+            check_share(&format!("capacity[{i}].share"), change.share)?;
+            ensure!(!change.duration.is_zero(), "capacity[{i}].duration must be greater than 0");
+        }
+        self.parsed_headers()?;
         Ok(())
+    }
+
+    /// [`MockConfig::extra_headers`] as HTTP headers; fails naming the first
+    /// one that is not a valid header.
+    pub(crate) fn parsed_headers(&self) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+        self.extra_headers.iter().map(|(name, value)| parse_header(name, value)).collect()
     }
 
     /// The rate-limit window as a [`Duration`].
     pub(crate) fn window(&self) -> Duration {
         Duration::from_millis(self.window_ms)
     }
+}
+
+/// How requests are counted against the rate window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WindowKind {
+    /// The requests admitted during the last `window_ms` (OpenAI-like).
+    #[default]
+    Sliding,
+    /// Windows of `window_ms` aligned on the Unix epoch (a 60 s window
+    /// turns over on the minute), each starting empty, as gateways that
+    /// count per calendar minute do.
+    Fixed,
+}
+
+/// What a 429 from the rate window says about when to retry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// The true wait until the request would fit: `retry-after` (whole
+    /// seconds, rounded up) and `retry-after-ms` on OpenAI, `retry-after` on
+    /// Anthropic, `RetryInfo.retryDelay` on Gemini.
+    #[default]
+    Truthful,
+    /// Always this many seconds, whatever the truth (`retry-after` only; on
+    /// Gemini the `retryDelay`).
+    Fixed(u64),
+    /// No hint at all: no `retry-after`, no `RetryInfo`.
+    Absent,
+}
+
+/// A stretch of time during which the provider admits only `share` of its
+/// configured limits (`floor(limit * share)` per window, both `rpm` and
+/// `tpm`): e.g. half its capacity for 16 s, one minute into the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityChange {
+    /// Start, counted from server start or the last reset.
+    pub from: Duration,
+    /// How long it lasts.
+    pub duration: Duration,
+    /// Share of the limits admitted meanwhile, in `0..=1` (0 refuses every
+    /// request). Where changes overlap, the smallest share applies.
+    pub share: f64,
+}
+
+/// One header as given in a configuration or a marker, checked the way
+/// the HTTP stack will send it.
+pub(crate) fn parse_header(name: &str, value: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    let parsed = HeaderName::from_bytes(name.trim().as_bytes())
+        .with_context(|| format!("extra header {name:?}: not a valid header name (letters, digits and -_ only)"))?;
+    let value = HeaderValue::from_bytes(value.as_bytes()).with_context(|| {
+        format!("extra header {name}: value {value:?} cannot be sent in a header (no control characters)")
+    })?;
+    Ok((parsed, value))
 }
 
 /// Rejects a share outside `0..=1` (including NaN).
@@ -149,6 +238,31 @@ mod tests {
         assert!(bad(MockConfig { hang_rate: f64::NAN, ..Default::default() }));
         assert!(bad(MockConfig { error_rate: 0.6, malformed_rate: 0.6, ..Default::default() }));
         assert!(bad(MockConfig { cached_ratio: -0.1, ..Default::default() }));
+    }
+
+    #[test]
+    fn rejects_bad_capacity_and_headers() {
+        let dip = |share: f64, duration_ms: u64| MockConfig {
+            capacity: vec![CapacityChange {
+                from: Duration::ZERO,
+                duration: Duration::from_millis(duration_ms),
+                share,
+            }],
+            ..Default::default()
+        };
+        assert!(dip(0.5, 1000).validate().is_ok());
+        assert!(dip(0.0, 1000).validate().is_ok());
+        assert!(dip(1.5, 1000).validate().is_err());
+        assert!(dip(0.5, 0).validate().is_err());
+        let header = |name: &str, value: &str| MockConfig {
+            extra_headers: vec![(name.into(), value.into())],
+            ..Default::default()
+        };
+        assert!(header("x-ratelimit-reset-requests", "99999999999999999999s").validate().is_ok());
+        assert!(header("retry-after", "ünïcode garbage").validate().is_ok(), "obs-text bytes are sendable");
+        let error = header("bad name", "1").validate().expect_err("space in a name");
+        assert!(error.to_string().contains("\"bad name\""), "{error}");
+        assert!(header("x-a", "line\nbreak").validate().is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::faults;
 use crate::log::LoggedRequest;
 use crate::state::Shared;
 
@@ -140,6 +141,22 @@ impl Reply {
         self
     }
 
+    /// Adds `headers` in order: the first of each name replaces what the
+    /// reply already had under it, later ones of the same name are sent as
+    /// well (so a test can send a header twice).
+    pub fn with_headers(mut self, headers: &[(HeaderName, HeaderValue)]) -> Self {
+        let mut seen: Vec<&HeaderName> = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            if seen.contains(&name) {
+                self.headers.append(name.clone(), value.clone());
+            } else {
+                seen.push(name);
+                self.headers.insert(name.clone(), value.clone());
+            }
+        }
+        self
+    }
+
     /// The same reply with its JSON cut in half (never valid JSON), as the
     /// `malformed` fault sends it.
     pub fn malformed(self) -> Self {
@@ -168,11 +185,14 @@ impl Reply {
     }
 }
 
-/// Logs the exchange, waits the reply's delay, then answers.
+/// Adds the configured extra headers and the prompt's header markers, logs
+/// the exchange, waits the reply's delay, then answers.
 ///
 /// Logging comes first so that a request is on record even if its client
 /// gives up during the delay (which drops this future).
 pub(crate) async fn respond(app: &Shared, incoming: Incoming, reply: Reply) -> Response {
+    let markers = reply.prompt.as_deref().map(faults::marker_headers).unwrap_or_default();
+    let reply = reply.with_headers(&app.extra_headers).with_headers(&markers);
     tracing::debug!(seq = incoming.seq, method = %incoming.method, path = %incoming.path,
         status = reply.status.as_u16(), delay_ms = reply.delay.as_millis(), "request");
     if app.log.wants_entries() {
@@ -219,6 +239,19 @@ mod tests {
         let ReplyBody::Malformed(text) = reply.malformed().body else { panic!("not malformed") };
         assert!(!text.is_empty());
         assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+    }
+
+    #[test]
+    fn extra_headers_replace_then_repeat() {
+        let header =
+            |name: &'static str, value: &'static str| (HeaderName::from_static(name), HeaderValue::from_static(value));
+        let reply = Reply::json(StatusCode::OK, Value::Null).header("retry-after", "7").header("x-keep", "k");
+        let reply = reply.with_headers(&[header("retry-after", "1"), header("retry-after", "soon")]);
+        let values: Vec<_> = reply.headers.get_all("retry-after").iter().map(HeaderValue::as_bytes).collect();
+        assert_eq!(values, [&b"1"[..], &b"soon"[..]]);
+        assert_eq!(reply.headers["x-keep"], "k");
+        let reply = reply.with_headers(&[header("retry-after", "2")]);
+        assert_eq!(reply.headers.get_all("retry-after").iter().count(), 1, "a later layer replaces");
     }
 
     #[test]

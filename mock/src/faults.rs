@@ -17,6 +17,18 @@
 //!    * `[[mock:hang]]`: no answer for `hang_ms`, then a 504.
 //!    * `[[mock:latency=MS]]`: answer after exactly MS milliseconds (replaces
 //!      `latency_ms` + jitter; combines with the markers above).
+//!    * `[[mock:header=NAME:VALUE]]`: send this header with the answer,
+//!      whatever it is (a 429 of the rate window included), replacing one the
+//!      mock would send under that name; a name given twice is sent twice.
+//!      For absurd provider headers: `x-ratelimit-reset-requests:
+//!      99999999999999999999s`, `anthropic-ratelimit-requests-reset:
+//!      2999-01-01T00:00:00Z`, `retry-after:soon`.
+//!    * `[[mock:answer=KIND]]`: a degenerate but well-formed success (see
+//!      [`Shape`]): `empty` (no text, stopped for length, the budget billed
+//!      as reasoning), `null` (no content), `no-choices`, `filtered`
+//!      (content filter / refusal / `SAFETY`), `blocked` (Gemini: the prompt
+//!      blocked, `promptFeedback.blockReason`). Each provider answers in its
+//!      own shapes; a fault decided by another marker comes first.
 //!
 //!    Unknown or malformed markers are ignored.
 //! 2. **Random faults**, when no fault marker decided: one uniform draw `u` in
@@ -31,10 +43,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::http::{HeaderName, HeaderValue};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::MockConfig;
+use crate::config::{MockConfig, parse_header};
 use crate::state::lock;
 
 /// What goes wrong with one request.
@@ -59,8 +72,50 @@ pub(crate) struct Plan {
     pub delay: Duration,
 }
 
+/// A degenerate success, as `[[mock:answer=KIND]]` asks for it. Each
+/// provider renders it where its API has such an answer:
+///
+/// | kind | OpenAI chat | Anthropic | Gemini |
+/// |---|---|---|---|
+/// | `empty` | `content: ""`, `finish_reason: "length"` | `content: []`, `stop_reason: "max_tokens"` | candidate without parts, `MAX_TOKENS` |
+/// | `null` | `content: null`, `"stop"` | `content: []`, `"end_turn"` | candidate without `content`, `STOP` |
+/// | `no-choices` | `choices: []` | as `null` | no `candidates` |
+/// | `filtered` | `content: null`, `"content_filter"` | `content: []`, `"refusal"` | candidate without content, `SAFETY` |
+/// | `blocked` | as `filtered` | as `filtered` | no candidates, `promptFeedback.blockReason: "SAFETY"` |
+///
+/// `empty` bills the whole completion budget (`max_tokens`, else
+/// [`DEFAULT_MAX_TOKENS`](crate::tokens::DEFAULT_MAX_TOKENS)) as reasoning
+/// tokens, like a reasoning model that spent it thinking; `filtered` bills
+/// the answer that was withheld; the others bill the prompt only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Empty,
+    Null,
+    NoChoices,
+    Filtered,
+    Blocked,
+}
+
+impl Shape {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "empty" | "empty-length" | "length" => Self::Empty,
+            "null" | "content-null" => Self::Null,
+            "no-choices" | "no_choices" | "none" => Self::NoChoices,
+            "filtered" | "content-filter" | "content_filter" | "refusal" | "safety" => Self::Filtered,
+            "blocked" | "prompt-blocked" => Self::Blocked,
+            _ => return None,
+        })
+    }
+}
+
+/// The shape `[[mock:answer=KIND]]` in `prompt` asks for, if any.
+pub(crate) fn shape(prompt: Option<&str>) -> Option<Shape> {
+    prompt.and_then(|prompt| parse_markers(prompt).answer)
+}
+
 /// The `[[mock:...]]` markers found in a prompt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Markers {
     /// `[[mock:status=CODE]]`.
     pub status: Option<u16>,
@@ -74,6 +129,11 @@ pub(crate) struct Markers {
     pub fail_first: Option<u32>,
     /// `[[mock:latency=MS]]`.
     pub latency_ms: Option<u64>,
+    /// `[[mock:header=NAME:VALUE]]`, in order, as written (checked when
+    /// sent).
+    pub headers: Vec<(String, String)>,
+    /// `[[mock:answer=KIND]]`.
+    pub answer: Option<Shape>,
 }
 
 const MARKER_OPEN: &str = "[[mock:";
@@ -116,6 +176,11 @@ impl Markers {
             ("hang", None) => self.hang = true,
             ("fail-first" | "fail_first", Some(n)) => self.fail_first = n.parse().ok().or(self.fail_first),
             ("latency", Some(ms)) => self.latency_ms = ms.parse().ok().or(self.latency_ms),
+            ("header", Some(header)) => match header.split_once(':') {
+                Some((name, value)) => self.headers.push((name.trim().to_owned(), value.trim().to_owned())),
+                None => tracing::debug!(directive, "ignoring a header marker without NAME:VALUE"),
+            },
+            ("answer", Some(kind)) => self.answer = Shape::parse(kind).or(self.answer),
             _ => tracing::debug!(directive, "ignoring unknown mock marker"),
         }
     }
@@ -140,6 +205,22 @@ impl Markers {
         };
         Some(Some(fault))
     }
+}
+
+/// The headers of the `[[mock:header=NAME:VALUE]]` markers in `prompt`
+/// that HTTP can carry (others are ignored, like any malformed marker).
+pub(crate) fn marker_headers(prompt: &str) -> Vec<(HeaderName, HeaderValue)> {
+    if !prompt.contains(MARKER_OPEN) {
+        return Vec::new();
+    }
+    let parse = |(name, value): (String, String)| match parse_header(&name, &value) {
+        Ok(header) => Some(header),
+        Err(err) => {
+            tracing::debug!(%err, "ignoring a header marker");
+            None
+        }
+    };
+    parse_markers(prompt).headers.into_iter().filter_map(parse).collect()
 }
 
 /// Mutable fault state: the RNG and the per-prompt counters.
@@ -257,10 +338,57 @@ mod tests {
         assert_eq!(m.fail_first, Some(3));
         assert_eq!(m.status, Some(429));
         assert_eq!(m.latency_ms, Some(20));
-        for junk in ["[[mock:status=abc]]", "[[mock:status=200]]", "[[mock:bogus]]", "[[mock:status=500", "[mock:hang]"]
-        {
+        for junk in [
+            "[[mock:status=abc]]",
+            "[[mock:status=200]]",
+            "[[mock:bogus]]",
+            "[[mock:status=500",
+            "[mock:hang]",
+            "[[mock:answer=sideways]]",
+            "[[mock:header=no-colon]]",
+        ] {
             assert_eq!(parse_markers(junk), Markers::default(), "{junk}");
         }
+    }
+
+    #[test]
+    fn header_markers_keep_order_colons_and_garbage() {
+        let prompt = "[[mock:header=x-ratelimit-reset-requests:99999999999999999999s]] \
+            [[mock:header=anthropic-ratelimit-requests-reset: 2999-01-01T00:00:00Z]] \
+            [[mock:header=retry-after:soon]][[mock:header=retry-after:1]]";
+        let markers = parse_markers(prompt);
+        let pairs: Vec<(&str, &str)> = markers.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("x-ratelimit-reset-requests", "99999999999999999999s"),
+                ("anthropic-ratelimit-requests-reset", "2999-01-01T00:00:00Z"),
+                ("retry-after", "soon"),
+                ("retry-after", "1"),
+            ]
+        );
+        let sendable = marker_headers(prompt);
+        assert_eq!(sendable.len(), 4);
+        assert_eq!(sendable[1].1, "2999-01-01T00:00:00Z");
+        // A name HTTP cannot carry is dropped; the rest still go.
+        let mixed = marker_headers("[[mock:header=bad name:1]][[mock:header=x-ok:ünï]]");
+        assert_eq!(mixed.len(), 1);
+        assert_eq!(mixed[0].1.as_bytes(), "ünï".as_bytes());
+        assert!(marker_headers("no markers").is_empty());
+    }
+
+    #[test]
+    fn answer_markers() {
+        assert_eq!(shape(Some("[[mock:answer=empty]]")), Some(Shape::Empty));
+        assert_eq!(shape(Some("[[mock:answer=null]]")), Some(Shape::Null));
+        assert_eq!(shape(Some("[[mock:answer=no-choices]]")), Some(Shape::NoChoices));
+        assert_eq!(shape(Some("[[mock:answer=filtered]]")), Some(Shape::Filtered));
+        assert_eq!(shape(Some("[[mock:answer=blocked]]")), Some(Shape::Blocked));
+        assert_eq!(shape(Some("plain")), None);
+        assert_eq!(shape(None), None);
+        // Not a fault: the request succeeds and the provider shapes it.
+        let faults = Faults::new(&MockConfig::default());
+        assert_eq!(faults.plan(Some("[[mock:answer=filtered]]")).fault, None);
     }
 
     #[test]

@@ -32,7 +32,9 @@
 //!   request references a live cache (see the `gemini` module).
 //!   [`MockServer::origin`] is the base URL for these two.
 //! * `GET /health`: `ok`. `GET /_mock/requests`: the request log as JSON.
-//!   `POST /_mock/reset`: clears the log, rate windows and fault state.
+//!   `GET /_mock/stats`: answers per status and the pace of successes
+//!   ([`Pace`]). `POST /_mock/reset`: clears the log, rate windows and fault
+//!   state, and restarts the capacity schedule.
 //! * Anything else: 404 with an OpenAI error body.
 //!
 //! Every answer to an OpenAI request carries `x-request-id: req_mock_<seq>`
@@ -50,16 +52,30 @@
 //!
 //! # Faults
 //!
-//! Configured in [`MockConfig`]: an API key (401), sliding-window request and
-//! token limits (429 with `retry-after` and `x-ratelimit-*` headers), latency
-//! and jitter, and seeded random 5xx, malformed and hanging answers. A test
-//! can also target one request with markers in its last user message:
-//! `[[mock:status=CODE]]`, `[[mock:insufficient_quota]]` (alias
+//! Configured in [`MockConfig`]: an API key (401), request and token limits
+//! per window (429 with `retry-after` and `x-ratelimit-*` headers), latency
+//! and jitter, and seeded random 5xx, malformed and hanging answers. How a
+//! provider signals its limits varies, so that does too: sliding or fixed
+//! calendar windows ([`WindowKind`]), limit headers or none
+//! (`limit_headers`), a truthful, constant or absent `retry-after`
+//! ([`RetryAfter`]), a capacity that shrinks for a while
+//! ([`CapacityChange`]), a persistent 429 (`always_429`), and arbitrary
+//! extra headers on every answer (`extra_headers`). [`RateProfile`] names
+//! the combinations of the benchmark's provider matrix (rows A-G), also
+//! served by the binary's `--profile`.
+//!
+//! A test can also target one request with markers in its last user
+//! message: `[[mock:status=CODE]]`, `[[mock:insufficient_quota]]` (alias
 //! `[[mock:quota-per-day]]`), `[[mock:malformed]]`, `[[mock:hang]]`,
-//! `[[mock:fail-first=N]]`, `[[mock:latency=MS]]`. Each provider answers them
-//! in its own shapes (e.g. `status=429` is an OpenAI `rate_limit_exceeded`,
-//! an Anthropic `rate_limit_error` with `retry-after`, a Gemini per-minute
-//! `RESOURCE_EXHAUSTED` with `RetryInfo`).
+//! `[[mock:fail-first=N]]`, `[[mock:latency=MS]]`,
+//! `[[mock:header=NAME:VALUE]]` (any header on that answer, absurd values
+//! included) and `[[mock:answer=empty|null|no-choices|filtered|blocked]]`
+//! (degenerate successes: an empty answer stopped for length with its
+//! budget billed, no content, no choices, a content filter or refusal).
+//! Each provider answers them in its own shapes (e.g. `status=429` is an
+//! OpenAI `rate_limit_exceeded`, an Anthropic `rate_limit_error` with
+//! `retry-after`, a Gemini per-minute `RESOURCE_EXHAUSTED` with
+//! `RetryInfo`).
 //!
 //! Front-door refusals (401, 400, 413, rate-limit 429) are answered at once;
 //! admitted requests (successes and injected faults) wait for the latency.
@@ -84,10 +100,15 @@ mod limits;
 mod log;
 mod openai;
 mod pipeline;
+pub mod profiles;
 mod server;
 mod state;
 pub mod tokens;
 
-pub use config::{DEFAULT_CACHED_RATIO, DEFAULT_HANG_MS, DEFAULT_WINDOW_MS, MockConfig};
-pub use log::LoggedRequest;
+pub use config::{
+    CapacityChange, DEFAULT_CACHED_RATIO, DEFAULT_HANG_MS, DEFAULT_WINDOW_MS, MockConfig, RetryAfter, WindowKind,
+};
+pub use limits::{IdealClient, calendar_phase, earliest_finish};
+pub use log::{LoggedRequest, Pace};
+pub use profiles::RateProfile;
 pub use server::MockServer;

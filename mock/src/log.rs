@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,46 @@ pub struct LoggedRequest {
     pub usage: Option<Value>,
 }
 
+/// When requests were answered 2xx, since server start or the last reset:
+/// how a client's progress looked from the provider's side (a client
+/// stalled by its own cooldowns shows as a long gap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    /// Requests answered 2xx.
+    pub succeeded: u64,
+    /// When the last one was decided, counted from start or reset.
+    pub last: Option<Duration>,
+    /// The longest time without a 2xx answer: between two of them, or from
+    /// start or reset to the first.
+    pub longest_gap: Duration,
+}
+
+/// Per-status counts and the pace, under one lock.
+#[derive(Debug)]
+struct Tally {
+    by_status: BTreeMap<u16, u64>,
+    since: Instant,
+    pace: Pace,
+}
+
+impl Tally {
+    fn new(since: Instant) -> Self {
+        Self { by_status: BTreeMap::new(), since, pace: Pace::default() }
+    }
+
+    fn count(&mut self, status: u16, now: Instant) {
+        *self.by_status.entry(status).or_default() += 1;
+        if !(200..300).contains(&status) {
+            return;
+        }
+        let at = now.saturating_duration_since(self.since);
+        let gap = at.saturating_sub(self.pace.last.unwrap_or_default());
+        self.pace.longest_gap = self.pace.longest_gap.max(gap);
+        self.pace.last = Some(at);
+        self.pace.succeeded += 1;
+    }
+}
+
 /// The shared, append-only log (plus its optional JSON-lines file).
 #[derive(Debug)]
 pub(crate) struct RequestLog {
@@ -63,8 +103,8 @@ pub(crate) struct RequestLog {
     file: Option<Mutex<File>>,
     /// Whether entries are kept (see `MockConfig::keep_requests`).
     keep: bool,
-    /// Requests answered per status code, kept in either mode.
-    counts: Mutex<BTreeMap<u16, u64>>,
+    /// Requests answered per status code and the pace, kept in either mode.
+    tally: Mutex<Tally>,
 }
 
 impl RequestLog {
@@ -78,7 +118,7 @@ impl RequestLog {
             None => None,
         };
         let (started, seq, entries) = (Instant::now(), AtomicU64::new(0), Mutex::default());
-        Ok(Self { started, seq, entries, file, keep, counts: Mutex::default() })
+        Ok(Self { started, seq, entries, file, keep, tally: Mutex::new(Tally::new(started)) })
     }
 
     /// Numbers a newly arrived request: its `seq` and `at_ms`.
@@ -96,12 +136,17 @@ impl RequestLog {
 
     /// Counts one request answered with `status`.
     pub fn count(&self, status: u16) {
-        *lock(&self.counts).entry(status).or_default() += 1;
+        lock(&self.tally).count(status, Instant::now());
     }
 
     /// Requests answered per status code since the last clear.
     pub fn counts(&self) -> BTreeMap<u16, u64> {
-        lock(&self.counts).clone()
+        lock(&self.tally).by_status.clone()
+    }
+
+    /// The pace of 2xx answers since start or the last clear.
+    pub fn pace(&self) -> Pace {
+        lock(&self.tally).pace
     }
 
     /// Counts `entry`, and appends it to the log (when kept) and to the log
@@ -128,7 +173,7 @@ impl RequestLog {
     /// Empties the in-memory log (the log file keeps its lines).
     pub fn clear(&self) {
         lock(&self.entries).clear();
-        lock(&self.counts).clear();
+        *lock(&self.tally) = Tally::new(Instant::now());
     }
 }
 
@@ -193,6 +238,22 @@ mod tests {
         assert_eq!(log.counts(), BTreeMap::from([(200, 2), (429, 1)]));
         log.clear();
         assert!(log.counts().is_empty());
+    }
+
+    #[test]
+    fn pace_tracks_the_longest_gap_between_successes() {
+        let t0 = Instant::now();
+        let mut tally = Tally::new(t0);
+        let ms = Duration::from_millis;
+        tally.count(200, t0 + ms(100));
+        tally.count(429, t0 + ms(200));
+        tally.count(429, t0 + ms(2000));
+        tally.count(200, t0 + ms(1500));
+        tally.count(200, t0 + ms(1600));
+        assert_eq!(tally.pace, Pace { succeeded: 3, last: Some(ms(1600)), longest_gap: ms(1400) });
+        let mut late = Tally::new(t0);
+        late.count(200, t0 + ms(3000));
+        assert_eq!(late.pace.longest_gap, ms(3000), "from the start to the first success");
     }
 
     #[test]

@@ -79,8 +79,16 @@ impl MockServer {
         self.app.log.counts()
     }
 
+    /// When requests were answered 2xx since start or the last reset (the
+    /// longest gap shows a client that stalled), kept whether or not
+    /// [`MockConfig::keep_requests`] is set.
+    pub fn pace(&self) -> crate::log::Pace {
+        self.app.log.pace()
+    }
+
     /// Clears the log, the rate windows and the fault state, like
-    /// `POST /_mock/reset`; request numbering continues.
+    /// `POST /_mock/reset`; request numbering continues, and the capacity
+    /// schedule starts again.
     pub fn reset(&self) {
         self.app.reset();
     }

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use axum::http::{HeaderName, HeaderValue};
 use tokio::sync::watch;
 
 use crate::anthropic::PromptCache;
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub prompt_cache: PromptCache,
     /// Gemini explicit context caches.
     pub gemini_caches: CacheStore,
+    /// `MockConfig::extra_headers`, parsed once.
+    pub extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Becomes `true` when the server shuts down; cuts injected delays short.
     stopping: watch::Receiver<bool>,
 }
@@ -41,7 +44,8 @@ impl Shared {
         let log = RequestLog::open(config.log_file.as_deref(), config.keep_requests)?;
         let (limits, faults) = (Limits::new(&config), Faults::new(&config));
         let (prompt_cache, gemini_caches) = (PromptCache::default(), CacheStore::default());
-        Ok(Self { config, log, limits, faults, prompt_cache, gemini_caches, stopping })
+        let extra_headers = config.parsed_headers()?;
+        Ok(Self { config, log, limits, faults, prompt_cache, gemini_caches, extra_headers, stopping })
     }
 
     /// Clears the log, the rate windows, the fault state (per-prompt

@@ -75,3 +75,40 @@ async fn a_wrong_key_is_an_auth_failure_tried_once() {
     assert_eq!(r["batchllm"]["attempts"], 1);
     assert_eq!(chat_requests(&server).len(), 1);
 }
+
+/// Local servers take keys like `EMPTY` or `k`. Such a key is too plain to
+/// scrub from answers: scrubbing it rewrote outputs, usage field names and
+/// a Gemini cache name. Answers now come back intact, and the run says why
+/// the key is not scrubbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_key_leaves_answers_intact() {
+    let server = mock(|c| c.api_key = Some("k".into())).await;
+    let ws = Workspace::new();
+    let jobs = ws.jobs(&[job("a", "kitchen knock"), job("b", "k")]);
+    let args = openai_args(&server);
+    let out = ws.run(&jobs, &strs(&args), &[("E2E_API_KEY", "k")]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("too short or too plain to scrub"), "{}", out.stderr);
+    let a = out.result("a");
+    assert!(a["batchllm"]["output"].as_str().expect("output").contains("kitchen knock"), "{a}");
+    assert!(!a.to_string().contains("[secret:"), "{a}");
+    assert!(a["batchllm"]["usage"]["input_tokens"].as_u64().expect("usage") > 0, "{a}");
+
+    // Gemini: a context cache named `cachedContents/mock-1` stays usable.
+    let cache = serde_json::json!({"contents": "shared ".repeat(50), "ttl_seconds": 600});
+    let gemini = [
+        "--plugin".to_string(),
+        "gemini".into(),
+        "--allow-host".into(),
+        grant(&server),
+        "--plugin-config".into(),
+        format!("base_url={}", server.origin()),
+        "--plugin-config".into(),
+        format!("cache={cache}"),
+        "--api-key-env".into(),
+        "E2E_API_KEY".into(),
+    ];
+    let out = ws.run(&jobs, &strs(&gemini), &[("E2E_API_KEY", "k")]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.results.len(), 2);
+}

@@ -772,7 +772,7 @@ async fn a_plugin_importing_something_not_offered_is_refused_at_load() {
     let args = ["--plugin", rogue.to_str().expect("utf-8")];
     let out = run(&ws, &oks(1), &args, &[], Duration::from_secs(60)).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("does not fit the `batchllm:strategy/strategy@0.1.0` world"), "{}", out.stderr);
+    assert!(out.stderr.contains("does not fit the `batchllm:strategy/strategy` world"), "{}", out.stderr);
     assert!(out.stderr.contains("hostile:rogue/raw-socket"), "names the missing import:\n{}", out.stderr);
     assert!(out.results.is_empty(), "refused before any call");
 }
@@ -1203,7 +1203,17 @@ async fn grants_name_their_scheme_and_secrets_stay_off_plain_http() {
 
     // The built-in plugins' default grants are https only.
     let jobs = vec![job("a", "hi")];
-    let args = ["--plugin", "openai", "--plugin-config", "base_url=http://api.openai.com/v1", "--max-attempts", "1"];
+    // (No key: the request itself is what must be refused.)
+    let args = [
+        "--plugin",
+        "openai",
+        "--plugin-config",
+        "base_url=http://api.openai.com/v1",
+        "--plugin-config",
+        "api_key_secret=null",
+        "--max-attempts",
+        "1",
+    ];
     let out = run(&ws, &jobs, &args, &[], Duration::from_secs(60)).await;
     assert_eq!(out.code_of("a"), "egress_denied", "{}", out.result("a"));
     assert!(out.message_of("a").contains("not granted to this plugin for http"), "{}", out.message_of("a"));

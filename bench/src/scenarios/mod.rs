@@ -6,7 +6,7 @@ pub mod plugins;
 pub mod quota;
 pub mod throughput;
 
-use batchllm_mock::{MockConfig, MockServer};
+use batchllm_mock::{MockConfig, MockServer, RateProfile};
 
 use crate::host::KEY;
 
@@ -17,6 +17,10 @@ pub struct Options {
     pub quick: bool,
     /// Lines of the large input of the memory scenario.
     pub big_input: usize,
+    /// Rows of the provider matrix to run (empty: all).
+    pub rows: Vec<RateProfile>,
+    /// Run the rows of the provider matrix one at a time.
+    pub serial: bool,
 }
 
 /// A mock provider that requires the bench key, counts requests without

@@ -21,11 +21,33 @@
 //! Placeholders are substituted in header values only: one in a URL, a
 //! header name or a body goes out as the literal placeholder text, which
 //! carries nothing secret.
+//!
+//! Scrubbing must never change data that is not the secret. A value shorter
+//! than [`MIN_SCRUBBABLE_LEN`] characters or made of fewer than
+//! [`MIN_DISTINCT_CHARS`] distinct characters (`EMPTY`, `ollama`, `none`,
+//! `k`, `aaaaaaaa`: what local servers accept) would match ordinary text, so
+//! it is not scrubbed, and the run says so at start. In a JSON body only
+//! occurrences inside string literals are replaced, so the body stays valid
+//! JSON; a secret appearing outside any string (as a number, say) withholds
+//! the body instead.
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::policy::{Denial, EgressPolicy, GrantParseError, HostGrant, is_loopback};
+
+/// Shortest secret value scrubbed from answers.
+pub const MIN_SCRUBBABLE_LEN: usize = 8;
+
+/// Fewest distinct characters a scrubbed secret value has.
+pub const MIN_DISTINCT_CHARS: usize = 4;
+
+/// Whether `value` is distinctive enough to be replaced wherever it appears
+/// without rewriting unrelated text.
+pub fn is_scrubbable(value: &str) -> bool {
+    let distinct: std::collections::BTreeSet<char> = value.chars().collect();
+    value.chars().count() >= MIN_SCRUBBABLE_LEN && distinct.len() >= MIN_DISTINCT_CHARS
+}
 
 const PREFIX: &str = "{{secret:";
 const SUFFIX: &str = "}}";
@@ -159,6 +181,7 @@ impl Secrets {
             if value.is_empty() {
                 return Err(SecretError::Empty(spec.name.clone()));
             }
+            warn_if_unscrubbable(&spec.name, &value);
             secrets.push(Secret { name: spec.name.clone(), value, hosts: None });
         }
         Ok(Secrets { secrets, policy })
@@ -189,6 +212,7 @@ impl Secrets {
     /// Adds (or replaces) a secret with a literal value, granted for every
     /// host the plugin is granted.
     pub fn insert(&mut self, name: String, value: String) {
+        warn_if_unscrubbable(&name, &value);
         self.secrets.retain(|s| s.name != name);
         self.secrets.push(Secret { name, value, hosts: None });
     }
@@ -271,28 +295,96 @@ impl Secrets {
     /// or a log.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in &self.secrets {
+        for s in self.scrubbed() {
             if out.contains(&s.value) {
-                out = out.replace(&s.value, &format!("[secret:{}]", s.name));
+                out = out.replace(&s.value, &marker(&s.name));
             }
         }
         out
     }
 
-    /// Like [`Secrets::scrub`], for raw bytes (response bodies).
+    fn scrubbed(&self) -> impl Iterator<Item = &Secret> {
+        self.secrets.iter().filter(|s| is_scrubbable(&s.value))
+    }
+
+    /// Like [`Secrets::scrub`], for raw bytes (response bodies). A JSON body
+    /// stays valid JSON: only occurrences inside string literals are
+    /// replaced, and a body with one elsewhere is withheld.
     pub fn scrub_bytes(&self, body: Vec<u8>) -> Vec<u8> {
-        let contains_any = self.secrets.iter().any(|s| body.windows(s.value.len()).any(|w| w == s.value.as_bytes()));
+        let contains_any = self.scrubbed().any(|s| find(&body, s.value.as_bytes()).is_some());
         if !contains_any {
             return body;
         }
+        if looks_like_json(&body) {
+            return match self.scrub_json(&body) {
+                Some(scrubbed) => scrubbed,
+                None => b"[response withheld: a secret appeared outside a JSON string]".to_vec(),
+            };
+        }
         match String::from_utf8(body) {
             Ok(text) => self.scrub(&text).into_bytes(),
-            Err(e) => {
-                // Non-UTF-8 body carrying a secret: withhold it entirely.
-                let _ = e;
-                b"[response withheld: it contained a secret]".to_vec()
-            }
+            // A non-UTF-8 body carrying a secret: withhold it entirely.
+            Err(_) => b"[response withheld: it contained a secret]".to_vec(),
         }
+    }
+
+    /// Replaces secrets inside the string literals of a JSON text; `None`
+    /// when one appears outside a string.
+    fn scrub_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(body.len());
+        let (mut in_string, mut escaped, mut i) = (false, false, 0);
+        'bytes: while i < body.len() {
+            for s in self.scrubbed() {
+                let value = s.value.as_bytes();
+                if body.get(i..i + value.len()) == Some(value) {
+                    if !in_string {
+                        return None;
+                    }
+                    out.extend_from_slice(marker(&s.name).as_bytes());
+                    i += value.len();
+                    escaped = false;
+                    continue 'bytes;
+                }
+            }
+            let b = body[i];
+            match (in_string, escaped, b) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (_, false, b'"') => in_string = !in_string,
+                _ => {}
+            }
+            out.push(b);
+            i += 1;
+        }
+        Some(out)
+    }
+}
+
+fn marker(name: &str) -> String {
+    format!("[secret:{name}]")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A body that is JSON by its first non-blank byte (and parses as such).
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
+fn warn_if_unscrubbable(name: &str, value: &str) {
+    if !is_scrubbable(value) {
+        tracing::warn!(
+            secret = name,
+            "the secret's value is too short or too plain to scrub from answers without corrupting them \
+             (fewer than {MIN_SCRUBBABLE_LEN} characters or {MIN_DISTINCT_CHARS} distinct ones): it is still \
+             sent only where it may go, but a server that echoes it can show it to the plugin"
+        );
     }
 }
 
@@ -324,7 +416,7 @@ mod tests {
 
     fn secrets() -> Secrets {
         let policy = EgressPolicy::new(vec!["api.example.com".parse().expect("grant")]);
-        Secrets::from_values(vec![("api-key".into(), "sk-123".into())], policy)
+        Secrets::from_values(vec![("api-key".into(), "sk-12345678".into())], policy)
     }
 
     #[test]
@@ -343,7 +435,7 @@ mod tests {
         let s = secrets();
         let good: reqwest::Url = "https://api.example.com/v1".parse().expect("url");
         let evil: reqwest::Url = "https://evil.example.net/".parse().expect("url");
-        assert_eq!(s.substitute("Bearer {{secret:api-key}}", &good).expect("ok"), "Bearer sk-123");
+        assert_eq!(s.substitute("Bearer {{secret:api-key}}", &good).expect("ok"), "Bearer sk-12345678");
         assert_eq!(s.substitute("plain", &evil).expect("ok"), "plain");
         assert!(matches!(s.substitute("Bearer {{secret:api-key}}", &evil), Err(Denial::SecretNotGranted { .. })));
         assert!(matches!(s.substitute("{{secret:other}}", &good), Err(Denial::UnknownSecret(_))));
@@ -355,12 +447,14 @@ mod tests {
             "api.example.com".parse().expect("grant"),
             "logs.example.com".parse().expect("grant"),
         ]);
-        let mut s =
-            Secrets::from_values(vec![("api-key".into(), "sk-123".into()), ("other".into(), "o-1".into())], policy);
+        let mut s = Secrets::from_values(
+            vec![("api-key".into(), "sk-12345678".into()), ("other".into(), "o-1".into())],
+            policy,
+        );
         s.restrict(&["api-key=api.example.com".parse().expect("valid")]).expect("known secret");
         let api: reqwest::Url = "https://api.example.com/v1".parse().expect("url");
         let logs: reqwest::Url = "https://logs.example.com/".parse().expect("url");
-        assert_eq!(s.substitute("Bearer {{secret:api-key}}", &api).expect("granted"), "Bearer sk-123");
+        assert_eq!(s.substitute("Bearer {{secret:api-key}}", &api).expect("granted"), "Bearer sk-12345678");
         let err = s.substitute("Bearer {{secret:api-key}}", &logs).expect_err("not this secret's host");
         assert_eq!(err.to_string(), "secret `api-key` may not be sent to `logs.example.com:443`");
         // Unrestricted secrets keep the default: every granted host.
@@ -442,12 +536,43 @@ mod tests {
         assert!(err.to_string().len() < 300, "{err}");
     }
 
+    fn with_value(value: &str) -> Secrets {
+        Secrets::from_values(vec![("api-key".into(), value.into())], EgressPolicy::new(vec![]))
+    }
+
+    #[test]
+    fn short_or_plain_values_are_never_scrubbed_so_answers_stay_intact() {
+        for value in ["k", "EMPTY", "ollama", "none", "aaaaaaaaaaaa", "abababab"] {
+            let s = with_value(value);
+            let body =
+                br#"{"usage":{"prompt_tokens":9},"content":"LLMock says none of it","name":"cachedContents/mock-1"}"#;
+            assert_eq!(s.scrub_bytes(body.to_vec()), body.to_vec(), "{value}");
+            assert_eq!(s.scrub("prompt_tokens kitchen"), "prompt_tokens kitchen", "{value}");
+        }
+        assert!(is_scrubbable("sk-12345") && !is_scrubbable("sk-1234") && !is_scrubbable("11111111"));
+    }
+
+    #[test]
+    fn a_json_body_stays_valid_json() {
+        let s = with_value("sk-live-0123456789");
+        let body = br#"{"echo":"key=sk-live-0123456789","escaped":"a\"sk-live-0123456789\"b"}"#.to_vec();
+        let out = s.scrub_bytes(body);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("still JSON");
+        assert_eq!(v["echo"], "key=[secret:api-key]");
+        assert_eq!(v["escaped"], "a\"[secret:api-key]\"b");
+        // A digits-only key showing up as a number cannot be replaced
+        // without breaking the body: the body is withheld.
+        let digits = with_value("9876543210");
+        let out = digits.scrub_bytes(br#"{"n":9876543210}"#.to_vec());
+        assert!(String::from_utf8_lossy(&out).starts_with("[response withheld"), "{out:?}");
+    }
+
     #[test]
     fn scrubs_values() {
         let s = secrets();
-        assert_eq!(s.scrub("key is sk-123!"), "key is [secret:api-key]!");
-        assert_eq!(s.scrub_bytes(b"x sk-123".to_vec()), b"x [secret:api-key]".to_vec());
+        assert_eq!(s.scrub("key is sk-12345678!"), "key is [secret:api-key]!");
+        assert_eq!(s.scrub_bytes(b"x sk-12345678".to_vec()), b"x [secret:api-key]".to_vec());
         assert_eq!(s.scrub_bytes(b"clean".to_vec()), b"clean".to_vec());
-        assert!(!format!("{s:?}").contains("sk-123"));
+        assert!(!format!("{s:?}").contains("sk-12345678"));
     }
 }

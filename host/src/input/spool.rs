@@ -44,6 +44,16 @@ pub struct SpoolWriter {
     finished: bool,
 }
 
+/// Options that create the spool readable by its owner only: it holds the
+/// prompts. (The same rule as the results file's; kept here so the input
+/// layer needs nothing above the vocabulary.)
+fn private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 impl Drop for SpoolWriter {
     /// A pass that ended early (an error, a stop) leaves no spool behind.
     fn drop(&mut self) {
@@ -59,7 +69,7 @@ impl SpoolWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = crate::results::private_file().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = private_file().read(true).write(true).create(true).truncate(true).open(path)?;
         Ok(SpoolWriter {
             path: path.into(),
             out: BufWriter::with_capacity(1 << 16, file),
@@ -73,7 +83,7 @@ impl SpoolWriter {
     /// (a shared temporary folder may hold a planted file or link).
     pub fn create_temp(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join(format!("batchllm-host-{}-{:016x}.spool", std::process::id(), rand::random::<u64>()));
-        let file = crate::results::private_file().read(true).write(true).create_new(true).open(&path)?;
+        let file = private_file().read(true).write(true).create_new(true).open(&path)?;
         Ok(SpoolWriter {
             path,
             out: BufWriter::with_capacity(1 << 16, file),

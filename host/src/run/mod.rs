@@ -27,14 +27,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use dry::{DryRunReport, dry_run};
-pub use engine::{AbortMode, AbortReason, ItemSettings, StopHandle};
+pub use engine::{AbortMode, ItemSettings, StopHandle};
 pub use gate::{AdmissionLimits, CooldownPolicy, GateSettings};
-pub use observe::{ClassCount, EventsError, ProgressMode, RunReport, SuspendingStderr, Termination};
+pub use observe::{
+    ClassCount, EventsError, Metrics, MetricsSnapshot, ProgressMode, RunReport, SuspendingStderr, Termination,
+};
+pub use policy::abort::AbortReason;
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
 use crate::input::{InputError, JobsSource, Spool, SpoolWriter, spool::spool_path};
-use crate::model::{FailureClass, Job, PluginError, short_digest};
+use crate::model::{FailureClass, Job, short_digest};
 use crate::plugin::PluginSource;
 use crate::results::{Checkpoint, Journal, Judgement, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
 use crate::sandbox::{self, CompileCache, PluginInstance, SandboxError, SandboxLimits};
@@ -61,6 +64,10 @@ pub struct RunConfig {
     pub item: ItemSettings,
     pub cooldown: CooldownPolicy,
     pub admission: AdmissionLimits,
+    /// Learn the limit of a provider that announces none from its answers.
+    pub adaptive_rate: bool,
+    /// Grow attempts in flight from one to `concurrency` over this long.
+    pub startup_ramp: Option<Duration>,
     /// Failure classes that abort the run (default: auth, quota_exhausted).
     pub fail_fast: Vec<FailureClass>,
     pub abort_mode: AbortMode,
@@ -134,9 +141,30 @@ impl RunError {
     }
 }
 
+/// What a caller that runs many batches at once (the service) shares with
+/// a run: injection points, each `None` by default (the run makes its own).
+#[derive(Debug, Clone, Default)]
+pub struct RunHooks {
+    /// Gates shared with other runs, e.g. a tenant's RPM/TPM and cooldowns
+    /// across its batches (build them with [`gate_settings`]); the run's own
+    /// admission settings are then not used.
+    pub gates: Option<Arc<Gates>>,
+    /// Items in flight across runs: each item holds a permit until its
+    /// record is written.
+    pub items: Option<Arc<tokio::sync::Semaphore>>,
+    /// The run's counters, to watch its progress while it runs
+    /// ([`Metrics::snapshot`]).
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// Runs a batch to the end, or until `stop` asks it to stop, and reports
 /// what happened.
 pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunError> {
+    run_with(config, stop, RunHooks::default()).await
+}
+
+/// [`run`], with what the caller shares with the run.
+pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let (summary, spool, checkpoint, identity) = read_input(&config, &stop).await?;
     // Whatever can fail is set up before `prepare`.
@@ -164,9 +192,9 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     prepare(&mut first, &config.plugin.name).await?;
 
     // From here on `cleanup` runs on every way out.
-    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal));
+    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
-        match observe::metrics::serve(listener, ctx.clone(), config.egress.clone()) {
+        match observe::metrics::serve(listener, ctx.observe.metrics.clone(), ctx.gates.clone(), config.egress.clone()) {
             Ok((_, handle)) => Some(handle),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics endpoint could not start");
@@ -184,6 +212,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
         concurrency: config.concurrency,
     });
     ctx.observe.metrics.set_items_to_run(to_run);
+    ctx.observe.metrics.set_started(counts.kept, counts.kept_failed);
     let kept = RunReport::resumed(&counts);
 
     let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency.saturating_mul(2));
@@ -227,10 +256,7 @@ async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunE
     let outcome = instance.prepare().await;
     let message = match outcome.result {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => {
-            let e = PluginError::from(e);
-            format!("{}: {}", e.class.code(), e.message)
-        }
+        Ok(Err(e)) => format!("{}: {}", e.class.code(), e.message),
         Err(call) => call.to_string(),
     };
     Err(RunError::Prepare { plugin: plugin.to_string(), message })
@@ -377,34 +403,54 @@ fn new_context(
     stop: StopHandle,
     events: EventLog,
     journal: Journal,
+    hooks: RunHooks,
 ) -> RunContext {
-    let gate_settings = GateSettings {
+    let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
+    let mut observe = Observers::new(events);
+    if let Some(metrics) = hooks.metrics {
+        observe.metrics = metrics;
+    }
+    RunContext {
+        settings: config.item.clone(),
+        gates: hooks.gates.unwrap_or_else(|| Arc::new(Gates::new(gate_settings(config), started))),
+        items: hooks.items,
+        control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
+        budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
+        // The model a record is priced on is the one the plugin reports (a
+        // built-in reports its default), else the job's, else the
+        // configured one; the built-in's default is the dry run's guess.
+        pricing: Pricing { prices: config.prices.clone(), default_model: configured_model(config) },
+        identity,
+        schema: config.schema.clone(),
+        journal,
+        observe,
+    }
+}
+
+/// The gates' settings a run's configuration asks for.
+pub fn gate_settings(config: &RunConfig) -> GateSettings {
+    GateSettings {
         cooldown: config.cooldown.clone(),
         admission: config.admission,
         // The user's --rpm wins; without one, follow the provider's headers.
         learn_from_headers: config.admission.rpm.is_none(),
+        adaptive: config.adaptive_rate,
         max_server_wait: config.item.retry.max_server_wait,
-    };
-    let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
-    RunContext {
-        settings: config.item.clone(),
-        gates: Gates::new(gate_settings, started),
-        control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
-        budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
-        pricing: Pricing { prices: config.prices.clone(), default_model: default_model(config) },
-        identity,
-        schema: config.schema.clone(),
-        journal,
-        observe: Observers::new(events),
+        startup_ramp: config.startup_ramp.map(|over| gate::StartupRamp { over, concurrency: config.concurrency }),
     }
 }
 
 /// The model an item runs on when neither the job nor the plugin says: the
 /// plugin configuration's `model`, else the built-in plugin's own default.
 pub(crate) fn default_model(config: &RunConfig) -> Option<String> {
-    let configured = config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string);
+    let configured = configured_model(config);
     let builtin = config.plugin.builtin.then(|| crate::providers::find(&config.plugin.name)).flatten();
     configured.or_else(|| builtin.and_then(|p| p.default_model).map(str::to_string))
+}
+
+/// The plugin configuration's `model`.
+fn configured_model(config: &RunConfig) -> Option<String> {
+    config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string)
 }
 
 fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::exchange::Reply;
-use crate::limits::{LimitKind, Rejection};
+use crate::limits::{LimitKind, Rejection, Wait};
 
 /// What the mock says for the low-credit (billing) error, as Anthropic does.
 pub(crate) const CREDIT_TOO_LOW: &str = "Your credit balance is too low to access the Anthropic API. \
@@ -22,13 +22,14 @@ pub(crate) struct ApiError {
     pub kind: &'static str,
     /// `error.message`.
     pub message: String,
-    /// When set, sent as `retry-after` in whole seconds (at least 1).
-    pub retry_after: Option<Duration>,
+    /// When there is a wait, sent as `retry-after` in whole seconds (at
+    /// least 1).
+    pub retry_after: Wait,
 }
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into(), retry_after: None }
+        Self { status, kind, message: message.into(), retry_after: Wait::Unknown }
     }
 
     /// 400 `invalid_request_error`.
@@ -56,13 +57,17 @@ impl ApiError {
             LimitKind::Requests => "requests",
             LimitKind::Tokens => "input tokens",
         };
-        let message = format!(
-            "This request would exceed the rate limit for your organization of {} {what} per minute. \
-             For details, refer to: https://docs.claude.com/en/api/rate-limits.",
-            rejection.limit
-        );
+        let message = if rejection.detailed {
+            format!(
+                "This request would exceed the rate limit for your organization of {} {what} per minute. \
+                 For details, refer to: https://docs.claude.com/en/api/rate-limits.",
+                rejection.limit
+            )
+        } else {
+            format!("This request would exceed your organization's rate limit for {what}.")
+        };
         Self {
-            retry_after: Some(rejection.retry_after),
+            retry_after: rejection.retry_after,
             ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
         }
     }
@@ -89,7 +94,7 @@ impl ApiError {
             429 => {
                 let message = "Number of requests has exceeded your per-minute rate limit (injected by the mock).";
                 let error = Self::new(status, "rate_limit_error", message);
-                Self { retry_after: Some(Duration::from_secs(1)), ..error }
+                Self { retry_after: Wait::Exact(Duration::from_secs(1)), ..error }
             }
             529 => Self::new(status, "overloaded_error", "Overloaded"),
             504 => Self::new(status, "timeout_error", "Request timed out."),
@@ -106,7 +111,7 @@ impl ApiError {
     /// The reply: status, body and (for 429s) `retry-after`.
     pub fn into_reply(self, request_id: &str) -> Reply {
         let reply = Reply::json(self.status, self.body(request_id));
-        match self.retry_after {
+        match self.retry_after.duration() {
             Some(wait) => reply.header("retry-after", wait.as_millis().div_ceil(1000).max(1)),
             None => reply,
         }
@@ -143,7 +148,8 @@ mod tests {
             limit: 5,
             used: 5,
             requested: 1,
-            retry_after: Duration::from_millis(1200),
+            retry_after: Wait::Exact(Duration::from_millis(1200)),
+            detailed: true,
             snapshot: Snapshot::default(),
         };
         let error = ApiError::rate_limited(&rejection);
@@ -151,5 +157,12 @@ mod tests {
         let reply = error.into_reply("req_9");
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(reply.headers["retry-after"], "2");
+
+        let bare = Rejection { retry_after: Wait::Unknown, detailed: false, ..rejection };
+        let error = ApiError::rate_limited(&bare);
+        assert!(!error.message.contains('5'), "{}", error.message);
+        assert!(error.into_reply("r").headers.get("retry-after").is_none());
+        let fixed = Rejection { retry_after: Wait::Seconds(3), detailed: false, ..rejection };
+        assert_eq!(ApiError::rate_limited(&fixed).into_reply("r").headers["retry-after"], "3");
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use crate::faults::{self, Shape};
 use crate::state::lock;
 use crate::tokens;
 
@@ -145,6 +146,13 @@ impl MessagesRequest {
         } else {
             (full, "end_turn")
         };
+        let answer_tokens = tokens::completion_tokens(&answer);
+        let (content, stop_reason, output_tokens) = match faults::shape(self.last_user.as_deref()) {
+            None => (json!([{"type": "text", "text": answer}]), stop_reason, answer_tokens),
+            Some(Shape::Empty) => (json!([]), "max_tokens", self.max_tokens),
+            Some(Shape::Null | Shape::NoChoices) => (json!([]), "end_turn", 0),
+            Some(Shape::Filtered | Shape::Blocked) => (json!([]), "refusal", answer_tokens),
+        };
         let (created, read) = match self.cached_prefix() {
             Some((key, tokens)) => {
                 if cache.hit(key) {
@@ -159,7 +167,7 @@ impl MessagesRequest {
             "input_tokens": self.prompt_tokens().saturating_sub(created + read),
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": read,
-            "output_tokens": tokens::completion_tokens(&answer),
+            "output_tokens": output_tokens,
             "service_tier": "standard",
         });
         let body = json!({
@@ -167,7 +175,7 @@ impl MessagesRequest {
             "type": "message",
             "role": "assistant",
             "model": self.model,
-            "content": [{"type": "text", "text": answer}],
+            "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": null,
             "usage": usage,
@@ -260,6 +268,26 @@ mod tests {
         let (body, _) = request.render(1, &PromptCache::default());
         assert_eq!(body["content"][0]["text"], "echo");
         assert_eq!(body["stop_reason"], "max_tokens");
+    }
+
+    #[test]
+    fn degenerate_answers() {
+        let render = |marker: &str| {
+            let body = json!({"model": "m", "max_tokens": 64,
+                "messages": [{"role": "user", "content": format!("q {marker}")}]});
+            parse(body).expect("valid").render(1, &PromptCache::default())
+        };
+        let (body, usage) = render("[[mock:answer=empty]]");
+        assert_eq!((body["content"].clone(), body["stop_reason"].clone()), (json!([]), json!("max_tokens")));
+        assert_eq!(usage["output_tokens"], 64, "the budget is billed");
+        let (body, usage) = render("[[mock:answer=null]]");
+        assert_eq!((body["content"].clone(), body["stop_reason"].clone()), (json!([]), json!("end_turn")));
+        assert_eq!(usage["output_tokens"], 0);
+        for kind in ["filtered", "blocked"] {
+            let (body, _) = render(&format!("[[mock:answer={kind}]]"));
+            assert_eq!(body["stop_reason"], "refusal", "{kind}");
+            assert_eq!(body["content"], json!([]), "{kind}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::clock::format_duration;
 use crate::exchange::Reply;
-use crate::limits::{LimitKind, Rejection};
+use crate::limits::{LimitKind, Rejection, Wait};
 
 const QUOTA_FAILURE: &str = "type.googleapis.com/google.rpc.QuotaFailure";
 const RETRY_INFO: &str = "type.googleapis.com/google.rpc.RetryInfo";
@@ -84,22 +84,30 @@ impl GoogleError {
         )
     }
 
-    /// 429 per-minute `RESOURCE_EXHAUSTED` with a `retryDelay` of `wait`.
-    pub fn per_minute(quota_id: &str, wait: Duration) -> Self {
-        let details = vec![
-            json!({"@type": QUOTA_FAILURE, "violations": [{"quotaMetric": QUOTA_METRIC, "quotaId": quota_id}]}),
-            json!({"@type": RETRY_INFO, "retryDelay": format_duration(wait)}),
-        ];
+    /// 429 per-minute `RESOURCE_EXHAUSTED` with a `retryDelay` of `wait`
+    /// (no `RetryInfo` without one).
+    pub fn per_minute(quota_id: &str, wait: Option<Duration>) -> Self {
+        let mut details =
+            vec![json!({"@type": QUOTA_FAILURE, "violations": [{"quotaMetric": QUOTA_METRIC, "quotaId": quota_id}]})];
+        if let Some(wait) = wait {
+            details.push(json!({"@type": RETRY_INFO, "retryDelay": format_duration(wait)}));
+        }
         Self { details, ..Self::new(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE) }
     }
 
-    /// 429 for a request over the configured rate window.
+    /// 429 for a request over the configured rate window. Gemini never
+    /// states the limit, so only the wait depends on what the provider
+    /// tells.
     pub fn rate_limited(rejection: &Rejection) -> Self {
         let quota_id = match rejection.kind {
             LimitKind::Requests => PER_MINUTE_REQUESTS,
             LimitKind::Tokens => PER_MINUTE_TOKENS,
         };
-        Self::per_minute(quota_id, crate::duration::ceil_millis(rejection.retry_after))
+        let wait = match rejection.retry_after {
+            Wait::Exact(wait) => Some(crate::duration::ceil_millis(wait)),
+            told => told.duration(),
+        };
+        Self::per_minute(quota_id, wait)
     }
 
     /// 429 `RESOURCE_EXHAUSTED` where only the per-day quota is exhausted:
@@ -122,7 +130,7 @@ impl GoogleError {
             403 => Self::new(status, "PERMISSION_DENIED", "The caller does not have permission"),
             404 => Self::not_found("Requested entity was not found."),
             413 => Self::too_large(),
-            429 => Self::per_minute(PER_MINUTE_REQUESTS, Duration::from_secs(1)),
+            429 => Self::per_minute(PER_MINUTE_REQUESTS, Some(Duration::from_secs(1))),
             500 => Self::new(status, "INTERNAL", "An internal error has occurred. Please retry or report it."),
             503 => Self::new(status, "UNAVAILABLE", "The model is overloaded. Please try again later."),
             504 => Self::new(status, "DEADLINE_EXCEEDED", "The request timed out. Please try again."),
@@ -179,11 +187,17 @@ mod tests {
             limit: 10,
             used: 10,
             requested: 5,
-            retry_after: Duration::from_micros(233_500),
+            retry_after: Wait::Exact(Duration::from_micros(233_500)),
+            detailed: true,
             snapshot: crate::limits::Snapshot::default(),
         };
         let body = GoogleError::rate_limited(&rejection).body();
         assert_eq!(body["error"]["details"][1]["retryDelay"], "0.234s");
         assert_eq!(body["error"]["details"][0]["violations"][0]["quotaId"], PER_MINUTE_TOKENS);
+        let fixed = Rejection { retry_after: Wait::Seconds(1), detailed: false, ..rejection };
+        assert_eq!(GoogleError::rate_limited(&fixed).body()["error"]["details"][1]["retryDelay"], "1s");
+        let silent = Rejection { retry_after: Wait::Unknown, ..rejection };
+        let details = GoogleError::rate_limited(&silent).body()["error"]["details"].clone();
+        assert_eq!(details.as_array().map(Vec::len), Some(1), "no RetryInfo: {details}");
     }
 }

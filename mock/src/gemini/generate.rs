@@ -8,12 +8,21 @@
 //! [`super::content`]) plus, when the request names a live
 //! `cachedContent`, the cache's tokens, which are also reported as
 //! `cachedContentTokenCount`.
+//!
+//! `[[mock:answer=KIND]]` gives a degenerate success (see [`Shape`]):
+//! `empty` is a candidate whose content has no parts, `MAX_TOKENS`, with
+//! the whole output budget billed as `thoughtsTokenCount` (a thinking
+//! model that spent it); `null` a candidate without `content` (`STOP`);
+//! `no-choices` no `candidates` at all; `filtered` a candidate stopped for
+//! `SAFETY` with its `safetyRatings`; `blocked` no candidates and a
+//! `promptFeedback.blockReason` of `SAFETY`.
 
 use serde_json::{Value, json};
 
 use super::caches::{CacheRef, full_model};
 use super::content::{self, Turn};
 use super::error::GoogleError;
+use crate::faults::{self, Shape};
 use crate::tokens;
 
 /// A validated `generateContent` request.
@@ -91,27 +100,56 @@ impl GenerateRequest {
             }
             _ => (full, "STOP"),
         };
-        let (prompt, candidates) = (self.prompt_tokens(), tokens::completion_tokens(&answer));
-        let mut usage = json!({
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": candidates,
-            "totalTokenCount": prompt + candidates,
-        });
+        let prompt = self.prompt_tokens();
+        let shape = faults::shape(self.prompt().as_deref());
+        let (candidates, thoughts) = match shape {
+            None => (tokens::completion_tokens(&answer), 0),
+            Some(Shape::Empty) => (0, self.max_output_tokens.unwrap_or(tokens::DEFAULT_MAX_TOKENS)),
+            Some(Shape::Filtered) => (tokens::completion_tokens(&answer), 0),
+            Some(Shape::Null | Shape::NoChoices | Shape::Blocked) => (0, 0),
+        };
+        let mut usage = json!({"promptTokenCount": prompt});
+        if candidates > 0 {
+            usage["candidatesTokenCount"] = candidates.into();
+        }
+        if thoughts > 0 {
+            usage["thoughtsTokenCount"] = thoughts.into();
+        }
+        usage["totalTokenCount"] = prompt.saturating_add(candidates).saturating_add(thoughts).into();
         if let Some(cache) = &self.cache {
             usage["cachedContentTokenCount"] = cache.tokens.into();
         }
-        let body = json!({
-            "candidates": [{
-                "content": {"parts": [{"text": answer}], "role": "model"},
-                "finishReason": finish_reason,
-                "index": 0,
-            }],
+        let mut body = json!({
             "usageMetadata": usage,
             "modelVersion": self.model.trim_start_matches("models/"),
             "responseId": format!("mock-{seq}"),
         });
+        let candidate = match shape {
+            None => Some(json!({"content": {"parts": [{"text": answer}], "role": "model"},
+                "finishReason": finish_reason, "index": 0})),
+            Some(Shape::Empty) => Some(json!({"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0})),
+            Some(Shape::Null) => Some(json!({"finishReason": "STOP", "index": 0})),
+            Some(Shape::Filtered) => {
+                Some(json!({"finishReason": "SAFETY", "index": 0, "safetyRatings": blocking_ratings()}))
+            }
+            Some(Shape::NoChoices | Shape::Blocked) => None,
+        };
+        if let Some(candidate) = candidate {
+            body["candidates"] = json!([candidate]);
+        }
+        if shape == Some(Shape::Blocked) {
+            body["promptFeedback"] = json!({"blockReason": "SAFETY", "safetyRatings": blocking_ratings()});
+        }
         (body, usage)
     }
+}
+
+/// The safety ratings of a blocked prompt or answer.
+fn blocking_ratings() -> Value {
+    json!([
+        {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true},
+        {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+    ])
 }
 
 #[cfg(test)]
@@ -167,6 +205,32 @@ mod tests {
         let (body, _) = request.render(1);
         assert_eq!(body["candidates"][0]["content"]["parts"][0]["text"], "echo");
         assert_eq!(body["candidates"][0]["finishReason"], "MAX_TOKENS");
+    }
+
+    #[test]
+    fn degenerate_answers() {
+        let render = |marker: &str| {
+            let body =
+                json!({"contents": [user(&format!("q {marker}"))], "generationConfig": {"maxOutputTokens": 200}});
+            GenerateRequest::parse("g", &body, no_cache).expect("valid").render(1)
+        };
+        let (body, usage) = render("[[mock:answer=empty]]");
+        assert_eq!(body["candidates"][0]["content"], json!({"role": "model"}));
+        assert_eq!(body["candidates"][0]["finishReason"], "MAX_TOKENS");
+        assert_eq!(usage["thoughtsTokenCount"], 200, "the budget is billed");
+        assert!(usage.get("candidatesTokenCount").is_none());
+        assert_eq!(usage["totalTokenCount"].as_u64(), usage["promptTokenCount"].as_u64().map(|p| p + 200));
+        let (body, _) = render("[[mock:answer=null]]");
+        assert!(body["candidates"][0].get("content").is_none());
+        let (body, _) = render("[[mock:answer=no-choices]]");
+        assert!(body.get("candidates").is_none() && body.get("promptFeedback").is_none());
+        let (body, _) = render("[[mock:answer=filtered]]");
+        assert_eq!(body["candidates"][0]["finishReason"], "SAFETY");
+        assert_eq!(body["candidates"][0]["safetyRatings"][0]["blocked"], true);
+        let (body, usage) = render("[[mock:answer=blocked]]");
+        assert!(body.get("candidates").is_none());
+        assert_eq!(body["promptFeedback"]["blockReason"], "SAFETY");
+        assert_eq!(usage["totalTokenCount"], usage["promptTokenCount"]);
     }
 
     #[test]

@@ -13,12 +13,19 @@
 //! (`{"a": "a-value", "b": "b-value"}`); and a message asking for "these
 //! missing fields as a JSON object: x, y" is answered with those fields, as
 //! a model following the instruction would (partial-recovery tests).
+//!
+//! `[[mock:answer=KIND]]` gives a degenerate success instead (see
+//! [`Shape`]): `empty` is `content: ""` with `finish_reason: "length"` and
+//! the whole budget billed as `reasoning_tokens`; `null` is `content: null`;
+//! `no-choices` is `choices: []`; `filtered` and `blocked` are
+//! `content: null` with `finish_reason: "content_filter"`.
 
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::fields::{missing, model, object, positive_int, wrong_type};
 use super::{Endpoint, RenderContext, Rendered};
+use crate::faults::{self, Shape};
 use crate::tokens;
 
 /// Model name answered when the request names none.
@@ -69,18 +76,30 @@ impl Endpoint for Chat {
 
     fn render(request: &ChatRequest, ctx: &RenderContext) -> Rendered {
         let (answer, finish_reason) = answer(request);
-        let usage = usage(prompt_tokens(request), tokens::completion_tokens(&answer), ctx.cached_ratio);
+        let prompt = prompt_tokens(request);
+        let (choices, usage) = match faults::shape(request.last_user.as_deref()) {
+            None => {
+                let usage = usage(prompt, tokens::completion_tokens(&answer), 0, ctx.cached_ratio);
+                (vec![choice(Value::String(answer), finish_reason)], usage)
+            }
+            Some(Shape::Empty) => {
+                // A reasoning model that spent its whole budget thinking.
+                let budget = request.max_tokens.unwrap_or(tokens::DEFAULT_MAX_TOKENS);
+                (vec![choice(Value::String(String::new()), "length")], usage(prompt, budget, budget, ctx.cached_ratio))
+            }
+            Some(Shape::Null) => (vec![choice(Value::Null, "stop")], usage(prompt, 0, 0, ctx.cached_ratio)),
+            Some(Shape::NoChoices) => (Vec::new(), usage(prompt, 0, 0, ctx.cached_ratio)),
+            Some(Shape::Filtered | Shape::Blocked) => {
+                let usage = usage(prompt, tokens::completion_tokens(&answer), 0, ctx.cached_ratio);
+                (vec![choice(Value::Null, "content_filter")], usage)
+            }
+        };
         let body = json!({
             "id": format!("chatcmpl-mock-{}", ctx.seq),
             "object": "chat.completion",
             "created": ctx.created,
             "model": request.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": answer, "refusal": null},
-                "logprobs": null,
-                "finish_reason": finish_reason,
-            }],
+            "choices": choices,
             "usage": usage,
             "system_fingerprint": "fp_mock",
         });
@@ -140,13 +159,23 @@ fn json_model(text: &str) -> Option<&str> {
     Some(text[start..start + len].trim())
 }
 
-fn usage(prompt: u64, completion: u64, cached_ratio: f64) -> Value {
+/// The one choice of an answer.
+fn choice(content: Value, finish_reason: &str) -> Value {
+    json!({
+        "index": 0,
+        "message": {"role": "assistant", "content": content, "refusal": null},
+        "logprobs": null,
+        "finish_reason": finish_reason,
+    })
+}
+
+fn usage(prompt: u64, completion: u64, reasoning: u64, cached_ratio: f64) -> Value {
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": tokens::cached_tokens(prompt, cached_ratio)},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
     })
 }
 
@@ -256,6 +285,40 @@ mod tests {
             parse(json!({"max_tokens": u64::MAX, "messages": [{"role": "user", "content": "q"}]})).expect("valid");
         assert_eq!(Chat::charge(&request), u64::MAX);
         assert_eq!(Chat::render(&request, &ctx()).body["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn degenerate_answers() {
+        let render = |marker: &str, max_tokens: Option<u64>| {
+            let mut body = json!({"messages": [{"role": "user", "content": format!("q {marker}")}]});
+            if let Some(max) = max_tokens {
+                body["max_completion_tokens"] = max.into();
+            }
+            Chat::render(&parse(body).expect("valid"), &ctx())
+        };
+        let empty = render("[[mock:answer=empty]]", Some(300));
+        assert_eq!(empty.body["choices"][0]["message"]["content"], "");
+        assert_eq!(empty.body["choices"][0]["finish_reason"], "length");
+        assert_eq!(empty.usage["completion_tokens"], 300, "the budget is billed");
+        assert_eq!(empty.usage["completion_tokens_details"]["reasoning_tokens"], 300);
+        let empty = render("[[mock:answer=empty]]", None);
+        assert_eq!(empty.usage["completion_tokens"], tokens::DEFAULT_MAX_TOKENS);
+
+        let null = render("[[mock:answer=null]]", None);
+        assert_eq!(null.body["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(null.body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(null.usage["completion_tokens"], 0);
+
+        let none = render("[[mock:answer=no-choices]]", None);
+        assert_eq!(none.body["choices"], json!([]));
+        assert!(none.usage["prompt_tokens"].as_u64().is_some_and(|p| p > 0));
+
+        for kind in ["filtered", "blocked"] {
+            let filtered = render(&format!("[[mock:answer={kind}]]"), None);
+            assert_eq!(filtered.body["choices"][0]["message"]["content"], Value::Null, "{kind}");
+            assert_eq!(filtered.body["choices"][0]["finish_reason"], "content_filter", "{kind}");
+            assert!(filtered.usage["completion_tokens"].as_u64().is_some_and(|c| c > 0), "{kind}");
+        }
     }
 
     #[test]

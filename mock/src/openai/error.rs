@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::duration::{ceil_millis, go_duration};
 use crate::exchange::Reply;
-use crate::limits::{LimitKind, Rejection};
+use crate::limits::{LimitKind, Rejection, Wait};
 
 const INVALID_REQUEST: &str = "invalid_request_error";
 const SERVER_ERROR: &str = "server_error";
@@ -26,13 +26,15 @@ pub(crate) struct ApiError {
     pub param: Option<&'static str>,
     /// `error.code`.
     pub code: Option<&'static str>,
-    /// When set, sent as `retry-after` / `retry-after-ms`.
-    pub retry_after: Option<Duration>,
+    /// What the answer says about when to retry: an exact wait is sent as
+    /// `retry-after` (whole seconds) and `retry-after-ms`, a fixed one as
+    /// `retry-after` only.
+    pub retry_after: Wait,
 }
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, code: Option<&'static str>, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), kind, param: None, code, retry_after: None }
+        Self { status, message: message.into(), kind, param: None, code, retry_after: Wait::Unknown }
     }
 
     /// 400 `invalid_request_error` about `param`.
@@ -57,20 +59,27 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, INVALID_REQUEST, Some("request_too_large"), message)
     }
 
-    /// 429 for a request over the configured rate window.
+    /// 429 for a request over the configured rate window. A provider that
+    /// announces its budgets states the limit, the usage and the wait in the
+    /// message; one that does not says only which budget ran out.
     pub fn rate_limited(rejection: &Rejection) -> Self {
         let (kind, unit) = match rejection.kind {
             LimitKind::Requests => ("requests", "RPM"),
             LimitKind::Tokens => ("tokens", "TPM"),
         };
-        let Rejection { limit, used, requested, retry_after, .. } = *rejection;
-        let wait = go_duration(ceil_millis(retry_after));
-        let message = format!(
-            "Rate limit reached for {kind} ({unit}): Limit {limit}, Used {used}, Requested {requested}. \
-             Please try again in {wait}."
-        );
+        let Rejection { limit, used, requested, retry_after, detailed, .. } = *rejection;
+        let mut message = if detailed {
+            format!("Rate limit reached for {kind} ({unit}): Limit {limit}, Used {used}, Requested {requested}.")
+        } else {
+            format!("Rate limit reached for {kind}.")
+        };
+        match retry_after {
+            Wait::Exact(wait) => message.push_str(&format!(" Please try again in {}.", go_duration(ceil_millis(wait)))),
+            Wait::Seconds(secs) => message.push_str(&format!(" Please try again in {secs}s.")),
+            Wait::Unknown => {}
+        }
         let error = Self::new(StatusCode::TOO_MANY_REQUESTS, kind, Some("rate_limit_exceeded"), message);
-        Self { retry_after: Some(retry_after), ..error }
+        Self { retry_after, ..error }
     }
 
     /// 429 `insufficient_quota` (billing, not rate: retrying does not help).
@@ -107,7 +116,7 @@ impl ApiError {
     fn injected_rate_limit() -> Self {
         let message = "Rate limit reached for requests (RPM): injected by the mock. Please try again in 1s.";
         let error = Self::new(StatusCode::TOO_MANY_REQUESTS, "requests", Some("rate_limit_exceeded"), message);
-        Self { retry_after: Some(Duration::from_secs(1)), ..error }
+        Self { retry_after: Wait::Exact(Duration::from_secs(1)), ..error }
     }
 
     /// The JSON body.
@@ -119,8 +128,9 @@ impl ApiError {
     pub fn into_reply(self) -> Reply {
         let reply = Reply::json(self.status, self.body());
         match self.retry_after {
-            Some(wait) => retry_headers(reply, wait),
-            None => reply,
+            Wait::Exact(wait) => retry_headers(reply, wait),
+            Wait::Seconds(secs) => reply.header("retry-after", secs),
+            Wait::Unknown => reply,
         }
     }
 }
@@ -151,7 +161,8 @@ mod tests {
             limit: 3,
             used: 3,
             requested: 1,
-            retry_after: Duration::from_micros(1_233_500),
+            retry_after: Wait::Exact(Duration::from_micros(1_233_500)),
+            detailed: true,
             snapshot: Snapshot::default(),
         };
         let error = ApiError::rate_limited(&rejection);
@@ -165,6 +176,19 @@ mod tests {
         assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(reply.headers["retry-after"], "2");
         assert_eq!(reply.headers["retry-after-ms"], "1234");
+
+        // A provider that announces nothing and always says one second.
+        let bare = Rejection { retry_after: Wait::Seconds(1), detailed: false, ..rejection };
+        let error = ApiError::rate_limited(&bare);
+        assert_eq!(error.message, "Rate limit reached for requests. Please try again in 1s.");
+        let reply = error.into_reply();
+        assert_eq!(reply.headers["retry-after"], "1");
+        assert!(reply.headers.get("retry-after-ms").is_none());
+        // Tokens, and no hint at all.
+        let silent = Rejection { kind: LimitKind::Tokens, retry_after: Wait::Unknown, detailed: false, ..rejection };
+        let error = ApiError::rate_limited(&silent);
+        assert_eq!((error.kind, error.message.as_str()), ("tokens", "Rate limit reached for tokens."));
+        assert!(error.into_reply().headers.get("retry-after").is_none());
     }
 
     #[test]
@@ -179,7 +203,7 @@ mod tests {
         let code = |status: u16| ApiError::for_status(status).body()["error"]["code"].clone();
         assert_eq!(code(401), json!("invalid_api_key"));
         assert_eq!(code(429), json!("rate_limit_exceeded"));
-        assert_eq!(ApiError::for_status(429).retry_after, Some(Duration::from_secs(1)));
+        assert_eq!(ApiError::for_status(429).retry_after, Wait::Exact(Duration::from_secs(1)));
         assert_eq!(ApiError::for_status(500).kind, SERVER_ERROR);
         assert_eq!(ApiError::for_status(529).status.as_u16(), 529);
         assert_eq!(ApiError::for_status(418).kind, INVALID_REQUEST);

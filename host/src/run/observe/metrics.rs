@@ -13,11 +13,17 @@ use std::sync::{Arc, Mutex};
 
 use crate::egress::Egress;
 use crate::model::{ItemStatus, ResultRecord};
-use crate::run::engine::RunContext;
+use crate::run::gate::Gates;
 
 /// Counters of the records written so far.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Set once the input is validated and the plugin prepared.
+    started: std::sync::atomic::AtomicBool,
+    /// Records an earlier run left, which this run keeps (not in the
+    /// Prometheus counters, which count this run's work).
+    resumed_succeeded: AtomicU64,
+    resumed_failed: AtomicU64,
     items_to_run: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
@@ -34,6 +40,32 @@ impl Metrics {
     /// Sets the number of items this run will give a record.
     pub fn set_items_to_run(&self, n: u64) {
         self.items_to_run.store(n, Ordering::Relaxed);
+    }
+
+    /// Marks the run started: the input is valid, the plugin prepared, and
+    /// `kept` records (`kept_failed` of them failures) came from an earlier run.
+    pub fn set_started(&self, kept: u64, kept_failed: u64) {
+        self.resumed_failed.store(kept_failed, Ordering::Relaxed);
+        self.resumed_succeeded.store(kept.saturating_sub(kept_failed), Ordering::Relaxed);
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// The counters now, resumed records included.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let resumed_succeeded = get(&self.resumed_succeeded);
+        let resumed_failed = get(&self.resumed_failed);
+        MetricsSnapshot {
+            started: self.started.load(Ordering::Acquire),
+            jobs: get(&self.items_to_run).saturating_add(resumed_succeeded).saturating_add(resumed_failed),
+            succeeded: get(&self.succeeded).saturating_add(resumed_succeeded),
+            failed: get(&self.failed).saturating_add(resumed_failed),
+            input_tokens: get(&self.input_tokens),
+            cached_input_tokens: get(&self.cached_input_tokens),
+            output_tokens: get(&self.output_tokens),
+            reasoning_tokens: get(&self.reasoning_tokens),
+            cost_usd: get(&self.cost_micro_usd) as f64 / 1e6,
+        }
     }
 
     /// Counts one written record.
@@ -55,7 +87,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of the run.
-    pub fn render(&self, ctx: &RunContext, egress: &Egress) -> String {
+    pub fn render(&self, gates: &Gates, egress: &Egress) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
@@ -101,7 +133,7 @@ impl Metrics {
             "Dollars spent (priced models).",
             &[(String::new(), get(&self.cost_micro_usd) as f64 / 1e6)],
         );
-        let cooldown = ctx.gates.stats();
+        let cooldown = gates.stats();
         metric("rate_limits_total", "counter", "Rate-limited attempts.", &one(cooldown.rate_limits));
         metric("cooldowns_total", "counter", "Coordinated cooldowns started.", &one(cooldown.cooldowns));
         metric(
@@ -109,6 +141,31 @@ impl Metrics {
             "counter",
             "Seconds of cooldown started.",
             &[(String::new(), cooldown.total_cooldown.as_secs_f64())],
+        );
+        let learned = gates.estimates();
+        let gauge = |pick: fn(&crate::run::gate::Estimate) -> Option<f64>| -> Vec<(String, f64)> {
+            learned
+                .iter()
+                .filter_map(|(scope, e)| pick(e).map(|v| (format!("{{scope=\"{}\"}}", escape_label(scope)), v)))
+                .collect()
+        };
+        metric(
+            "learned_limit_requests",
+            "gauge",
+            "Requests per window learned for a scope without rate-limit headers.",
+            &gauge(|e| e.requests),
+        );
+        metric(
+            "learned_limit_tokens",
+            "gauge",
+            "Tokens per window learned for a scope without rate-limit headers.",
+            &gauge(|e| e.tokens),
+        );
+        metric(
+            "learned_window_seconds",
+            "gauge",
+            "The window of the learned limit, once found.",
+            &gauge(|e| e.window.map(|w| w.as_secs_f64())),
         );
         let counters = egress.counters();
         metric(
@@ -127,6 +184,28 @@ impl Metrics {
     }
 }
 
+/// A label value as the exposition format wants it.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A run's progress as a caller sees it while it runs. Counts include the
+/// records an earlier run left; tokens and cost are this run's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Whether the input was validated and the plugin prepared.
+    pub started: bool,
+    /// Jobs in the input (known once started).
+    pub jobs: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost_usd: f64,
+}
+
 /// Binds the metrics address (before the plugin is prepared, so a busy
 /// port fails the run before anything runs).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -136,14 +215,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 /// Serves `/metrics` on `listener` until the returned handle is aborted.
 pub fn serve(
     listener: tokio::net::TcpListener,
-    ctx: Arc<RunContext>,
+    metrics: Arc<Metrics>,
+    gates: Arc<Gates>,
     egress: Egress,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let body = ctx.observe.metrics.render(&ctx, &egress);
+            let body = metrics.render(&gates, &egress);
             async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
         }),
     );
