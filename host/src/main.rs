@@ -142,11 +142,16 @@ async fn async_main(args: Args) -> ExitCode {
     };
     let output = config.output.clone();
     if dry {
-        let result = run::dry_run(&config).await;
+        let result = run::dry_run(&config, &stop).await;
+        signals.abort();
         if let Some(mock) = mock {
             mock.shutdown().await;
         }
         return match result {
+            Err(e) if e.is_stopped() => {
+                eprintln!("error: {e}");
+                ExitCode::from(first_signal.get().copied().unwrap_or(exit::SIGINT))
+            }
             Ok(report) => {
                 eprintln!("{}", report.human());
                 match summary_json.map(|p| write_json(&p, &report)).transpose() {

@@ -76,9 +76,10 @@ pub struct Provider {
     /// Which response headers carry its rate limits.
     pub rate_limit_dialect: RateLimitDialect,
     /// The model the plugin uses when neither the job nor `--plugin-config
-    /// model=` names one: what `--dry-run` prices, and what a record is
-    /// priced as when the provider's answer names no model. It must equal
-    /// the plugin's own default (a test reads the plugin's source).
+    /// model=` names one: what `--dry-run` prices. (A run prices each
+    /// record by the model the answer names, which for these plugins is
+    /// this one unless the server says otherwise.) It must equal the
+    /// plugin's own default (a test reads the plugin's source).
     pub default_model: Option<&'static str>,
 }
 

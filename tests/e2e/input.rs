@@ -99,34 +99,45 @@ async fn jobs_from_stdin_or_a_pipe_all_run_and_a_bad_last_line_still_sends_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_while_stdin_is_still_open_ends_the_run_at_once() {
-    let ws = Workspace::new();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["-", "--plugin", "mock", "--output"])
-        .arg(ws.path("results.jsonl"))
-        .arg("--cache-dir")
-        .arg(cache_dir())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary runs");
-    // A producer that wrote one line and keeps the pipe open.
-    let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all((job("a", "x") + "\n").as_bytes()).await.expect("write");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pid = i32::try_from(child.id().expect("running")).expect("pid");
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("exits without waiting for the pipe to close")
-        .expect("exit status");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
-    assert!(stderr.contains("stopped while reading <stdin>; nothing was sent"), "{stderr}");
-    assert!(!ws.path("results.jsonl.spool").exists(), "no spool is left behind");
-    drop(pipe);
+    // The run, and the dry run (which reads the input the same way).
+    for dry in [false, true] {
+        let ws = Workspace::new();
+        let tmp = ws.path("tmp");
+        std::fs::create_dir(&tmp).expect("tmp");
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["-", "--plugin", "mock", "--output"])
+            .arg(ws.path("results.jsonl"))
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .args(if dry { &["--dry-run"][..] } else { &[][..] })
+            .env_remove("RUST_LOG")
+            // Where the dry run keeps its spool.
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary runs");
+        // A producer that wrote one line and keeps the pipe open.
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all((job("a", "x") + "\n").as_bytes()).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let pid = i32::try_from(child.id().expect("running")).expect("pid");
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .expect("exits without waiting for the pipe to close")
+            .expect("exit status");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(143), "dry run: {dry}: {stderr}");
+        assert!(stderr.contains("stopped while reading <stdin>; nothing was sent"), "dry run: {dry}: {stderr}");
+        assert!(!ws.path("results.jsonl.spool").exists(), "no spool is left behind");
+        let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").collect();
+        assert!(left.is_empty(), "the dry run's spool is removed: {left:?}");
+        assert!(!ws.path("results.jsonl").exists() || !dry, "a dry run writes no results");
+        drop(pipe);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use super::policy::estimate::{estimate_tokens, prompt_tokens};
-use super::{RunConfig, RunError};
+use super::{RunConfig, RunError, StopHandle};
 use crate::input::{InputError, SpoolWriter};
 use crate::model::TokenUsage;
 use crate::sandbox::{self, PluginInstance};
@@ -55,8 +55,9 @@ impl DryRunReport {
     }
 }
 
-/// Runs the checks and estimates of `--dry-run`.
-pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
+/// Runs the checks and estimates of `--dry-run`. The pass over the input
+/// runs on a blocking thread and a `stop` ends it (stdin may never end).
+pub async fn dry_run(config: &RunConfig, stop: &StopHandle) -> Result<DryRunReport, RunError> {
     let sandbox_err = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
     let plugin =
         sandbox::load(&config.plugin, &config.cache, &config.sandbox, 2, &config.plugin_config, config.egress.clone())
@@ -73,23 +74,39 @@ pub async fn dry_run(config: &RunConfig) -> Result<DryRunReport, RunError> {
     };
     let default_model = super::default_model(config);
     let default_output = config.item.default_max_output_tokens;
+    let (input, prices, pass_stop) = (config.jobs.clone(), config.prices.clone(), stop.clone());
     let spool_dir = std::env::temp_dir();
     let spool = SpoolWriter::create_temp(&spool_dir)
         .map_err(|source| RunError::Input(vec![InputError::Spool { path: spool_dir.clone(), source }]))?;
-    let (summary, _spool) = read_once(&config.jobs, 20, spool, &|| true, |job| {
-        let prompt = prompt_tokens(job);
-        let output = estimate_tokens(job, default_output).saturating_sub(prompt);
-        report.estimated_input_tokens = report.estimated_input_tokens.saturating_add(prompt);
-        report.max_output_tokens = report.max_output_tokens.saturating_add(output);
-        let model = job.params.model().or(default_model.as_deref());
-        let usage = TokenUsage { input_tokens: prompt, output_tokens: output, ..TokenUsage::default() };
-        match model.and_then(|m| config.prices.cost(m, &usage)) {
-            Some(cost) => report.estimated_max_cost_usd += cost,
-            None => report.unpriced_jobs += 1,
+    let spool_file = spool.path().to_path_buf();
+    let pass = tokio::task::spawn_blocking(move || {
+        let keep_going = || !pass_stop.is_stopping();
+        let (summary, _spool) = read_once(&input, 20, spool, &keep_going, |job| {
+            let prompt = prompt_tokens(job);
+            let output = estimate_tokens(job, default_output).saturating_sub(prompt);
+            report.estimated_input_tokens = report.estimated_input_tokens.saturating_add(prompt);
+            report.max_output_tokens = report.max_output_tokens.saturating_add(output);
+            let model = job.params.model().or(default_model.as_deref());
+            let usage = TokenUsage { input_tokens: prompt, output_tokens: output, ..TokenUsage::default() };
+            match model.and_then(|m| prices.cost(m, &usage)) {
+                Some(cost) => report.estimated_max_cost_usd += cost,
+                None => report.unpriced_jobs += 1,
+            }
+            Decision::Keep
+        })
+        .map_err(RunError::Input)?;
+        report.jobs = summary.jobs as u64;
+        Ok(report)
+    });
+    tokio::select! {
+        joined = pass => joined.unwrap_or_else(|e| {
+            let source = std::io::Error::other(format!("the input reader failed: {e}"));
+            Err(RunError::Input(vec![InputError::Io { input: config.jobs.clone(), source }]))
+        }),
+        () = stop.until_stopping() => {
+            // The pass may stay blocked on stdin until the process exits.
+            let _ = std::fs::remove_file(&spool_file);
+            Err(RunError::Input(vec![InputError::Stopped { input: config.jobs.clone() }]))
         }
-        Decision::Keep
-    })
-    .map_err(RunError::Input)?;
-    report.jobs = summary.jobs as u64;
-    Ok(report)
+    }
 }
