@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod batch;
+mod chromium;
 mod conformance;
 mod egress;
 mod engine;
