@@ -171,12 +171,12 @@ async fn validate(svc: &Arc<Service>, tenant: &Tenant, active: &Active) -> Step 
 /// Checks every line (the engine's own one pass over the input, plus the
 /// batch's endpoint and line quota). Returns the number of requests and the
 /// model of the first line. What the pass spools is not needed here (the
-/// run makes its own pass, with its resume): it goes to a private
-/// temporary file next to the input, removed on return.
+/// run makes its own pass, with its resume): it goes to a private file next
+/// to the input, removed on return, and overwritten by the next validation
+/// should a killed server leave it behind.
 fn check_input(path: &Path, endpoint: &str, max_lines: u64) -> Result<(u64, Option<String>), Vec<BatchError>> {
     let input = JobsSource::from(path);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let spool = SpoolWriter::create_temp(dir)
+    let spool = SpoolWriter::create(&path.with_extension("validation.spool"))
         .map_err(|e| vec![host_error(format!("the input cannot be checked (no room for its spool): {e}"))])?;
     let mut model = None;
     let checked = read_once(&input, MAX_ERRORS, spool, &|| true, |job| {
@@ -650,6 +650,8 @@ mod tests {
         assert_eq!(errors[0].code, "too_many_requests_in_file");
         write(&path, &[""]);
         assert_eq!(check_input(&path, "/v1/chat/completions", 1).expect_err("empty")[0].code, "empty_file");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(left, ["in.jsonl"], "the validation's spool is removed");
     }
 
     #[test]
