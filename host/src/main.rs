@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
+use batchllm_host::model::error_chain;
 use batchllm_host::run::{self, RunReport, StopHandle, Termination};
 use batchllm_host::sandbox::CompileCache;
 
@@ -67,7 +68,7 @@ async fn async_main(args: Args) -> ExitCode {
         return match batchllm_host::serve::serve(options, ready).await {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -84,7 +85,7 @@ async fn async_main(args: Args) -> ExitCode {
                 ExitCode::from(exit::OK)
             }
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -114,7 +115,7 @@ async fn async_main(args: Args) -> ExitCode {
     let config = match args.into_config(extras) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -203,7 +204,7 @@ fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow:
 
 /// Reports a run that could not start or had to stop.
 fn run_error(e: &run::RunError) -> ExitCode {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", error_chain(e));
     ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
 }
 
