@@ -19,6 +19,7 @@ use providers::BUILTINS;
 
 #[path = "build/wasm_target.rs"]
 mod wasm_target;
+include!("guest_build_env.rs");
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -27,6 +28,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", manifest_dir.join("src/providers.rs").display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("guest_build_env.rs").display());
     for p in BUILTINS {
         println!("cargo:rerun-if-changed={}", plugins.join(p.dir).display());
     }
@@ -84,10 +86,7 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
     for p in BUILTINS {
         cmd.args(["-p", p.package]);
     }
-    // Flags meant for the host build must not leak into the wasm build.
-    for var in
-        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"]
-    {
+    for var in HOST_ONLY_BUILD_ENV {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("running cargo to build the plugins: {e}"));

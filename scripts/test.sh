@@ -14,6 +14,21 @@ fi
 
 host_triple="$(rustc -vV | sed -n 's/^host: //p')"
 
+# Formatting and clippy with warnings as errors, for the host workspace, the
+# plugins workspace and the hostile test plugins (the last two target
+# wasm32-wasip2). First, so a lint failure shows in minutes, not after the
+# tests. BATCHLLM_SKIP_LINT=1 skips it for a quick local rerun.
+if [ "${BATCHLLM_SKIP_LINT:-}" != 1 ]; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+    cargo fmt --all -- --check
+    cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+    cargo fmt --manifest-path tests/plugins/Cargo.toml --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --workspace --locked -- -D warnings
+    cargo clippy --manifest-path tests/plugins/Cargo.toml --target wasm32-wasip2 --workspace --locked \
+        --target-dir target/test-plugins -- -D warnings
+fi
+
 # The JavaScript, Python and Go openai plugins: built from source (their
 # pinned toolchains install from npm / PyPI / crates.io into ignored folders
 # on the first run; the scripts return at once when up to date), then their

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
+use batchllm_host::model::error_chain;
 use batchllm_host::run::{self, RunReport, StopHandle, Termination};
 use batchllm_host::sandbox::CompileCache;
 
@@ -71,7 +72,7 @@ async fn async_main(args: Args) -> ExitCode {
         return match batchllm_host::serve::serve(options, ready).await {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -88,7 +89,7 @@ async fn async_main(args: Args) -> ExitCode {
                 ExitCode::from(exit::OK)
             }
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -112,7 +113,7 @@ async fn async_main(args: Args) -> ExitCode {
                 ExitCode::from(exit::OK)
             }
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -136,7 +137,7 @@ async fn async_main(args: Args) -> ExitCode {
     let config = match args.into_config(extras) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -149,7 +150,7 @@ async fn async_main(args: Args) -> ExitCode {
         }
         return match result {
             Err(e) if e.is_stopped() => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(first_signal.get().copied().unwrap_or(exit::SIGINT))
             }
             Ok(report) => {
@@ -173,7 +174,7 @@ async fn async_main(args: Args) -> ExitCode {
     }
     match result {
         Err(e) if e.is_stopped() => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(signal.unwrap_or(exit::SIGINT))
         }
         Ok(report) => {
@@ -234,7 +235,7 @@ fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow:
 
 /// Reports a run that could not start or had to stop.
 fn run_error(e: &run::RunError) -> ExitCode {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", error_chain(e));
     ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
 }
 

@@ -4,6 +4,7 @@
 //! One test binary (like wasmtime's `tests/all`) so the plugin compile cache
 //! and the build are shared.
 
+mod fixtures;
 mod support;
 
 mod bad_input;

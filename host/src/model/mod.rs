@@ -7,6 +7,7 @@
 //! `sandbox::wit`).
 
 mod call;
+mod chain;
 mod class;
 mod exchange;
 mod job;
@@ -14,6 +15,7 @@ mod record;
 mod usage;
 
 pub use call::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
+pub use chain::error_chain;
 pub use class::FailureClass;
 pub use exchange::{Exchange, ExchangeFailure};
 pub use job::{Job, Params, fingerprint};

@@ -315,7 +315,7 @@ async fn execute(svc: &Arc<Service>, tenant: &Tenant, active: &Active) -> Step {
                 BatchError { code: "plugin_prepare_failed".into(), message: e.to_string(), param: None, line: None };
             finalize(svc, active, End::Failed(vec![error])).await
         }
-        Err(e) => finalize(svc, active, End::Failed(vec![host_error(e.to_string())])).await,
+        Err(e) => finalize(svc, active, End::Failed(vec![host_error(crate::model::error_chain(&e))])).await,
         Ok(report) if report.termination == Termination::Interrupted && svc.is_shutting_down() => {
             tracing::info!(batch = %id, "stopped with the server; it resumes at the next start");
             Step::Stop

@@ -120,7 +120,9 @@ impl<F: ExecutorFactory> Worker<F> {
             // Free the slot of a discarded instance before taking another.
             self.executor = None;
             let created = self.factory.create().await;
-            self.executor = Some(created.map_err(|e| AttemptFailure::host(FailureClass::PluginTrap, e.to_string()))?);
+            self.executor = Some(
+                created.map_err(|e| AttemptFailure::host(FailureClass::PluginTrap, crate::model::error_chain(&e)))?,
+            );
         }
         self.executor
             .as_mut()
