@@ -227,7 +227,7 @@ async fn gzip_jobs_and_a_gzip_results_file_survive_kill_9_and_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn params_and_context_reach_the_plugin_and_the_results_as_written() {
-    let plugin = crate::hostile::plugins_dir().join("batchllm_hostile.wasm");
+    let plugin = crate::fixtures::test_plugin("batchllm_hostile.wasm");
     let ws = Workspace::new();
     let params = r#"{"z": 1.10, "a": 123456789012345678901234567890, "m": {"y": 1, "x": 2}}"#;
     let context = r#"{"row_id": 123456789012345678901234567890, "b": [1.50, 2e3], "a": null}"#;
