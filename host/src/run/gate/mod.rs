@@ -22,7 +22,7 @@ pub mod admission;
 pub mod cooldown;
 pub mod learned;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -121,6 +121,12 @@ struct State {
     buckets: Buckets,
     /// Attempts admitted and not yet answered.
     in_flight: i64,
+    /// When each of those was admitted, by admission number: a provider's
+    /// remaining budget already counts the requests it had received when it
+    /// answered, so only the ones sent after that are subtracted from it.
+    open: BTreeMap<u64, Instant>,
+    /// The admission number of the next attempt.
+    next_seq: u64,
     stats: GateStats,
 }
 
@@ -146,6 +152,8 @@ pub struct Gates {
 pub struct Ticket<'a> {
     gates: &'a Gates,
     sent: Instant,
+    /// Its admission number (the key in `State::open`).
+    seq: u64,
     tokens: u64,
     /// Where the send was counted for the adaptive limit, by sequence.
     counted: Option<(String, u64)>,
@@ -171,6 +179,8 @@ impl Gates {
                 default_scope: None,
                 buckets,
                 in_flight: 0,
+                open: BTreeMap::new(),
+                next_seq: 0,
                 stats: GateStats::default(),
             }),
             queue: tokio::sync::Mutex::new(()),
@@ -254,7 +264,10 @@ impl Gates {
         });
         state.buckets.take(tokens);
         state.in_flight += 1;
-        Ok(Ticket { gates: self, sent: now, tokens, counted, open: true })
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.open.insert(seq, now);
+        Ok(Ticket { gates: self, sent: now, seq, tokens, counted, open: true })
     }
 
     /// Waits until an attempt is admitted, or `stop` resolves first (`None`).
@@ -298,6 +311,19 @@ impl Gates {
     pub fn stats(&self) -> GateStats {
         self.lock().stats
     }
+}
+
+/// Of the attempts still open, how many the provider cannot have counted in
+/// an answer to an attempt sent at `sent` and read at `now`: those admitted
+/// after it answered, taken as the middle of the exchange (the network both
+/// ways alike; a slow provider only makes this larger, so safer). Counting
+/// every attempt in flight instead left a window's budget short by the
+/// concurrency (551 of 600 at `-j 50`), and a run needing two windows took
+/// three.
+fn unseen_by_provider(open: &BTreeMap<u64, Instant>, sent: Instant, now: Instant) -> i64 {
+    let answered = sent + now.saturating_duration_since(sent) / 2;
+    let unseen = open.values().rev().take_while(|admitted| **admitted > answered).count();
+    i64::try_from(unseen).unwrap_or(i64::MAX)
 }
 
 /// Calls `f` on the gate of `scope`, or on every known gate for `None`.
@@ -349,6 +375,7 @@ impl Ticket<'_> {
         let mut state = gates.lock();
         let state = &mut *state;
         state.in_flight -= 1;
+        state.open.remove(&self.seq);
         let mut changes = Changes::default();
         if let Some(scope) = scope.filter(|s| !s.is_empty()) {
             if state.default_scope.is_none()
@@ -383,10 +410,10 @@ impl Ticket<'_> {
         state.buckets.reconcile(self.tokens, used_tokens);
         if settings.learn_from_headers {
             let wall_now = SystemTime::now();
+            let unseen = unseen_by_provider(&state.open, self.sent, now);
             for e in exchanges.iter().filter(|e| !e.authority.is_empty()) {
                 let gate = state.scopes.entry(e.authority.clone()).or_default();
-                let report =
-                    learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+                let report = learned::observe(&mut gate.budget, e, unseen, settings.max_server_wait, now, wall_now);
                 if settings.adaptive
                     && let Some(report) = report.filter(|r| r.remaining <= 0)
                     && gate.adaptive.on_exhausted(self.sent, report.limit, report.reset_at, now)
@@ -426,6 +453,7 @@ impl Drop for Ticket<'_> {
         if self.open {
             let mut state = self.gates.lock();
             state.in_flight -= 1;
+            state.open.remove(&self.seq);
             if let Some((key, seq)) = &self.counted {
                 let key = match (key.as_str(), &state.default_scope) {
                     (UNSCOPED, Some(scope)) => scope.clone(),
@@ -520,15 +548,33 @@ mod tests {
 
     #[test]
     fn learned_budgets_count_attempts_in_flight_and_hold_until_the_reset() {
-        let now = Instant::now();
-        let g = Gates::new(settings(), now);
-        let a = g.try_admit(None, 0, now).expect("nothing known yet");
-        let b = g.try_admit(None, 0, now).expect("nothing known yet");
-        // The server says 2 left while one more attempt is still in flight.
-        a.answered(Some("api:443"), Verdict::Success, &[limit_headers("2", "10s")], 0, now);
-        let c = g.try_admit(Some("api:443"), 0, now).expect("one left");
-        assert_eq!(g.try_admit(Some("api:443"), 0, now).map(|_| ()), Err(Duration::from_secs(10)));
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let g = Gates::new(settings(), t0);
+        let a = g.try_admit(None, 0, t0).expect("nothing known yet");
+        // Sent after the provider answered `a` (the middle of its exchange):
+        // the budget in that answer cannot count it.
+        let b = g.try_admit(None, 0, t0 + ms(8)).expect("nothing known yet");
+        a.answered(Some("api:443"), Verdict::Success, &[limit_headers("2", "10s")], 0, t0 + ms(10));
+        let c = g.try_admit(Some("api:443"), 0, t0 + ms(10)).expect("one left");
+        assert_eq!(g.try_admit(Some("api:443"), 0, t0 + ms(10)).map(|_| ()), Err(Duration::from_secs(10)));
         drop((b, c));
+    }
+
+    #[test]
+    fn an_attempt_the_provider_had_already_counted_is_not_subtracted_again() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let g = Gates::new(settings(), t0);
+        let a = g.try_admit(None, 0, t0).expect("nothing known yet");
+        // Sent before the provider answered `a`: its remaining already
+        // counts it. At -j 50 subtracting it spent 551 of a 600 window.
+        let b = g.try_admit(None, 0, t0 + ms(2)).expect("nothing known yet");
+        a.answered(Some("api:443"), Verdict::Success, &[limit_headers("2", "10s")], 0, t0 + ms(10));
+        let c = g.try_admit(Some("api:443"), 0, t0 + ms(10)).expect("two left");
+        let d = g.try_admit(Some("api:443"), 0, t0 + ms(10)).expect("two left");
+        assert_eq!(g.try_admit(Some("api:443"), 0, t0 + ms(10)).map(|_| ()), Err(ms(10_000)));
+        drop((b, c, d));
     }
 
     #[test]
