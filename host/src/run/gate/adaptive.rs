@@ -9,8 +9,8 @@
 //! 1. **Open.** Nothing is known: sends go as fast as the run allows, and
 //!    every send is remembered (time, token charge, answer).
 //! 2. **Searching.** A 429, confirmed by a second one for a send made after
-//!    the first was answered (one 429 alone may be a hiccup: an overloaded
-//!    server, a per-request quirk), tells the capacity: the requests (and
+//!    the first was answered, within two minutes (one 429 alone may be a
+//!    hiccup: an overloaded server, a per-request quirk), tells the capacity: the requests (and
 //!    tokens) the provider accepted before refusing, `R`. The window `W` is
 //!    still unknown, and the server's `retry-after` may not be true, so the
 //!    host probes it: capacity frees when the oldest accepted request leaves
@@ -51,6 +51,12 @@ use crate::run::policy::later;
 
 /// Windows tried, in order, when the provider does not say its window.
 const CANDIDATE_WINDOWS: [u64; 10] = [1, 2, 5, 10, 15, 20, 30, 60, 90, 120];
+
+/// How long one refusal keeps a scope suspect: a second refusal within it
+/// confirms a limit. Successes in between do not clear it, since a provider
+/// telling the truth in `retry-after` (Gemini's `RetryInfo`) has room again
+/// right after the wait it named, and the next burst is refused again.
+const SUSPICION_FADES: Duration = Duration::from_secs(120);
 
 /// The longest send history kept (a window longer than this is not learned).
 const MAX_HISTORY: Duration = Duration::from_secs(130);
@@ -255,6 +261,23 @@ impl Adaptive {
             .map(|s| s.at)
     }
 
+    /// The widest candidate window, from `candidate` on, that a probe sent
+    /// at `probe` and accepted allows: room had come back by then, so the
+    /// window is no longer than the probe's distance from the oldest send
+    /// the provider counted. A probe held back (a cooldown that outlasted
+    /// the candidate's time) proves less than its candidate: taking the
+    /// candidate then paced a 2 s window as if it were 1 s, a 429 a second.
+    fn widest_proven(&self, candidate: usize, hit: Instant, probe: Instant) -> usize {
+        (candidate..CANDIDATE_WINDOWS.len())
+            .take_while(|&c| {
+                let window = candidate_window(c);
+                let oldest = self.oldest_accepted_after(hit.checked_sub(window), hit).unwrap_or(probe);
+                later(later(oldest, window), margin(window)) <= probe
+            })
+            .last()
+            .unwrap_or(candidate)
+    }
+
     /// Whether a sliding window of `window` explains what was seen: every
     /// accepted send found at most as many accepted sends in the window
     /// before it (itself included) as the refusal at `hit` found.
@@ -305,14 +328,16 @@ impl Adaptive {
         send.answer = Answer::Accepted;
         let sent = send.at;
         match self.phase {
-            Phase::Suspect { since, .. } if sent >= since => {
-                // A send made after the refusal went through: no limit.
+            Phase::Suspect { since, .. }
+                if sent >= since && now.saturating_duration_since(since) >= SUSPICION_FADES =>
+            {
+                // Sends long after the refusal go through: it was a hiccup.
                 self.phase = Phase::Open;
                 false
             }
             Phase::Suspect { .. } => false,
             Phase::Searching { hit, candidate, probe: Some(p) } if p == seq => {
-                self.window = Some(candidate_window(candidate));
+                self.window = Some(candidate_window(self.widest_proven(candidate, hit, sent)));
                 self.set_capacity(hit, true);
                 self.peak = self.requests.unwrap_or(0.0);
                 self.phase = Phase::Pacing;
@@ -425,7 +450,11 @@ impl Adaptive {
                 self.phase = Phase::Suspect { hit: sent, since: now };
                 false
             }
-            Phase::Suspect { hit, since } if sent >= since => {
+            Phase::Suspect { since, .. } if sent >= since => {
+                // The capacity: what was accepted until the first refusal
+                // came back (sends racing it may have reached the provider
+                // first, and nothing leaves a window that quickly).
+                let hit = since;
                 self.phase = Phase::Searching { hit, candidate: self.next_candidate(0, hit), probe: None };
                 self.set_capacity(hit, false);
                 self.changed_at = Some(now);
@@ -646,22 +675,53 @@ mod tests {
     #[test]
     fn one_refusal_alone_is_a_hiccup_not_a_limit() {
         let t0 = Instant::now();
+        let secs = Duration::from_secs;
         let mut a = Adaptive::default();
         let first = a.admit(1, t0);
         a.on_accepted(first, t0 + ms(10));
         let refused = a.admit(1, t0 + ms(20));
         assert!(!a.on_refused(refused, LimitKind::Unknown, t0 + ms(30)));
         // The retry after it goes through: nothing is learned, nothing paced.
-        let retry = a.admit(1, t0 + Duration::from_secs(1));
-        a.on_accepted(retry, t0 + Duration::from_secs(1) + ms(10));
+        let retry = a.admit(1, t0 + secs(1));
+        a.on_accepted(retry, t0 + secs(1) + ms(10));
+        assert!(!a.is_active());
+        assert_eq!(a.wait(1, t0 + secs(2)), Duration::ZERO);
+        // Two minutes of successes: the refusal is forgotten, and the next
+        // one is a suspicion again, not a confirmation.
+        let late = a.admit(1, t0 + secs(121));
+        a.on_accepted(late, t0 + secs(121) + ms(10));
         assert_eq!(a.phase, Phase::Open);
-        assert_eq!(a.wait(1, t0 + Duration::from_secs(2)), Duration::ZERO);
-        // Refused again after a refusal was answered: that is a limit.
-        let again = a.admit(1, t0 + Duration::from_secs(2));
-        assert!(!a.on_refused(again, LimitKind::Unknown, t0 + Duration::from_secs(2) + ms(10)));
-        let confirm = a.admit(1, t0 + Duration::from_secs(3));
-        assert!(a.on_refused(confirm, LimitKind::Unknown, t0 + Duration::from_secs(3) + ms(10)));
+        let again = a.admit(1, t0 + secs(122));
+        assert!(!a.on_refused(again, LimitKind::Unknown, t0 + secs(122) + ms(10)));
+        let confirm = a.admit(1, t0 + secs(123));
+        assert!(a.on_refused(confirm, LimitKind::Unknown, t0 + secs(123) + ms(10)));
         assert!(a.is_active());
+    }
+
+    #[test]
+    fn a_truthful_retry_after_between_two_refusals_still_confirms_the_limit() {
+        // Gemini's RetryInfo: after the wait it names the window has room,
+        // the retry goes through, and the next burst is refused again.
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut a = Adaptive::default();
+        let accepted: Vec<u64> = (0..120).map(|i| a.admit(1, t0 + ms(i))).collect();
+        for &s in &accepted {
+            a.on_accepted(s, t0 + ms(130));
+        }
+        let refused = a.admit(1, t0 + ms(125));
+        assert!(!a.on_refused(refused, LimitKind::Unknown, t0 + ms(140)));
+        let retry = a.admit(1, t0 + secs(2));
+        a.on_accepted(retry, t0 + secs(2) + ms(5));
+        assert!(!a.is_active(), "one refusal paces nothing");
+        let burst = a.admit(1, t0 + secs(2) + ms(6));
+        assert!(a.on_refused(burst, LimitKind::Unknown, t0 + secs(2) + ms(10)), "the second refusal confirms");
+        assert_eq!(a.estimate().requests, Some(120.0));
+        // The cooldown held the probe of the 1 s candidate until 2.8 s: its
+        // success proves a window of at most 2.8 s, so 2 s, not 1 s.
+        let probe = a.admit(1, t0 + ms(2_800));
+        assert!(a.on_accepted(probe, t0 + ms(2_810)));
+        assert_eq!(a.estimate().window, Some(secs(2)));
     }
 
     #[test]
