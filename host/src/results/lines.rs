@@ -47,10 +47,10 @@ pub fn for_each_line<E>(
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
     let mut line = 0;
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_line(&mut buf) {
+        match reader.read_until(b'\n', &mut buf) {
             Ok(0) => return Ok(false),
             Ok(_) => {}
             // A gzip member cut short: a crash while it was written.
@@ -58,11 +58,15 @@ pub fn for_each_line<E>(
             Err(e) => return Err(io(e)),
         }
         line += 1;
-        if !buf.ends_with('\n') {
-            // The last line of a killed run: never counted, so cut it.
+        if !buf.ends_with(b"\n") {
+            // The last line of a killed run: never counted, so cut it (as
+            // bytes: the cut may have split a character).
             return Ok(true);
         }
-        let text = buf.trim_end_matches(['\n', '\r']);
+        let text = std::str::from_utf8(&buf).map_err(|e| {
+            io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line} is not UTF-8 text ({e})")))
+        })?;
+        let text = text.trim_end_matches(['\n', '\r']);
         if !text.trim().is_empty() {
             each(line, text)?;
         }
@@ -168,6 +172,22 @@ mod tests {
         assert_eq!(lines(&path), (vec!["a".to_string(), "b".into()], true));
         std::fs::write(&path, "a\n").expect("write");
         assert_eq!(lines(&path), (vec!["a".to_string()], false));
+    }
+
+    /// A kill can cut the last record inside a multi-byte character (an
+    /// output in any language but English): a torn line like any other, not
+    /// "stream did not contain valid UTF-8" for the whole resume.
+    #[test]
+    fn a_line_torn_inside_a_character_is_cut_and_a_whole_line_that_is_not_text_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.jsonl");
+        let mut bytes = "a\n\u{e9}t\u{e9}".as_bytes().to_vec();
+        bytes.pop();
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(lines(&path), (vec!["a".to_string()], true));
+        std::fs::write(&path, b"a\n\xff\n").expect("write");
+        let err = for_each_line(&path, |e| e, |_, _| Ok(())).expect_err("not text");
+        assert!(err.to_string().contains("line 2 is not UTF-8 text"), "{err}");
     }
 
     #[test]
