@@ -158,11 +158,25 @@ pub fn read_lines(path: &Path) -> Result<impl Iterator<Item = Result<(usize, Str
         return Err(InputError::NotAFile { path: path.into() });
     }
     let path = path.to_path_buf();
-    Ok(BufReader::with_capacity(1 << 16, file)
-        .lines()
-        .enumerate()
-        .map(move |(i, r)| r.map(|t| (i + 1, t)).map_err(|source| InputError::Io { path: path.clone(), source })))
+    // Bytes, then UTF-8 per line: a line that is not text is that line's
+    // error (`lines()` would fail the whole file with no line number).
+    Ok(BufReader::with_capacity(1 << 16, file).split(b'\n').enumerate().map(move |(i, r)| {
+        let line = i + 1;
+        let mut bytes = r.map_err(|source| InputError::Io { path: path.clone(), source })?;
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        String::from_utf8(bytes).map(|text| (line, text)).map_err(|e| InputError::Line {
+            path: path.clone(),
+            line,
+            problem: format!("the line is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to() + 1),
+            fix: "save the jobs file as UTF-8",
+        })
+    }))
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -58,6 +58,15 @@ pub fn validate_file(
     for entry in lines {
         let (line, text) = match entry {
             Ok(entry) => entry,
+            // A line that is not text: the next lines are still checked.
+            Err(e @ InputError::Line { .. }) => {
+                summary.jobs += 1;
+                errors.push(e);
+                if errors.len() >= max_errors {
+                    break;
+                }
+                continue;
+            }
             Err(e) => {
                 errors.push(e);
                 break;
@@ -117,7 +126,11 @@ fn confirm_duplicates(
     let mut lines_by_hash: HashMap<u64, Vec<(usize, String)>> = HashMap::with_capacity(wanted.len());
     let mut errors = Vec::new();
     for entry in read_lines(path).map_err(|e| vec![e])? {
-        let (line, text) = entry.map_err(|e| vec![e])?;
+        let (line, text) = match entry {
+            Ok(entry) => entry,
+            Err(InputError::Line { .. }) => continue,
+            Err(e) => return Err(vec![e]),
+        };
         let Ok(job) = parse_line(&text, line) else { continue };
         // A suspect's hash as the first pass recorded it (the same value).
         let suspect = suspect_lines.get(&line).copied();
@@ -154,6 +167,26 @@ mod tests {
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(text[0].contains("jobs.jsonl:3: duplicate id `a` (first used on line 1)"), "{}", text[0]);
         assert!(text[1].contains("jobs.jsonl:4: invalid JSON"), "{}", text[1]);
+    }
+
+    /// A line that is not UTF-8 is named by its line number, and the
+    /// lines after it are still checked (it used to stop validation with
+    /// "cannot read jobs.jsonl: stream did not contain valid UTF-8").
+    #[test]
+    fn a_line_that_is_not_utf8_is_named_and_the_rest_still_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jobs.jsonl");
+        std::fs::write(&path, b"{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"caf\xe9\"}\nnope\n")
+            .expect("write");
+        let errors = validate_file(&path, 10, |_| None).expect_err("invalid");
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("jobs.jsonl:2: the line is not valid UTF-8 (byte 24); save the jobs file as UTF-8"),
+            "{}",
+            text[0]
+        );
+        assert!(text[1].contains("jobs.jsonl:3: invalid JSON"), "{}", text[1]);
     }
 
     #[test]

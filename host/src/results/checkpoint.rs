@@ -301,18 +301,24 @@ fn for_each_record(
     let file = std::fs::File::open(path).map_err(read)?;
     let mut reader = std::io::BufReader::new(file);
     let mut line = 0;
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     loop {
         buf.clear();
-        if reader.read_line(&mut buf).map_err(read)? == 0 {
+        if reader.read_until(b'\n', &mut buf).map_err(read)? == 0 {
             return Ok(false);
         }
         line += 1;
-        if !buf.ends_with('\n') {
-            // The last line of a killed run: never counted, so cut it.
+        if !buf.ends_with(b"\n") {
+            // The last line of a killed run: never counted, so cut it
+            // (bytes: the cut may have split a character).
             return Ok(true);
         }
-        let text = buf.trim_end_matches(['\n', '\r']);
+        let text = std::str::from_utf8(&buf).map_err(|e| ResumeError::Damaged {
+            path: path.into(),
+            line,
+            reason: format!("not UTF-8 text: {e}"),
+        })?;
+        let text = text.trim_end_matches(['\n', '\r']);
         if !text.trim().is_empty() {
             each(line, text)?;
         }
@@ -436,6 +442,39 @@ mod tests {
         let after = std::fs::read_to_string(&path).expect("read");
         assert_eq!(after.lines().count(), 2, "{after}");
         assert!(after.ends_with('\n'));
+    }
+
+    /// A kill can cut the last record inside a multi-byte character (an
+    /// output in any language but English): it is a torn line like any
+    /// other, cut, not "cannot read: stream did not contain valid UTF-8".
+    #[test]
+    fn a_torn_line_cut_inside_a_character_is_repaired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let whole = line("b", "succeeded", None, "in-b").replace("in-b", "in-b-\u{e9}t\u{e9}");
+        let torn = &whole.as_bytes()[..whole.find('\u{e9}').expect("an é") + 1];
+        let mut bytes = format!("{}\n", line("a", "succeeded", None, "in-a")).into_bytes();
+        bytes.extend_from_slice(torn);
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(&path, &bytes).expect("write");
+        let cp = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b"])).expect("resumable");
+        assert!(cp.repaired);
+        assert_eq!(cp.done, ["a"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("UTF-8 again"),
+            format!("{}\n", line("a", "succeeded", None, "in-a"))
+        );
+    }
+
+    /// A complete line that is not UTF-8 is damage, reported at its line.
+    #[test]
+    fn a_complete_line_that_is_not_utf8_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bytes = format!("{}\n", line("a", "succeeded", None, "in-a")).into_bytes();
+        bytes.extend_from_slice(b"{\"custom_id\":\"\xff\"}\n");
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(&path, &bytes).expect("write");
+        let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("damaged");
+        assert!(err.to_string().contains("results.jsonl:2: not a batchllm result record (not UTF-8"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> 
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{
