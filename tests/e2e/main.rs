@@ -12,6 +12,7 @@ mod conformance;
 mod egress;
 mod engine;
 mod hostile;
+mod layering;
 mod openai_endpoints;
 mod options;
 mod peers;
