@@ -92,7 +92,7 @@ pub fn run(data: &[u8]) {
         force: flags.contains("force"),
         fsync: false,
     };
-    let dir = crate::fresh_dir("checkpoint");
+    let dir = super::fresh_dir("checkpoint");
     let path = dir.join("results.jsonl");
     std::fs::write(&path, results).expect("write results");
     if let Some(journal) = journal {

@@ -33,7 +33,7 @@ pub fn run(data: &[u8]) {
         assert!(message.contains("run.toml"), "a config error that does not name the file: {message}");
     }
 
-    let cache = crate::scratch().join("cache");
+    let cache = super::scratch().join("cache");
     let env = |var: &str| var.ends_with("_KEY").then(|| "sk-fuzz-0123456789abcdef".to_string());
     if let Err(e) = Tenants::parse(text, Path::new("tenants.toml"), &cache, &env) {
         let message = e.to_string();

@@ -23,7 +23,7 @@ pub fn run(data: &[u8]) {
         }
     }
 
-    let path = crate::fresh_dir("jobs").join("jobs.jsonl");
+    let path = super::fresh_dir("jobs").join("jobs.jsonl");
     std::fs::write(&path, data).expect("write jobs file");
     let shown = path.display().to_string();
     let lines = data.split(|&b| b == b'\n').count();

@@ -7,6 +7,11 @@
 //! follow the parsers when those change, and every check here is also a
 //! property test or unit test beside the code in the host's suite.
 //!
+//! The same functions run on stable in the host's test suite
+//! (`tests/e2e/fuzz_replay.rs` includes this crate's sources): over the
+//! seeds and kept crashes, and over random edits of the seeds. That is why
+//! the modules refer to each other with `super::`, never `crate::`.
+//!
 //! Inputs are text in small formats a person can write (the seeds in
 //! `seeds/<target>/` are real answers and files), so the fuzzer mutates
 //! realistic inputs rather than random bytes.
@@ -34,9 +39,13 @@ pub fn scratch() -> &'static Path {
     .path()
 }
 
-/// A fresh, empty folder under [`scratch`] for one run of a harness.
+/// A fresh, empty folder under [`scratch`] for one run of a harness; one
+/// per thread, since the stable replay (`tests/e2e/fuzz_replay.rs`) runs
+/// the harnesses on the test runner's threads at once.
 pub fn fresh_dir(name: &str) -> PathBuf {
-    let dir = scratch().join(name);
+    let thread = format!("{:?}", std::thread::current().id());
+    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
+    let dir = scratch().join(format!("{name}-{thread}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch folder");
     dir

@@ -32,8 +32,8 @@ pub fn run(data: &[u8]) {
     let raw = body_json(body);
     let kept = raw.get();
     assert!(!kept.contains(['\n', '\r']), "body_json broke the line: {kept:?}");
-    assert!(crate::is_strict_json(kept), "body_json gave invalid JSON: {kept:?}");
-    let one_line_json = !body.contains(['\n', '\r']) && crate::is_strict_json(body);
+    assert!(super::is_strict_json(kept), "body_json gave invalid JSON: {kept:?}");
+    let one_line_json = !body.contains(['\n', '\r']) && super::is_strict_json(body);
     if one_line_json && !body.contains("\\u") {
         assert_eq!(kept, body.trim_matches([' ', '\t']), "valid one-line JSON is kept as given");
     }
@@ -61,14 +61,14 @@ pub fn run(data: &[u8]) {
             cost_usd: None,
         },
     };
-    let dir = crate::fresh_dir("record");
+    let dir = super::fresh_dir("record");
     let path = dir.join("results.jsonl");
     let mut writer = ResultWriter::open(&path, true, false).expect("open results");
     writer.write(&record).expect("write record");
     drop(writer);
     let written = std::fs::read_to_string(&path).expect("the results file is UTF-8");
     assert!(written.ends_with('\n') && written.matches('\n').count() == 1, "one record, one line: {written:?}");
-    assert!(crate::is_strict_json(written.trim_end_matches('\n')), "a record that is not JSON: {written:?}");
+    assert!(super::is_strict_json(written.trim_end_matches('\n')), "a record that is not JSON: {written:?}");
 
     let mut previous = Previous::read(&path, ResumeOptions::default())
         .unwrap_or_else(|e| panic!("the host cannot resume from its own record: {e}"))

@@ -26,10 +26,10 @@ pub fn run(data: &[u8]) {
         assert_eq!(out, body, "a body without the secret was changed");
     }
     let json_in = matches!(body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
-        && std::str::from_utf8(body).is_ok_and(crate::is_strict_json);
+        && std::str::from_utf8(body).is_ok_and(super::is_strict_json);
     if json_in && !out.starts_with(WITHHELD) {
         let text = std::str::from_utf8(&out).expect("scrubbed JSON is UTF-8");
-        assert!(crate::is_strict_json(text), "scrubbing broke a JSON body: {text:?}");
+        assert!(super::is_strict_json(text), "scrubbing broke a JSON body: {text:?}");
     }
     if let Ok(text) = std::str::from_utf8(body) {
         let scrubbed = secrets.scrub(text);

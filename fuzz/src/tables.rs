@@ -11,8 +11,8 @@ use batchllm_host::schema::OutputSchema;
 /// Input: see the module docs.
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let (file, output) = crate::split_at_marker(&text, "---");
-    let dir = crate::fresh_dir("tables");
+    let (file, output) = super::split_at_marker(&text, "---");
+    let dir = super::fresh_dir("tables");
 
     let prices = dir.join("prices.toml");
     std::fs::write(&prices, file).expect("write prices");

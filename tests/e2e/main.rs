@@ -11,6 +11,7 @@ mod batch;
 mod conformance;
 mod egress;
 mod engine;
+mod fuzz_replay;
 mod hostile;
 mod layering;
 mod openai_endpoints;
