@@ -19,8 +19,12 @@
 #
 # Toolchain: cargo-fuzz asks for nightly-only flags (`-Zsanitizer=...` for
 # ASan, `-Z` cargo flags); the project builds with the pinned stable compiler
-# (rust-toolchain.toml) and no other toolchain can be installed here.
-# RUSTC_BOOTSTRAP=1 makes that stable compiler accept them. The default here
+# (rust-toolchain.toml) and CI has no nightly. RUSTC_BOOTSTRAP=1 makes that
+# stable compiler accept them, so nothing else is installed.
+#
+# Without any of this, `cargo test` runs the same harnesses on stable over
+# the seeds, the kept crashes and random edits of the seeds
+# (tests/e2e/fuzz_replay.rs). The default here
 # is `-s none` (SANITIZER=address to change it): the harnessed code is safe
 # Rust, so ASan adds little and halves the speed; panics, overflow checks and
 # debug assertions (on in cargo-fuzz's build), stack overflows, memory blowups

@@ -42,11 +42,11 @@ pub fn run(data: &[u8]) {
 
     let mut argv = vec!["batchllm-host".to_string()];
     argv.extend(text.lines().map(str::to_string));
-    if let Ok(args) = Args::try_parse_args(&argv) {
-        if let Err(e) = settle(args.run, None) {
-            let message = e.to_string();
-            assert!(message.contains("--"), "a flag error that does not name the flag: {message}");
-        }
+    if let Ok(args) = Args::try_parse_args(&argv)
+        && let Err(e) = settle(args.run, None)
+    {
+        let message = e.to_string();
+        assert!(message.contains("--"), "a flag error that does not name the flag: {message}");
     }
     let mut grants = Vec::new();
     for line in text.lines() {
