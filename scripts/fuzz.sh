@@ -2,6 +2,7 @@
 # Fuzzes everything the host reads from outside, with cargo-fuzz (libFuzzer):
 #
 #   scripts/fuzz.sh                    every target, 60 s each
+#   scripts/fuzz.sh all SECONDS        every target, SECONDS each
 #   scripts/fuzz.sh TARGET [SECONDS]   one target (default 60 s)
 #   scripts/fuzz.sh --list             the targets
 #   scripts/fuzz.sh --replay [TARGET]  run the seeds and kept crashes once, no fuzzing
@@ -74,13 +75,12 @@ case "${1:-}" in
     ;;
 esac
 
-if [[ $# -ge 1 ]]; then
+if [[ $# -ge 1 && "$1" != all ]]; then
     targets=("$1")
-    seconds="${2:-60}"
 else
     targets=("${all[@]}")
-    seconds=60
 fi
+seconds="${2:-60}"
 
 cargo fuzz build "${build[@]}"
 failed=()
