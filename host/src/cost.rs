@@ -153,6 +153,33 @@ mod tests {
         assert!((p.cost(&u) - expected).abs() < 1e-9, "{}", p.cost(&u));
     }
 
+    proptest::proptest! {
+        /// Any prices a table accepts and any usage: a cost, never NaN or
+        /// negative (cache counts above the input are clamped, not subtracted).
+        #[test]
+        fn any_accepted_price_gives_a_cost(
+            prices in proptest::array::uniform4(proptest::prelude::prop_oneof![0.0f64..1e6, proptest::prelude::Just(0.0), proptest::prelude::Just(f64::MAX)]),
+            usage in proptest::array::uniform5(proptest::prelude::any::<u64>()),
+        ) {
+            let p = ModelPrice { input: prices[0], output: prices[1], cached_input: Some(prices[2]), cache_write: Some(prices[3]) };
+            let [input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens] = usage;
+            let u = TokenUsage { input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens };
+            let cost = p.cost(&u);
+            proptest::prop_assert!(cost >= 0.0 && !cost.is_nan(), "{}", cost);
+        }
+
+        /// Any text as a `--prices` file: a table, or an error naming the file.
+        #[test]
+        fn any_price_file_is_read_or_refused_by_name(text in "(\\PC|\n|=|\"|\\[|\\]|\\.| |[a-z_]|[0-9]){0,80}") {
+            if let Err(e) = parse(&text, "p.toml") {
+                // The file named first, then what is wrong with it (the
+                // TOML parser's message is kept as the error's source).
+                let message = crate::model::error_chain(&e);
+                proptest::prop_assert!(message.starts_with("prices p.toml") && message.len() > 20, "{}", message);
+            }
+        }
+    }
+
     #[test]
     fn a_user_file_overrides_models() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -36,3 +36,21 @@ pub mod validate;
 
 #[cfg(test)]
 mod build_script_tests;
+/// The seeds and the kept crash inputs of the fuzz target `target`
+/// (`fuzz/seeds/TARGET`, `fuzz/regressions/TARGET`), for the unit tests
+/// that replay them: `(file name, bytes)`.
+#[cfg(test)]
+pub(crate) fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut inputs = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(kind).join(target)) else { continue };
+        for entry in entries.flatten() {
+            let bytes = std::fs::read(entry.path()).expect("read a fuzz input");
+            inputs.push((format!("{kind}/{target}/{}", entry.file_name().to_string_lossy()), bytes));
+        }
+    }
+    inputs.sort();
+    assert!(!inputs.is_empty(), "no inputs for the fuzz target {target} under {}", fuzz.display());
+    inputs
+}

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
 use batchllm_host::model::error_chain;
-use batchllm_host::run::{self, RunReport, StopHandle, Termination};
+use batchllm_host::run::{self, StopHandle, Termination};
 use batchllm_host::sandbox::CompileCache;
 
 /// mimalloc rather than glibc malloc: per-thread free lists without arena
@@ -15,19 +15,7 @@ use batchllm_host::sandbox::CompileCache;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit codes (documented in `--help` and README).
-mod exit {
-    pub const OK: u8 = 0;
-    pub const SOME_FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const ABORTED: u8 = 3;
-    /// The host failed (results file unwritable, spool unreadable, ...):
-    /// requests may have been sent; re-running resumes.
-    pub const HOST_FAILURE: u8 = 4;
-    /// 128 + the signal that stopped the run, as shells report it.
-    pub const SIGHUP: u8 = 129;
-    pub const SIGINT: u8 = 130;
-    pub const SIGTERM: u8 = 143;
-}
+use batchllm_host::run::exit;
 
 fn main() -> ExitCode {
     let args = Args::parse_env();
@@ -187,7 +175,7 @@ async fn async_main(args: Args) -> ExitCode {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(exit::HOST_FAILURE);
             }
-            ExitCode::from(exit_code(&report, signal.unwrap_or(exit::SIGINT)))
+            ExitCode::from(exit::code(&report, signal.unwrap_or(exit::SIGINT)))
         }
         Err(e) => run_error(&e),
     }
@@ -237,16 +225,6 @@ fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow:
 fn run_error(e: &run::RunError) -> ExitCode {
     eprintln!("error: {}", error_chain(e));
     ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
-}
-
-fn exit_code(report: &RunReport, signal: u8) -> u8 {
-    match report.termination {
-        Termination::Failed => exit::HOST_FAILURE,
-        Termination::Interrupted => signal,
-        Termination::Aborted => exit::ABORTED,
-        Termination::Completed if report.failed > 0 || report.already_failed > 0 => exit::SOME_FAILED,
-        Termination::Completed => exit::OK,
-    }
 }
 
 /// Starts the bundled mock provider when asked, with a generated API key that

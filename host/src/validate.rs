@@ -61,6 +61,24 @@ fn id_hash(id: &str) -> u64 {
 /// How often (in lines) the pass asks whether to keep going.
 const STOP_CHECK_EVERY: usize = 4096;
 
+/// Checks a jobs file on disk on its own, without a run (fuzzing, tools):
+/// the same pass a run makes, `visit` seeing every valid job, the spool in a
+/// temporary file next to the jobs that is removed again.
+pub fn validate_file(
+    path: &std::path::Path,
+    max_errors: usize,
+    mut visit: impl FnMut(&Job),
+) -> Result<InputSummary, Vec<InputError>> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let spool = SpoolWriter::create_temp(dir)
+        .map_err(|source| vec![InputError::Spool { path: dir.join("(spool)"), source }])?;
+    let (summary, _spool) = read_once(&JobsSource::from(path), max_errors, spool, &|| true, |job| {
+        visit(job);
+        Decision::Run
+    })?;
+    Ok(summary)
+}
+
 /// Reads `input` once: validates every line, shows each valid job to
 /// `decide`, writes the spool. Returns at most `max_errors` errors, in line
 /// order; `keep_going` is asked every few thousand lines (a stop signal).
@@ -85,6 +103,7 @@ pub fn read_once(
         }
         let (line, text) = match entry {
             Ok(entry) => entry,
+            // A line that is not text: the next lines are still checked.
             Err(e @ InputError::Line { .. }) => {
                 summary.jobs += 1;
                 errors.push(e);
@@ -203,6 +222,26 @@ mod tests {
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(text[0].contains("jobs.jsonl:3: duplicate id `a` (first used on line 1)"), "{}", text[0]);
         assert!(text[1].contains("jobs.jsonl:4: invalid JSON"), "{}", text[1]);
+    }
+
+    /// A line that is not UTF-8 is named by its line number, and the
+    /// lines after it are still checked (it used to stop validation with
+    /// "cannot read jobs.jsonl: stream did not contain valid UTF-8").
+    #[test]
+    fn a_line_that_is_not_utf8_is_named_and_the_rest_still_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jobs.jsonl");
+        std::fs::write(&path, b"{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"caf\xe9\"}\nnope\n")
+            .expect("write");
+        let errors = validate_file(&path, 10, |_| ()).expect_err("invalid");
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("jobs.jsonl:2: not UTF-8 text (an invalid byte at column 24); save the jobs as UTF-8"),
+            "{}",
+            text[0]
+        );
+        assert!(text[1].contains("jobs.jsonl:3: invalid JSON"), "{}", text[1]);
     }
 
     #[test]

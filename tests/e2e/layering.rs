@@ -1,7 +1,7 @@
 //! The host's modules form layers without cycles, and stay that way.
 //!
 //! Read from the source: every `crate::a::b` a module's code names (test
-//! modules, `tests.rs` files and comments left out) is an arrow from its module to `a` (and,
+//! modules, `tests.rs` and `props.rs` files and comments left out) is an arrow from its module to `a` (and,
 //! inside `run`, to `run::b`). The arrows must not form a cycle, and the
 //! lower layers must not reach up: the vocabulary (`model`) depends on
 //! nothing of ours; the files and the network (`input`, `results`,
@@ -18,7 +18,9 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.expect("entry").path();
         if path.is_dir() {
             sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") && path.file_name().is_some_and(|n| n != "tests.rs") {
+        } else if path.extension().is_some_and(|e| e == "rs")
+            && path.file_name().is_some_and(|n| n != "tests.rs" && n != "props.rs")
+        {
             out.push(path);
         }
     }

@@ -13,6 +13,7 @@ mod chromium;
 mod conformance;
 mod egress;
 mod engine;
+mod fuzz_replay;
 mod hostile;
 mod input;
 mod install;

@@ -317,8 +317,11 @@ impl Secrets {
         }
         if looks_like_json(&body) {
             return match self.scrub_json(&body) {
-                Some(scrubbed) => scrubbed,
-                None => b"[response withheld: a secret appeared outside a JSON string]".to_vec(),
+                // A value spanning a string's end (it holds a `"`) is
+                // replaced from inside one string into the next: the result
+                // is checked, and withheld rather than broken.
+                Some(scrubbed) if serde_json::from_slice::<serde::de::IgnoredAny>(&scrubbed).is_ok() => scrubbed,
+                _ => b"[response withheld: a secret appeared outside a JSON string]".to_vec(),
             };
         }
         match String::from_utf8(body) {
@@ -332,9 +335,13 @@ impl Secrets {
     /// when one appears outside a string.
     fn scrub_json(&self, body: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(body.len());
-        let (mut in_string, mut escaped, mut i) = (false, false, 0);
+        let (mut in_string, mut i) = (false, 0);
+        // Inside an escape: the letter after a backslash, then the four hex
+        // digits of a `\u` escape. A value starting there is not in the
+        // decoded text, and cutting the escape in two would break the JSON.
+        let (mut letter, mut hex) = (false, 0u8);
         'bytes: while i < body.len() {
-            for s in self.scrubbed() {
+            for s in self.scrubbed().filter(|_| !letter && hex == 0) {
                 let value = s.value.as_bytes();
                 if body.get(i..i + value.len()) == Some(value) {
                     if !in_string {
@@ -342,16 +349,19 @@ impl Secrets {
                     }
                     out.extend_from_slice(marker(&s.name).as_bytes());
                     i += value.len();
-                    escaped = false;
                     continue 'bytes;
                 }
             }
             let b = body[i];
-            match (in_string, escaped, b) {
-                (true, true, _) => escaped = false,
-                (true, false, b'\\') => escaped = true,
-                (_, false, b'"') => in_string = !in_string,
-                _ => {}
+            if letter {
+                letter = false;
+                hex = if b == b'u' { 4 } else { 0 };
+            } else if hex > 0 {
+                hex -= 1;
+            } else if in_string && b == b'\\' {
+                letter = true;
+            } else if b == b'"' {
+                in_string = !in_string;
             }
             out.push(b);
             i += 1;
@@ -413,6 +423,7 @@ fn printable_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn secrets() -> Secrets {
         let policy = EgressPolicy::new(vec!["api.example.com".parse().expect("grant")]);
@@ -565,6 +576,118 @@ mod tests {
         let digits = with_value("9876543210");
         let out = digits.scrub_bytes(br#"{"n":9876543210}"#.to_vec());
         assert!(String::from_utf8_lossy(&out).starts_with("[response withheld"), "{out:?}");
+    }
+
+    /// A value starting with an escape's letter (`n`, `t`, `u`, ...) right
+    /// after a backslash is not in the decoded text; replacing it cut the
+    /// escape in two (`"\[secret:api-key]"`) and broke the JSON.
+    #[test]
+    fn a_value_after_a_backslash_is_part_of_an_escape_and_left_alone() {
+        let s = with_value("nabcdefgh");
+        let body = br#"{"a":"x\nabcdefgh","b":"nabcdefgh"}"#.to_vec();
+        let out = s.scrub_bytes(body);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("still JSON");
+        assert_eq!(v["a"], "x\nabcdefgh", "an escaped newline, then text that is not the secret");
+        assert_eq!(v["b"], "[secret:api-key]");
+    }
+
+    /// A value holding a quote can run from inside a string to outside
+    /// it; replacing it left an unterminated string (`["[secret:api-key]]`),
+    /// so the body is withheld.
+    #[test]
+    fn a_value_running_out_of_a_string_withholds_the_body() {
+        let s = with_value("key-1\",2");
+        let out = s.scrub_bytes(br#"["key-1",2]"#.to_vec());
+        assert!(out.starts_with(b"[response withheld"), "{}", String::from_utf8_lossy(&out));
+        // Across two whole strings the result is still JSON, and kept.
+        let s = with_value("k1\",\"k2-xyz");
+        let out = s.scrub_bytes(br#"["k1","k2-xyz"]"#.to_vec());
+        assert_eq!(out, br#"["[secret:api-key]"]"#.to_vec());
+    }
+
+    /// Inside a `\u` escape too: the value `1fABCDEF` is not in the text
+    /// `"\u001fABCDEF12"` (a control character, then `ABCDEF12`).
+    #[test]
+    fn a_value_inside_a_unicode_escape_is_left_alone() {
+        let s = with_value("1fABCDEF");
+        let body = br#"{"a":"\u001fABCDEF12"}"#.to_vec();
+        assert_eq!(s.scrub_bytes(body.clone()), body);
+    }
+
+    /// A realistic key (letters, digits, `-_.`), echoed anywhere in any
+    /// JSON strings and keys, is gone from the decoded body, which stays
+    /// valid JSON; a body without it is never touched.
+    fn json_echoing(value: String) -> impl Strategy<Value = serde_json::Value> {
+        let text = (".{0,4}", any::<bool>(), ".{0,4}")
+            .prop_map(move |(a, echo, b)| if echo { format!("{a}{value}{b}") } else { format!("{a}{b}") });
+        let leaf = prop_oneof![
+            text.clone().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+        ];
+        leaf.prop_recursive(3, 16, 3, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::from),
+                prop::collection::vec((text.clone(), inner), 0..3)
+                    .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
+                out.push(k.clone());
+                strings(x, out);
+            }),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_body_without_the_value_is_never_changed(
+            value in "\\PC{1,16}",
+            body in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            prop_assume!(find(&body, value.as_bytes()).is_none());
+            prop_assert_eq!(with_value(&value).scrub_bytes(body.clone()), body);
+        }
+
+        #[test]
+        fn an_echoed_key_is_scrubbed_from_valid_json(
+            (value, tree) in "[A-Za-z][A-Za-z0-9_.-]{7,23}".prop_filter("scrubbable", |v| is_scrubbable(v))
+                .prop_flat_map(|v| (Just(v.clone()), json_echoing(v))),
+            pretty in any::<bool>(),
+        ) {
+            let body = if pretty { serde_json::to_vec_pretty(&tree) } else { serde_json::to_vec(&tree) }.expect("print");
+            let out = with_value(&value).scrub_bytes(body);
+            let parsed: serde_json::Value = serde_json::from_slice(&out).expect("still JSON");
+            let mut texts = Vec::new();
+            strings(&parsed, &mut texts);
+            prop_assert!(texts.iter().all(|t| !t.contains(&value)), "{:?}", texts);
+        }
+
+        /// Any bytes: JSON in, JSON (or the withheld notice) out.
+        #[test]
+        fn any_json_body_stays_json(
+            value in "[ -~]{1,12}",
+            body in prop::collection::vec(prop::sample::select(b"{}[]\",:\\nu0aA9 ".to_vec()), 0..48),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut body = body;
+            let i = at.index(body.len() + 1);
+            body.splice(i..i, value.bytes());
+            let json_in = looks_like_json(&body);
+            let out = with_value(&value).scrub_bytes(body);
+            if json_in && !out.starts_with(b"[response withheld") {
+                prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok());
+            }
+        }
     }
 
     #[test]

@@ -168,6 +168,60 @@ mod tests {
         assert_eq!(body_json(r#"{"c":"\ud83d\ude00"}"#).get(), "{\"c\":\"\u{1F600}\"}");
     }
 
+    /// JSON by RFC 8259 as strict readers take it: serde_json's `Value`
+    /// refuses lone surrogates; numbers beyond `f64` (`1e999`) are still
+    /// grammatical, so those are checked by the grammar only.
+    fn strict_json(text: &str) -> bool {
+        match serde_json::from_str::<Value>(text) {
+            Ok(_) => true,
+            Err(e) if e.to_string().contains("number out of range") => {
+                serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "\\PC{0,8}|[\u{0}-\u{1f}\"\\\\\u{2028}]{0,4}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::vec((".{0,4}", inner), 0..4).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Whatever a plugin hands back: one line of valid JSON.
+        #[test]
+        fn any_body_becomes_one_line_of_json(text in ".{0,48}|[\\[\\]{}\",:0-9eE.+\\\\nuDd8\n\r ]{0,32}") {
+            let raw = body_json(&text);
+            proptest::prop_assert!(!raw.get().contains(['\n', '\r']), "{:?}", raw.get());
+            proptest::prop_assert!(strict_json(raw.get()), "{:?}", raw.get());
+        }
+
+        /// JSON on one line is kept byte for byte; spread over lines, it is
+        /// the same value on one line.
+        #[test]
+        fn json_bodies_keep_their_value(value in json_value()) {
+            let compact = serde_json::to_string(&value).expect("print");
+            let kept = body_json(&compact);
+            proptest::prop_assert_eq!(kept.get(), compact.as_str());
+            let pretty = serde_json::to_string_pretty(&value).expect("print");
+            let kept: Value = serde_json::from_str(body_json(&pretty).get()).expect("JSON");
+            proptest::prop_assert_eq!(kept, value);
+        }
+    }
+
     #[test]
     fn line_ids_are_stable_and_shaped_like_openai() {
         assert_eq!(line_id("a"), line_id("a"));

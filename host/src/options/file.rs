@@ -176,5 +176,28 @@ mod tests {
                 proptest::prop_assert!(e.to_string().starts_with("run.toml"), "{}", e);
             }
         }
+
+        /// Any key with a value of any TOML type, on any line: settled
+        /// options, or an error naming the file and the key (and the line,
+        /// for a value of the wrong type).
+        #[test]
+        fn any_value_of_any_key_is_settled_or_refused_by_name(
+            key in proptest::sample::select(long_names(RunOptions::augment_args(Command::new("config")))),
+            value in proptest::sample::select(vec![
+                "1", "-1", "0", "1.5", "1e300", "nan", "-inf", "\"x\"", "\"\"", "true", "[]", "[1, \"a\"]", "{}",
+                "{ a = 1 }", "1979-05-27T07:32:00Z", "\"api.example.com\"", "[\"auth\", \"nope\"]",
+                "\"k=env:X\"", "[\"*.example.com:99999\"]", "\"mock\"", "9223372036854775807",
+            ]),
+            line in 1usize..4,
+        ) {
+            let text = format!("{}{key} = {value}\n", "# a comment\n".repeat(line - 1));
+            if let Err(e) = crate::options::settle_text(&text, Path::new("run.toml")) {
+                let e = e.to_string();
+                proptest::prop_assert!(e.contains("run.toml") && e.contains(key.as_str()), "{}", e);
+                if e.starts_with("run.toml:") {
+                    proptest::prop_assert!(e.starts_with(&format!("run.toml:{line}: ")), "{}", e);
+                }
+            }
+        }
     }
 }

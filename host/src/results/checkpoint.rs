@@ -397,7 +397,10 @@ fn is_replayable(class: Option<FailureClass>) -> bool {
 fn scan(path: &Path, options: ResumeOptions, identity: &RunIdentity) -> Result<Previous, ResumeError> {
     let mut by_id: HashMap<String, Earlier> = HashMap::new();
     let mut other_identity: Option<(u64, String)> = None;
-    let read = |source| ResumeError::Read { path: path.into(), source };
+    let read = |source: std::io::Error| match super::NotText::in_error(&source) {
+        Some(n) => ResumeError::Damaged { path: path.into(), line: n.line, reason: "not UTF-8 text".into() },
+        None => ResumeError::Read { path: path.into(), source },
+    };
     let torn = for_each_line(path, read, |row, text| {
         let stored: Stored = serde_json::from_str(text).map_err(|e| ResumeError::Damaged {
             path: path.into(),
@@ -605,6 +608,37 @@ mod tests {
         assert!(cp.counts.repaired);
         assert_eq!(ids_in(&path), ["a", "b"]);
         assert!(std::fs::read_to_string(&path).expect("read").ends_with('\n'));
+    }
+
+    /// A kill can cut the last record inside a multi-byte character (an
+    /// output in any language but English): it is a torn line like any
+    /// other, cut, not "cannot read: stream did not contain valid UTF-8".
+    #[test]
+    fn a_torn_line_cut_inside_a_character_is_repaired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let whole =
+            line("b", "succeeded", None, &fp("in-b")).replace("\"context\"", "\"note\":\"\u{e9}t\u{e9}\",\"context\"");
+        let torn = &whole.as_bytes()[..whole.find('\u{e9}').expect("an accented e") + 1];
+        let mut bytes = format!("{}\n", line("a", "succeeded", None, &fp("in-a"))).into_bytes();
+        bytes.extend_from_slice(torn);
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(&path, &bytes).expect("write");
+        let (cp, _) = open_with(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b"])).expect("resumable");
+        assert!(cp.counts.repaired);
+        assert_eq!(ids_in(&path), ["a"]);
+    }
+
+    /// A complete line that is not UTF-8 is damage, reported at its line.
+    #[test]
+    fn a_complete_line_that_is_not_utf8_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bytes = format!("{}\n", line("a", "succeeded", None, &fp("in-a"))).into_bytes();
+        bytes.extend_from_slice(b"{\"custom_id\":\"\xff\"}\n");
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(&path, &bytes).expect("write");
+        let err =
+            open_with(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).map(|_| ()).expect_err("damaged");
+        assert!(err.to_string().contains("results.jsonl:2: not a batchllm result record (not UTF-8 text)"), "{err}");
     }
 
     #[test]

@@ -42,11 +42,12 @@ pub fn read_journal(path: &Path) -> std::io::Result<HashSet<String>> {
         Err(e) => return Err(e),
     };
     let mut ids = HashSet::new();
-    for line in std::io::BufReader::new(file).lines() {
+    // Bytes per line: a torn last line may end inside a character.
+    for line in std::io::BufReader::new(file).split(b'\n') {
         let line = line?;
-        if let Ok(id) = serde_json::from_str::<String>(&line) {
+        if let Ok(id) = serde_json::from_slice::<String>(&line) {
             ids.insert(id);
-        } else if let Ok(s) = serde_json::from_str::<Settled<'_>>(&line) {
+        } else if let Ok(s) = serde_json::from_slice::<Settled<'_>>(&line) {
             ids.remove(s.settled.as_ref());
         }
     }
@@ -129,6 +130,21 @@ mod tests {
         assert_eq!(read_journal(&journal_path(&results)).expect("read").len(), 2);
         j.remove();
         assert!(read_journal(&journal_path(&results)).expect("read").is_empty());
+    }
+
+    /// A crash can tear the last entry inside a multi-byte character of
+    /// an id: that entry is ignored like any torn one, and the journal
+    /// still reads (it used to fail the whole resume as "not UTF-8").
+    #[test]
+    fn a_torn_entry_cut_inside_a_character_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let results = dir.path().join("results.jsonl");
+        let j = Journal::create(&results, false).expect("create");
+        j.started("a").expect("write");
+        let mut file = std::fs::OpenOptions::new().append(true).open(journal_path(&results)).expect("open");
+        file.write_all(&"\"\u{e9}t\u{e9}\"".as_bytes()[..2]).expect("write");
+        let ids = read_journal(&journal_path(&results)).expect("read");
+        assert_eq!(ids, HashSet::from(["a".to_string()]));
     }
 
     #[test]

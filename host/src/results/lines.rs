@@ -24,6 +24,24 @@ pub fn is_gzip(path: &Path) -> bool {
 /// read back.
 const MEMBER: usize = 1 << 20;
 
+/// A complete line that is not UTF-8 text, as the source of the
+/// `io::Error` (kind `InvalidData`) [`for_each_line`] reports: a reader
+/// that can name the line finds it with [`NotText::in_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("line {line} is not UTF-8 text ({source})")]
+pub struct NotText {
+    pub line: usize,
+    #[source]
+    source: std::str::Utf8Error,
+}
+
+impl NotText {
+    /// The line an `io::Error` from [`for_each_line`] is about, if any.
+    pub fn in_error(error: &std::io::Error) -> Option<&NotText> {
+        error.get_ref()?.downcast_ref::<NotText>()
+    }
+}
+
 /// Calls `each(line number, text)` for every complete, non-blank line of
 /// the results file at `path` (decompressed when it is `.gz`); returns
 /// whether its end was torn (a last line without its newline, or a gzip
@@ -63,9 +81,8 @@ pub fn for_each_line<E>(
             // bytes: the cut may have split a character).
             return Ok(true);
         }
-        let text = std::str::from_utf8(&buf).map_err(|e| {
-            io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line} is not UTF-8 text ({e})")))
-        })?;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|source| io(std::io::Error::new(std::io::ErrorKind::InvalidData, NotText { line, source })))?;
         let text = text.trim_end_matches(['\n', '\r']);
         if !text.trim().is_empty() {
             each(line, text)?;

@@ -14,7 +14,7 @@ mod writer;
 
 pub use checkpoint::{Checkpoint, Judgement, Previous, ResumeCounts, ResumeError, ResumeOptions, RunIdentity};
 pub use journal::{Journal, journal_path, read_journal};
-pub use lines::{for_each_line, is_gzip};
+pub use lines::{NotText, for_each_line, is_gzip};
 pub use order::sort_by_line;
 pub use writer::{ResultWriter, ResultsError, private_file};
 
@@ -23,6 +23,9 @@ pub use writer::{ResultWriter, ResultsError, private_file};
 pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     private_file().write(true).create(true).truncate(true).open(path)
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -58,15 +58,16 @@ fn sort_into(source: &Path, target: &Path) -> std::io::Result<()> {
     let mut index = Vec::new();
     let mut reader = std::io::BufReader::new(std::fs::File::open(source)?);
     let mut offset = 0u64;
-    let mut text = String::new();
+    let mut text = Vec::new();
     loop {
         text.clear();
-        let n = reader.read_line(&mut text)?;
+        let n = reader.read_until(b'\n', &mut text)?;
         if n == 0 {
             break;
         }
-        // Records this host wrote; anything else keeps its place at the end.
-        let line = serde_json::from_str::<LineOnly>(text.trim_end()).map_or(usize::MAX, |l| l.batchllm.line);
+        // Records this host wrote; anything else (even bytes that are not
+        // UTF-8) keeps its place at the end.
+        let line = serde_json::from_slice::<LineOnly>(text.trim_ascii_end()).map_or(usize::MAX, |l| l.batchllm.line);
         index.push((line, offset, n));
         offset += n as u64;
     }
@@ -82,7 +83,9 @@ fn sort_into(source: &Path, target: &Path) -> std::io::Result<()> {
             buf.resize(len, 0);
             source.seek(SeekFrom::Start(offset))?;
             source.read_exact(&mut buf)?;
-            while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            // Only the newline goes (the writer ends each line again): every
+            // other byte, a `\r` included, is kept as it was.
+            if buf.last() == Some(&b'\n') {
                 buf.pop();
             }
             out.line(&buf)?;
@@ -148,5 +151,20 @@ mod tests {
         assert_eq!(ids, ["\"1\"", "\"2\"", "\"3\""]);
         assert_eq!(std::fs::read(&path).expect("read")[..2], [0x1f, 0x8b]);
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1, "no temporary file left");
+    }
+
+    /// Bytes that are not UTF-8 used to stop the sort with "stream did not
+    /// contain valid UTF-8"; they are a line like any line that is not a
+    /// record: kept, at the end.
+    #[test]
+    fn a_line_that_is_not_utf8_keeps_its_bytes_at_the_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl");
+        let mut bytes = b"{\"batchllm\":{\"line\":2}}\n\xff\xfe\n".to_vec();
+        bytes.extend_from_slice(b"{\"batchllm\":{\"line\":1}}\n");
+        std::fs::write(&path, &bytes).expect("write");
+        sort_by_line(&path).expect("sorted");
+        let expected = b"{\"batchllm\":{\"line\":1}}\n{\"batchllm\":{\"line\":2}}\n\xff\xfe\n".to_vec();
+        assert_eq!(std::fs::read(&path).expect("read"), expected);
     }
 }

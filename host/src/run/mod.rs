@@ -15,6 +15,7 @@
 
 mod dry;
 pub mod engine;
+pub mod exit;
 pub mod gate;
 pub mod observe;
 pub mod policy;
@@ -427,6 +428,20 @@ fn new_context(
     }
 }
 
+/// How a run ended, by its control: a host failure wins over a stop, a
+/// stop over an abort.
+pub(crate) fn termination(control: &RunControl) -> Termination {
+    if control.host_failure().is_some() {
+        Termination::Failed
+    } else if control.stopping() {
+        Termination::Interrupted
+    } else if control.aborted().is_some() {
+        Termination::Aborted
+    } else {
+        Termination::Completed
+    }
+}
+
 /// The gates' settings a run's configuration asks for.
 pub fn gate_settings(config: &RunConfig) -> GateSettings {
     GateSettings {
@@ -455,15 +470,7 @@ fn configured_model(config: &RunConfig) -> Option<String> {
 
 fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
     let control = &ctx.control;
-    report.termination = if control.host_failure().is_some() {
-        Termination::Failed
-    } else if control.stopping() {
-        Termination::Interrupted
-    } else if control.aborted().is_some() {
-        Termination::Aborted
-    } else {
-        Termination::Completed
-    };
+    report.termination = termination(control);
     report.abort_reason = control.aborted().cloned();
     report.host_failure = control.host_failure().map(str::to_string);
     let counters = egress.counters();

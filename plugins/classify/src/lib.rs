@@ -215,6 +215,9 @@ fn generic(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Ans
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

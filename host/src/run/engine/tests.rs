@@ -640,36 +640,64 @@ async fn an_announced_limit_is_used_as_it_frees_without_refusals() {
 }
 
 mod properties {
-    //! Any mix of answers and a stop at any moment: every line ends in
-    //! exactly one record or none, nothing answered is sent again, and
-    //! nothing is left on the wire without a record or a journal entry.
+    //! Any mix of answers and any signals at any moments: every line ends
+    //! in exactly one record or none, nothing answered is sent again,
+    //! nothing is left on the wire without a record or a journal entry,
+    //! and the exit code the run ends with says what the records say.
+
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use proptest::prelude::*;
 
     use super::*;
+    use crate::run::exit;
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            4 => Just(Step::Ok),
-            1 => (0u64..3).prop_map(|s| Step::RateLimited(Some(secs(s)))),
-            1 => Just(Step::RateLimited(None)),
-            1 => Just(Step::Fail(FailureClass::Overloaded)),
-            1 => Just(Step::Fail(FailureClass::InvalidResponse)),
-            1 => Just(Step::Fail(FailureClass::ClientError)),
-            1 => (1u64..5000).prop_map(|ms| Step::Slow(Duration::from_millis(ms))),
+            8 => Just(Step::Ok),
+            2 => (0u64..3).prop_map(|s| Step::RateLimited(Some(secs(s)))),
+            2 => Just(Step::RateLimited(None)),
+            2 => Just(Step::Fail(FailureClass::Overloaded)),
+            2 => Just(Step::Fail(FailureClass::InvalidResponse)),
+            2 => Just(Step::Fail(FailureClass::ClientError)),
+            // Fail-fast: aborts the run.
+            1 => Just(Step::Fail(FailureClass::Auth)),
+            1 => Just(Step::Panic),
+            2 => (1u64..5000).prop_map(|ms| Step::Slow(Duration::from_millis(ms))),
         ]
     }
 
+    /// What the CLI's signal handler does: the first SIGINT/SIGTERM/SIGHUP
+    /// stops, a second drops the calls on the wire; a service's cancel may
+    /// drop them at once.
+    #[derive(Debug, Clone, Copy)]
+    enum Signal {
+        Stop,
+        StopNow,
+    }
+
+    /// A moment: any millisecond, or exactly when a 50 ms call answers (a
+    /// signal and an answer at the same instant).
+    fn moment() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..8000, (0u64..40).prop_map(|k| k * 50)]
+    }
+
+    fn signals() -> impl Strategy<Value = Vec<(u64, Signal)>> {
+        let signal = prop_oneof![3 => Just(Signal::Stop), 1 => Just(Signal::StopNow)];
+        prop::collection::vec((moment(), signal), 0..3)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
         #[test]
-        fn records_and_calls_stay_consistent(
+        fn records_calls_and_exit_code_stay_consistent(
             scripts in prop::collection::vec(prop::collection::vec(step(), 1..4), 1..12),
             concurrency in 1usize..5,
-            stop_at in prop::option::of(0u64..8000),
-            stop_now_at in prop::option::of(0u64..3000),
+            signals in signals(),
             grace_ms in 0u64..3000,
+            cancel in any::<bool>(),
+            batch_timeout in prop::option::of(moment()),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -684,25 +712,33 @@ mod properties {
                     jobs: n,
                     concurrency,
                     stop_grace: Duration::from_millis(grace_ms),
+                    abort_mode: if cancel { AbortMode::Cancel } else { AbortMode::Drain },
+                    batch_timeout: batch_timeout.map(Duration::from_millis),
                     ..Setup::default()
                 };
+                let signalled = Arc::new(AtomicBool::new(false));
+                let sent = signalled.clone();
+                let mut schedule = signals.clone();
+                schedule.sort_by_key(|(at, _)| *at);
                 let out = run(setup, s.clone(), move |stop| async move {
-                    if let Some(at) = stop_at {
-                        tokio::time::sleep(Duration::from_millis(at)).await;
-                        stop.stop();
-                        if let Some(then) = stop_now_at {
-                            tokio::time::sleep(Duration::from_millis(then)).await;
-                            stop.stop_now();
+                    let start = Instant::now();
+                    for (at, signal) in schedule {
+                        tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+                        sent.store(true, Ordering::SeqCst);
+                        match signal {
+                            Signal::Stop => stop.stop(),
+                            Signal::StopNow => stop.stop_now(),
                         }
                     }
                 }).await;
+                let stopped = signalled.load(Ordering::SeqCst);
                 // At most one record per line.
                 let mut seen = std::collections::HashSet::new();
                 for r in &out.records {
                     assert!(seen.insert(r.custom_id.clone()), "two records for {}", r.custom_id);
                 }
-                // Without a stop, every line has one.
-                if stop_at.is_none() {
+                // Without a stop, every line has one (an abort included).
+                if !stopped {
                     assert_eq!(out.records.len(), n);
                 }
                 // Nothing answered is sent again, and every answer is kept.
@@ -720,7 +756,28 @@ mod properties {
                     assert!(seen.contains(id), "{id} left on the wire without a record");
                 }
                 // The report counts what was written.
+                let succeeded = out.records.iter().filter(|r| r.batchllm.status == ItemStatus::Succeeded).count();
                 assert_eq!(out.report.items as usize, out.records.len());
+                assert_eq!(out.report.succeeded as usize, succeeded);
+                assert_eq!(out.report.failed as usize, out.records.len() - succeeded);
+                // The exit code says what the records say.
+                let mut report = out.report.clone();
+                report.termination = crate::run::termination(&out.ctx.control);
+                let code = exit::code(&report, exit::SIGTERM);
+                let all_succeeded = succeeded == n;
+                match code {
+                    exit::OK => assert!(all_succeeded && !stopped, "exit 0 with {succeeded} of {n} succeeded"),
+                    exit::SOME_FAILED => assert!(!all_succeeded && !stopped && out.records.len() == n),
+                    exit::ABORTED => {
+                        assert!(!stopped && out.records.len() == n);
+                        assert!(out.ctx.control.aborted().is_some());
+                    }
+                    exit::SIGTERM => assert!(stopped, "interrupted without a signal"),
+                    other => panic!("exit code {other}"),
+                }
+                if !stopped && out.ctx.control.aborted().is_none() {
+                    assert_eq!(code == exit::OK, all_succeeded, "exit {code} with {succeeded} of {n} succeeded");
+                }
             });
         }
     }

@@ -125,6 +125,9 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::run::policy::MAX_WAIT;

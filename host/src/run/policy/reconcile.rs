@@ -90,6 +90,27 @@ mod tests {
         assert_eq!(retry_after(&exchange(429, &[("retry-after", "-3")])), None);
     }
 
+    proptest::proptest! {
+        /// Whatever a server puts in `retry-after*`: no wait, or one from a
+        /// millisecond to a day; and a 429 is a rate limit (or a more
+        /// specific refusal) whatever the plugin says.
+        #[test]
+        fn any_retry_after_is_a_bounded_wait(
+            ms in "\\PC{0,12}|[0-9]{0,30}(\\.[0-9]{0,30})?",
+            secs in "\\PC{0,12}|[0-9]{0,30}(\\.[0-9]{0,30})?|-?[0-9]{1,4}",
+            status in proptest::prelude::prop_oneof![proptest::prelude::Just(429u16), 100u16..600],
+        ) {
+            let e = exchange(status, &[("retry-after-ms", ms.as_str()), ("retry-after", secs.as_str())]);
+            let wait = retry_after(&e);
+            proptest::prop_assert!(wait.is_none_or(|w| w >= Duration::from_millis(1) && w <= Duration::from_secs(86_400)));
+            let r = reconcile(FailureClass::Other, None, &[e]);
+            proptest::prop_assert_eq!(r.server_wait, wait);
+            if status == 429 {
+                proptest::prop_assert_eq!(r.class, FailureClass::RateLimited);
+            }
+        }
+    }
+
     #[test]
     fn a_generic_network_error_gets_the_cause_the_host_saw() {
         let timed_out = Exchange { failure: Some(ExchangeFailure::Timeout), ..Exchange::default() };
