@@ -337,7 +337,12 @@ impl Adaptive {
             }
             Phase::Suspect { .. } => false,
             Phase::Searching { hit, candidate, probe: Some(p) } if p == seq => {
-                self.window = Some(candidate_window(self.widest_proven(candidate, hit, sent)));
+                // An announced limit's reset named the window; the probe
+                // waited for the header budget's reset (a window after the
+                // last send of the burst), so its lateness proves nothing.
+                let window =
+                    if self.announced.is_some() { candidate } else { self.widest_proven(candidate, hit, sent) };
+                self.window = Some(candidate_window(window));
                 self.set_capacity(hit, true);
                 self.peak = self.requests.unwrap_or(0.0);
                 self.phase = Phase::Pacing;
