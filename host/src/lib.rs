@@ -10,11 +10,13 @@
 //! - [`run`] is the engine: workers, attempts, retry policy, the run report;
 //! - [`results`] writes one record per input line;
 //! - [`providers`] is the table of built-in providers: names, hosts, keys;
+//! - [`cluster`] spreads one batch over several hosts (`--shard`, `--cluster`);
 //! - [`options`] defines every run option once (flag and `--config` key),
 //!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line.
 
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod cost;
 pub mod egress;
 pub mod input;

@@ -19,6 +19,7 @@ use super::access::Access;
 use super::check;
 use super::table::options;
 use super::values::{ClassList, InternalGrant, key_values, parse_key_value, parsed_list};
+use crate::cluster::ShardSpec;
 use crate::egress::{HostGrant, SecretHost, SecretSpec};
 use crate::plugin::PluginSource;
 use crate::results::ResumeOptions;
@@ -232,6 +233,12 @@ options! {
     /// Where compiled plugins are cached [default: ~/.cache/batchllm-host].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache", help_heading = "Sandbox")]
     cache_dir: Option<PathBuf>;
+
+    /// Run only shard I of N of the input (ids whose SHA-256 modulo N is I),
+    /// with its own results file; `auto/N` reads I from JOB_COMPLETION_INDEX
+    /// (a Kubernetes Indexed Job). Every host validates the whole file.
+    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    shard: Option<ShardSpec>;
 }
 
 /// Where `--help` lists the switches that have no `--config` key.
@@ -362,6 +369,8 @@ impl Settings {
             },
             egress: access.egress,
             cache,
+            // Resolved with the environment by `options::build_with_env`.
+            shard: None,
         })
     }
 }

@@ -86,6 +86,8 @@ pub struct RunConfig {
     pub sandbox: SandboxLimits,
     pub egress: Egress,
     pub cache: CompileCache,
+    /// `--shard`: run only this shard's ids (every line is still validated).
+    pub shard: Option<crate::cluster::Shard>,
 }
 
 /// Why a run could not start or had to stop.
@@ -179,7 +181,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     kept.outcome_unknown = outcome_unknown;
 
     let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency.saturating_mul(2));
-    let reader = engine::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done);
+    let reader = engine::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done, config.shard);
     let mut sink = Sink::new(writer, kept, config.progress, to_run as u64);
     let spare = engine::drive(ctx.clone(), factory.clone(), Some(first), config.concurrency, job_rx, &mut sink).await;
     let _ = reader.await;
@@ -254,7 +256,13 @@ fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, 
     let mut previous = Previous::read(&config.output, config.resume)?;
     let mut mismatch = None;
     let force = config.resume.force;
-    let summary = validate_file(&config.jobs, 20, |job| {
+    let mut in_shard = 0;
+    let mut summary = validate_file(&config.jobs, 20, |job| {
+        // Every line is validated; only the shard's jobs are this run's.
+        if config.shard.is_some_and(|s| !s.contains(&job.id)) {
+            return None;
+        }
+        in_shard += 1;
         if let Some(p) = previous.as_mut()
             && let Some(what) = p.check_job(&job.id, job.line, &job.fingerprint)
             && !force
@@ -266,6 +274,10 @@ fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, 
     .map_err(RunError::Input)?;
     if let (Some(what), Some(p)) = (mismatch, previous.as_ref()) {
         return Err(p.mismatch(what).into());
+    }
+    if let Some(shard) = config.shard {
+        tracing::info!(shard = %shard, of = summary.jobs, jobs = in_shard, "running one shard of the input");
+        summary.jobs = in_shard;
     }
     tracing::info!(jobs = summary.jobs, file = %config.jobs.display(), "input validated");
     let checkpoint = Checkpoint::open(&config.output, config.resume, &identity, previous)?;

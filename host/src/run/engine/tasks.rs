@@ -97,12 +97,13 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Feeds parsed jobs into the queue from a blocking thread, skipping those
-/// already done.
+/// already done and those of other shards.
 pub(crate) fn spawn_reader(
     path: PathBuf,
     jobs: queue::Producer<Job>,
     ctx: Arc<RunContext>,
     done: Arc<std::collections::HashSet<String>>,
+    shard: Option<crate::cluster::Shard>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         let lines = match input::read_lines(&path) {
@@ -129,7 +130,7 @@ pub(crate) fn spawn_reader(
                 continue;
             }
             match input::parse_line(&text, line) {
-                Ok(job) if done.contains(&job.id) => {}
+                Ok(job) if done.contains(&job.id) || shard.is_some_and(|s| !s.contains(&job.id)) => {}
                 Ok(job) => {
                     if jobs.push_blocking(job).is_err() {
                         return;
