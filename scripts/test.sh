@@ -32,5 +32,8 @@ plugins/sdk-go/go-test.sh plugins/sdk-go plugins/openai-go plugins/templates/go
 # minutes on 2 idle cores; later runs return at once).
 scripts/install-peers.sh
 
+# The --cluster tests start their own redis-server (Debian's package).
+scripts/setup-redis.sh
+
 cargo test --workspace --locked "$@"
 cargo test --manifest-path plugins/Cargo.toml --target "$host_triple" --locked "$@"

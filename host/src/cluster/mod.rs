@@ -8,6 +8,8 @@
 //!   for the batch (chunks claimed with leases, fenced commits, the
 //!   in-flight journal), so a dead host's work is taken over.
 
+pub mod limiter;
+pub mod local;
 pub mod shard;
 
 pub use shard::{Shard, ShardError, ShardSpec};

@@ -227,7 +227,8 @@ impl<F: ExecutorFactory> Worker<F> {
             progress.scope = Some(scope.authority.clone());
         }
         let classified = classify(outcome, self.ctx.schema.as_deref());
-        self.observe(item, progress, &classified, ticket);
+        let ctx = self.ctx.clone();
+        observe(&ctx, item, progress, &classified, ticket).await;
         match classified.result {
             Ok(answer) => Ok((answer, classified.exchanges)),
             Err(failure) => Err(Stop::Fail(failure)),
@@ -270,49 +271,6 @@ impl<F: ExecutorFactory> Worker<F> {
         stop_failure(FailureClass::OutcomeUnknown, message, progress)
     }
 
-    /// Tells the gates, the counters and the event log what happened.
-    fn observe(&self, item: &PluginItem, progress: &mut Progress, classified: &Classified, ticket: Ticket<'_>) {
-        let ctx = &self.ctx;
-        progress.usage.add(&classified.usage);
-        let sent = ticket.sent();
-        let verdict = match &classified.result {
-            Ok(_) => Verdict::Success,
-            Err(f) if f.class == FailureClass::RateLimited => Verdict::RateLimited { hint: f.server_wait },
-            Err(_) => Verdict::Failed,
-        };
-        let now = Instant::now();
-        let scope = progress.scope.as_deref();
-        let effect = ticket.answered(scope, verdict, &classified.exchanges, classified.usage.total(), now);
-        ctx.observe.event(|| {
-            let (outcome, class, status) = match &classified.result {
-                Ok(_) => ("ok", None, last_answer(&classified.exchanges).and_then(|e| e.status)),
-                Err(f) => ("failed", Some(f.class), f.http_status),
-            };
-            Event::Attempt {
-                item: &item.id,
-                number: progress.attempts,
-                outcome,
-                class,
-                http_status: status,
-                ms: (now - sent).as_secs_f64() * 1000.0,
-                input_tokens: classified.usage.input_tokens,
-                output_tokens: classified.usage.output_tokens,
-            }
-        });
-        let Err(failure) = &classified.result else { return };
-        if failure.class != FailureClass::RateLimited {
-            progress.counts.attempts += 1;
-            return;
-        }
-        progress.counts.rate_limits += 1;
-        let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
-        let hint_ms = failure.server_wait.map(millis);
-        ctx.observe.event(|| Event::RateLimited { item: &item.id, scope, hint_ms });
-        if let Some(RateLimitEffect::Started(d)) = effect {
-            ctx.observe.event(|| Event::CooldownStarted { scope, seconds: d.as_secs_f64() });
-        }
-    }
-
     /// Lets the plugin adjust the retry state before the next attempt.
     async fn adapt(
         &mut self,
@@ -348,6 +306,54 @@ impl<F: ExecutorFactory> Worker<F> {
             }
             Err(e) => tracing::warn!(item = %item.id, error = %e, "on-error failed; retrying with unchanged state"),
         }
+    }
+}
+
+/// Tells the gates, the counters and the event log what happened.
+async fn observe(
+    ctx: &RunContext,
+    item: &PluginItem,
+    progress: &mut Progress,
+    classified: &Classified,
+    ticket: Ticket<'_>,
+) {
+    progress.usage.add(&classified.usage);
+    let sent = ticket.sent();
+    let verdict = match &classified.result {
+        Ok(_) => Verdict::Success,
+        Err(f) if f.class == FailureClass::RateLimited => Verdict::RateLimited { hint: f.server_wait },
+        Err(_) => Verdict::Failed,
+    };
+    let now = Instant::now();
+    let scope = progress.scope.as_deref();
+    let effect = ticket.settle(scope, verdict, &classified.exchanges, classified.usage.total(), now).await;
+    ctx.observe.event(|| {
+        let (outcome, class, status) = match &classified.result {
+            Ok(_) => ("ok", None, last_answer(&classified.exchanges).and_then(|e| e.status)),
+            Err(f) => ("failed", Some(f.class), f.http_status),
+        };
+        Event::Attempt {
+            item: &item.id,
+            number: progress.attempts,
+            outcome,
+            class,
+            http_status: status,
+            ms: (now - sent).as_secs_f64() * 1000.0,
+            input_tokens: classified.usage.input_tokens,
+            output_tokens: classified.usage.output_tokens,
+        }
+    });
+    let Err(failure) = &classified.result else { return };
+    if failure.class != FailureClass::RateLimited {
+        progress.counts.attempts += 1;
+        return;
+    }
+    progress.counts.rate_limits += 1;
+    let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
+    let hint_ms = failure.server_wait.map(millis);
+    ctx.observe.event(|| Event::RateLimited { item: &item.id, scope, hint_ms });
+    if let Some(RateLimitEffect::Started(d)) = effect {
+        ctx.observe.event(|| Event::CooldownStarted { scope, seconds: d.as_secs_f64() });
     }
 }
 

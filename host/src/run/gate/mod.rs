@@ -14,13 +14,18 @@
 //!
 //! Time comes in as an argument (`tokio::time::Instant`, so tests run on
 //! paused time) and every wait saturates at `policy::MAX_WAIT`.
+//!
+//! On several hosts the same decisions move into a [`SharedGate`] (one
+//! state for every host, see [`shared`]); these gates then keep only the
+//! waiting discipline and the counters.
 
 pub mod admission;
 pub mod cooldown;
 pub mod learned;
+pub mod shared;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -28,6 +33,7 @@ use tokio::time::Instant;
 pub use admission::AdmissionLimits;
 pub use cooldown::{CooldownPolicy, RateLimitEffect};
 pub use learned::parse_go_duration;
+pub use shared::{Reservation, Reserve, Settlement, SharedGate, SharedGateError};
 
 use crate::model::Exchange;
 use admission::Buckets;
@@ -83,6 +89,8 @@ struct State {
     /// Attempts admitted and not yet answered.
     in_flight: i64,
     stats: GateStats,
+    /// With a shared gate: the end of the last pause it reported.
+    shared_until: Option<Instant>,
 }
 
 /// The gates of a run, shared by every worker.
@@ -96,6 +104,8 @@ pub struct Gates {
     /// refund of over-estimated tokens, a new budget), so it never sleeps
     /// on a wait computed before the change.
     changed: tokio::sync::Notify,
+    /// Where the decisions are made when several hosts share the limits.
+    shared: Option<Arc<dyn SharedGate>>,
 }
 
 /// An admitted attempt. Report its answer with [`Ticket::answered`]; a
@@ -107,6 +117,8 @@ pub struct Ticket<'a> {
     sent: Instant,
     tokens: u64,
     open: bool,
+    /// The slot a shared gate granted (`None`: decided locally).
+    reservation: Option<Reservation>,
 }
 
 impl Gates {
@@ -114,10 +126,22 @@ impl Gates {
         let buckets = Buckets::new(settings.admission, now);
         Gates {
             settings,
-            state: Mutex::new(State { scopes: HashMap::new(), buckets, in_flight: 0, stats: GateStats::default() }),
+            state: Mutex::new(State {
+                scopes: HashMap::new(),
+                buckets,
+                in_flight: 0,
+                stats: GateStats::default(),
+                shared_until: None,
+            }),
             queue: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
+            shared: None,
         }
+    }
+
+    /// Gates whose decisions `shared` makes, for every host at once.
+    pub fn shared(settings: GateSettings, now: Instant, shared: Arc<dyn SharedGate>) -> Self {
+        Gates { shared: Some(shared), ..Gates::new(settings, now) }
     }
 
     /// The settings the gates run with.
@@ -161,7 +185,7 @@ impl Gates {
         });
         state.buckets.take(tokens);
         state.in_flight += 1;
-        Ok(Ticket { gates: self, sent: now, tokens, open: true })
+        Ok(Ticket { gates: self, sent: now, tokens, open: true, reservation: None })
     }
 
     /// Waits until an attempt is admitted, or `stop` resolves first (`None`).
@@ -171,6 +195,9 @@ impl Gates {
         tokens: u64,
         stop: impl std::future::Future<Output = ()>,
     ) -> Option<Ticket<'_>> {
+        if let Some(shared) = &self.shared {
+            return self.admit_shared(shared.as_ref(), scope, tokens, stop).await;
+        }
         if let Ok(ticket) = self.try_admit(scope, tokens, Instant::now()) {
             return Some(ticket);
         }
@@ -196,15 +223,131 @@ impl Gates {
         }
     }
 
+    /// [`Gates::admit`] through a shared gate: reserve a slot, sleep until
+    /// it, confirm it. While the gates are closed (or the shared gate cannot
+    /// be reached: fail closed) workers line up and only the head asks
+    /// again, after the wait the gate gave.
+    async fn admit_shared(
+        &self,
+        shared: &dyn SharedGate,
+        scope: Option<&str>,
+        tokens: u64,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Ticket<'_>> {
+        tokio::pin!(stop);
+        let mut turn = None;
+        loop {
+            let asked = tokio::select! {
+                asked = shared.reserve(&self.settings, scope, tokens) => asked,
+                () = &mut stop => return None,
+            };
+            let wait = match asked {
+                Ok(Reserve::Granted(reservation)) => {
+                    // The next worker may reserve the slot after this one.
+                    drop(turn.take());
+                    match self.hold(shared, scope, tokens, reservation, &mut stop).await {
+                        Held::Ticket(ticket) => return Some(ticket),
+                        Held::Stopped => return None,
+                        Held::Voided(wait) => wait,
+                    }
+                }
+                Ok(Reserve::Closed(wait)) => {
+                    self.note_shared_wait(wait);
+                    wait
+                }
+                Ok(Reserve::Later(wait)) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for the shared limiter (nothing is sent without it)");
+                    UNREACHABLE_RETRY
+                }
+            };
+            if turn.is_none() {
+                turn = tokio::select! {
+                    turn = self.queue.lock() => Some(turn),
+                    () = &mut stop => return None,
+                };
+                // At the head of the queue: ask again at once, the wait may
+                // have ended while in line.
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                () = &mut stop => return None,
+            }
+        }
+    }
+
+    /// Sleeps until a reserved slot and confirms it.
+    async fn hold(
+        &self,
+        shared: &dyn SharedGate,
+        scope: Option<&str>,
+        tokens: u64,
+        reservation: Reservation,
+        stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Held<'_> {
+        if !reservation.delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(reservation.delay) => {}
+                () = stop.as_mut() => {
+                    shared.release(&reservation);
+                    return Held::Stopped;
+                }
+            }
+            let confirmed = tokio::select! {
+                confirmed = shared.confirm(scope, &reservation) => confirmed,
+                () = stop.as_mut() => {
+                    shared.release(&reservation);
+                    return Held::Stopped;
+                }
+            };
+            match confirmed {
+                Ok(None) => {}
+                Ok(Some(wait)) => return Held::Voided(wait),
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for the shared limiter (nothing is sent without it)");
+                    shared.release(&reservation);
+                    return Held::Voided(UNREACHABLE_RETRY);
+                }
+            }
+        }
+        self.lock().in_flight += 1;
+        Held::Ticket(Ticket { gates: self, sent: Instant::now(), tokens, open: true, reservation: Some(reservation) })
+    }
+
+    fn note_shared_wait(&self, wait: Duration) {
+        let until = policy_later(Instant::now(), wait);
+        let mut state = self.lock();
+        state.shared_until = Some(state.shared_until.map_or(until, |u| u.max(until)));
+    }
+
     /// Time left in the longest active cooldown (progress display).
     pub fn longest_cooldown(&self, now: Instant) -> Duration {
-        self.lock().scopes.values().map(|g| g.cooldown.remaining(now)).max().unwrap_or_default()
+        let state = self.lock();
+        let shared = state.shared_until.map(|u| u.saturating_duration_since(now)).unwrap_or_default();
+        state.scopes.values().map(|g| g.cooldown.remaining(now)).max().unwrap_or_default().max(shared)
     }
 
     /// Totals so far.
     pub fn stats(&self) -> GateStats {
         self.lock().stats
     }
+}
+
+/// How often the head of the queue asks again while the shared gate cannot
+/// be reached.
+const UNREACHABLE_RETRY: Duration = Duration::from_millis(500);
+
+/// What became of a reserved slot.
+enum Held<'a> {
+    Ticket(Ticket<'a>),
+    Stopped,
+    /// A cooldown began before the slot: line up again after this wait.
+    Voided(Duration),
+}
+
+fn policy_later(at: Instant, d: Duration) -> Instant {
+    crate::run::policy::later(at, d)
 }
 
 /// Calls `f` on the gate of `scope`, or on every known gate for `None`.
@@ -240,6 +383,78 @@ impl Ticket<'_> {
         let gates = self.gates;
         let effect = self.record_answer(scope, verdict, exchanges, used_tokens, now);
         gates.changed.notify_waiters();
+        effect
+    }
+
+    /// [`Ticket::answered`], told to the shared gate when there is one (the
+    /// local gates answer without waiting).
+    pub async fn settle(
+        mut self,
+        scope: Option<&str>,
+        verdict: Verdict,
+        exchanges: &[Exchange],
+        used_tokens: u64,
+        now: Instant,
+    ) -> Option<RateLimitEffect> {
+        let gates = self.gates;
+        match (&gates.shared, self.reservation.take()) {
+            (Some(shared), Some(reservation)) => {
+                self.open = false;
+                self.settle_shared(shared.as_ref(), &reservation, scope, verdict, exchanges, used_tokens).await
+            }
+            _ => self.answered(scope, verdict, exchanges, used_tokens, now),
+        }
+    }
+
+    async fn settle_shared(
+        &self,
+        shared: &dyn SharedGate,
+        reservation: &Reservation,
+        scope: Option<&str>,
+        verdict: Verdict,
+        exchanges: &[Exchange],
+        used_tokens: u64,
+    ) -> Option<RateLimitEffect> {
+        let settings = &self.gates.settings;
+        let verdict = match verdict {
+            Verdict::RateLimited { hint } => {
+                Verdict::RateLimited { hint: hint.map(|h| h.min(settings.max_server_wait)) }
+            }
+            other => other,
+        };
+        let wall_now = SystemTime::now();
+        let budgets = if settings.learn_from_headers {
+            exchanges
+                .iter()
+                .filter(|e| !e.authority.is_empty())
+                .filter_map(|e| {
+                    learned::reported(e, settings.max_server_wait, wall_now).map(|(r, d)| (e.authority.as_str(), r, d))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let settlement = Settlement { scope, verdict, budgets, estimated_tokens: self.tokens, used_tokens };
+        let effect = match shared.settle(settings, reservation, settlement).await {
+            Ok(effect) => effect,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared limiter did not record an answer");
+                shared.release(reservation);
+                None
+            }
+        };
+        let mut state = self.gates.lock();
+        state.in_flight -= 1;
+        if matches!(verdict, Verdict::RateLimited { .. }) {
+            state.stats.rate_limits += 1;
+        }
+        if let Some(RateLimitEffect::Started(d)) = effect {
+            state.stats.cooldowns += 1;
+            state.stats.total_cooldown = state.stats.total_cooldown.saturating_add(d);
+            let until = policy_later(Instant::now(), d);
+            state.shared_until = Some(state.shared_until.map_or(until, |u| u.max(until)));
+            tracing::warn!(scope = scope.unwrap_or(NO_SCOPE), cooldown = ?d, "rate limited: pausing the scope on every host");
+        }
         effect
     }
 
@@ -293,6 +508,9 @@ impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if self.open {
             self.gates.lock().in_flight -= 1;
+            if let (Some(shared), Some(reservation)) = (&self.gates.shared, &self.reservation) {
+                shared.release(reservation);
+            }
         }
     }
 }
