@@ -113,7 +113,11 @@ async fn async_main(args: Args) -> ExitCode {
     let stop = StopHandle::default();
     let first_signal = std::sync::Arc::new(std::sync::OnceLock::new());
     let signals = tokio::spawn(watch_signals(stop.clone(), first_signal.clone()));
-    let result = run::run(config, stop).await;
+    let result = if config.cluster.is_some() {
+        batchllm_host::cluster::run(config, stop).await
+    } else {
+        run::run(config, stop).await
+    };
     signals.abort();
     let signal = first_signal.get().copied();
     if let Some(mock) = mock {

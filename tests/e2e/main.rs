@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod batch;
+mod cluster_batch;
 mod cluster_limiter;
 mod cluster_shard;
 mod conformance;

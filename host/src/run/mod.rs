@@ -88,6 +88,8 @@ pub struct RunConfig {
     pub cache: CompileCache,
     /// `--shard`: run only this shard's ids (every line is still validated).
     pub shard: Option<crate::cluster::Shard>,
+    /// `--cluster`: run the batch with other hosts (see `cluster::batch`).
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 /// Why a run could not start or had to stop.
@@ -115,6 +117,8 @@ pub enum RunError {
     },
     #[error("plugin `{plugin}` failed to prepare: {message}")]
     Prepare { plugin: String, message: String },
+    #[error("--cluster: {0}")]
+    Cluster(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn join_errors(errors: &[InputError]) -> String {
@@ -141,19 +145,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
         None => None,
     };
     let journal = Journal::create(&config.output, config.resume.fsync)?;
-    let sandbox_error = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
-    let plugin = sandbox::load(
-        &config.plugin,
-        &config.cache,
-        &config.sandbox,
-        config.concurrency.saturating_add(2),
-        &config.plugin_config,
-        config.egress.clone(),
-    )
-    .map_err(sandbox_error)?;
-    let factory = Arc::new(PluginFactory { pre: plugin.pre.clone(), shared: plugin.shared.clone() });
-    let mut first = PluginInstance::new(&factory.pre, factory.shared.clone()).await.map_err(sandbox_error)?;
-    prepare(&mut first, &config.plugin.name).await?;
+    let (factory, first) = load_and_prepare(&config).await?;
 
     // From here on `cleanup` runs on every way out.
     let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal));
@@ -217,6 +209,25 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     Ok(report)
 }
 
+/// Loads the plugin and runs its `prepare` on a first instance; from then
+/// on the caller owes it a `cleanup`.
+pub(crate) async fn load_and_prepare(config: &RunConfig) -> Result<(Arc<PluginFactory>, PluginInstance), RunError> {
+    let sandbox_error = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
+    let plugin = sandbox::load(
+        &config.plugin,
+        &config.cache,
+        &config.sandbox,
+        config.concurrency.saturating_add(2),
+        &config.plugin_config,
+        config.egress.clone(),
+    )
+    .map_err(sandbox_error)?;
+    let factory = Arc::new(PluginFactory { pre: plugin.pre.clone(), shared: plugin.shared.clone() });
+    let mut first = PluginInstance::new(&factory.pre, factory.shared.clone()).await.map_err(sandbox_error)?;
+    prepare(&mut first, &config.plugin.name).await?;
+    Ok((factory, first))
+}
+
 async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
     let outcome = instance.prepare().await;
     let message = match outcome.result {
@@ -231,7 +242,7 @@ async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunE
 }
 
 /// Calls `cleanup` exactly once, on a spare instance or a fresh one.
-async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
+pub(crate) async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
     let instance = match instance {
         Some(i) => Ok(i),
         None => PluginInstance::new(&factory.pre, factory.shared.clone()).await,
@@ -245,14 +256,19 @@ async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
     }
 }
 
+/// The plugin and configuration digests stamped on every record.
+pub(crate) fn identity(config: &RunConfig) -> RunIdentity {
+    RunIdentity {
+        plugin: config.plugin.digest.get(..16).unwrap_or(&config.plugin.digest).to_string(),
+        config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
+    }
+}
+
 /// Validates the whole input and opens the results file, resuming from the
 /// records it already holds: each input line is compared with its earlier
 /// record during the same pass.
 fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, RunIdentity), RunError> {
-    let identity = RunIdentity {
-        plugin: config.plugin.digest.get(..16).unwrap_or(&config.plugin.digest).to_string(),
-        config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
-    };
+    let identity = identity(config);
     let mut previous = Previous::read(&config.output, config.resume)?;
     let mut mismatch = None;
     let force = config.resume.force;
@@ -301,17 +317,35 @@ fn new_context(
     events: EventLog,
     journal: Journal,
 ) -> RunContext {
-    let gate_settings = GateSettings {
+    let gates = Gates::new(gate_settings(config), started);
+    context_with(config, identity, started, stop, events, gates, engine::InFlight::File(journal))
+}
+
+/// The gates' settings of a run.
+pub(crate) fn gate_settings(config: &RunConfig) -> GateSettings {
+    GateSettings {
         cooldown: config.cooldown.clone(),
         admission: config.admission,
         // The user's --rpm wins; without one, follow the provider's headers.
         learn_from_headers: config.admission.rpm.is_none(),
         max_server_wait: config.item.retry.max_server_wait,
-    };
+    }
+}
+
+/// The context of a run with these gates and this journal.
+pub(crate) fn context_with(
+    config: &RunConfig,
+    identity: RunIdentity,
+    started: Instant,
+    stop: StopHandle,
+    events: EventLog,
+    gates: Gates,
+    journal: engine::InFlight,
+) -> RunContext {
     let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
     RunContext {
         settings: config.item.clone(),
-        gates: Gates::new(gate_settings, started),
+        gates,
         control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
         budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
         pricing: Pricing {
@@ -325,7 +359,7 @@ fn new_context(
     }
 }
 
-fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
+pub(crate) fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
     let control = &ctx.control;
     report.termination = if control.host_failure().is_some() {
         Termination::Failed

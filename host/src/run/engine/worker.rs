@@ -23,7 +23,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::context::RunContext;
+use super::context::{JournalError, RunContext};
 use super::executor::{Executor, ExecutorFactory};
 use super::record;
 use crate::model::{
@@ -154,10 +154,18 @@ impl<F: ExecutorFactory> Worker<F> {
                 Ok(ticket) => ticket,
                 Err(stop) => return finish(stop, &progress),
             };
-            if let Err(e) = ctx.journal.started(&item.id) {
-                // Never send what could not be journaled: a crash would resend it.
-                ctx.control.fail(e.to_string());
-                return finish(Stop::Vanish, &progress);
+            match ctx.journal.started(&item.id).await {
+                Ok(()) => {}
+                Err(JournalError::Refused(why)) => {
+                    // Another host owns the item now: it is not sent here.
+                    tracing::debug!(item = %item.id, %why, "not sent");
+                    return finish(Stop::Vanish, &progress);
+                }
+                Err(JournalError::Failed(e)) => {
+                    // Never send what could not be journaled: a crash would resend it.
+                    ctx.control.fail(e);
+                    return finish(Stop::Vanish, &progress);
+                }
             }
             let failure = match self.attempt(&item, &mut progress, ticket, item_deadline).await {
                 Ok(answer) => return Some(record::success(job, answer, &progress, started, &ctx.identity)),
@@ -173,8 +181,8 @@ impl<F: ExecutorFactory> Worker<F> {
             };
             // Off the wire with a definite answer: a crash from here on must
             // not make this item `outcome_unknown`.
-            if let Err(e) = ctx.journal.settled(&item.id) {
-                ctx.control.fail(e.to_string());
+            if let Err(JournalError::Failed(e)) = ctx.journal.settled(&item.id).await {
+                ctx.control.fail(e);
             }
             self.adapt(&item, &failure, &mut progress, item_deadline).await;
             ctx.observe.retrying.fetch_add(1, Ordering::Relaxed);
