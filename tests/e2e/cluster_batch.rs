@@ -20,8 +20,19 @@ async fn redis(dir: &Path) -> LocalRedis {
     LocalRedis::start(&dir.join("redis")).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One host of the cluster, writing to the shared `results.jsonl`.
+/// One host of the cluster (a 2 s lease), writing to the shared `results.jsonl`.
 fn host(ws: &Workspace, jobs: &Path, server: &batchllm_mock::MockServer, redis: &str, extra: &[&str]) -> Child {
+    host_with_lease(ws, jobs, server, redis, "2", extra)
+}
+
+fn host_with_lease(
+    ws: &Workspace,
+    jobs: &Path,
+    server: &batchllm_mock::MockServer,
+    redis: &str,
+    lease: &str,
+    extra: &[&str],
+) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.arg(jobs)
         .arg("--output")
@@ -29,7 +40,7 @@ fn host(ws: &Workspace, jobs: &Path, server: &batchllm_mock::MockServer, redis: 
         .arg("--cache-dir")
         .arg(cache_dir())
         .args(openai_args(server))
-        .args(["--cluster", redis, "--cluster-chunk", "10", "--cluster-lease", "2", "--progress-interval", "60"])
+        .args(["--cluster", redis, "--cluster-chunk", "10", "--cluster-lease", lease, "--progress-interval", "60"])
         .args(["--backoff-initial", "0.05", "--backoff-max", "0.2"])
         .args(extra)
         .env_remove("RUST_LOG")
@@ -65,15 +76,16 @@ fn once_each(ws: &Workspace, n: usize) -> HashMap<String, Value> {
     by_id
 }
 
-/// No item was answered (or even sent) twice: prompts are unique per item.
+/// No item was answered twice (prompts are unique per item); returns how
+/// many were answered.
 fn sent_at_most_once(server: &batchllm_mock::MockServer) -> usize {
-    let mut sent: HashMap<String, usize> = HashMap::new();
+    let mut answered: HashMap<String, Vec<u16>> = HashMap::new();
     for r in chat_requests(server) {
-        *sent.entry(r.prompt.unwrap_or_default()).or_default() += 1;
+        answered.entry(r.prompt.unwrap_or_default()).or_default().push(r.status);
     }
-    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "sent twice: {twice:?}");
-    sent.len()
+    let twice: Vec<_> = answered.iter().filter(|(_, s)| s.iter().filter(|s| **s == 200).count() > 1).collect();
+    assert!(twice.is_empty(), "answered twice: {twice:?}");
+    answered.values().filter(|s| s.contains(&200)).count()
 }
 
 fn jobs(ws: &Workspace, n: usize) -> PathBuf {
@@ -176,4 +188,38 @@ async fn a_host_paused_past_its_lease_cannot_commit_or_start_anything_when_it_wa
     sent_at_most_once(&server);
     let unknown = records.values().filter(|r| r["error"]["code"] == "outcome_unknown").count();
     assert!(unknown <= 4, "{unknown} outcome_unknown, more than the paused host had in flight (4)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_gone_for_five_seconds_pauses_every_host_and_the_batch_completes_after() {
+    // The provider allows 100 requests per 10 s window (600 a minute); the
+    // hosts share --rpm 600 between them.
+    let server = mock(|c| {
+        c.latency_ms = 20;
+        c.rpm = Some(100);
+        c.window_ms = 10_000;
+    })
+    .await;
+    let ws = Workspace::new();
+    let mut redis = redis(ws.dir.path()).await;
+    let jobs = jobs(&ws, 120);
+    let limits = ["-j", "4", "--rpm", "600", "--burst", "0.1"];
+    let hosts: Vec<Child> = (0..2).map(|_| host_with_lease(&ws, &jobs, &server, &redis.url(), "10", &limits)).collect();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = chat_requests(&server).len();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let during = chat_requests(&server).len() - before;
+    redis.restart().await.expect("redis restarts");
+    for child in hosts {
+        let (code, stderr) = finish(child, Duration::from_secs(90)).await;
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    assert_eq!(during, 0, "requests were sent while Redis was down");
+    assert!(before > 10 && before < 120, "the outage came mid-run ({before} sent before)");
+    once_each(&ws, 120);
+    assert_eq!(sent_at_most_once(&server), 120);
+    let refused = chat_requests(&server).iter().filter(|r| r.status == 429).count();
+    assert_eq!(refused, 0, "the shared limit was exceeded");
 }
