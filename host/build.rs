@@ -28,7 +28,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", plugins.join(p.dir).display());
     }
     // The libraries the plugins are built from (a change there changes them).
-    for lib in ["sdk", "openai-core"] {
+    for lib in ["classify", "sdk", "openai-core"] {
         println!("cargo:rerun-if-changed={}", plugins.join(lib).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());

@@ -12,6 +12,8 @@
 #                               gemma-3-270m-q4_k_m.gguf (tests/peers/llama*.txt;
 #                               the install takes about 6.5 minutes on an idle
 #                               2-core machine, most of it the compile)
+#   tests/peers/.venv-openai-sdk/  the official OpenAI Python SDK (tests/peers/openai-sdk.txt),
+#                               the client tests/e2e/serve.rs drives `serve` with (seconds)
 #
 # Needs Python >= 3.10 with venv and pip (`python3`, or set PYTHON) and a C++
 # compiler (cc/c++); cmake and ninja come from PyPI. Idempotent and cheap when
@@ -21,7 +23,7 @@
 # concurrently (a lock serialises installs). Prints what it did on stderr.
 #
 #   scripts/install-peers.sh            # both
-#   scripts/install-peers.sh llmock     # one of them
+#   scripts/install-peers.sh llmock     # one of them (llmock, openai-sdk, llama)
 set -euo pipefail
 cd "$(dirname "$0")/../tests/peers"
 
@@ -60,6 +62,19 @@ install_llmock() {
     echo "install-peers: LLMock installed in $(seconds_since "$started") s" >&2
 }
 
+install_openai_sdk() {
+    local venv=.venv-openai-sdk stamp
+    stamp="$(stamp_of openai-sdk.txt)"
+    ready "$venv" "$stamp" && return 0
+    echo "install-peers: installing the OpenAI Python SDK into tests/peers/$venv (pip, openai-sdk.txt)" >&2
+    local started=$EPOCHREALTIME
+    rm -rf "$venv"
+    "$python" -m venv "$venv" >&2
+    pip_in "$venv" -r openai-sdk.txt
+    echo "$stamp" > "$venv/.batchllm-req-hash"
+    echo "install-peers: OpenAI SDK installed in $(seconds_since "$started") s" >&2
+}
+
 install_llama() {
     local venv=.venv-llama stamp cmake_args
     stamp="$(stamp_of llama-build.txt llama.txt)"
@@ -91,13 +106,14 @@ exec 9>.lock/install
 flock 9
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(llmock llama)
+[[ ${#targets[@]} -gt 0 ]] || targets=(llmock openai-sdk llama)
 for target in "${targets[@]}"; do
     case $target in
         llmock) install_llmock ;;
         llama) install_llama ;;
+        openai-sdk) install_openai_sdk ;;
         *)
-            echo "error: unknown peer \`$target\` (llmock or llama)" >&2
+            echo "error: unknown peer \`$target\` (llmock, openai-sdk or llama)" >&2
             exit 2
             ;;
     esac

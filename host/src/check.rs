@@ -5,20 +5,20 @@
 //! provider, one scenario per row, and looks at what the plugin returned and
 //! what the server saw: a success with usage, a 429 with `retry-after`
 //! classified as rate-limited with the wait, a 500 as overloaded, a 400 as a
-//! client error, a malformed body as an invalid response, exactly one
-//! request per `execute` (no retries inside the plugin), and an answer
-//! within the time it was given.
+//! client error, a malformed body as an invalid response, an empty answer
+//! as no content (contract 0.2 and later), exactly one request per
+//! `execute` (no retries inside the plugin), and an answer within the time
+//! it was given. A plugin built against an older contract version passes
+//! the checks that version can meet.
 
 use std::time::{Duration, Instant};
 
-use batchllm_bindings::types::{Attempt, ErrorClass, Item, StrategyError, Success};
 use batchllm_mock::{MockConfig, MockServer};
 
 use crate::egress::{Egress, EgressLimits, EgressPolicy, HostGrant, Secrets};
-use crate::model::CallOutcome;
-use crate::model::FailureClass;
+use crate::model::{Answer, AttemptInfo, CallOutcome, FailureClass, PluginError, PluginItem, RetryState};
 use crate::plugin::PluginSource;
-use crate::sandbox::{self, CompileCache, PluginInstance, SandboxLimits};
+use crate::sandbox::{self, CompileCache, ContractVersion, PluginInstance, SandboxLimits};
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,13 @@ pub async fn check_plugin(spec: &str, cache: CompileCache) -> CheckReport {
             return report;
         }
     };
-    report.add("world", Ok("exports batchllm:strategy/llm-strategy@0.1.0; every import is offered".into()));
+    let version = loaded.pre.version();
+    let older = match version {
+        ContractVersion::V0_2 => "",
+        ContractVersion::V0_1 => " (an older contract: rebuild against 0.2 to report answers with no content)",
+    };
+    report
+        .add("world", Ok(format!("exports batchllm:strategy/llm-strategy@{version}; every import is offered{older}")));
     let mut instance = match PluginInstance::new(&loaded.pre, loaded.shared.clone()).await {
         Ok(i) => i,
         Err(e) => {
@@ -108,7 +114,7 @@ pub async fn check_plugin(spec: &str, cache: CompileCache) -> CheckReport {
         "prepare",
         match prepared {
             Ok(Ok(())) => Ok("succeeded".into()),
-            Ok(Err(e)) => Err(format!("{}: {}", code(e.class), e.message)),
+            Ok(Err(e)) => Err(format!("{}: {}", e.class, e.message)),
             Err(e) => Err(e.to_string()),
         },
     );
@@ -164,24 +170,23 @@ async fn cleanup(mut instance: PluginInstance) -> Result<String, String> {
 
 /// One call of `execute` with `prompt`, and what the server saw of it.
 struct Call {
-    outcome: CallOutcome<Result<Success, StrategyError>>,
+    outcome: CallOutcome<Result<Answer, PluginError>>,
     requests: usize,
     elapsed: Duration,
 }
 
 async fn call(instance: &mut PluginInstance, server: &MockServer, n: u32, prompt: &str, time: Duration) -> Call {
     server.reset();
-    let item = Item {
+    let item = PluginItem {
         id: format!("check-{n}"),
         prompt: prompt.to_string(),
         params: "{}".into(),
         context: None,
         endpoint: None,
     };
-    let time_left_ms = u64::try_from(time.as_millis()).unwrap_or(u64::MAX);
-    let attempt = Attempt { number: 1, rate_limit_retries: 0, time_left_ms };
+    let attempt = AttemptInfo { number: 1, rate_limit_retries: 0, time_left: time };
     let started = Instant::now();
-    let outcome = instance.execute(&item, attempt, &[], started + time).await;
+    let outcome = instance.execute(&item, &attempt, &RetryState::new(), started + time).await;
     let elapsed = started.elapsed();
     // Requests the plugin made, not the check's own bookkeeping.
     let requests = server.requests().iter().filter(|r| !r.path.contains("cachedContents")).count();
@@ -196,12 +201,12 @@ fn one_request(c: &Call) -> Result<(), String> {
     }
 }
 
-fn expect_error(c: &Call, class: ErrorClass, status: u16) -> Result<String, String> {
+fn expect_error(c: &Call, class: FailureClass, status: u16) -> Result<String, String> {
     one_request(c)?;
     match &c.outcome.result {
         Ok(Ok(_)) => Err(format!("HTTP {status} was reported as a success")),
-        Ok(Err(e)) if e.class == class => Ok(format!("{} ({})", code(e.class), truncate(&e.message, 60))),
-        Ok(Err(e)) => Err(format!("HTTP {status} classified as {}, expected {}", code(e.class), code(class))),
+        Ok(Err(e)) if e.class == class => Ok(format!("{} ({})", e.class, truncate(&e.message, 60))),
+        Ok(Err(e)) => Err(format!("HTTP {status} classified as {}, expected {class}", e.class)),
         Err(e) => Err(format!("the call failed: {e}")),
     }
 }
@@ -212,21 +217,35 @@ async fn run_scenarios(report: &mut CheckReport, instance: &mut PluginInstance, 
     report.add("success with usage", success_row(&c, server));
 
     let c = call(instance, server, 2, "[[mock:status=429]] slow down", generous).await;
-    let row = expect_error(&c, ErrorClass::RateLimited, 429).and_then(|d| match &c.outcome.result {
-        Ok(Err(e)) if e.retry_after_ms.is_some_and(|ms| (500..=2000).contains(&ms)) => Ok(d),
-        Ok(Err(e)) => Err(format!("rate limited, but retry-after-ms is {:?}, expected about 1000", e.retry_after_ms)),
+    let row = expect_error(&c, FailureClass::RateLimited, 429).and_then(|d| match &c.outcome.result {
+        Ok(Err(e)) if e.retry_after.is_some_and(|w| (500..=2000).contains(&w.as_millis())) => Ok(d),
+        Ok(Err(e)) => Err(format!(
+            "rate limited, but retry-after-ms is {:?}, expected about 1000",
+            e.retry_after.map(|w| w.as_millis())
+        )),
         _ => Err(d),
     });
     report.add("429 is rate-limited with the wait", row);
 
     let c = call(instance, server, 3, "[[mock:status=500]] oops", generous).await;
-    report.add("500 is overloaded (retryable)", expect_error(&c, ErrorClass::Overloaded, 500));
+    report.add("500 is overloaded (retryable)", expect_error(&c, FailureClass::Overloaded, 500));
 
     let c = call(instance, server, 4, "[[mock:status=400]] bad", generous).await;
-    report.add("400 is a client error", expect_error(&c, ErrorClass::ClientError, 400));
+    report.add("400 is a client error", expect_error(&c, FailureClass::ClientError, 400));
 
     let c = call(instance, server, 5, "[[mock:malformed]] garbled", generous).await;
-    report.add("malformed body is an invalid response", expect_error(&c, ErrorClass::InvalidResponse, 200));
+    report.add("malformed body is an invalid response", expect_error(&c, FailureClass::InvalidResponse, 200));
+
+    if instance.version() != ContractVersion::V0_1 {
+        // A reasoning model that spent its whole budget: billed, no text.
+        let c = call(instance, server, 7, "[[mock:answer=empty]] think hard", generous).await;
+        let row = expect_error(&c, FailureClass::NoContent, 200).and_then(|d| match &c.outcome.result {
+            Ok(Err(e)) if e.usage.is_some_and(|u| u.output_tokens > 0) => Ok(d),
+            Ok(Err(_)) => Err("no content, but the billed usage was dropped: report it with the error".into()),
+            _ => Err(d),
+        });
+        report.add("an empty answer is no-content (not retried)", row);
+    }
 
     if !instance.is_usable() {
         report.add("respects the time given", Err("the instance trapped earlier".into()));
@@ -236,7 +255,7 @@ async fn run_scenarios(report: &mut CheckReport, instance: &mut PluginInstance, 
     let row = one_request(&c).and_then(|()| {
         let within = c.elapsed <= TIME_GIVEN + Duration::from_millis(700);
         match &c.outcome.result {
-            Ok(Err(e)) if within && e.class == ErrorClass::Timeout => {
+            Ok(Err(e)) if within && e.class == FailureClass::Timeout => {
                 Ok(format!("timeout after {:.2}s of {:.1}s given", c.elapsed.as_secs_f64(), TIME_GIVEN.as_secs_f64()))
             }
             // A guest HTTP stack that reports every failure alike (JS
@@ -246,9 +265,9 @@ async fn run_scenarios(report: &mut CheckReport, instance: &mut PluginInstance, 
                 "timeout after {:.2}s of {:.1}s given (the plugin said {}; the host records the timeout)",
                 c.elapsed.as_secs_f64(),
                 TIME_GIVEN.as_secs_f64(),
-                code(e.class)
+                e.class
             )),
-            Ok(Err(e)) if within => Err(format!("a hung provider classified as {}, expected timeout", code(e.class))),
+            Ok(Err(e)) if within => Err(format!("a hung provider classified as {}, expected timeout", e.class)),
             Err(e) => Err(format!("the host had to stop the call ({e}): pass time-left-ms on as the HTTP timeout")),
             _ => Err(format!("took {:.2}s with {:.1}s given", c.elapsed.as_secs_f64(), TIME_GIVEN.as_secs_f64())),
         }
@@ -260,7 +279,7 @@ fn success_row(c: &Call, server: &MockServer) -> Result<String, String> {
     one_request(c)?;
     let success = match &c.outcome.result {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("{}: {}", code(e.class), truncate(&e.message, 80))),
+        Ok(Err(e)) => return Err(format!("{}: {}", e.class, truncate(&e.message, 80))),
         Err(e) => return Err(e.to_string()),
     };
     let usage = success.usage.as_ref().ok_or("no usage reported")?;
@@ -280,12 +299,8 @@ fn success_row(c: &Call, server: &MockServer) -> Result<String, String> {
 
 /// The class the engine would record for this failure: the plugin's,
 /// corrected by what the host saw on the wire.
-fn host_class(c: &Call, e: &StrategyError) -> FailureClass {
-    crate::run::policy::reconcile::reconcile(e.class.into(), None, &c.outcome.exchanges).class
-}
-
-fn code(class: ErrorClass) -> &'static str {
-    FailureClass::from(class).code()
+fn host_class(c: &Call, e: &PluginError) -> FailureClass {
+    crate::run::policy::reconcile::reconcile(e.class, None, &c.outcome.exchanges).class
 }
 
 fn truncate(s: &str, max: usize) -> String {

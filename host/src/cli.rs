@@ -70,6 +70,31 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Run the multi-tenant batch server: the OpenAI Files and Batches API
+    /// (`/v1/files`, `/v1/batches`) for the tenants of a TOML file, each
+    /// batch a run of this engine; a status page on `/`. SIGHUP reloads the
+    /// tenants file; SIGINT/SIGTERM stop (batches resume at the next start).
+    Serve(ServeArgs),
+    /// Make a new tenant API key: prints the key (give it to the tenant) and
+    /// the `api-keys` entry for the tenants file (its SHA-256).
+    ServeKey,
+}
+
+/// `batchllm-host serve ...`
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The tenants file (TOML): [operator] and [tenants.NAME] sections.
+    #[arg(long, value_name = "FILE")]
+    pub tenants: PathBuf,
+    /// Where files and batch state are kept (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "batchllm-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Where compiled plugins are cached [default: DATA_DIR/plugin-cache].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `batchllm-host plugin ...`
@@ -108,6 +133,7 @@ const EXAMPLES: &str = "Examples:
   batchllm-host --config examples/openai.toml jobs.jsonl
   batchllm-host plugin new my-plugin --lang rust
   batchllm-host plugin check ./my-strategy.wasm
+  batchllm-host serve --tenants tenants.toml --data-dir /var/lib/batchllm --listen 127.0.0.1:8080
   batchllm-host --plugin openai --plugin-config base_url=http://127.0.0.1:8000/v1 \\
       --plugin-config api_key_secret=null --allow-host 127.0.0.1:8000 jobs.jsonl";
 

@@ -12,7 +12,9 @@
 //! - [`providers`] is the table of built-in providers: names, hosts, keys;
 //! - [`cluster`] spreads one batch over several hosts (`--shard`, `--cluster`);
 //! - [`options`] defines every run option once (flag and `--config` key),
-//!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line.
+//!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line;
+//! - [`serve`] is the multi-tenant service (OpenAI Files and Batches API)
+//!   that runs each batch through [`run`].
 
 pub mod check;
 pub mod cli;
@@ -29,4 +31,5 @@ pub mod run;
 pub mod sandbox;
 pub mod scaffold;
 pub mod schema;
+pub mod serve;
 pub mod validate;

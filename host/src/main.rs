@@ -55,6 +55,28 @@ fn main() -> ExitCode {
 }
 
 async fn async_main(args: Args) -> ExitCode {
+    if let Some(Command::Serve(serve)) = &args.command {
+        let options = batchllm_host::serve::ServeOptions {
+            tenants: serve.tenants.clone(),
+            data_dir: serve.data_dir.clone(),
+            listen: serve.listen,
+            cache_dir: serve.cache_dir.clone(),
+        };
+        // One line on stdout once the port is bound, for scripts and tests.
+        let ready = |addr| println!("listening on http://{addr}");
+        return match batchllm_host::serve::serve(options, ready).await {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::new(e));
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
+    if let Some(Command::ServeKey) = &args.command {
+        let key = batchllm_host::serve::tenants::new_key();
+        println!("key:      {key}\napi-keys = [\"{}\"]", batchllm_host::serve::tenants::key_digest_line(&key));
+        return ExitCode::from(exit::OK);
+    }
     if let Some(Command::Plugin { command: PluginCommand::New { name, lang, dir } }) = &args.command {
         return match batchllm_host::scaffold::new_plugin(name, *lang, dir.as_deref()) {
             Ok(made) => {

@@ -213,17 +213,15 @@ static PYTHON: &[Embedded] = embed!("templates/python":
     ".gitignore", "README.md", "build.sh", "requirements.txt", "src/strategy.py", "wit/strategy.wit",
 );
 static GO: &[Embedded] = embed!("templates/go":
-    ".gitignore", "README.md", "build.sh", "config.go", "go.mod", "main.go", "request.go", "response.go",
-    "strategy_test.go", "wit/strategy.wit",
+    ".gitignore", "README.md", "build.sh", "config.go", "go.mod", "main.go", "request.go", "strategy_test.go",
+    "wit/strategy.wit",
 );
 static GO_SDK: &[Embedded] = embed!("sdk-go":
     "README.md", "abi_wasip1.go", "adapter/Cargo.lock", "adapter/Cargo.toml", "adapter/src/main.rs",
-    "adapter_arena_wasip1.go", "add-adapter-realloc.py", "build-component.sh", "classify/classify.go",
-    "classify/classify_test.go", "classify/duration.go", "cmd/serde-probe/main.go", "dispatch.go",
+    "adapter_arena_wasip1.go", "add-adapter-realloc.py", "build-component.sh", "classify_wasip1.go", "dispatch.go",
     "exports_wasip1.go", "gc_wasip1.go", "go-test.sh", "go.mod", "host_wasip1.go", "http_wasip1.go",
-    "imports_other.go", "requirements.txt", "serdejson/parse.go", "serdejson/print.go",
-    "serdejson/serdejson_test.go", "serdejson/value.go", "strategy.go", "strategy_test.go", "text/text.go",
-    "text/text_test.go", "toolchain.sh", "types.go", "usage/usage.go", "usage/usage_test.go",
+    "imports_other.go", "jsonvalue/jsonvalue.go", "jsonvalue/jsonvalue_test.go", "requirements.txt", "strategy.go",
+    "strategy_test.go", "text/text.go", "text/text_test.go", "toolchain.sh", "types.go",
 );
 
 #[cfg(test)]

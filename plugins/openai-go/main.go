@@ -1,14 +1,14 @@
 // Command openai-go is the openai strategy plugin written in Go: the same
 // behaviour as the Rust plugin (plugins/openai), on the host's `http.send`
-// import. The logic lives in package openai; this file adapts it to the
-// sdk's Strategy interface. Build with ./build.sh.
+// import. Requests are built in package openai; answers are read by the
+// host's classifier (sdk.Classify, the Rust plugin's own code). This file
+// adapts it to the sdk's Strategy interface. Build with ./build.sh.
 package main
 
 import (
 	"strconv"
 
 	"batchllm/sdk"
-	"batchllm/sdk/classify"
 	"batchllm/sdk/text"
 
 	"batchllm/openai-go/openai"
@@ -63,9 +63,9 @@ func (strategy) Execute(item sdk.Item, attempt sdk.Attempt, state []sdk.StateEnt
 		", timeout "+strconv.FormatUint(attempt.TimeLeftMs, 10)+" ms)")
 	response, httpErr := sdk.Send(request)
 	if httpErr != nil {
-		return sdk.Success{}, classify.FromHTTPError(httpErr)
+		return sdk.Success{}, sdk.FromHTTPError(httpErr)
 	}
-	return openai.Interpret(endpoint, response.Status, response.Headers, response.Body)
+	return sdk.Classify(endpoint.API(), response.Status, response.Headers, response.Body)
 }
 
 // OnError changes nothing: this strategy does not adapt its attempts.

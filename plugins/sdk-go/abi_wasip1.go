@@ -66,8 +66,9 @@ func retAddr() uint32 {
 	return addrOf(unsafe.Pointer(&retArea))
 }
 
-// importRet is the area imports write their results to (at most 24 bytes).
-var importRet [4]uint64
+// importRet is the area imports write their results to (the largest,
+// classify's result, is 128 bytes).
+var importRet [16]uint64
 
 func importRetAddr() uint32 {
 	clear(importRet[:])

@@ -30,7 +30,7 @@ const (
 	onErrorState   = 184
 )
 
-//go:wasmexport batchllm:strategy/llm-strategy@0.1.0#prepare
+//go:wasmexport batchllm:strategy/llm-strategy@0.2.0#prepare
 func exportPrepare(ptr, n uint32) uint32 {
 	collectIfGrown()
 	config := liftString(ptr, n)
@@ -41,7 +41,7 @@ func exportPrepare(ptr, n uint32) uint32 {
 	return ret
 }
 
-//go:wasmexport batchllm:strategy/llm-strategy@0.1.0#execute
+//go:wasmexport batchllm:strategy/llm-strategy@0.2.0#execute
 func exportExecute(args uint32) uint32 {
 	collectIfGrown()
 	item := liftItem(args)
@@ -60,7 +60,7 @@ func exportExecute(args uint32) uint32 {
 	return ret
 }
 
-//go:wasmexport batchllm:strategy/llm-strategy@0.1.0#on-error
+//go:wasmexport batchllm:strategy/llm-strategy@0.2.0#on-error
 func exportOnError(args uint32) uint32 {
 	collectIfGrown()
 	item := liftItem(args)
@@ -74,7 +74,7 @@ func exportOnError(args uint32) uint32 {
 	return ret
 }
 
-//go:wasmexport batchllm:strategy/llm-strategy@0.1.0#cleanup
+//go:wasmexport batchllm:strategy/llm-strategy@0.2.0#cleanup
 func exportCleanup() uint32 {
 	collectIfGrown()
 	err := callCleanup()
@@ -87,16 +87,16 @@ func exportCleanup() uint32 {
 	return ret
 }
 
-//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.1.0#prepare
+//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.2.0#prepare
 func postPrepare(uint32) { postReturn() }
 
-//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.1.0#execute
+//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.2.0#execute
 func postExecute(uint32) { postReturn() }
 
-//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.1.0#on-error
+//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.2.0#on-error
 func postOnError(uint32) { postReturn() }
 
-//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.1.0#cleanup
+//go:wasmexport cabi_post_batchllm:strategy/llm-strategy@0.2.0#cleanup
 func postCleanup(uint32) { postReturn() }
 
 // liftItem lifts an item: id @0, prompt @8, params @16 (strings), context
@@ -172,6 +172,16 @@ func lowerOptUsage(at uint32, usage *Usage) {
 	lowerOptU64(u+16, usage.CachedInputTokens)
 	lowerOptU64(u+32, usage.CacheWriteTokens)
 	lowerOptU64(u+48, usage.ReasoningTokens)
+}
+
+// liftSuccess lifts a success (layout in lowerSuccess).
+func liftSuccess(at uint32) Success {
+	return Success{
+		Output:       liftStringAt(at),
+		Usage:        liftOptUsage(at + 8),
+		ResponseBody: liftOptString(at + 80),
+		Metadata:     liftOptString(at + 92),
+	}
 }
 
 // lowerSuccess stores a success: output @0, usage @8, response-body @80,

@@ -8,19 +8,19 @@ import "runtime"
 // Go memory kept alive for the call; results that do not fit one core value
 // come back in importRet, with strings the host allocated via cabi_realloc.
 
-//go:wasmimport batchllm:strategy/host@0.1.0 log
+//go:wasmimport batchllm:strategy/host@0.2.0 log
 func hostLog(level, ptr, n uint32)
 
-//go:wasmimport batchllm:strategy/host@0.1.0 config
+//go:wasmimport batchllm:strategy/host@0.2.0 config
 func hostConfig(ret uint32)
 
-//go:wasmimport batchllm:strategy/host@0.1.0 run-state-get
+//go:wasmimport batchllm:strategy/host@0.2.0 run-state-get
 func hostRunStateGet(keyPtr, keyLen, ret uint32)
 
-//go:wasmimport batchllm:strategy/host@0.1.0 run-state-set
+//go:wasmimport batchllm:strategy/host@0.2.0 run-state-set
 func hostRunStateSet(keyPtr, keyLen, isSome, valuePtr, valueLen uint32)
 
-//go:wasmimport batchllm:strategy/host@0.1.0 run-state-compare-and-swap
+//go:wasmimport batchllm:strategy/host@0.2.0 run-state-compare-and-swap
 func hostRunStateCAS(keyPtr, keyLen, hasExpected, expectedPtr, expectedLen, hasNew, newPtr, newLen uint32) uint32
 
 // Log logs message through the host's tracing, tagged with the plugin and

@@ -11,7 +11,7 @@ import (
 // core values (method, url, headers, body as (ptr, len) each; timeout-ms as
 // (disc, u64)), then the return pointer.
 
-//go:wasmimport batchllm:strategy/http@0.1.0 send
+//go:wasmimport batchllm:strategy/http@0.2.0 send
 func httpSend(methodPtr, methodLen, urlPtr, urlLen, headersPtr, headersLen, bodyPtr, bodyLen, hasTimeout uint32, timeoutMs uint64, ret uint32)
 
 // Send sends one request through the host's pooled client and waits for the

@@ -31,6 +31,11 @@ func RunStateSet(key string, value *string) {}
 // RunStateCompareAndSwap never swaps outside a component.
 func RunStateCompareAndSwap(key string, expected, newValue *string) bool { return false }
 
+// Classify fails outside a component: the classifier is the host's.
+func Classify(api API, status uint16, headers []Header, body []byte) (Success, *StrategyError) {
+	return Success{}, NewError(Other, "classify is only available inside a component (GOOS=wasip1)")
+}
+
 // Send refuses every request outside a component.
 func Send(req Request) (Response, *HTTPError) {
 	return Response{}, &HTTPError{Kind: InvalidRequest, Message: "http.send is only available inside a component (GOOS=wasip1)"}

@@ -1,7 +1,7 @@
 package sdk
 
 import (
-	"batchllm/sdk/serdejson"
+	"batchllm/sdk/jsonvalue"
 	"batchllm/sdk/text"
 )
 
@@ -36,36 +36,36 @@ func Export(s Strategy) {
 // ParseConfig parses a configuration document as the Rust SDK's
 // `parse_config` does: empty text and `null` mean an empty object; anything
 // else must be a JSON object (a client-error otherwise).
-func ParseConfig(doc string) (serdejson.Object, *StrategyError) {
+func ParseConfig(doc string) (jsonvalue.Object, *StrategyError) {
 	if text.Trim(doc) == "" {
-		return serdejson.Object{}, nil
+		return jsonvalue.Object{}, nil
 	}
-	v, err := serdejson.Parse(doc)
+	v, err := jsonvalue.Parse(doc)
 	if err != nil {
 		return nil, NewError(ClientError, "plugin configuration is not valid JSON: "+err.Error())
 	}
 	switch obj := v.(type) {
 	case nil:
-		return serdejson.Object{}, nil
-	case serdejson.Object:
+		return jsonvalue.Object{}, nil
+	case jsonvalue.Object:
 		return obj, nil
 	}
-	return nil, NewError(ClientError, "plugin configuration must be a JSON object, got "+serdejson.Kind(v))
+	return nil, NewError(ClientError, "plugin configuration must be a JSON object, got "+jsonvalue.Kind(v))
 }
 
 // ParamsObject is item.Params parsed as a JSON object (the Rust SDK's
 // `Item::params_object`): empty text counts as {}; anything else that is not
 // an object is a client-error naming the item.
-func ParamsObject(item Item) (serdejson.Object, *StrategyError) {
+func ParamsObject(item Item) (jsonvalue.Object, *StrategyError) {
 	if text.Trim(item.Params) == "" {
-		return serdejson.Object{}, nil
+		return jsonvalue.Object{}, nil
 	}
-	v, err := serdejson.Parse(item.Params)
+	v, err := jsonvalue.Parse(item.Params)
 	if err != nil {
 		return nil, NewError(ClientError, "item "+text.DebugStr(item.ID)+": params is not valid JSON: "+err.Error())
 	}
-	if obj, ok := v.(serdejson.Object); ok {
+	if obj, ok := v.(jsonvalue.Object); ok {
 		return obj, nil
 	}
-	return nil, NewError(ClientError, "item "+text.DebugStr(item.ID)+": params must be a JSON object, got "+serdejson.Kind(v))
+	return nil, NewError(ClientError, "item "+text.DebugStr(item.ID)+": params must be a JSON object, got "+jsonvalue.Kind(v))
 }

@@ -1,6 +1,9 @@
 package sdk
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseConfigAcceptsObjectsOnly(t *testing.T) {
 	for _, doc := range []string{"", "  ", "null", "{}"} {
@@ -15,7 +18,8 @@ func TestParseConfigAcceptsObjectsOnly(t *testing.T) {
 		err.Message != "plugin configuration must be a JSON object, got an array" {
 		t.Errorf("%v", err)
 	}
-	if _, err := ParseConfig("{"); err == nil || err.Message != "plugin configuration is not valid JSON: EOF while parsing an object at line 1 column 1" {
+	if _, err := ParseConfig("{"); err == nil || err.Class != ClientError ||
+		!strings.HasPrefix(err.Message, "plugin configuration is not valid JSON: ") {
 		t.Errorf("%v", err)
 	}
 }
@@ -43,7 +47,16 @@ func TestHeaderValueIsASCIICaseInsensitive(t *testing.T) {
 }
 
 func TestErrorClassNames(t *testing.T) {
-	if RateLimited.String() != "rate-limited" || Other.String() != "other" || ErrorClass(99).String() != "other" {
+	if RateLimited.String() != "rate-limited" || NoContent.String() != "no-content" || ErrorClass(99).String() != "other" {
 		t.Error("class names")
+	}
+}
+
+func TestHTTPErrorsAreClassifiedAsTheRustSDKDoes(t *testing.T) {
+	if e := FromHTTPError(&HTTPError{Kind: TimedOut, Message: "slow"}); e.Class != Timeout || e.Message != "request timed out: slow" {
+		t.Errorf("%v", e)
+	}
+	if e := FromHTTPError(&HTTPError{Kind: Denied, Message: "no"}); e.Class != ClientError {
+		t.Errorf("%v", e)
 	}
 }

@@ -1,6 +1,6 @@
 // Package sdk is the guest SDK for batchllm strategy plugins written in Go:
 // the Go side of the contract in wit/strategy.wit (package
-// batchllm:strategy@0.1.0, world `strategy`).
+// batchllm:strategy@0.2.0, world `strategy`).
 //
 // A plugin is a `main` package that registers its Strategy from an init
 // function and is built with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared,
@@ -12,14 +12,13 @@
 // This package holds the record types of the WIT, the Strategy interface,
 // and the hand-written canonical-ABI glue (files *_wasip1.go): the
 // `llm-strategy` exports, `cabi_realloc` and the post-return functions, and
-// the `host` (log, config, run state) and `http` (send) imports. Outside
-// wasip1 the imports are stubs (Log writes to stderr, the others fail), so
-// plugin logic can be unit-tested natively with `go test`.
+// the `host` (log, config, run state), `http` (send) and `classify`
+// (Classify: the host reads a provider's answer, the Rust plugins' code)
+// imports. Outside wasip1 the imports are stubs (Log writes to stderr, the
+// others fail), so plugin logic can be unit-tested natively with `go test`.
 //
-// Subpackages hold the provider-agnostic helpers of the Rust SDK, ported
-// with the same behaviour: serdejson (JSON as serde_json parses and prints
-// it), classify (HTTP failures to error classes, retry-after parsing), usage
-// (token usage from OpenAI-style bodies) and text (Rust string semantics).
+// Subpackages: jsonvalue (JSON documents as Go values, numbers exact) and
+// text (Rust string semantics, for messages that quote values).
 package sdk
 
 // Item is one job of the batch (WIT `item`). Context and Endpoint are nil
@@ -86,12 +85,30 @@ const (
 	QuotaExhausted
 	TooLarge
 	Other
+	// NoContent: a 2xx answer with nothing to return (the budget spent, a
+	// content filter, a refusal, a blocked prompt, no choice); not retried.
+	NoContent
 )
 
 var classNames = [...]string{
 	"rate-limited", "overloaded", "timeout", "network", "invalid-response",
-	"client-error", "auth", "quota-exhausted", "too-large", "other",
+	"client-error", "auth", "quota-exhausted", "too-large", "other", "no-content",
 }
+
+// API names the provider API an answer comes from, for Classify (WIT
+// `classify.api`, in WIT order).
+type API uint8
+
+// The APIs Classify reads.
+const (
+	Generic API = iota
+	OpenAIChat
+	OpenAICompletions
+	OpenAIResponses
+	OpenAIEmbeddings
+	AnthropicMessages
+	GeminiGenerateContent
+)
 
 // String is the class's WIT (kebab-case) name, e.g. "rate-limited".
 func (c ErrorClass) String() string {
@@ -197,6 +214,25 @@ const (
 type HTTPError struct {
 	Kind    HTTPErrorKind
 	Message string
+}
+
+// FromHTTPError classifies a request that produced no response, as the
+// Rust SDK does: denied and invalid-request are client errors, timeout,
+// network and too-large their own classes.
+func FromHTTPError(e *HTTPError) *StrategyError {
+	switch e.Kind {
+	case Denied:
+		return NewError(ClientError, "egress denied: "+e.Message)
+	case TimedOut:
+		return NewError(Timeout, "request timed out: "+e.Message)
+	case NetworkFailed:
+		return NewError(Network, "network error: "+e.Message)
+	case InvalidRequest:
+		return NewError(ClientError, "invalid request: "+e.Message)
+	case BodyTooLarge:
+		return NewError(TooLarge, "body too large: "+e.Message)
+	}
+	return NewError(Other, "http error: "+e.Message)
 }
 
 func (e *HTTPError) Error() string {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use batchllm_host::cluster::limiter::{self, RedisLimiter};
 use batchllm_host::cluster::local::LocalRedis;
 use batchllm_host::model::Exchange;
-use batchllm_host::run::gate::{AdmissionLimits, CooldownPolicy, GateSettings, Gates, RateLimitEffect, Verdict};
+use batchllm_host::run::gate::{
+    AdmissionLimits, CooldownPolicy, GateSettings, Gates, LimitKind, RateLimitEffect, Verdict,
+};
 use tokio::time::Instant;
 
 /// A redis-server on loopback; fails (never skips) when it is not installed.
@@ -22,6 +24,7 @@ fn settings(rpm: Option<f64>, burst: f64) -> GateSettings {
         cooldown: CooldownPolicy { slow_start_attempts: 0, ..CooldownPolicy::default() },
         admission: AdmissionLimits { rpm, tpm: None, burst_secs: burst },
         learn_from_headers: true,
+        adaptive: false,
         max_server_wait: Duration::from_secs(120),
     }
 }
@@ -90,11 +93,15 @@ async fn a_cooldown_one_host_reports_pauses_every_host_and_an_echo_does_not_esca
     let a = gates[0].admit(Some("api:443"), 0, std::future::pending()).await.expect("open");
     let early = gates[1].admit(Some("api:443"), 0, std::future::pending()).await.expect("open");
     let hint = Some(Duration::from_millis(1500));
-    let effect = a.settle(Some("api:443"), Verdict::RateLimited { hint }, &[], 0, Instant::now()).await;
+    let effect = a
+        .settle(Some("api:443"), Verdict::RateLimited { hint, kind: LimitKind::Unknown }, &[], 0, Instant::now())
+        .await;
     assert_eq!(effect, Some(RateLimitEffect::Started(Duration::from_millis(1500))));
     let paused = Instant::now();
     // A 429 for a request sent before the pause began: no second pause.
-    let echo = early.settle(Some("api:443"), Verdict::RateLimited { hint: None }, &[], 0, Instant::now()).await;
+    let echo = early
+        .settle(Some("api:443"), Verdict::RateLimited { hint: None, kind: LimitKind::Unknown }, &[], 0, Instant::now())
+        .await;
     assert_eq!(echo, Some(RateLimitEffect::Absorbed));
     let mut waits = tokio::task::JoinSet::new();
     for g in &gates[1..] {

@@ -356,6 +356,44 @@ async fn bundled_mock_provider(provider: Provider) {
     assert_eq!(out.result("a")["batchllm"]["output"], "echo: hello");
 }
 
+/// Answers with no content (the budget spent on thinking, a refusal or a
+/// safety stop, a blocked prompt): `no_content`, tried once, the reason in
+/// the message, the billed tokens and the provider's body in the record.
+async fn answers_without_content(provider: Provider) {
+    let server = mock(|_| {}).await;
+    let cases: &[(&str, &str)] = match provider {
+        Provider::Anthropic => &[
+            ("empty", "stop_reason \"max_tokens\" (the output budget was spent before any text"),
+            ("filtered", "the model refused (stop_reason \"refusal\")"),
+            ("null", "stop_reason \"end_turn\""),
+        ],
+        Provider::Gemini => &[
+            ("empty", "finishReason \"MAX_TOKENS\" (the output budget was spent before any text"),
+            ("filtered", "finishReason \"SAFETY\" (withheld by the safety filters)"),
+            ("blocked", "the prompt was blocked (blockReason \"SAFETY\")"),
+            ("no-choices", "the response has no candidates"),
+        ],
+    };
+    let lines: Vec<String> =
+        cases.iter().map(|(kind, _)| job(kind, &format!("[[mock:answer={kind}]] say something"))).collect();
+    let (out, _) = run(provider, &server, &lines, &["--max-attempts", "3"], API_KEY).await;
+    assert_eq!(out.code, 1, "{provider:?}: {}", out.stderr);
+    for (kind, reason) in cases {
+        let r = out.result(kind);
+        let context = format!("{provider:?} {kind}: {r}");
+        assert_eq!(r["error"]["code"], "no_content", "{context}");
+        assert_eq!(r["batchllm"]["attempts"], 1, "{context}: not retried");
+        assert_eq!(r["response"]["status_code"], 200, "{context}");
+        let message = r["error"]["message"].as_str().expect("message");
+        assert!(message.starts_with(&format!("no content: {reason}")), "{context}");
+        assert!(r["batchllm"]["usage"]["input_tokens"].as_u64() > Some(0), "{context}: billed tokens kept");
+    }
+    let spent = out.result("empty");
+    assert!(spent["batchllm"]["usage"]["output_tokens"].as_u64() > Some(0), "{provider:?}: {spent}");
+    assert_eq!(provider.requests(&server).len(), cases.len(), "{provider:?}: one request each");
+    server.shutdown().await;
+}
+
 /// One test per scenario of the table and per shared check, for each provider.
 macro_rules! provider_suite {
     ($module:ident, $provider:expr) => {
@@ -380,6 +418,11 @@ macro_rules! provider_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mock_provider_flag() {
                 bundled_mock_provider($provider).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn no_content() {
+                answers_without_content($provider).await;
             }
 
             provider_suite!(@scenarios $provider; overloaded, overloaded_then_success, rate_limited_then_success,

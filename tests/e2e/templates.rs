@@ -136,6 +136,7 @@ pub(crate) async fn plugin_check(wasm: &Path) -> Result<String, String> {
         "500 is overloaded (retryable)",
         "400 is a client error",
         "malformed body is an invalid response",
+        "an empty answer is no-content (not retried)",
         "respects the time given",
         "cleanup",
     ];
@@ -205,6 +206,8 @@ fn rows() -> Vec<Row> {
         simple("bad", "[[mock:status=400]] bad", Some("client_error"), 1, 1),
         simple("broke", "[[mock:insufficient_quota]] broke", Some("quota_exhausted"), 1, 1),
         simple("garbled", "[[mock:malformed]] garbled", Some("invalid_response"), 3, 3),
+        // No content (the budget spent on reasoning): billed, never retried.
+        simple("spent", "[[mock:answer=empty]] think hard", Some("no_content"), 1, 1),
         // Refused by the plugin before any request.
         Row {
             id: "embed",
@@ -302,6 +305,12 @@ fn check_batch(table: &[Row], out: &Outcome, requests: &[LoggedRequest]) -> Resu
     let limited = &record("limited")?["batchllm"];
     ensure(limited["rate_limit_retries"] == 1, format!("limited: {limited}"))?;
     ensure(record("bad")?["batchllm"]["http_status"] == 400, "bad: the HTTP status is recorded".into())?;
+    let spent = record("spent")?;
+    ensure(
+        spent["batchllm"]["usage"]["output_tokens"].as_u64() > Some(0)
+            && spent["error"]["message"].as_str().is_some_and(|m| m.contains("finish_reason \"length\"")),
+        format!("spent: the reason and the billed tokens are recorded: {spent}"),
+    )?;
     // Credentials reached the provider only through the host's substitution.
     for q in requests {
         ensure(

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use batchllm_bindings::types::{Attempt, ErrorClass, Item, StrategyError};
 use batchllm_host::check::wired_to_mock;
+use batchllm_host::model::{AttemptInfo, FailureClass, PluginError, PluginItem, RetryState};
 use batchllm_host::plugin::PluginSource;
 use batchllm_host::sandbox::{self, CompileCache, PluginInstance, SandboxEngine, SandboxLimits};
 use batchllm_mock::MockServer;
@@ -253,7 +253,7 @@ fn cache_entries(dir: &Path) -> anyhow::Result<Vec<(PathBuf, std::time::SystemTi
 /// Resident memory added per instance, over `live` instances that have
 /// each served one `execute`.
 async fn memory_per_instance(
-    pre: &batchllm_bindings::StrategyPre<sandbox::HostState>,
+    pre: &sandbox::PluginPre,
     shared: &std::sync::Arc<sandbox::RunShared>,
     live: usize,
 ) -> anyhow::Result<f64> {
@@ -278,8 +278,8 @@ fn resident_bytes() -> anyhow::Result<u64> {
     Ok(pages * u64::try_from(page).unwrap_or(4096))
 }
 
-fn item() -> Item {
-    Item {
+fn item() -> PluginItem {
+    PluginItem {
         id: "bench".into(),
         prompt: "Summarise item number 1 in one line.".into(),
         params: "{}".into(),
@@ -288,31 +288,31 @@ fn item() -> Item {
     }
 }
 
-fn attempt() -> Attempt {
-    Attempt { number: 1, rate_limit_retries: 0, time_left_ms: 10_000 }
+fn attempt() -> AttemptInfo {
+    AttemptInfo { number: 1, rate_limit_retries: 0, time_left: Duration::from_secs(10) }
 }
 
 /// One `execute`; any outcome counts except a trap (the instance is then
 /// gone), since the Anthropic and Gemini plugins may answer errors here.
 async fn execute(instance: &mut PluginInstance) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    match instance.execute(&item(), attempt(), &[], deadline).await.result {
+    match instance.execute(&item(), &attempt(), &RetryState::new(), deadline).await.result {
         Ok(_) => Ok(()),
         Err(e) => bail!("execute trapped: {e}"),
     }
 }
 
 async fn on_error(instance: &mut PluginInstance) -> anyhow::Result<()> {
-    let error = StrategyError {
-        class: ErrorClass::Overloaded,
+    let error = PluginError {
+        class: FailureClass::Overloaded,
         message: "HTTP 503".into(),
         http_status: Some(503),
-        retry_after_ms: None,
+        retry_after: None,
         usage: None,
         response_body: None,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    match instance.on_error(&item(), &error, attempt(), &[], deadline).await.result {
+    match instance.on_error(&item(), &error, &attempt(), &RetryState::new(), deadline).await.result {
         Ok(_) => Ok(()),
         Err(e) => bail!("on-error trapped: {e}"),
     }

@@ -201,7 +201,7 @@ impl SharedGate for RedisLimiter {
             let mut conn = self.conn.clone();
             let (verdict, hint) = match settlement.verdict {
                 Verdict::Success => ("ok", -1.0),
-                Verdict::RateLimited { hint } => ("rate_limited", hint.map_or(-1.0, |h| h.as_secs_f64() * 1000.0)),
+                Verdict::RateLimited { hint, .. } => ("rate_limited", hint.map_or(-1.0, |h| h.as_secs_f64() * 1000.0)),
                 Verdict::Failed => ("failed", -1.0),
             };
             let policy = &settings.cooldown;

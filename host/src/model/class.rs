@@ -42,6 +42,11 @@ pub enum FailureClass {
     /// such): the provider may have answered, so it is not sent again
     /// unless the user asks with `--retry-failed`.
     HostError,
+    /// The provider answered with no content (the output budget spent, a
+    /// content filter, a refusal, a blocked prompt, no choice): the same
+    /// request gets the same answer, so it is not retried; its usage is
+    /// kept and the message names the finish reason.
+    NoContent,
 }
 
 impl FailureClass {
@@ -67,6 +72,7 @@ impl FailureClass {
             FailureClass::Aborted => "aborted",
             FailureClass::OutcomeUnknown => "outcome_unknown",
             FailureClass::HostError => "host_error",
+            FailureClass::NoContent => "no_content",
         }
     }
 
@@ -85,6 +91,7 @@ impl FailureClass {
                 | FailureClass::Aborted
                 | FailureClass::OutcomeUnknown
                 | FailureClass::HostError
+                | FailureClass::NoContent
         )
     }
 }
@@ -104,7 +111,7 @@ impl std::str::FromStr for FailureClass {
 
 impl FailureClass {
     /// Every class, in a stable order.
-    pub const ALL: [FailureClass; 19] = [
+    pub const ALL: [FailureClass; 20] = [
         FailureClass::RateLimited,
         FailureClass::Overloaded,
         FailureClass::Timeout,
@@ -124,6 +131,7 @@ impl FailureClass {
         FailureClass::Aborted,
         FailureClass::OutcomeUnknown,
         FailureClass::HostError,
+        FailureClass::NoContent,
     ];
 }
 
@@ -158,6 +166,7 @@ mod tests {
             FailureClass::QuotaExhausted,
             FailureClass::TooLarge,
             FailureClass::EgressDenied,
+            FailureClass::NoContent,
         ] {
             assert!(!class.is_retryable(), "{class}");
         }
@@ -187,6 +196,7 @@ mod tests {
     #[test]
     fn codes_are_snake_case() {
         assert_eq!(FailureClass::QuotaExhausted.code(), "quota_exhausted");
+        assert_eq!(FailureClass::NoContent.code(), "no_content");
         assert_eq!(serde_json::to_string(&FailureClass::EgressDenied).expect("json"), "\"egress_denied\"");
     }
 }

@@ -191,6 +191,12 @@ options! {
     #[arg(long, value_name = "N", help_heading = "Rate limits")]
     tpm: Option<f64>, check check::PER_MINUTE;
 
+    /// Learn the limit of a provider that announces none (no rate-limit
+    /// headers) from the requests it accepts and refuses, and pace to it;
+    /// `--adaptive-rate false` only backs off after each 429.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Rate limits")]
+    adaptive_rate: Option<bool> = true;
+
     /// Seconds of rate the RPM/TPM buckets may burst.
     #[arg(long, value_name = "SECS", help_heading = "Rate limits")]
     burst: Option<f64> = 1.0, check check::POSITIVE_SECS;
@@ -364,6 +370,7 @@ impl Settings {
                 slow_start_spacing: secs(s.slow_start_spacing),
             },
             admission: AdmissionLimits { rpm: s.rpm, tpm: s.tpm, burst_secs: s.burst },
+            adaptive_rate: s.adaptive_rate,
             fail_fast: s.fail_fast.0,
             abort_mode: s.abort_mode,
             batch_timeout: s.batch_timeout.map(secs),

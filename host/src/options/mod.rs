@@ -161,6 +161,18 @@ pub fn build_with_env(
     let Given { jobs, config, flags, once } = given;
     let settings = settle(flags, config.as_deref())?;
     let jobs = jobs.ok_or(OptionsError::NoJobs)?;
+    build_settled(settings, jobs, extras, env, &once)
+}
+
+/// The run configuration from settled options (a service builds one per
+/// batch from a tenant's settings), reading the environment through `env`.
+pub fn build_settled(
+    settings: Settings,
+    jobs: PathBuf,
+    extras: Extras,
+    env: &dyn Fn(&str) -> Option<String>,
+    once: &Invocation,
+) -> Result<RunConfig, OptionsError> {
     let spec = settings.plugin.as_deref().ok_or_else(|| OptionsError::NoPlugin(crate::providers::names()))?;
     let plugin = PluginSource::resolve(spec)?;
     if let Some(expected) = &settings.plugin_sha256 {
@@ -168,7 +180,7 @@ pub fn build_with_env(
     }
     let access = access::resolve(&settings, &plugin, extras, env)?;
     let shard = settings.shard.map(|spec| spec.resolve(env)).transpose()?;
-    let mut config = settings.into_run_config(jobs, plugin, access, &once)?;
+    let mut config = settings.into_run_config(jobs, plugin, access, once)?;
     config.shard = shard;
     Ok(config)
 }
@@ -176,15 +188,30 @@ pub fn build_with_env(
 /// Checks each layer, merges flags over the file over the defaults, and
 /// settles the bounds that depend on two options.
 pub fn settle(flags: RunOptions, config: Option<&Path>) -> Result<Settings, OptionsError> {
+    let file = match config {
+        Some(path) => Some(file::load(path)?),
+        None => None,
+    };
+    settle_layers(flags, file, config)
+}
+
+/// Settles options written as TOML in a part of a larger file (a tenant's
+/// section of the service's tenants file): the keys, values and checks of a
+/// `--config` file; messages name the source as `label`.
+pub fn settle_text(text: &str, label: &Path) -> Result<Settings, OptionsError> {
+    let file = file::parse(text, label)?;
+    settle_layers(RunOptions::default(), Some(file), Some(label))
+}
+
+fn settle_layers(flags: RunOptions, file: Option<RunOptions>, config: Option<&Path>) -> Result<Settings, OptionsError> {
     RunOptions::defaults().validate(&Origin::Default)?;
     flags.validate(&Origin::Flag)?;
-    let file = match config {
-        Some(path) => {
-            let file = file::load(path)?;
+    let file = match (file, config) {
+        (Some(file), Some(path)) => {
             file.validate(&Origin::File(path.into()))?;
             file
         }
-        None => RunOptions::default(),
+        _ => RunOptions::default(),
     };
     let given = |field: &str, flag: Option<f64>, from_file: Option<f64>| {
         let (origin, value) = match (flag, from_file, config) {

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::cli::Args;
 use crate::model::FailureClass;
-use crate::run::gate::{GateSettings, Gates, Verdict};
+use crate::run::gate::{GateSettings, Gates, LimitKind, Verdict};
 
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
@@ -268,6 +268,7 @@ fn assert_sane(run: &RunConfig) {
         cooldown: run.cooldown.clone(),
         admission: a,
         learn_from_headers: true,
+        adaptive: true,
         max_server_wait: item.retry.max_server_wait,
     };
     let gates = Gates::new(settings, now);
@@ -275,7 +276,7 @@ fn assert_sane(run: &RunConfig) {
         let at = now + Duration::from_secs(i);
         if let Ok(ticket) = gates.try_admit(Some("scope"), item.default_max_output_tokens, at) {
             let hint = Some(item.retry.max_server_wait);
-            ticket.answered(Some("scope"), Verdict::RateLimited { hint }, &[], 0, at);
+            ticket.answered(Some("scope"), Verdict::RateLimited { hint, kind: LimitKind::Unknown }, &[], 0, at);
         }
     }
     let _ = gates.try_admit(Some("scope"), item.default_max_output_tokens, now);

@@ -29,12 +29,14 @@ use tokio::time::Instant;
 pub use dry::{DryRunReport, dry_run};
 pub use engine::{AbortMode, AbortReason, ItemSettings, StopHandle};
 pub use gate::{AdmissionLimits, CooldownPolicy, GateSettings};
-pub use observe::{ClassCount, EventsError, ProgressMode, RunReport, SuspendingStderr, Termination};
+pub use observe::{
+    ClassCount, EventsError, Metrics, MetricsSnapshot, ProgressMode, RunReport, SuspendingStderr, Termination,
+};
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
 use crate::input::InputError;
-use crate::model::{FailureClass, Job, PluginError, short_digest};
+use crate::model::{FailureClass, Job, short_digest};
 use crate::plugin::PluginSource;
 use crate::results::{Checkpoint, Journal, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
 use crate::sandbox::{self, CompileCache, PluginInstance, SandboxError, SandboxLimits};
@@ -60,6 +62,8 @@ pub struct RunConfig {
     pub item: ItemSettings,
     pub cooldown: CooldownPolicy,
     pub admission: AdmissionLimits,
+    /// Learn the limit of a provider that announces none from its answers.
+    pub adaptive_rate: bool,
     /// Failure classes that abort the run (default: auth, quota_exhausted).
     pub fail_fast: Vec<FailureClass>,
     pub abort_mode: AbortMode,
@@ -133,9 +137,30 @@ impl RunError {
     }
 }
 
+/// What a caller that runs many batches at once (the service) shares with
+/// a run: injection points, each `None` by default (the run makes its own).
+#[derive(Debug, Clone, Default)]
+pub struct RunHooks {
+    /// Gates shared with other runs, e.g. a tenant's RPM/TPM and cooldowns
+    /// across its batches (build them with [`gate_settings`]); the run's own
+    /// admission settings are then not used.
+    pub gates: Option<Arc<Gates>>,
+    /// Items in flight across runs: each item holds a permit until its
+    /// record is written.
+    pub items: Option<Arc<tokio::sync::Semaphore>>,
+    /// The run's counters, to watch its progress while it runs
+    /// ([`Metrics::snapshot`]).
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// Runs a batch to the end, or until `stop` asks it to stop, and reports
 /// what happened.
 pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunError> {
+    run_with(config, stop, RunHooks::default()).await
+}
+
+/// [`run`], with what the caller shares with the run.
+pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let (summary, checkpoint, identity) = validate_and_resume(&config)?;
     // Whatever can fail is set up before `prepare`.
@@ -148,7 +173,8 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     let (factory, first) = load_and_prepare(&config).await?;
 
     // From here on `cleanup` runs on every way out.
-    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal));
+    let journal = engine::InFlight::File(journal);
+    let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
         match observe::metrics::serve(listener, ctx.clone(), config.egress.clone()) {
             Ok((_, handle)) => Some(handle),
@@ -169,6 +195,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
         concurrency: config.concurrency,
     });
     ctx.observe.metrics.set_items_to_run(to_run as u64);
+    ctx.observe.metrics.set_started(done.len() as u64, done_failed);
     let mut kept = RunReport::resumed(done.len() as u64, done_failed);
     kept.outcome_unknown = outcome_unknown;
 
@@ -232,10 +259,7 @@ async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunE
     let outcome = instance.prepare().await;
     let message = match outcome.result {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => {
-            let e = PluginError::from(e);
-            format!("{}: {}", e.class.code(), e.message)
-        }
+        Ok(Err(e)) => format!("{}: {}", e.class.code(), e.message),
         Err(call) => call.to_string(),
     };
     Err(RunError::Prepare { plugin: plugin.to_string(), message })
@@ -309,43 +333,26 @@ fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, 
     Ok((summary, checkpoint, identity))
 }
 
-fn new_context(
+/// The context of a run: its gates (shared ones from `hooks`, else its
+/// own), its in-flight journal, its controls and observers.
+pub(crate) fn new_context(
     config: &RunConfig,
     identity: RunIdentity,
     started: Instant,
     stop: StopHandle,
     events: EventLog,
-    journal: Journal,
-) -> RunContext {
-    let gates = Gates::new(gate_settings(config), started);
-    context_with(config, identity, started, stop, events, gates, engine::InFlight::File(journal))
-}
-
-/// The gates' settings of a run.
-pub(crate) fn gate_settings(config: &RunConfig) -> GateSettings {
-    GateSettings {
-        cooldown: config.cooldown.clone(),
-        admission: config.admission,
-        // The user's --rpm wins; without one, follow the provider's headers.
-        learn_from_headers: config.admission.rpm.is_none(),
-        max_server_wait: config.item.retry.max_server_wait,
-    }
-}
-
-/// The context of a run with these gates and this journal.
-pub(crate) fn context_with(
-    config: &RunConfig,
-    identity: RunIdentity,
-    started: Instant,
-    stop: StopHandle,
-    events: EventLog,
-    gates: Gates,
     journal: engine::InFlight,
+    hooks: RunHooks,
 ) -> RunContext {
     let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
+    let mut observe = Observers::new(events);
+    if let Some(metrics) = hooks.metrics {
+        observe.metrics = metrics;
+    }
     RunContext {
         settings: config.item.clone(),
-        gates,
+        gates: hooks.gates.unwrap_or_else(|| Arc::new(Gates::new(gate_settings(config), started))),
+        items: hooks.items,
         control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
         budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
         pricing: Pricing {
@@ -355,7 +362,19 @@ pub(crate) fn context_with(
         identity,
         schema: config.schema.clone(),
         journal,
-        observe: Observers::new(events),
+        observe,
+    }
+}
+
+/// The gates' settings a run's configuration asks for.
+pub fn gate_settings(config: &RunConfig) -> GateSettings {
+    GateSettings {
+        cooldown: config.cooldown.clone(),
+        admission: config.admission,
+        // The user's --rpm wins; without one, follow the provider's headers.
+        learn_from_headers: config.admission.rpm.is_none(),
+        adaptive: config.adaptive_rate,
+        max_server_wait: config.item.retry.max_server_wait,
     }
 }
 

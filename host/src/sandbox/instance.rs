@@ -12,20 +12,24 @@
 //! output tail in a trap report, `prepare`'s and `cleanup`'s errors) is
 //! made printable here, so it cannot forge log lines. `on-error`'s changes
 //! are checked against the retry-state limits before the host takes them.
+//!
+//! The calls take and return the host's own types ([`crate::model`]): each
+//! goes to the exports of the contract version the plugin was built
+//! against, converted by [`super::wit`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use batchllm_bindings::types::{Attempt, Item, StateChange, StrategyError, Success};
-use batchllm_bindings::{Strategy, StrategyPre};
+use batchllm_bindings::{v0_1, v0_2};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::SandboxError;
+use super::component::{ContractVersion, PluginPre};
 use super::kv::{StateLimitError, check_retry_changes};
 use super::output::printable;
 use super::state::{HostState, RunShared};
+use super::{SandboxError, wit};
 use crate::egress::CallScope;
-use crate::model::{CallFailure, CallOutcome};
+use crate::model::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
 
 /// Extra wall-clock time a call gets beyond its HTTP deadline.
 pub const CALL_GRACE: Duration = Duration::from_millis(500);
@@ -33,10 +37,16 @@ pub const CALL_GRACE: Duration = Duration::from_millis(500);
 /// wasmtime's message for exhausted hostcall fuel (its error type is private).
 const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
+/// The exports of one instance, in its contract version.
+enum Exports {
+    V0_2(v0_2::Strategy),
+    V0_1(v0_1::Strategy),
+}
+
 /// A plugin instance owned by one worker at a time.
 pub struct PluginInstance {
     store: Store<HostState>,
-    strategy: Strategy,
+    strategy: Exports,
     scope: CallScope,
     shared: Arc<RunShared>,
     poisoned: bool,
@@ -44,7 +54,7 @@ pub struct PluginInstance {
 
 impl PluginInstance {
     /// Instantiates the plugin in a fresh store.
-    pub async fn new(pre: &StrategyPre<HostState>, shared: Arc<RunShared>) -> Result<Self, SandboxError> {
+    pub async fn new(pre: &PluginPre, shared: Arc<RunShared>) -> Result<Self, SandboxError> {
         let scope = CallScope::new(shared.egress.limits());
         let mut store = Store::new(pre.engine(), HostState::new(shared.clone(), scope.clone()));
         store.limiter(|s| &mut s.limits);
@@ -62,7 +72,13 @@ impl PluginInstance {
         store.data_mut().cpu_ticks_left = shared.limits.cpu_ticks();
         store.set_epoch_deadline(1);
         let timeout = shared.limits.lifecycle_timeout;
-        let strategy = match tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await {
+        let instantiate = async {
+            match pre {
+                PluginPre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Exports::V0_2),
+                PluginPre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Exports::V0_1),
+            }
+        };
+        let strategy = match tokio::time::timeout(timeout, instantiate).await {
             Ok(Ok(strategy)) => strategy,
             Ok(Err(e)) => {
                 let tail = store.data().output_tail(2048);
@@ -71,6 +87,14 @@ impl PluginInstance {
             Err(_) => return Err(SandboxError::Instantiate(format!("instantiation took longer than {timeout:?}"))),
         };
         Ok(PluginInstance { store, strategy, scope, shared, poisoned: false })
+    }
+
+    /// The contract version the plugin was built against.
+    pub fn version(&self) -> ContractVersion {
+        match self.strategy {
+            Exports::V0_2(_) => ContractVersion::V0_2,
+            Exports::V0_1(_) => ContractVersion::V0_1,
+        }
     }
 
     /// Whether the instance may still be called. `false` after a trap or a
@@ -135,11 +159,21 @@ impl PluginInstance {
     }
 
     /// Calls `prepare(config)`.
-    pub async fn prepare(&mut self) -> CallOutcome<Result<(), StrategyError>> {
+    pub async fn prepare(&mut self) -> CallOutcome<Result<(), PluginError>> {
         let timeout = self.shared.limits.lifecycle_timeout;
         self.begin(None, Some(Instant::now() + timeout));
         let config = self.shared.config.clone();
-        let call = self.strategy.batchllm_strategy_llm_strategy().call_prepare(&mut self.store, &config);
+        let (store, strategy) = (&mut self.store, &self.strategy);
+        let call = async {
+            Ok(match strategy {
+                Exports::V0_2(s) => {
+                    s.batchllm_strategy_llm_strategy().call_prepare(store, &config).await?.map_err(PluginError::from)
+                }
+                Exports::V0_1(s) => {
+                    s.batchllm_strategy_llm_strategy().call_prepare(store, &config).await?.map_err(PluginError::from)
+                }
+            })
+        };
         let result = tokio::time::timeout(timeout, call).await;
         let mut outcome = self.finish(timeout, result);
         // Only ever printed (the run stops with it).
@@ -154,14 +188,29 @@ impl PluginInstance {
     /// still translate an HTTP timeout into a classified error.
     pub async fn execute(
         &mut self,
-        item: &Item,
-        attempt: Attempt,
-        state: &[(String, String)],
+        item: &PluginItem,
+        attempt: &AttemptInfo,
+        state: &RetryState,
         deadline: Instant,
-    ) -> CallOutcome<Result<Success, StrategyError>> {
+    ) -> CallOutcome<Result<Answer, PluginError>> {
         let timeout = deadline.saturating_duration_since(Instant::now()) + CALL_GRACE;
         self.begin(Some(&item.id), Some(deadline));
-        let call = self.strategy.batchllm_strategy_llm_strategy().call_execute(&mut self.store, item, attempt, state);
+        let state = wit::state(state);
+        let (store, strategy) = (&mut self.store, &self.strategy);
+        let call = async {
+            Ok(match strategy {
+                Exports::V0_2(s) => {
+                    let (item, attempt) = (wit::v0_2::item(item), wit::v0_2::attempt(attempt));
+                    let result = s.batchllm_strategy_llm_strategy().call_execute(store, &item, attempt, &state).await?;
+                    result.map(Answer::from).map_err(PluginError::from)
+                }
+                Exports::V0_1(s) => {
+                    let (item, attempt) = (wit::v0_1::item(item), wit::v0_1::attempt(attempt));
+                    let result = s.batchllm_strategy_llm_strategy().call_execute(store, &item, attempt, &state).await?;
+                    result.map(Answer::from).map_err(PluginError::from)
+                }
+            })
+        };
         let result = tokio::time::timeout(timeout, call).await;
         let mut outcome = self.finish(timeout, result);
         let max = self.shared.limits.max_output_bytes;
@@ -176,22 +225,36 @@ impl PluginInstance {
     /// Calls `on-error` after a failed attempt.
     pub async fn on_error(
         &mut self,
-        item: &Item,
-        error: &StrategyError,
-        attempt: Attempt,
-        state: &[(String, String)],
+        item: &PluginItem,
+        error: &PluginError,
+        attempt: &AttemptInfo,
+        state: &RetryState,
         deadline: Instant,
     ) -> CallOutcome<Vec<StateChange>> {
         let timeout = deadline.saturating_duration_since(Instant::now());
         self.begin(Some(&item.id), Some(deadline));
-        let call =
-            self.strategy.batchllm_strategy_llm_strategy().call_on_error(&mut self.store, item, error, attempt, state);
+        let state = wit::state(state);
+        let (store, strategy) = (&mut self.store, &self.strategy);
+        let call = async {
+            match strategy {
+                Exports::V0_2(s) => {
+                    let (item, attempt) = (wit::v0_2::item(item), wit::v0_2::attempt(attempt));
+                    let error = wit::v0_2::error(error);
+                    s.batchllm_strategy_llm_strategy().call_on_error(store, &item, &error, attempt, &state).await
+                }
+                Exports::V0_1(s) => {
+                    let (item, attempt) = (wit::v0_1::item(item), wit::v0_1::attempt(attempt));
+                    let error = wit::v0_1::error(error);
+                    s.batchllm_strategy_llm_strategy().call_on_error(store, &item, &error, attempt, &state).await
+                }
+            }
+        };
         let result = tokio::time::timeout(timeout, call).await;
         let mut outcome = self.finish(timeout, result);
         // Changes that would take the item's state over its limits are
         // refused as a whole; the item keeps the state it had.
         if let Ok(changes) = &outcome.result
-            && let Err(limit) = check_retry_changes(&self.shared.limits.retry_state, state, changes)
+            && let Err(limit) = check_retry_changes(&self.shared.limits.retry_state, &state, changes)
         {
             outcome.result = Err(CallFailure::StateLimit(limit.to_string()));
         }
@@ -202,7 +265,13 @@ impl PluginInstance {
     pub async fn cleanup(&mut self) -> CallOutcome<Result<(), String>> {
         let timeout = self.shared.limits.lifecycle_timeout;
         self.begin(None, Some(Instant::now() + timeout));
-        let call = self.strategy.batchllm_strategy_llm_strategy().call_cleanup(&mut self.store);
+        let (store, strategy) = (&mut self.store, &self.strategy);
+        let call = async {
+            match strategy {
+                Exports::V0_2(s) => s.batchllm_strategy_llm_strategy().call_cleanup(store).await,
+                Exports::V0_1(s) => s.batchllm_strategy_llm_strategy().call_cleanup(store).await,
+            }
+        };
         let result = tokio::time::timeout(timeout, call).await;
         let mut outcome = self.finish(timeout, result);
         // Only ever logged.

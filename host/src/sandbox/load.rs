@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use batchllm_bindings::StrategyPre;
-
-use super::{CompileCache, HostState, RunShared, SandboxEngine, SandboxError, SandboxLimits, link};
+use super::{CompileCache, PluginPre, RunShared, SandboxEngine, SandboxError, SandboxLimits, link};
 use crate::egress::Egress;
 use crate::plugin::PluginSource;
 
@@ -13,7 +11,8 @@ use crate::plugin::PluginSource;
 pub struct LoadedPlugin {
     /// The engine the plugin was compiled for (kept alive with it).
     pub engine: SandboxEngine,
-    pub pre: StrategyPre<HostState>,
+    /// The linked plugin, in the contract version it was built against.
+    pub pre: PluginPre,
     pub shared: Arc<RunShared>,
 }
 

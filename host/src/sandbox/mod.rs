@@ -24,7 +24,7 @@ mod state;
 pub mod wit;
 
 pub use cache::CompileCache;
-pub use component::link;
+pub use component::{CONTRACT_VERSIONS, ContractVersion, PluginPre, link};
 pub use engine::SandboxEngine;
 pub use instance::PluginInstance;
 pub use kv::{RunState, StateLimitError, StateLimits};
@@ -39,7 +39,7 @@ pub enum SandboxError {
     Engine(String),
     #[error("compiling the plugin failed: {0}")]
     Compile(String),
-    #[error("the plugin does not fit the `batchllm:strategy/strategy@0.1.0` world: {0}")]
+    #[error("the plugin does not fit the `batchllm:strategy/strategy` world (versions 0.2.0 and 0.1.0): {0}")]
     Incompatible(String),
     #[error("instantiating the plugin failed: {0}")]
     Instantiate(String),

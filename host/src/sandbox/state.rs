@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use batchllm_bindings::{host, http, types};
+use batchllm_bindings::{v0_1, v0_2};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,7 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::kv::RunState;
 use super::limits::SandboxLimits;
 use super::output::{OutputContext, PluginOutput, Stream};
-use crate::egress::{CallScope, Egress, EgressError, EgressHooks, OutboundRequest};
+use crate::egress::{CallScope, Egress, EgressError, EgressHooks, InboundResponse, OutboundRequest};
 
 /// What every instance of one plugin in one run shares.
 #[derive(Debug)]
@@ -140,55 +140,122 @@ impl WasiHttpView for HostState {
     }
 }
 
-impl types::Host for HostState {}
+/// The `host` and `http` imports of contract version `$v` (the same in
+/// every version, each in its own generated types).
+macro_rules! services {
+    ($v:ident) => {
+        impl $v::types::Host for HostState {}
 
-impl host::Host for HostState {
-    async fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
-        let level = match level {
-            host::LogLevel::Trace => tracing::Level::TRACE,
-            host::LogLevel::Debug => tracing::Level::DEBUG,
-            host::LogLevel::Info => tracing::Level::INFO,
-            host::LogLevel::Warn => tracing::Level::WARN,
-            host::LogLevel::Error => tracing::Level::ERROR,
-        };
-        self.output.log(level, &message);
-        Ok(())
-    }
+        impl $v::host::Host for HostState {
+            async fn log(&mut self, level: $v::host::LogLevel, message: String) -> wasmtime::Result<()> {
+                use $v::host::LogLevel;
+                let level = match level {
+                    LogLevel::Trace => tracing::Level::TRACE,
+                    LogLevel::Debug => tracing::Level::DEBUG,
+                    LogLevel::Info => tracing::Level::INFO,
+                    LogLevel::Warn => tracing::Level::WARN,
+                    LogLevel::Error => tracing::Level::ERROR,
+                };
+                self.output.log(level, &message);
+                Ok(())
+            }
 
-    async fn config(&mut self) -> wasmtime::Result<String> {
-        Ok(self.shared.config.clone())
-    }
+            async fn config(&mut self) -> wasmtime::Result<String> {
+                Ok(self.shared.config.clone())
+            }
 
-    async fn run_state_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.shared.run_state.get(&key))
-    }
+            async fn run_state_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+                Ok(self.shared.run_state.get(&key))
+            }
 
-    /// A write over the run state's limits fails the call: the contract has
-    /// no way to say "not stored" (see [`super::kv`]).
-    async fn run_state_set(&mut self, key: String, value: Option<String>) -> wasmtime::Result<()> {
-        self.shared.run_state.set(&self.shared.limits.run_state, key, value).map_err(wasmtime::Error::new)
-    }
+            /// A write over the run state's limits fails the call: the
+            /// contract has no way to say "not stored" (see [`super::kv`]).
+            async fn run_state_set(&mut self, key: String, value: Option<String>) -> wasmtime::Result<()> {
+                self.shared.run_state.set(&self.shared.limits.run_state, key, value).map_err(wasmtime::Error::new)
+            }
 
-    async fn run_state_compare_and_swap(
+            async fn run_state_compare_and_swap(
+                &mut self,
+                key: String,
+                expected: Option<String>,
+                new: Option<String>,
+            ) -> wasmtime::Result<bool> {
+                let limits = &self.shared.limits.run_state;
+                self.shared.run_state.compare_and_swap(limits, key, expected, new).map_err(wasmtime::Error::new)
+            }
+        }
+
+        impl $v::http::Host for HostState {
+            async fn send(
+                &mut self,
+                request: $v::http::Request,
+            ) -> wasmtime::Result<Result<$v::http::Response, $v::http::HttpError>> {
+                use $v::http::{HttpError, Response};
+                let outbound = OutboundRequest {
+                    method: request.method,
+                    url: request.url,
+                    headers: request.headers,
+                    body: request.body,
+                    timeout: request.timeout_ms.map(Duration::from_millis),
+                };
+                Ok(match self.send_outbound(outbound).await {
+                    Ok(r) => Ok(Response { status: r.status, headers: r.headers, body: r.body }),
+                    Err(Failed::Host(message)) => Err(HttpError::Network(message)),
+                    Err(Failed::Egress(e)) => {
+                        let message = e.plugin_message();
+                        Err(match e {
+                            EgressError::Denied(_) => HttpError::Denied(message),
+                            EgressError::Timeout(_) | EgressError::Transport { timed_out: true, .. } => {
+                                HttpError::Timeout(message)
+                            }
+                            EgressError::Transport { timed_out: false, .. } | EgressError::CallEnded => {
+                                HttpError::Network(message)
+                            }
+                            EgressError::InvalidRequest(_) => HttpError::InvalidRequest(message),
+                            EgressError::TooLarge(_) | EgressError::OverBudget(_) => HttpError::TooLarge(message),
+                        })
+                    }
+                })
+            }
+        }
+    };
+}
+
+services!(v0_1);
+services!(v0_2);
+
+impl v0_2::classify::Host for HostState {
+    /// The classification the Rust plugins link, run for the plugin: a pure
+    /// function of its arguments, whose size the hostcall budget bounds.
+    async fn classify(
         &mut self,
-        key: String,
-        expected: Option<String>,
-        new: Option<String>,
-    ) -> wasmtime::Result<bool> {
-        let limits = &self.shared.limits.run_state;
-        self.shared.run_state.compare_and_swap(limits, key, expected, new).map_err(wasmtime::Error::new)
+        api: v0_2::classify::Api,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> wasmtime::Result<Result<v0_2::types::Success, v0_2::types::StrategyError>> {
+        Ok(super::wit::v0_2::classified(batchllm_classify::classify(
+            super::wit::v0_2::api(api),
+            status,
+            &headers,
+            &body,
+        )))
     }
 }
 
-impl http::Host for HostState {
-    async fn send(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
-        let outbound = OutboundRequest {
-            method: request.method,
-            url: request.url,
-            headers: request.headers,
-            body: request.body,
-            timeout: request.timeout_ms.map(Duration::from_millis),
-        };
+/// Why `http.send` produced no response.
+enum Failed {
+    /// The egress refused or failed the request.
+    Egress(EgressError),
+    /// The host's own failure (a panic in the exchange, or the runtime
+    /// shutting down), not the plugin's: the plugin sees a network error and
+    /// the attempt can be retried.
+    Host(String),
+}
+
+impl HostState {
+    /// Sends one request of `http.send` through the egress.
+    async fn send_outbound(&mut self, outbound: OutboundRequest) -> Result<InboundResponse, Failed> {
         // The exchange runs as its own task, on a worker thread's stack
         // rather than this instance's fiber stack: with a thousand calls in
         // flight, a thousand fiber stacks each touched deep by hyper's
@@ -197,17 +264,13 @@ impl http::Host for HostState {
         let egress = self.shared.egress.clone();
         let scope = self.scope.clone();
         let mut task = AbortOnDrop(tokio::spawn(async move { egress.send(&scope, outbound).await }));
-        let result = match (&mut task.0).await {
-            Ok(done) => done,
-            // The host's own failure (a panic in the exchange, or the
-            // runtime shutting down), not the plugin's: the plugin sees a
-            // network error and the attempt can be retried.
+        match (&mut task.0).await {
+            Ok(done) => done.map_err(Failed::Egress),
             Err(e) => {
                 tracing::error!(error = %e, "the HTTP exchange task failed");
-                return Ok(Err(http::HttpError::Network(format!("the host failed to run the request: {e}"))));
+                Err(Failed::Host(format!("the host failed to run the request: {e}")))
             }
-        };
-        Ok(result.map(|r| http::Response { status: r.status, headers: r.headers, body: r.body }).map_err(to_wit_error))
+        }
     }
 }
 
@@ -217,16 +280,5 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-fn to_wit_error(e: EgressError) -> http::HttpError {
-    let message = e.plugin_message();
-    match e {
-        EgressError::Denied(_) => http::HttpError::Denied(message),
-        EgressError::Timeout(_) | EgressError::Transport { timed_out: true, .. } => http::HttpError::Timeout(message),
-        EgressError::Transport { timed_out: false, .. } | EgressError::CallEnded => http::HttpError::Network(message),
-        EgressError::InvalidRequest(_) => http::HttpError::InvalidRequest(message),
-        EgressError::TooLarge(_) | EgressError::OverBudget(_) => http::HttpError::TooLarge(message),
     }
 }

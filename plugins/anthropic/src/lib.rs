@@ -21,7 +21,6 @@
 
 pub mod config;
 pub mod request;
-pub mod response;
 
 use batchllm_plugin_sdk::{
     Attempt, ConfigCell, Guest, Item, StateChange, StateEntry, StrategyError, Success, classify, http, log,
@@ -50,7 +49,7 @@ impl Guest for Anthropic {
         let request = request::build_request(config, &item, &state, attempt.time_left_ms)?;
         log::trace(format!("POST {} (attempt {})", request.url, attempt.number));
         let response = http::send(&request).map_err(classify::from_http_error)?;
-        response::interpret(response.status, &response.headers, &response.body)
+        classify::answer(classify::Api::AnthropicMessages, response.status, &response.headers, &response.body)
     }
 
     fn on_error(_item: Item, _error: StrategyError, _attempt: Attempt, _state: Vec<StateEntry>) -> Vec<StateChange> {

@@ -21,11 +21,15 @@
 
 use crate::config::{CacheConfig, Config};
 use crate::request;
-use crate::response::classify_error;
 use batchllm_plugin_sdk::http::{self, HttpError, Request, Response};
 use batchllm_plugin_sdk::serde_json::{self, Map, Value, json};
 use batchllm_plugin_sdk::time::parse_rfc3339_ms;
 use batchllm_plugin_sdk::{StrategyError, classify};
+
+/// A non-2xx answer of the Gemini API, classified as `generateContent`'s.
+fn classify_error(status: u16, headers: &[(String, String)], body: &[u8]) -> StrategyError {
+    batchllm_classify::gemini::classify_error(status, headers, body).into()
+}
 
 /// Run-state key of the cache's resource name.
 pub const NAME_KEY: &str = "gemini.cache.name";

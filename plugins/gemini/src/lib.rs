@@ -31,7 +31,6 @@
 pub mod cache;
 pub mod config;
 pub mod request;
-pub mod response;
 
 use batchllm_plugin_sdk::http::{HttpError, Request, Response};
 use batchllm_plugin_sdk::{
@@ -97,7 +96,7 @@ impl Guest for Gemini {
         let request = request::build_request(config, &item, &state, name, attempt.time_left_ms)?;
         log::trace(format!("POST {} (attempt {})", request.url, attempt.number));
         let response = http::send(&request).map_err(classify::from_http_error)?;
-        response::interpret(response.status, &response.headers, &response.body)
+        classify::answer(classify::Api::GeminiGenerateContent, response.status, &response.headers, &response.body)
     }
 
     fn on_error(_item: Item, _error: StrategyError, _attempt: Attempt, _state: Vec<StateEntry>) -> Vec<StateChange> {

@@ -99,7 +99,7 @@ pub fn injected_error(class: ErrorClass, detail: &str) -> StrategyError {
     let status = match class {
         ErrorClass::RateLimited | ErrorClass::QuotaExhausted => Some(429),
         ErrorClass::Overloaded => Some(503),
-        ErrorClass::InvalidResponse => Some(200),
+        ErrorClass::InvalidResponse | ErrorClass::NoContent => Some(200),
         ErrorClass::ClientError => Some(400),
         ErrorClass::Auth => Some(401),
         ErrorClass::TooLarge => Some(413),

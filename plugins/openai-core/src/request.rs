@@ -3,7 +3,7 @@
 use crate::config::Config;
 use batchllm_plugin_sdk::http::{self, Request};
 use batchllm_plugin_sdk::text::json_kind;
-use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, body, serde_json, state};
+use batchllm_plugin_sdk::{Item, StateEntry, StrategyError, body, classify, serde_json, state};
 use serde_json::{Map, Value, json};
 
 /// The endpoints this strategy speaks: every endpoint the OpenAI Batch API
@@ -39,6 +39,16 @@ impl Endpoint {
                 "unsupported endpoint {raw:?}: the openai strategy supports \
                  /v1/chat/completions, /v1/responses, /v1/completions and /v1/embeddings"
             ))),
+        }
+    }
+
+    /// The API whose answers this endpoint gives (for [`classify::answer`]).
+    pub fn api(self) -> classify::Api {
+        match self {
+            Endpoint::ChatCompletions => classify::Api::OpenAiChat,
+            Endpoint::Responses => classify::Api::OpenAiResponses,
+            Endpoint::Completions => classify::Api::OpenAiCompletions,
+            Endpoint::Embeddings => classify::Api::OpenAiEmbeddings,
         }
     }
 

@@ -11,7 +11,7 @@ import (
 	"unicode"
 
 	"batchllm/sdk"
-	"batchllm/sdk/serdejson"
+	"batchllm/sdk/jsonvalue"
 	"batchllm/sdk/text"
 )
 
@@ -36,7 +36,7 @@ type Config struct {
 	// APIKeySecret is the secret named in the authorization header; nil
 	// sends none (local servers).
 	APIKeySecret  *string
-	DefaultParams serdejson.Object
+	DefaultParams jsonvalue.Object
 	// ExtraHeaders replace a default header of the same name; in key order.
 	ExtraHeaders []sdk.Header
 }
@@ -48,7 +48,7 @@ func DefaultConfig() Config {
 		BaseHasPath:   true,
 		Model:         DefaultModel,
 		APIKeySecret:  sdk.Ptr(DefaultAPIKeySecret),
-		DefaultParams: serdejson.Object{},
+		DefaultParams: jsonvalue.Object{},
 	}
 }
 
@@ -68,19 +68,19 @@ func ParseConfig(doc string) (Config, *sdk.StrategyError) {
 
 // ConfigFromValue validates a parsed configuration. Members are checked in
 // the Rust plugin's order, so the first error reported is the same.
-func ConfigFromValue(value serdejson.Value) (Config, *sdk.StrategyError) {
-	obj, ok := value.(serdejson.Object)
+func ConfigFromValue(value jsonvalue.Value) (Config, *sdk.StrategyError) {
+	obj, ok := value.(jsonvalue.Object)
 	if !ok {
-		return Config{}, invalid("expected a JSON object, got " + serdejson.Kind(value))
+		return Config{}, invalid("expected a JSON object, got " + jsonvalue.Kind(value))
 	}
 	// serde_json's map iterates in key order: report the same unknown key.
-	for _, key := range serdejson.SortedKeys(obj) {
+	for _, key := range jsonvalue.SortedKeys(obj) {
 		if !slices.Contains(knownKeys, key) {
 			return Config{}, invalid("unknown key " + text.DebugStr(key) + " (known keys: " + strings.Join(knownKeys, ", ") + ")")
 		}
 	}
 	config := DefaultConfig()
-	present := func(key string) (serdejson.Value, bool) {
+	present := func(key string) (jsonvalue.Value, bool) {
 		v, ok := obj[key]
 		return v, ok && v != nil
 	}
@@ -88,7 +88,7 @@ func ConfigFromValue(value serdejson.Value) (Config, *sdk.StrategyError) {
 	if v, ok := present("base_url"); ok {
 		url, isString := v.(string)
 		if !isString {
-			return Config{}, invalid("base_url must be a string, got " + serdejson.Kind(v))
+			return Config{}, invalid("base_url must be a string, got " + jsonvalue.Kind(v))
 		}
 		base, hasPath, message := ValidateBaseURL(url)
 		if message != "" {
@@ -118,30 +118,30 @@ func ConfigFromValue(value serdejson.Value) (Config, *sdk.StrategyError) {
 				config.APIKeySecret = sdk.Ptr(secret)
 			}
 		default:
-			return Config{}, invalid("api_key_secret must be a string or null, got " + serdejson.Kind(v))
+			return Config{}, invalid("api_key_secret must be a string or null, got " + jsonvalue.Kind(v))
 		}
 	}
 
 	if v, ok := present("default_params"); ok {
-		params, isObject := v.(serdejson.Object)
+		params, isObject := v.(jsonvalue.Object)
 		if !isObject {
-			return Config{}, invalid("default_params must be an object, got " + serdejson.Kind(v))
+			return Config{}, invalid("default_params must be an object, got " + jsonvalue.Kind(v))
 		}
-		config.DefaultParams = serdejson.Clone(params)
+		config.DefaultParams = jsonvalue.Clone(params)
 	}
 
 	if v, ok := present("extra_headers"); ok {
-		headers, isObject := v.(serdejson.Object)
+		headers, isObject := v.(jsonvalue.Object)
 		if !isObject {
-			return Config{}, invalid("extra_headers must be an object, got " + serdejson.Kind(v))
+			return Config{}, invalid("extra_headers must be an object, got " + jsonvalue.Kind(v))
 		}
-		for _, name := range serdejson.SortedKeys(headers) {
+		for _, name := range jsonvalue.SortedKeys(headers) {
 			if !isHeaderName(name) {
 				return Config{}, invalid("extra_headers: " + text.DebugStr(name) + " is not a valid header name")
 			}
 			value, isString := headers[name].(string)
 			if !isString {
-				return Config{}, invalid("extra_headers." + name + " must be a string, got " + serdejson.Kind(headers[name]))
+				return Config{}, invalid("extra_headers." + name + " must be a string, got " + jsonvalue.Kind(headers[name]))
 			}
 			if strings.ContainsAny(value, "\r\n") {
 				return Config{}, invalid("extra_headers." + name + " must not contain line breaks")

@@ -1,12 +1,12 @@
 package openai
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 
 	"batchllm/sdk"
-	"batchllm/sdk/serdejson"
 )
 
 func mustParse(t *testing.T, doc string) Config {
@@ -36,7 +36,7 @@ func TestFullConfig(t *testing.T) {
 	if c.BaseURL != "http://127.0.0.1:8080" || c.BaseHasPath || c.Model != "llama" || c.APIKeySecret != nil {
 		t.Errorf("%+v", c)
 	}
-	if c.DefaultParams["temperature"] != serdejson.PosInt(0) {
+	if c.DefaultParams["temperature"] != json.Number("0") {
 		t.Errorf("%+v", c.DefaultParams)
 	}
 	// In key order, as serde_json's map iterates.

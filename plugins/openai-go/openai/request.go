@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"batchllm/sdk"
-	"batchllm/sdk/serdejson"
+	"batchllm/sdk/jsonvalue"
 	"batchllm/sdk/text"
 )
 
@@ -21,6 +21,14 @@ const (
 	ChatCompletions Endpoint = iota
 	Embeddings
 )
+
+// API is how the host's classifier reads this endpoint's answers.
+func (e Endpoint) API() sdk.API {
+	if e == Embeddings {
+		return sdk.OpenAIEmbeddings
+	}
+	return sdk.OpenAIChat
+}
 
 // Path is the endpoint's path, with its /v1 prefix.
 func (e Endpoint) Path() string {
@@ -69,8 +77,8 @@ func JoinURL(config Config, endpoint Endpoint) string {
 // one user message; with messages a non-empty prompt is appended as a user
 // message. Embeddings: model is set when missing, input defaults to the
 // prompt.
-func BuildBody(config Config, item sdk.Item, endpoint Endpoint, state []sdk.StateEntry) (serdejson.Object, *sdk.StrategyError) {
-	body := serdejson.Clone(config.DefaultParams)
+func BuildBody(config Config, item sdk.Item, endpoint Endpoint, state []sdk.StateEntry) (jsonvalue.Object, *sdk.StrategyError) {
+	body := jsonvalue.Clone(config.DefaultParams)
 	params, err := sdk.ParamsObject(item)
 	if err != nil {
 		return nil, err
@@ -105,22 +113,22 @@ func BuildBody(config Config, item sdk.Item, endpoint Endpoint, state []sdk.Stat
 // addPromptMessage adds the item's prompt to the body's messages: the sole
 // user message when there are none, else appended as the last one (the
 // Rust SDK's `body::add_prompt_message`).
-func addPromptMessage(body serdejson.Object, item sdk.Item) *sdk.StrategyError {
-	user := serdejson.Object{"role": "user", "content": item.Prompt}
+func addPromptMessage(body jsonvalue.Object, item sdk.Item) *sdk.StrategyError {
+	user := jsonvalue.Object{"role": "user", "content": item.Prompt}
 	switch messages := body["messages"].(type) {
 	case nil:
 		if item.Prompt == "" {
 			return sdk.NewError(sdk.ClientError, "item "+text.DebugStr(item.ID)+" has neither a prompt nor params.messages")
 		}
-		body["messages"] = serdejson.Array{user}
-	case serdejson.Array:
+		body["messages"] = jsonvalue.Array{user}
+	case jsonvalue.Array:
 		if item.Prompt != "" {
 			// A copy: the array may belong to the configuration's defaults.
 			body["messages"] = append(slices.Clone(messages), user)
 		}
 	default:
 		return sdk.NewError(sdk.ClientError, "item "+text.DebugStr(item.ID)+
-			": params.messages must be an array, got "+serdejson.Kind(messages))
+			": params.messages must be an array, got "+jsonvalue.Kind(messages))
 	}
 	return nil
 }
@@ -128,13 +136,13 @@ func addPromptMessage(body serdejson.Object, item sdk.Item) *sdk.StrategyError {
 // ApplyOverrides applies every `param.<field>` retry-state entry: the
 // top-level body field is set to the entry's value parsed as JSON, or to the
 // value as a string when it is not valid JSON.
-func ApplyOverrides(body serdejson.Object, state []sdk.StateEntry) {
+func ApplyOverrides(body jsonvalue.Object, state []sdk.StateEntry) {
 	for _, entry := range state {
 		field, ok := strings.CutPrefix(entry.Key, ParamOverridePrefix)
 		if !ok || field == "" {
 			continue
 		}
-		if parsed, err := serdejson.Parse(entry.Value); err == nil {
+		if parsed, err := jsonvalue.Parse(entry.Value); err == nil {
 			body[field] = parsed
 		} else {
 			body[field] = entry.Value
@@ -171,7 +179,7 @@ func BuildRequest(config Config, item sdk.Item, state []sdk.StateEntry, timeoutM
 		Method:    "POST",
 		URL:       JoinURL(config, endpoint),
 		Headers:   Headers(config),
-		Body:      []byte(serdejson.Stringify(body)),
+		Body:      []byte(jsonvalue.Stringify(body)),
 		TimeoutMs: sdk.Ptr(timeoutMs),
 	}, nil
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"batchllm/sdk"
-	"batchllm/sdk/serdejson"
+	"batchllm/sdk/jsonvalue"
 )
 
 func item(prompt, params string, endpoint *string) sdk.Item {
@@ -19,7 +19,7 @@ func chatBody(t *testing.T, c Config, i sdk.Item, state []sdk.StateEntry) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serdejson.Stringify(body)
+	return jsonvalue.Stringify(body)
 }
 
 func TestURLJoining(t *testing.T) {
@@ -129,12 +129,12 @@ func TestStateOverrides(t *testing.T) {
 func TestEmbeddingsBody(t *testing.T) {
 	c := mustParse(t, `{"model": "text-embedding-3-small", "default_params": {"dimensions": 8}}`)
 	body, err := BuildBody(c, item("hello", "{}", nil), Embeddings, nil)
-	if err != nil || serdejson.Stringify(body) != `{"dimensions":8,"input":"hello","model":"text-embedding-3-small"}` {
-		t.Errorf("%v %v", serdejson.Stringify(body), err)
+	if err != nil || jsonvalue.Stringify(body) != `{"dimensions":8,"input":"hello","model":"text-embedding-3-small"}` {
+		t.Errorf("%v %v", jsonvalue.Stringify(body), err)
 	}
 	body, _ = BuildBody(c, item("", `{"input":["a","b"],"model":"e5"}`, nil), Embeddings, nil)
-	if serdejson.Stringify(body) != `{"dimensions":8,"input":["a","b"],"model":"e5"}` {
-		t.Error(serdejson.Stringify(body))
+	if jsonvalue.Stringify(body) != `{"dimensions":8,"input":["a","b"],"model":"e5"}` {
+		t.Error(jsonvalue.Stringify(body))
 	}
 	if _, err := BuildBody(c, item("", "{}", nil), Embeddings, nil); err == nil {
 		t.Error("no prompt and no input accepted")

@@ -1,38 +1,14 @@
-// The OpenAI strategy's logic, a port of plugins/openai-core/src/{config,request,
-// response}.rs: configuration, request building, response translation and
-// OpenAI error refinements. Pure functions (no imports from the host), so
-// `node --test` can run them natively.
+// The OpenAI strategy's logic, a port of plugins/openai-core/src/{config,
+// request}.rs: configuration and request building. Answers are read by the
+// host (the `classify` import, in plugin.js). Pure functions (no imports
+// from the host), so `node --test` can run them natively.
 
-import {
-  F64,
-  copyObject,
-  get,
-  has,
-  isObject,
-  jsonKind,
-  newObject,
-  parseJson,
-  stringify,
-} from './json.js';
-import {
-  MAX_MESSAGE_BYTES,
-  asciiLower,
-  bodyText,
-  excerpt,
-  fromHttp,
-  parseConfig,
-  providerMessage,
-  strategyError,
-  trim,
-  trimStart,
-  usageFromOpenai,
-} from './sdk.js';
+import { asciiLower, get, has, isObject, jsonKind, parseConfig, parseJson, stringify, strategyError, trim } from './sdk.js';
 
 export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export const DEFAULT_MODEL = 'gpt-4o-mini';
 export const DEFAULT_API_KEY_SECRET = 'api-key';
 const KNOWN_KEYS = ['base_url', 'model', 'api_key_secret', 'default_params', 'extra_headers'];
-export const MAX_EXCERPT_BYTES = 2048;
 
 // ---------------------------------------------------------------- config
 
@@ -75,7 +51,7 @@ export function configFromValue(obj) {
     baseHasPath: true,
     model: DEFAULT_MODEL,
     apiKeySecret: DEFAULT_API_KEY_SECRET,
-    defaultParams: newObject(),
+    defaultParams: {},
     extraHeaders: [],
   };
   const present = (k) => has(obj, k) && obj[k] !== null;
@@ -107,7 +83,7 @@ export function configFromValue(obj) {
   if (present('default_params')) {
     const v = obj.default_params;
     if (!isObject(v)) throw invalid(`default_params must be an object, got ${jsonKind(v)}`);
-    config.defaultParams = copyObject(v);
+    config.defaultParams = { ...v };
   }
   if (present('extra_headers')) {
     const v = obj.extra_headers;
@@ -151,6 +127,9 @@ export const PARAM_OVERRIDE_PREFIX = 'param.';
 export const CHAT = 'chat';
 export const EMBEDDINGS = 'embeddings';
 
+/** The host classifier's name of each endpoint's answers. */
+export const API = { [CHAT]: 'openai-chat', [EMBEDDINGS]: 'openai-embeddings' };
+
 export function resolveEndpoint(endpoint) {
   if (endpoint === undefined || endpoint === null) return CHAT;
   let path = trim(endpoint).replace(/\/+$/, '');
@@ -175,7 +154,7 @@ export function joinUrl(config, endpoint) {
 
 /** The SDK's `Item::params_object`. */
 export function paramsObject(item) {
-  if (trim(item.params) === '') return newObject();
+  if (trim(item.params) === '') return {};
   let value;
   try {
     value = parseJson(item.params);
@@ -187,15 +166,9 @@ export function paramsObject(item) {
 }
 
 export function buildBody(config, item, endpoint, state) {
-  const body = copyObject(config.defaultParams);
-  Object.assign(body, paramsObject(item));
+  const body = { ...config.defaultParams, ...paramsObject(item) };
   if (!has(body, 'model') || body.model === null) body.model = config.model;
-  const user = () => {
-    const m = newObject();
-    m.role = 'user';
-    m.content = item.prompt;
-    return m;
-  };
+  const user = () => ({ role: 'user', content: item.prompt });
   if (endpoint === CHAT) {
     const messages = get(body, 'messages');
     if (messages === undefined || messages === null) {
@@ -261,146 +234,3 @@ export function buildRequest(config, item, state) {
   const body = buildBody(config, item, endpoint, state);
   return { endpoint, method: 'POST', url: joinUrl(config, endpoint), headers: headers(config), body: stringify(body) };
 }
-
-// ---------------------------------------------------------------- response
-
-/** Translates a whole HTTP answer: a success record, or throws a strategy error. */
-export function interpret(endpoint, status, hdrs, body) {
-  if (status >= 200 && status < 300) return parseSuccess(endpoint, status, hdrs, body);
-  throw classifyError(status, hdrs, body);
-}
-
-export function classifyError(status, hdrs, body) {
-  const text = bodyText(body);
-  let json;
-  try {
-    json = parseJson(text);
-  } catch {
-    json = undefined;
-  }
-  return refine(fromHttp(status, hdrs, text), status, json);
-}
-
-export function refine(err, status, json) {
-  const nested = get(json, 'error');
-  const error = isObject(nested) ? nested : undefined;
-  const field = (name) => {
-    const v = get(error !== undefined ? error : json, name);
-    return typeof v === 'string' ? v : '';
-  };
-  const code = field('code');
-  const kind = field('type');
-  const message = field('message');
-  const is = (s) => code === s || kind === s;
-  const overTpm = status === 429 && trimStart(message).startsWith('Request too large');
-  const overContext =
-    status === 400 &&
-    (is('context_length_exceeded') ||
-      is('exceed_context_size_error') ||
-      asciiLower(message).includes('maximum context length'));
-  let klass;
-  if (is('insufficient_quota') || is('billing_hard_limit_reached') || status === 402) klass = 'quota-exhausted';
-  else if (is('invalid_api_key')) klass = 'auth';
-  else if (overTpm || overContext) klass = 'too-large';
-  if (klass !== undefined) {
-    err.class = klass;
-    if (klass !== 'rate-limited') err.retryAfterMs = undefined;
-  }
-  return err;
-}
-
-export function parseSuccess(endpoint, status, hdrs, body) {
-  const text = bodyText(body);
-  let json;
-  try {
-    json = parseJson(text);
-  } catch (e) {
-    const shown = trim(text) === '' ? 'the body is empty' : `body: ${excerpt(text, MAX_EXCERPT_BYTES)}`;
-    const err = strategyError('invalid-response', `HTTP ${status} response is not valid JSON (${e.message}); ${shown}`);
-    err.httpStatus = status;
-    throw err;
-  }
-  const invalidResponse = (message) => {
-    const e = strategyError('invalid-response', message);
-    e.httpStatus = status;
-    e.responseBody = text;
-    e.usage = usageFromOpenai(json);
-    return e;
-  };
-  if (!isObject(json)) throw invalidResponse(`HTTP ${status} response is ${jsonKind(json)}, expected an object`);
-  const payloadKey = endpoint === CHAT ? 'choices' : 'data';
-  if (!has(json, payloadKey)) {
-    const error = get(json, 'error');
-    if (error !== undefined && error !== null) throw embeddedError(status, hdrs, text, json, error);
-  }
-  const metadata = newObject();
-  for (const key of ['model', 'id']) {
-    const v = get(json, key);
-    if (v !== undefined && v !== null) metadata[key] = v;
-  }
-  let output;
-  if (endpoint === CHAT) {
-    const choices = get(json, 'choices');
-    const first = Array.isArray(choices) ? choices[0] : undefined;
-    if (first === undefined) throw invalidResponse('response has no choices');
-    const reason = get(first, 'finish_reason');
-    if (reason !== undefined && reason !== null) metadata.finish_reason = reason;
-    const message = get(first, 'message');
-    if (!isObject(message)) throw invalidResponse('choices[0] has no message');
-    const r = chatOutput(message);
-    if (r.error !== undefined) throw invalidResponse(r.error);
-    output = r.output;
-  } else {
-    const data = get(json, 'data');
-    if (!Array.isArray(data)) throw invalidResponse('response has no data array');
-    output = stringify(data);
-  }
-  return {
-    output,
-    usage: usageFromOpenai(json),
-    responseBody: text,
-    metadata: stringify(metadata),
-  };
-}
-
-function chatOutput(message) {
-  const content = get(message, 'content');
-  if (typeof content === 'string') return { output: content };
-  if (Array.isArray(content)) {
-    let out = '';
-    for (const p of content) {
-      const t = get(p, 'text');
-      if (typeof t === 'string') out += t;
-      else if (typeof p === 'string') out += p;
-    }
-    return { output: out };
-  }
-  const hasCalls = (key) => {
-    const v = get(message, key);
-    return Array.isArray(v) ? v.length > 0 : isObject(v);
-  };
-  if (hasCalls('tool_calls') || hasCalls('function_call')) return { output: stringify(message) };
-  const refusal = get(message, 'refusal');
-  if (typeof refusal === 'string') return { error: `the model refused: ${excerpt(refusal, MAX_MESSAGE_BYTES)}` };
-  return { error: 'choices[0].message has no content and no tool calls' };
-}
-
-function embeddedError(status, hdrs, text, json, error) {
-  const raw = get(error, 'code');
-  let code;
-  if ((typeof raw === 'number' && Number.isInteger(raw)) || typeof raw === 'bigint') {
-    const n = Number(raw);
-    if (n >= 400 && n < 600) code = n;
-  }
-  const base =
-    code !== undefined
-      ? refine(fromHttp(code, hdrs, text), code, json)
-      : refine(strategyError('other', ''), status, json);
-  const message = providerMessage(true, json, text) ?? '';
-  base.message = `HTTP ${status} response carries an error: ${message}`;
-  base.httpStatus = status;
-  base.responseBody = text;
-  return base;
-}
-
-

@@ -1,10 +1,13 @@
 // The `llm-strategy` export of the JavaScript openai plugin, for either
 // transport; the entry points strategy.js (the `http.send` import) and
-// strategy-fetch.js (`fetch`) pick one. The logic lives in ./openai.js.
+// strategy-fetch.js (`fetch`) pick one. Requests are built by ./openai.js;
+// answers are read by the host's classifier (the `classify` import: the
+// same code as the Rust plugin's, so outputs, usage and classes match).
 
-import { config as hostConfig, log } from 'batchllm:strategy/host@0.1.0';
-import { send as httpSend } from 'batchllm:strategy/http@0.1.0';
-import { buildRequest, interpret, parseConfigText, debugStr } from './openai.js';
+import { classify } from 'batchllm:strategy/classify@0.2.0';
+import { config as hostConfig, log } from 'batchllm:strategy/host@0.2.0';
+import { send as httpSend } from 'batchllm:strategy/http@0.2.0';
+import { API, buildRequest, parseConfigText, debugStr } from './openai.js';
 import { fromHttpError, strategyError } from './sdk.js';
 
 // The configuration, parsed once per instance (the same for the whole run).
@@ -72,7 +75,11 @@ export function makeStrategy(transport) {
       const request = buildRequest(config(), item, state);
       log('trace', `POST ${request.url} (attempt ${attempt.number}, timeout ${attempt.timeLeftMs} ms)`);
       const response = await transport(request, attempt.timeLeftMs);
-      return interpret(request.endpoint, response.status, response.headers, response.body);
+      try {
+        return classify(API[request.endpoint], response.status, response.headers, response.body);
+      } catch (e) {
+        throw e && e.payload !== undefined ? e.payload : e;
+      }
     },
 
     onError(_item, _error, _attempt, _state) {

@@ -1,10 +1,11 @@
 """batchllm strategy plugin for OpenAI-compatible APIs, in Python.
 
 The component's entry point (componentize-py): it exports the
-``llm-strategy`` interface of wit/strategy.wit and behaves exactly as the
-Rust openai plugin (plugins/openai); the logic lives in openai_strategy.py.
-HTTP goes through the host's ``http.send`` import (the same egress policy,
-secrets and limits as every plugin).
+``llm-strategy`` interface of wit/strategy.wit and behaves as the Rust
+openai plugin (plugins/openai); requests are built in openai_strategy.py,
+answers are read by the host's ``classify`` import (the Rust plugin's own
+code). HTTP goes through the host's ``http.send`` import (the same egress
+policy, secrets and limits as every plugin).
 
 Every module is imported here, at top level: componentize-py snapshots the
 interpreter at build time, and a lazy import fails at run time.
@@ -12,10 +13,11 @@ interpreter at build time, and a lazy import fails at run time.
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import host, http, types
+from wit_world.imports import classify, host, http, types
 
 import openai_strategy as core
-import serdejson  # noqa: F401  (imported by core; listed so the snapshot has it)
+
+_APIS = {"openai-chat": classify.Api.OPENAI_CHAT, "openai-embeddings": classify.Api.OPENAI_EMBEDDINGS}
 
 _CLASSES = {
     "rate-limited": types.ErrorClass.RATE_LIMITED,
@@ -28,6 +30,7 @@ _CLASSES = {
     "quota-exhausted": types.ErrorClass.QUOTA_EXHAUSTED,
     "too-large": types.ErrorClass.TOO_LARGE,
     "other": types.ErrorClass.OTHER,
+    "no-content": types.ErrorClass.NO_CONTENT,
 }
 
 _HTTP_ERRORS = {
@@ -42,14 +45,6 @@ _HTTP_ERRORS = {
 _CONFIG = None
 
 
-def _usage(u):
-    if u is None:
-        return None
-    return types.Usage(
-        u["input_tokens"], u["output_tokens"], u["cached_input_tokens"], u["cache_write_tokens"], u["reasoning_tokens"]
-    )
-
-
 def _err(failure):
     return Err(
         types.StrategyError(
@@ -57,7 +52,7 @@ def _err(failure):
             failure.message,
             failure.http_status,
             failure.retry_after_ms,
-            _usage(failure.usage),
+            None,
             failure.response_body,
         )
     )
@@ -104,12 +99,10 @@ class LlmStrategy(exports.LlmStrategy):
                 response = http.send(http.Request(method, url, headers, body, attempt.time_left_ms))
             except Err as e:
                 raise core.from_http_error(_HTTP_ERRORS.get(type(e.value), "Other"), e.value.value) from None
-            success = core.interpret(endpoint, response.status, response.headers, response.body)
         except core.StrategyFailure as e:
             raise _err(e) from None
-        return types.Success(
-            success["output"], _usage(success["usage"]), success["response_body"], success["metadata"]
-        )
+        # The classified failure (an Err) is this call's own.
+        return classify.classify(_APIS[core.API[endpoint]], response.status, response.headers, response.body)
 
     def on_error(self, item, error, attempt, state):
         return []

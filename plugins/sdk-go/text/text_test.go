@@ -2,43 +2,6 @@ package text
 
 import "testing"
 
-func TestTruncateAndExcerpt(t *testing.T) {
-	cases := []struct {
-		in   string
-		max  int
-		want string
-	}{{"héllo", 2, "h"}, {"héllo", 3, "hé"}, {"abc", 10, "abc"}}
-	for _, c := range cases {
-		if got := Truncate(c.in, c.max); got != c.want {
-			t.Errorf("Truncate(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
-		}
-	}
-	if got := Excerpt("abcdef", 3); got != "abc…" {
-		t.Errorf("Excerpt = %q", got)
-	}
-	if got := Excerpt("abc", 3); got != "abc" {
-		t.Errorf("Excerpt = %q", got)
-	}
-}
-
-// Rust's String::from_utf8_lossy replaces each maximal invalid subsequence
-// with one U+FFFD.
-func TestBodyTextIsLossyLikeRust(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":              "plain",
-		"a\xe2\x82b":         "a\ufffdb",
-		"\xf0\x9f\x98":       "\ufffd",
-		"\xc0\x80":           "\ufffd\ufffd",
-		"\xed\xa0\x80x":      "\ufffd\ufffd\ufffdx",
-		"\xff\xfe":           "\ufffd\ufffd",
-		"ok\xf4\x90\x80\x80": "ok\ufffd\ufffd\ufffd\ufffd",
-	} {
-		if got := BodyText([]byte(in)); got != want {
-			t.Errorf("BodyText(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDebugStrLikeRust(t *testing.T) {
 	for in, want := range map[string]string{
 		`base_ulr`:      `"base_ulr"`,

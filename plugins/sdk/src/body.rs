@@ -5,17 +5,12 @@
 //! params), [`set_default`] for the fields a provider requires,
 //! [`add_prompt_message`] / [`add_prompt_turn`] for the prompt,
 //! [`crate::state::apply_param_overrides`] for the retry state, and
-//! [`reject_streaming`]. A 2xx answer is read with [`parse_json`] and
-//! [`expect_object`]; an answer that parses but is unusable becomes an
-//! [`invalid_answer`].
+//! [`reject_streaming`]. Answers are read by [`crate::classify::answer`].
 
 use serde_json::{Map, Value, json};
 
-use crate::text::{body_text, excerpt, json_kind};
-use crate::{Item, StrategyError, Usage};
-
-/// How much of an unusable body an error message shows.
-pub const MAX_EXCERPT_BYTES: usize = 2048;
+use crate::text::json_kind;
+use crate::{Item, StrategyError};
 
 /// The start of every request body: the configuration's `default_params`
 /// with the item's params over them. The merge is shallow, so a field the
@@ -96,41 +91,6 @@ pub fn reject_streaming(body: &Map<String, Value>, item: &Item) -> Result<(), St
     Ok(())
 }
 
-/// The text and JSON of a 2xx body. A body that is not JSON is an
-/// `invalid-response` naming the status and showing an excerpt (or saying
-/// the body is empty).
-pub fn parse_json(status: u16, body: &[u8]) -> Result<(String, Value), StrategyError> {
-    let text = body_text(body);
-    match serde_json::from_str::<Value>(&text) {
-        Ok(json) => Ok((text, json)),
-        Err(e) => {
-            let shown = if text.trim().is_empty() {
-                "the body is empty".to_owned()
-            } else {
-                format!("body: {}", excerpt(&text, MAX_EXCERPT_BYTES))
-            };
-            Err(StrategyError::invalid_response(format!("HTTP {status} response is not valid JSON ({e}); {shown}"))
-                .with_http_status(status))
-        }
-    }
-}
-
-/// The JSON of a 2xx answer as an object; anything else gives the message
-/// of the [`invalid_answer`] to return (`HTTP 200 response is an array,
-/// expected an object`).
-pub fn expect_object(status: u16, json: &Value) -> Result<&Map<String, Value>, String> {
-    json.as_object().ok_or_else(|| format!("HTTP {status} response is {}, expected an object", json_kind(json)))
-}
-
-/// An `invalid-response` for a 2xx answer that is JSON but unusable (no
-/// choices, a refusal, ...): `message`, the status, the body `text`, and the
-/// tokens the call was still billed for, so that the host accounts for them.
-pub fn invalid_answer(status: u16, text: &str, usage: Option<Usage>, message: impl Into<String>) -> StrategyError {
-    let mut e = StrategyError::invalid_response(message).with_http_status(status).with_response_body(text);
-    e.usage = usage;
-    e
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,26 +147,6 @@ mod tests {
         let e = reject_streaming(&map(json!({"stream": true})), &item("")).unwrap_err();
         assert_eq!(e.class, crate::ErrorClass::ClientError);
         assert!(e.message.starts_with("item \"a\": streaming (stream: true) is not supported"), "{}", e.message);
-    }
-
-    #[test]
-    fn unusable_answers_keep_status_body_and_usage() {
-        assert!(expect_object(200, &json!({})).is_ok());
-        assert_eq!(expect_object(201, &json!([1])).unwrap_err(), "HTTP 201 response is an array, expected an object");
-        let e = invalid_answer(200, "{}", Some(Usage::new(3, 0)), "no choices");
-        assert_eq!(e.class, crate::ErrorClass::InvalidResponse);
-        assert_eq!((e.message.as_str(), e.http_status), ("no choices", Some(200)));
-        assert_eq!((e.response_body.as_deref(), e.usage), (Some("{}"), Some(Usage::new(3, 0))));
-    }
-
-    #[test]
-    fn unparsable_bodies_are_invalid_responses() {
-        let err = parse_json(200, b"").unwrap_err();
-        assert!(err.message.ends_with("the body is empty"), "{}", err.message);
-        let err = parse_json(200, b"{oops").unwrap_err();
-        assert!(err.message.contains("body: {oops"), "{}", err.message);
-        assert_eq!(err.http_status, Some(200));
-        assert_eq!(parse_json(200, b"{\"a\":1}").unwrap().1["a"], 1);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 // Copy this folder, then edit:
 //   - config.go: parseConfig, for your settings (here base_url and model);
 //   - request.go: requestBody and send, for your provider's request;
-//   - response.go: interpret, usageOf and classifyError, for its answers
-//     and errors.
+//   - the sdk.API the host's classifier reads your provider's answers as
+//     (sdk.OpenAIChat, sdk.AnthropicMessages, sdk.GeminiGenerateContent,
+//     ..., or sdk.Generic for any JSON API), or your own reading of them.
 //
 // What the host guarantees, and what a strategy must never do, is in
 // docs/writing-a-plugin.md of the batchllm-host repository. In short: the
@@ -60,7 +61,12 @@ func (strategy) Execute(item sdk.Item, attempt sdk.Attempt, state []sdk.StateEnt
 	if err != nil {
 		return sdk.Success{}, err
 	}
-	return interpret(response)
+	// The host reads the answer, with the code its own plugins use: the
+	// output (the first choice's text), usage, metadata; or the failure's
+	// class (the status, the provider's error code, an answer with no
+	// content), message, wait and billed tokens. Classify honestly if you
+	// read answers yourself: the host's retry policy is keyed on the class.
+	return sdk.Classify(sdk.OpenAIChat, response.Status, response.Headers, response.Body)
 }
 
 // OnError runs after a failed Execute that the host will try again, before

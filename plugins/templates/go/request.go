@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"batchllm/sdk"
-	"batchllm/sdk/classify"
 )
 
 // The host's name for the key given with `--api-key-env VAR` (or `--secret
@@ -65,7 +64,7 @@ func requestBody(config config, item sdk.Item) ([]byte, *sdk.StrategyError) {
 // --allow-host, substitutes the {{secret:...}} placeholder, and sees every
 // status and rate-limit header. The attempt's time left is passed on as the
 // HTTP timeout, so a hung provider ends as a timeout in time. A request that
-// produced no response is classified by classify.FromHTTPError (denied →
+// produced no response is classified by sdk.FromHTTPError (denied →
 // client-error, timeout, network, invalid request, too large).
 func send(config config, body []byte, attempt sdk.Attempt) (sdk.Response, *sdk.StrategyError) {
 	response, err := sdk.Send(sdk.Request{
@@ -79,7 +78,7 @@ func send(config config, body []byte, attempt sdk.Attempt) (sdk.Response, *sdk.S
 		TimeoutMs: sdk.Ptr(attempt.TimeLeftMs),
 	})
 	if err != nil {
-		return sdk.Response{}, classify.FromHTTPError(err)
+		return sdk.Response{}, sdk.FromHTTPError(err)
 	}
 	return response, nil
 }

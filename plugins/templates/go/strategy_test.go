@@ -43,33 +43,3 @@ func TestRequestBody(t *testing.T) {
 		}
 	}
 }
-
-func TestInterpret(t *testing.T) {
-	ok := sdk.Response{Status: 200, Body: []byte(`{"model":"m","choices":[{"message":{"content":"Hello"},"finish_reason":"stop"}],
-		"usage":{"prompt_tokens":9,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}}`)}
-	s, err := interpret(ok)
-	if err != nil || s.Output != "Hello" || s.Usage.InputTokens != 9 || *s.Usage.CachedInputTokens != 4 ||
-		*s.Metadata != `{"finish_reason":"stop","model":"m"}` {
-		t.Fatalf("%+v %v", s, err)
-	}
-	cases := map[string]struct {
-		response sdk.Response
-		class    sdk.ErrorClass
-	}{
-		"429":     {sdk.Response{Status: 429, Headers: []sdk.Header{{Name: "retry-after", Value: "2"}}}, sdk.RateLimited},
-		"quota":   {sdk.Response{Status: 429, Body: []byte(`{"error":{"code":"insufficient_quota"}}`)}, sdk.QuotaExhausted},
-		"500":     {sdk.Response{Status: 500}, sdk.Overloaded},
-		"401":     {sdk.Response{Status: 401}, sdk.Auth},
-		"400":     {sdk.Response{Status: 400}, sdk.ClientError},
-		"garbled": {sdk.Response{Status: 200, Body: []byte(`{"choices":[`)}, sdk.InvalidResponse},
-		"empty":   {sdk.Response{Status: 200, Body: []byte(`{"choices":[]}`)}, sdk.InvalidResponse},
-	}
-	for name, c := range cases {
-		if _, err := interpret(c.response); err == nil || err.Class != c.class {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	if _, err := interpret(cases["429"].response); *err.RetryAfterMs != 2000 {
-		t.Errorf("retry-after: %v", *err.RetryAfterMs)
-	}
-}

@@ -45,7 +45,7 @@ use crate::results::RunIdentity;
 use crate::run::engine::{self, InFlight, Sink, queue};
 use crate::run::gate::Gates;
 use crate::run::observe::{self, EventLog};
-use crate::run::{RunConfig, RunError, RunReport, StopHandle};
+use crate::run::{RunConfig, RunError, RunHooks, RunReport, StopHandle};
 use crate::validate::validate_file;
 
 pub use parts::{Merged, parts_dir};
@@ -98,10 +98,11 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     // From here on `cleanup` runs on every way out.
     let namespace = config.egress.secrets().fingerprint();
     let shared = Arc::new(RedisLimiter::new(conn, &namespace, "cli"));
-    let gates = Gates::shared(crate::run::gate_settings(&config), started, shared);
+    let gates = Arc::new(Gates::shared(crate::run::gate_settings(&config), started, shared));
     let (chunks, commits) = Chunks::new(store);
     let journal = InFlight::Shared(Arc::new(ClusterJournal(chunks.clone())));
-    let ctx = Arc::new(crate::run::context_with(&config, identity.clone(), started, stop, events, gates, journal));
+    let hooks = RunHooks { gates: Some(gates), ..RunHooks::default() };
+    let ctx = Arc::new(crate::run::new_context(&config, identity.clone(), started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
         observe::metrics::serve(listener, ctx.clone(), config.egress.clone()).ok().map(|(_, handle)| handle)
     });

@@ -89,8 +89,9 @@ pub struct Pricing {
 pub struct Observers {
     /// `--events` output.
     pub events: EventLog,
-    /// Live counters for `/metrics`.
-    pub metrics: Metrics,
+    /// Live counters for `/metrics` (shared with a caller that watches the
+    /// run, see `crate::run::RunHooks`).
+    pub metrics: Arc<Metrics>,
     /// Items waiting before their next attempt (progress display).
     pub retrying: AtomicU64,
 }
@@ -166,7 +167,13 @@ impl InFlight {
 #[derive(Debug)]
 pub struct RunContext {
     pub settings: ItemSettings,
-    pub gates: Gates,
+    /// The run's own gates, or gates shared with other runs (a service's
+    /// tenant-wide RPM/TPM and cooldowns).
+    pub gates: Arc<Gates>,
+    /// Items in flight across runs: a worker holds a permit from taking an
+    /// item until its record is written. `None`: the run's workers are the
+    /// only bound.
+    pub items: Option<Arc<tokio::sync::Semaphore>>,
     pub control: RunControl,
     pub budgets: Budgets,
     pub pricing: Pricing,

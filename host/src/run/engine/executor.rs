@@ -14,8 +14,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::model::{Answer, AttemptInfo, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
-use crate::sandbox::{self, HostState, PluginInstance, RunShared, SandboxError};
-use batchllm_bindings::StrategyPre;
+use crate::sandbox::{PluginInstance, PluginPre, RunShared, SandboxError};
 
 /// One plugin instance, as the engine drives it.
 pub trait Executor: Send + 'static {
@@ -55,7 +54,7 @@ pub trait ExecutorFactory: Send + Sync + 'static {
 /// Instances of a loaded plugin.
 #[derive(Clone)]
 pub struct PluginFactory {
-    pub pre: StrategyPre<HostState>,
+    pub pre: PluginPre,
     pub shared: Arc<RunShared>,
 }
 
@@ -79,13 +78,7 @@ impl Executor for PluginInstance {
         state: &RetryState,
         deadline: Instant,
     ) -> CallOutcome<Result<Answer, PluginError>> {
-        let (item, attempt, state) =
-            (sandbox::wit::item(item), sandbox::wit::attempt(attempt), sandbox::wit::state(state));
-        let outcome = PluginInstance::execute(self, &item, attempt, &state, deadline.into_std()).await;
-        CallOutcome {
-            result: outcome.result.map(|r| r.map(Answer::from).map_err(PluginError::from)),
-            exchanges: outcome.exchanges,
-        }
+        PluginInstance::execute(self, item, attempt, state, deadline.into_std()).await
     }
 
     async fn on_error(
@@ -96,9 +89,6 @@ impl Executor for PluginInstance {
         state: &RetryState,
         deadline: Instant,
     ) -> CallOutcome<Vec<StateChange>> {
-        let item = sandbox::wit::item(item);
-        let error = sandbox::wit::error(error);
-        let (attempt, state) = (sandbox::wit::attempt(attempt), sandbox::wit::state(state));
-        PluginInstance::on_error(self, &item, &error, attempt, &state, deadline.into_std()).await
+        PluginInstance::on_error(self, item, error, attempt, state, deadline.into_std()).await
     }
 }

@@ -117,6 +117,7 @@ fn live(ctx: &RunContext) -> Live {
     let now = tokio::time::Instant::now();
     let limits = ctx.gates.settings().admission;
     Live {
+        learned: ctx.gates.estimates().into_iter().next().map(|(_, e)| e),
         cooldown: ctx.gates.longest_cooldown(now),
         rate_limits: ctx.gates.stats().rate_limits,
         retrying: ctx.observe.retrying.load(std::sync::atomic::Ordering::Relaxed),

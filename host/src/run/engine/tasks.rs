@@ -30,6 +30,17 @@ pub(super) async fn work<F: ExecutorFactory>(
         if ctx.control.stopping() {
             break;
         }
+        // A permit before the job, so a job never waits outside the queue.
+        let permit = match &ctx.items {
+            Some(items) => tokio::select! {
+                permit = items.clone().acquire_owned() => match permit {
+                    Ok(permit) => Some(permit),
+                    Err(_) => break,
+                },
+                () = ctx.control.until_stopping() => break,
+            },
+            None => None,
+        };
         let job = tokio::select! {
             job = jobs.pop() => job,
             () = ctx.control.until_stopping() => None,
@@ -84,6 +95,7 @@ pub(super) async fn work<F: ExecutorFactory>(
             break;
         }
         let _ = ack.await;
+        drop(permit);
     }
     worker.into_executor()
 }

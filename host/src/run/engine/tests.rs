@@ -48,8 +48,39 @@ struct Call {
     at: Instant,
 }
 
+/// A provider admitting `limit` requests per sliding `window`, answering
+/// a bare 429 (no headers) beyond it, as many gateways do.
+#[derive(Debug)]
+struct SlidingLimit {
+    limit: usize,
+    window: Duration,
+    retry_after: Option<Duration>,
+    /// Announce the limit in OpenAI-style headers on every answer.
+    announce: bool,
+    admitted: std::collections::VecDeque<Instant>,
+    refused: usize,
+}
+
+impl SlidingLimit {
+    fn headers(&self, at: Instant) -> Vec<(String, String)> {
+        if !self.announce {
+            return Vec::new();
+        }
+        let remaining = self.limit.saturating_sub(self.admitted.len());
+        // Until the window is empty again, as OpenAI and the mock say it.
+        let reset = self.admitted.back().map_or(Duration::ZERO, |&t| (t + self.window).saturating_duration_since(at));
+        vec![
+            ("x-ratelimit-limit-requests".into(), self.limit.to_string()),
+            ("x-ratelimit-remaining-requests".into(), remaining.to_string()),
+            ("x-ratelimit-reset-requests".into(), format!("{}ms", reset.as_millis())),
+        ]
+    }
+}
+
 #[derive(Debug, Default)]
 struct Script {
+    /// When set, every call is decided by this limit (the steps are ignored).
+    limit: Option<Mutex<SlidingLimit>>,
     /// Steps per item, by attempt; the last step repeats.
     steps: HashMap<String, Vec<Step>>,
     /// For items without a script.
@@ -100,6 +131,43 @@ impl Executor for FakeExecutor {
     ) -> CallOutcome<Result<Answer, PluginError>> {
         let script = self.0.clone();
         script.calls.lock().expect("calls").push(Call { item: item.id.clone(), at: Instant::now() });
+        if let Some(limit) = &script.limit {
+            let at = Instant::now();
+            let accepted = {
+                let mut l = limit.lock().expect("limit");
+                let window = l.window;
+                while l.admitted.front().is_some_and(|&t| at >= t + window) {
+                    l.admitted.pop_front();
+                }
+                let ok = l.admitted.len() < l.limit;
+                if ok {
+                    l.admitted.push_back(at);
+                } else {
+                    l.refused += 1;
+                }
+                (ok, l.retry_after, l.headers(at))
+            };
+            tokio::time::sleep(script.latency).await;
+            return match accepted {
+                (true, _, headers) => {
+                    script.answered.lock().expect("answered").push(item.id.clone());
+                    let answer = Answer { output: "ok".into(), usage: None, response_body: None, metadata: None };
+                    let exchange = Exchange { signal_headers: headers, ..exchange(200) };
+                    CallOutcome { result: Ok(Ok(answer)), exchanges: vec![exchange] }
+                }
+                (false, retry_after, _) => {
+                    let error = PluginError {
+                        class: FailureClass::RateLimited,
+                        message: "Too Many Requests".into(),
+                        http_status: Some(429),
+                        retry_after,
+                        usage: None,
+                        response_body: None,
+                    };
+                    CallOutcome { result: Ok(Err(error)), exchanges: vec![exchange(429)] }
+                }
+            };
+        }
         let step = script.step(&item.id, attempt.number);
         let latency = match step {
             Step::Slow(d) => d,
@@ -163,6 +231,9 @@ struct Setup {
     abort_mode: AbortMode,
     fail_fast: Vec<FailureClass>,
     stop_grace: Duration,
+    adaptive: bool,
+    /// Permits shared with other runs (a service's tenant), if any.
+    items: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for Setup {
@@ -178,6 +249,8 @@ impl Default for Setup {
             abort_mode: AbortMode::Drain,
             fail_fast: vec![FailureClass::Auth],
             stop_grace: Duration::from_secs(20),
+            adaptive: false,
+            items: None,
         }
     }
 }
@@ -229,6 +302,7 @@ where
         cooldown: setup.cooldown,
         admission: setup.admission,
         learn_from_headers: setup.admission.rpm.is_none(),
+        adaptive: setup.adaptive,
         max_server_wait: setup.retry.max_server_wait,
     };
     let ctx = Arc::new(RunContext {
@@ -238,7 +312,8 @@ where
             item_timeout: setup.item_timeout,
             default_max_output_tokens: 100,
         },
-        gates: Gates::new(gates, started),
+        gates: Arc::new(Gates::new(gates, started)),
+        items: setup.items,
         control: RunControl::new(
             setup.abort_mode,
             setup.batch_timeout.map(|t| started + t),
@@ -483,6 +558,86 @@ async fn a_late_429_keeps_its_longer_wait() {
     assert!(after.iter().all(|c| c.at >= t0 + Duration::from_millis(100) + secs(10)), "{after:?}");
 }
 
+/// A provider without limit headers, refusing beyond 600 requests per
+/// sliding 10 s with a fixed `retry-after: 1`: the engine learns the limit
+/// and paces to it, instead of escalating cooldowns on every probe.
+#[tokio::test(start_paused = true)]
+async fn an_unannounced_limit_is_learned_and_used_with_few_refusals() {
+    // Two windows' worth: the first refusal also refuses the calls already
+    // on the wire (up to the concurrency, 50), 4% of the run; ten windows'
+    // worth: a few refusals per window after that.
+    // The ideal: a client that knew the limit sends 600 at once (1.2 s at
+    // concurrency 50 and 100 ms), then 600 more as each window frees.
+    for (jobs, ideal, max_share) in [(1200usize, 11.3f64, 0.05), (6000, 91.3, 0.02)] {
+        let limit = SlidingLimit {
+            limit: 600,
+            window: secs(10),
+            retry_after: Some(secs(1)),
+            announce: false,
+            admitted: Default::default(),
+            refused: 0,
+        };
+        let s = Arc::new(Script {
+            limit: Some(Mutex::new(limit)),
+            latency: Duration::from_millis(100),
+            ..Script::default()
+        });
+        let setup = Setup {
+            jobs,
+            concurrency: 50,
+            adaptive: true,
+            cooldown: CooldownPolicy::default(),
+            retry: RetryPolicy { jitter: false, max_rate_limit_retries: 1000, ..RetryPolicy::default() },
+            ..Setup::default()
+        };
+        let t0 = Instant::now();
+        let out = run(setup, s.clone(), nothing).await;
+        let took = (Instant::now() - t0).as_secs_f64();
+        let refused = s.limit.as_ref().expect("limit").lock().expect("limit").refused;
+        let sent = s.calls().len();
+        assert_eq!(out.report.succeeded as usize, jobs);
+        let share = refused as f64 / sent as f64;
+        eprintln!(
+            "{jobs} jobs: {took:.2} s against an ideal {ideal} s, {refused} of {sent} refused ({:.1}%)",
+            share * 100.0
+        );
+        assert!(took <= ideal * 1.25, "{jobs} jobs took {took:.2} s against an ideal {ideal} s");
+        assert!(share <= max_share, "{refused} of {sent} refused");
+    }
+}
+
+/// The same limit announced in headers: it is used to the full from the
+/// first window on, without a single refusal.
+#[tokio::test(start_paused = true)]
+async fn an_announced_limit_is_used_as_it_frees_without_refusals() {
+    for (jobs, ideal) in [(1200usize, 11.3f64), (6000, 91.3)] {
+        let limit = SlidingLimit {
+            limit: 600,
+            window: secs(10),
+            retry_after: Some(secs(10)),
+            announce: true,
+            admitted: Default::default(),
+            refused: 0,
+        };
+        let s = Arc::new(Script {
+            limit: Some(Mutex::new(limit)),
+            latency: Duration::from_millis(100),
+            ..Script::default()
+        });
+        let setup =
+            Setup { jobs, concurrency: 50, adaptive: true, cooldown: CooldownPolicy::default(), ..Setup::default() };
+        let t0 = Instant::now();
+        let out = run(setup, s.clone(), nothing).await;
+        let took = (Instant::now() - t0).as_secs_f64();
+        let refused = s.limit.as_ref().expect("limit").lock().expect("limit").refused;
+        let sent = s.calls().len();
+        assert_eq!(out.report.succeeded as usize, jobs);
+        eprintln!("announced, {jobs} jobs: {took:.2} s against an ideal {ideal} s, {refused} of {sent} refused");
+        assert!(took <= ideal * 1.1, "{jobs} jobs took {took:.2} s against an ideal {ideal} s");
+        assert!(refused as f64 <= sent as f64 * 0.01, "{refused} of {sent} refused");
+    }
+}
+
 mod properties {
     //! Any mix of answers and a stop at any moment: every line ends in
     //! exactly one record or none, nothing answered is sent again, and
@@ -568,4 +723,24 @@ mod properties {
             });
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_item_permits_bound_the_items_in_flight_across_runs() {
+    // Two runs of 8 workers each share 3 permits: at most 3 calls at once.
+    let items = Arc::new(tokio::sync::Semaphore::new(3));
+    let (a, b) = (script(vec![Step::Ok]), script(vec![Step::Ok]));
+    let setup = || Setup { jobs: 12, concurrency: 8, items: Some(items.clone()), ..Setup::default() };
+    let t0 = Instant::now();
+    let (ra, rb) = tokio::join!(run(setup(), a.clone(), nothing), run(setup(), b.clone(), nothing));
+    assert_eq!((ra.records.len(), rb.records.len()), (12, 12));
+    let mut starts: Vec<Instant> = a.calls().iter().chain(b.calls().iter()).map(|c| c.at).collect();
+    starts.sort();
+    for (i, at) in starts.iter().enumerate() {
+        let in_flight = starts.iter().filter(|s| **s <= *at && **s + Duration::from_millis(100) > *at).count();
+        assert!(in_flight <= 3, "call {i} at {:?}: {in_flight} in flight", *at - t0);
+    }
+    // 24 items of 100 ms, 3 at a time.
+    assert_eq!(t0.elapsed(), Duration::from_millis(800));
+    assert_eq!(items.available_permits(), 3, "every permit is back");
 }

@@ -30,7 +30,7 @@ use crate::model::{
     Answer, AttemptInfo, CallFailure, CallOutcome, Exchange, FailureClass, Job, PluginError, PluginItem, ResultRecord,
     RetryState, TokenUsage, body_json,
 };
-use crate::run::gate::{NO_SCOPE, RateLimitEffect, Ticket, Verdict};
+use crate::run::gate::{LimitKind, NO_SCOPE, RateLimitEffect, Ticket, Verdict};
 use crate::run::observe::Event;
 use crate::run::policy::estimate::estimate_tokens;
 use crate::run::policy::later;
@@ -329,12 +329,23 @@ async fn observe(
     let sent = ticket.sent();
     let verdict = match &classified.result {
         Ok(_) => Verdict::Success,
-        Err(f) if f.class == FailureClass::RateLimited => Verdict::RateLimited { hint: f.server_wait },
+        Err(f) if f.class == FailureClass::RateLimited => {
+            Verdict::RateLimited { hint: f.server_wait, kind: LimitKind::from_message(&f.message) }
+        }
         Err(_) => Verdict::Failed,
     };
     let now = Instant::now();
     let scope = progress.scope.as_deref();
-    let effect = ticket.settle(scope, verdict, &classified.exchanges, classified.usage.total(), now).await;
+    let changes = ticket.settle(scope, verdict, &classified.exchanges, classified.usage.total(), now).await;
+    if let Some(estimate) = changes.estimate {
+        let scope = scope.unwrap_or(NO_SCOPE);
+        ctx.observe.event(|| Event::RateEstimate {
+            scope,
+            requests: estimate.requests,
+            tokens: estimate.tokens,
+            window_seconds: estimate.window.map(|w| w.as_secs_f64()),
+        });
+    }
     ctx.observe.event(|| {
         let (outcome, class, status) = match &classified.result {
             Ok(_) => ("ok", None, last_answer(&classified.exchanges).and_then(|e| e.status)),
@@ -360,7 +371,7 @@ async fn observe(
     let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
     let hint_ms = failure.server_wait.map(millis);
     ctx.observe.event(|| Event::RateLimited { item: &item.id, scope, hint_ms });
-    if let Some(RateLimitEffect::Started(d)) = effect {
+    if let Some(RateLimitEffect::Started(d)) = changes.rate_limit {
         ctx.observe.event(|| Event::CooldownStarted { scope, seconds: d.as_secs_f64() });
     }
 }

@@ -42,9 +42,21 @@ impl Budget {
     }
 }
 
+/// What one answer's headers said about the requests limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Report {
+    /// Requests left, less the attempts in flight.
+    pub remaining: i64,
+    /// When the window is restored.
+    pub reset_at: Instant,
+    /// The limit itself, when announced.
+    pub limit: Option<u64>,
+}
+
 /// Learns from one answer: `budget` is the scope's budget so far,
 /// `in_flight` the attempts sent and not yet answered (the server's count
-/// may not include them), `max_wait` the longest reset honoured.
+/// may not include them), `max_wait` the longest reset honoured. Returns
+/// what the headers said, if they said anything usable.
 pub(super) fn observe(
     budget: &mut Option<Budget>,
     exchange: &Exchange,
@@ -52,10 +64,14 @@ pub(super) fn observe(
     max_wait: Duration,
     now: Instant,
     wall_now: SystemTime,
-) {
-    let Some((remaining, reset)) = request_budget(exchange, wall_now) else { return };
+) -> Option<Report> {
+    let (remaining, reset) = request_budget(exchange, wall_now)?;
     let reported = remaining.saturating_sub(in_flight.max(0));
     let reset_at = later(now, reset.min(max_wait));
+    let limit = ["x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit"]
+        .iter()
+        .find_map(|name| exchange.header(name)?.trim().parse::<u64>().ok());
+    let report = Report { remaining: reported, reset_at, limit };
     match budget {
         Some(b) if !(reset_at > b.reset_at + Duration::from_millis(50) && b.remaining <= 0) => {
             b.remaining = b.remaining.min(reported);
@@ -64,6 +80,7 @@ pub(super) fn observe(
         // First report, or a new window replacing an exhausted budget.
         _ => *budget = Some(Budget { remaining: reported, reset_at }),
     }
+    Some(report)
 }
 
 /// `(remaining, time to reset)` as the answer reported them, the reset cut
@@ -131,7 +148,7 @@ mod tests {
     }
 
     fn learn(budget: &mut Option<Budget>, e: &Exchange, in_flight: i64, now: Instant) {
-        observe(budget, e, in_flight, Duration::from_secs(120), now, SystemTime::now());
+        let _ = observe(budget, e, in_flight, Duration::from_secs(120), now, SystemTime::now());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Rate gating: whether an attempt may start now, for every worker at once.
 //!
-//! Three gates decide, all before anything is sent:
+//! Four gates decide, all before anything is sent:
 //! - the [`cooldown`] of the attempt's quota scope (after a rate limit);
-//! - the budget [`learned`] from the provider's rate-limit headers;
-//! - the user's RPM/TPM buckets ([`admission`]).
+//! - the budget [`learned`] from the provider's rate-limit headers, or,
+//!   for a scope whose answers carry none, the limit learned from what the
+//!   provider accepts and refuses ([`adaptive`]);
+//! - the user's RPM/TPM buckets ([`admission`]), a ceiling on top.
 //!
 //! They are checked together under one lock and booked together, so an
 //! attempt is only ever sent when every gate says yes *at that moment*: an
@@ -19,6 +21,7 @@
 //! state for every host, see [`shared`]); these gates then keep only the
 //! waiting discipline and the counters.
 
+pub mod adaptive;
 pub mod admission;
 pub mod cooldown;
 pub mod learned;
@@ -30,12 +33,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+pub use adaptive::{Estimate, LimitKind};
 pub use admission::AdmissionLimits;
 pub use cooldown::{CooldownPolicy, RateLimitEffect};
 pub use learned::parse_go_duration;
 pub use shared::{Reservation, Reserve, Settlement, SharedGate, SharedGateError};
 
 use crate::model::Exchange;
+use adaptive::Adaptive;
 use admission::Buckets;
 use cooldown::Cooldown;
 use learned::Budget;
@@ -51,6 +56,8 @@ pub struct GateSettings {
     pub admission: AdmissionLimits,
     /// Follow the provider's limit headers (off when the user set `--rpm`).
     pub learn_from_headers: bool,
+    /// Learn the limit of a scope without headers from its answers.
+    pub adaptive: bool,
     /// Longest server-requested wait honoured: `retry-after` and header
     /// resets beyond it are cut to it.
     pub max_server_wait: Duration,
@@ -68,9 +75,11 @@ pub struct GateStats {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
     Success,
-    /// Rate limited, with the server's wait if it gave one.
+    /// Rate limited, with the server's wait if it gave one, and the limit
+    /// the refusal named.
     RateLimited {
         hint: Option<Duration>,
+        kind: LimitKind,
     },
     /// Any other failure.
     Failed,
@@ -80,11 +89,19 @@ pub enum Verdict {
 struct ScopeGate {
     cooldown: Cooldown,
     budget: Option<Budget>,
+    adaptive: Adaptive,
 }
+
+/// The key of sends made before any scope is known (the first attempts of
+/// a run); their history moves to the first scope an answer names.
+const UNSCOPED: &str = "";
 
 #[derive(Debug)]
 struct State {
     scopes: HashMap<String, ScopeGate>,
+    /// The scope the run's answers come from (the last one seen): where an
+    /// attempt whose item has no scope yet is counted.
+    default_scope: Option<String>,
     buckets: Buckets,
     /// Attempts admitted and not yet answered.
     in_flight: i64,
@@ -116,9 +133,19 @@ pub struct Ticket<'a> {
     gates: &'a Gates,
     sent: Instant,
     tokens: u64,
+    /// Where the send was counted for the adaptive limit, by sequence.
+    counted: Option<(String, u64)>,
     open: bool,
     /// The slot a shared gate granted (`None`: decided locally).
     reservation: Option<Reservation>,
+}
+
+/// What an answer changed, for events and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Changes {
+    pub rate_limit: Option<RateLimitEffect>,
+    /// The learned limit of the scope, when it changed.
+    pub estimate: Option<Estimate>,
 }
 
 impl Gates {
@@ -128,6 +155,7 @@ impl Gates {
             settings,
             state: Mutex::new(State {
                 scopes: HashMap::new(),
+                default_scope: None,
                 buckets,
                 in_flight: 0,
                 stats: GateStats::default(),
@@ -149,9 +177,23 @@ impl Gates {
         &self.settings
     }
 
-    /// Whether RPM/TPM buckets exist (only then do token estimates matter).
+    /// Whether token estimates matter: RPM/TPM buckets exist, or limits
+    /// are learned (a token limit is learned from them).
     pub fn is_limited(&self) -> bool {
-        self.lock().buckets.is_limited()
+        self.settings.adaptive || self.lock().buckets.is_limited()
+    }
+
+    /// The learned limit of every scope that has one (progress, metrics).
+    pub fn estimates(&self) -> Vec<(String, Estimate)> {
+        let state = self.lock();
+        let mut out: Vec<(String, Estimate)> = state
+            .scopes
+            .iter()
+            .map(|(k, g)| (k.clone(), g.adaptive.estimate()))
+            .filter(|(_, e)| e.requests.is_some() || e.tokens.is_some())
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -164,15 +206,25 @@ impl Gates {
     /// must allow it) costing `tokens`, or says how long to wait first.
     pub fn try_admit(&self, scope: Option<&str>, tokens: u64, now: Instant) -> Result<Ticket<'_>, Duration> {
         let policy = &self.settings.cooldown;
+        let adaptive = self.settings.adaptive;
         let mut state = self.lock();
         let state = &mut *state;
+        // Where this send counts for a learned limit: its scope, else the
+        // run's scope, else the history kept until a scope is known.
+        let counted =
+            scope.map(str::to_string).or_else(|| state.default_scope.clone()).unwrap_or_else(|| UNSCOPED.to_string());
         let mut wait = Duration::ZERO;
         for_scopes(&mut state.scopes, scope, |gate| {
             wait = wait.max(gate.cooldown.wait(now));
-            if let Some(budget) = &gate.budget {
+            // Once the limit is learned, the mirror paces instead of the
+            // header budget (which waits until the window is empty).
+            if let Some(budget) = gate.budget.as_ref().filter(|_| !(adaptive && gate.adaptive.is_active())) {
                 wait = wait.max(budget.wait(now));
             }
         });
+        if adaptive && let Some(gate) = state.scopes.get_mut(&counted) {
+            wait = wait.max(gate.adaptive.wait(tokens, now));
+        }
         wait = wait.max(state.buckets.wait(tokens, now));
         if !wait.is_zero() {
             return Err(wait);
@@ -183,9 +235,13 @@ impl Gates {
                 budget.spend(now);
             }
         });
+        let counted = adaptive.then(|| {
+            let gate = state.scopes.entry(counted.clone()).or_default();
+            (counted, gate.adaptive.admit(tokens, now))
+        });
         state.buckets.take(tokens);
         state.in_flight += 1;
-        Ok(Ticket { gates: self, sent: now, tokens, open: true, reservation: None })
+        Ok(Ticket { gates: self, sent: now, tokens, counted, open: true, reservation: None })
     }
 
     /// Waits until an attempt is admitted, or `stop` resolves first (`None`).
@@ -312,7 +368,14 @@ impl Gates {
             }
         }
         self.lock().in_flight += 1;
-        Held::Ticket(Ticket { gates: self, sent: Instant::now(), tokens, open: true, reservation: Some(reservation) })
+        Held::Ticket(Ticket {
+            gates: self,
+            sent: Instant::now(),
+            tokens,
+            counted: None,
+            open: true,
+            reservation: Some(reservation),
+        })
     }
 
     fn note_shared_wait(&self, wait: Duration) {
@@ -378,12 +441,12 @@ impl Ticket<'_> {
         exchanges: &[Exchange],
         used_tokens: u64,
         now: Instant,
-    ) -> Option<RateLimitEffect> {
+    ) -> Changes {
         self.open = false;
         let gates = self.gates;
-        let effect = self.record_answer(scope, verdict, exchanges, used_tokens, now);
+        let changes = self.record_answer(scope, verdict, exchanges, used_tokens, now);
         gates.changed.notify_waiters();
-        effect
+        changes
     }
 
     /// [`Ticket::answered`], told to the shared gate when there is one (the
@@ -395,12 +458,14 @@ impl Ticket<'_> {
         exchanges: &[Exchange],
         used_tokens: u64,
         now: Instant,
-    ) -> Option<RateLimitEffect> {
+    ) -> Changes {
         let gates = self.gates;
         match (&gates.shared, self.reservation.take()) {
             (Some(shared), Some(reservation)) => {
                 self.open = false;
-                self.settle_shared(shared.as_ref(), &reservation, scope, verdict, exchanges, used_tokens).await
+                let rate_limit =
+                    self.settle_shared(shared.as_ref(), &reservation, scope, verdict, exchanges, used_tokens).await;
+                Changes { rate_limit, estimate: None }
             }
             _ => self.answered(scope, verdict, exchanges, used_tokens, now),
         }
@@ -417,8 +482,8 @@ impl Ticket<'_> {
     ) -> Option<RateLimitEffect> {
         let settings = &self.gates.settings;
         let verdict = match verdict {
-            Verdict::RateLimited { hint } => {
-                Verdict::RateLimited { hint: hint.map(|h| h.min(settings.max_server_wait)) }
+            Verdict::RateLimited { hint, kind } => {
+                Verdict::RateLimited { hint: hint.map(|h| h.min(settings.max_server_wait)), kind }
             }
             other => other,
         };
@@ -465,29 +530,67 @@ impl Ticket<'_> {
         exchanges: &[Exchange],
         used_tokens: u64,
         now: Instant,
-    ) -> Option<RateLimitEffect> {
+    ) -> Changes {
         let gates = self.gates;
         let settings = &gates.settings;
         let mut state = gates.lock();
         let state = &mut *state;
         state.in_flight -= 1;
+        let mut changes = Changes::default();
+        if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+            if state.default_scope.is_none()
+                && let Some(unscoped) = state.scopes.remove(UNSCOPED)
+            {
+                // The run's first scope inherits the history of the sends
+                // made before it was known.
+                let gate = state.scopes.entry(scope.to_string()).or_default();
+                gate.adaptive = unscoped.adaptive;
+            }
+            state.default_scope = Some(scope.to_string());
+        }
+        // A send made before any scope was known was counted in the
+        // history the run's first scope has since taken over.
+        let counted = self.counted.as_ref().map(|(key, seq)| match (key.as_str(), &state.default_scope) {
+            (UNSCOPED, Some(scope)) => (scope.clone(), *seq),
+            _ => (key.clone(), *seq),
+        });
+        if let Some((key, seq)) = &counted
+            && let Some(gate) = state.scopes.get_mut(key)
+        {
+            let changed = match verdict {
+                Verdict::RateLimited { kind, .. } => gate.adaptive.on_refused(*seq, kind, now),
+                Verdict::Success | Verdict::Failed => gate.adaptive.on_accepted(*seq, now),
+            };
+            if changed {
+                let estimate = gate.adaptive.estimate();
+                tracing::info!(scope = %key, ?estimate, "learned rate limit");
+                changes.estimate = Some(estimate);
+            }
+        }
         state.buckets.reconcile(self.tokens, used_tokens);
         if settings.learn_from_headers {
             let wall_now = SystemTime::now();
             for e in exchanges.iter().filter(|e| !e.authority.is_empty()) {
                 let gate = state.scopes.entry(e.authority.clone()).or_default();
-                learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+                let report =
+                    learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+                if settings.adaptive
+                    && let Some(report) = report.filter(|r| r.remaining <= 0)
+                    && gate.adaptive.on_exhausted(self.sent, report.limit, report.reset_at, now)
+                {
+                    changes.estimate = Some(gate.adaptive.estimate());
+                }
             }
         }
         let key = scope.unwrap_or(NO_SCOPE);
-        match verdict {
+        changes.rate_limit = match verdict {
             Verdict::Success => {
                 if let Some(gate) = state.scopes.get_mut(key) {
                     gate.cooldown.on_success(self.sent);
                 }
                 None
             }
-            Verdict::RateLimited { hint } => {
+            Verdict::RateLimited { hint, .. } => {
                 let hint = hint.map(|h| h.min(settings.max_server_wait));
                 let gate = state.scopes.entry(key.to_string()).or_default();
                 let effect = gate.cooldown.on_rate_limit(&settings.cooldown, self.sent, hint, now);
@@ -500,14 +603,26 @@ impl Ticket<'_> {
                 Some(effect)
             }
             Verdict::Failed => None,
-        }
+        };
+        changes
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if self.open {
-            self.gates.lock().in_flight -= 1;
+            let mut state = self.gates.lock();
+            state.in_flight -= 1;
+            if let Some((key, seq)) = &self.counted {
+                let key = match (key.as_str(), &state.default_scope) {
+                    (UNSCOPED, Some(scope)) => scope.clone(),
+                    _ => key.clone(),
+                };
+                if let Some(gate) = state.scopes.get_mut(&key) {
+                    gate.adaptive.on_dropped(*seq);
+                }
+            }
+            drop(state);
             if let (Some(shared), Some(reservation)) = (&self.gates.shared, &self.reservation) {
                 shared.release(reservation);
             }
@@ -524,6 +639,7 @@ mod tests {
             cooldown: CooldownPolicy { slow_start_attempts: 0, ..CooldownPolicy::default() },
             admission: AdmissionLimits::default(),
             learn_from_headers: true,
+            adaptive: false,
             max_server_wait: Duration::from_secs(120),
         }
     }
@@ -546,8 +662,8 @@ mod tests {
         let g = Gates::new(settings(), now);
         let t = g.try_admit(Some("api:443"), 0, now).expect("open");
         let hint = Some(Duration::from_secs(3));
-        let effect = t.answered(Some("api:443"), Verdict::RateLimited { hint }, &[], 0, now);
-        assert_eq!(effect, Some(RateLimitEffect::Started(Duration::from_secs(3))));
+        let effect = t.answered(Some("api:443"), Verdict::RateLimited { hint, kind: LimitKind::Unknown }, &[], 0, now);
+        assert_eq!(effect.rate_limit, Some(RateLimitEffect::Started(Duration::from_secs(3))));
         assert_eq!(g.try_admit(Some("api:443"), 0, now).map(|_| ()), Err(Duration::from_secs(3)));
         assert!(g.try_admit(Some("other:443"), 0, now).is_ok());
         assert_eq!(g.try_admit(None, 0, now).map(|_| ()), Err(Duration::from_secs(3)));
@@ -565,7 +681,13 @@ mod tests {
         let wait = g.try_admit(Some("s"), 0, now).map(|_| ()).expect_err("bucket empty");
         assert_eq!(wait, Duration::from_secs(1));
         // While the second attempt waits for its token, the first is refused.
-        first.answered(Some("s"), Verdict::RateLimited { hint: Some(Duration::from_secs(5)) }, &[], 0, now);
+        first.answered(
+            Some("s"),
+            Verdict::RateLimited { hint: Some(Duration::from_secs(5)), kind: LimitKind::Unknown },
+            &[],
+            0,
+            now,
+        );
         let later = now + wait;
         assert_eq!(g.try_admit(Some("s"), 0, later).map(|_| ()), Err(Duration::from_secs(4)));
     }
@@ -597,7 +719,7 @@ mod tests {
         let now = Instant::now();
         let g = Gates::new(settings(), now);
         let t = g.try_admit(None, 0, now).expect("open");
-        t.answered(None, Verdict::RateLimited { hint: Some(Duration::MAX) }, &[], 0, now);
+        t.answered(None, Verdict::RateLimited { hint: Some(Duration::MAX), kind: LimitKind::Unknown }, &[], 0, now);
         assert_eq!(g.try_admit(None, 0, now).map(|_| ()), Err(Duration::from_secs(120)));
     }
 
@@ -625,7 +747,13 @@ mod tests {
         let now = Instant::now();
         let g = std::sync::Arc::new(Gates::new(settings(), now));
         let t = g.try_admit(Some("s"), 0, now).expect("open");
-        t.answered(Some("s"), Verdict::RateLimited { hint: Some(Duration::from_secs(30)) }, &[], 0, now);
+        t.answered(
+            Some("s"),
+            Verdict::RateLimited { hint: Some(Duration::from_secs(30)), kind: LimitKind::Unknown },
+            &[],
+            0,
+            now,
+        );
         let stop = tokio_util::sync::CancellationToken::new();
         let waiter = {
             let (g, stop) = (g.clone(), stop.clone());

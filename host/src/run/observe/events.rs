@@ -3,7 +3,8 @@
 //! One object per line with `at` (seconds since the run started), `event`,
 //! and the event's fields, from the typed [`Event`]: `run_started`,
 //! `attempt` (item, number, outcome, class, HTTP status, duration),
-//! `rate_limited` and `cooldown_started` (scope, wait), `item_finished`
+//! `rate_limited` and `cooldown_started` (scope, wait), `rate_estimate`
+//! (the limit learned for a scope: requests, tokens, window), `item_finished`
 //! (item, status, class, attempts), `aborted` (reason), `stopping` (why),
 //! `run_finished` (termination and totals). Writes are buffered; the file is
 //! flushed at the end of the run and every second. The file is created
@@ -47,6 +48,13 @@ pub enum Event<'a> {
     CooldownStarted {
         scope: &'a str,
         seconds: f64,
+    },
+    /// The limit learned for a scope that announces none changed.
+    RateEstimate {
+        scope: &'a str,
+        requests: Option<f64>,
+        tokens: Option<f64>,
+        window_seconds: Option<f64>,
     },
     ItemFinished {
         item: &'a str,

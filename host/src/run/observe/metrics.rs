@@ -18,6 +18,12 @@ use crate::run::engine::RunContext;
 /// Counters of the records written so far.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Set once the input is validated and the plugin prepared.
+    started: std::sync::atomic::AtomicBool,
+    /// Records an earlier run left, which this run keeps (not in the
+    /// Prometheus counters, which count this run's work).
+    resumed_succeeded: AtomicU64,
+    resumed_failed: AtomicU64,
     items_to_run: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
@@ -34,6 +40,32 @@ impl Metrics {
     /// Sets the number of items this run will give a record.
     pub fn set_items_to_run(&self, n: u64) {
         self.items_to_run.store(n, Ordering::Relaxed);
+    }
+
+    /// Marks the run started: the input is valid, the plugin prepared, and
+    /// `kept` records (`kept_failed` of them failures) came from an earlier run.
+    pub fn set_started(&self, kept: u64, kept_failed: u64) {
+        self.resumed_failed.store(kept_failed, Ordering::Relaxed);
+        self.resumed_succeeded.store(kept.saturating_sub(kept_failed), Ordering::Relaxed);
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// The counters now, resumed records included.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let resumed_succeeded = get(&self.resumed_succeeded);
+        let resumed_failed = get(&self.resumed_failed);
+        MetricsSnapshot {
+            started: self.started.load(Ordering::Acquire),
+            jobs: get(&self.items_to_run).saturating_add(resumed_succeeded).saturating_add(resumed_failed),
+            succeeded: get(&self.succeeded).saturating_add(resumed_succeeded),
+            failed: get(&self.failed).saturating_add(resumed_failed),
+            input_tokens: get(&self.input_tokens),
+            cached_input_tokens: get(&self.cached_input_tokens),
+            output_tokens: get(&self.output_tokens),
+            reasoning_tokens: get(&self.reasoning_tokens),
+            cost_usd: get(&self.cost_micro_usd) as f64 / 1e6,
+        }
     }
 
     /// Counts one written record.
@@ -110,6 +142,31 @@ impl Metrics {
             "Seconds of cooldown started.",
             &[(String::new(), cooldown.total_cooldown.as_secs_f64())],
         );
+        let learned = ctx.gates.estimates();
+        let gauge = |pick: fn(&crate::run::gate::Estimate) -> Option<f64>| -> Vec<(String, f64)> {
+            learned
+                .iter()
+                .filter_map(|(scope, e)| pick(e).map(|v| (format!("{{scope=\"{}\"}}", escape_label(scope)), v)))
+                .collect()
+        };
+        metric(
+            "learned_limit_requests",
+            "gauge",
+            "Requests per window learned for a scope without rate-limit headers.",
+            &gauge(|e| e.requests),
+        );
+        metric(
+            "learned_limit_tokens",
+            "gauge",
+            "Tokens per window learned for a scope without rate-limit headers.",
+            &gauge(|e| e.tokens),
+        );
+        metric(
+            "learned_window_seconds",
+            "gauge",
+            "The window of the learned limit, once found.",
+            &gauge(|e| e.window.map(|w| w.as_secs_f64())),
+        );
         let counters = egress.counters();
         metric(
             "http_requests_total",
@@ -125,6 +182,28 @@ impl Metrics {
         );
         out
     }
+}
+
+/// A label value as the exposition format wants it.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A run's progress as a caller sees it while it runs. Counts include the
+/// records an earlier run left; tokens and cost are this run's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Whether the input was validated and the plugin prepared.
+    pub started: bool,
+    /// Jobs in the input (known once started).
+    pub jobs: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost_usd: f64,
 }
 
 /// Binds the metrics address (before the plugin is prepared, so a busy

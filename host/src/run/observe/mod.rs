@@ -13,6 +13,6 @@ pub mod progress;
 pub mod report;
 
 pub use events::{Event, EventLog, EventsError};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use progress::{Live, Progress, ProgressMode, SuspendingStderr};
 pub use report::{ClassCount, RunReport, Termination};

@@ -27,8 +27,10 @@ static ACTIVE_BAR: OnceLock<ProgressBar> = OnceLock::new();
 const BAR_REFRESH: Duration = Duration::from_millis(100);
 
 /// Live facts besides the report's counts.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Live {
+    /// The limit learned for the busiest scope without rate-limit headers.
+    pub learned: Option<crate::run::gate::Estimate>,
     /// Time left in the longest active cooldown.
     pub cooldown: Duration,
     /// Rate limits seen so far.
@@ -122,6 +124,9 @@ impl Progress {
         if !live.cooldown.is_zero() {
             msg.push_str(&format!(" · cooling down {:.1}s", live.cooldown.as_secs_f64()));
         }
+        if let Some(e) = live.learned {
+            msg.push_str(&format!(" · {}", describe(&e)));
+        }
         msg
     }
 
@@ -130,6 +135,22 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A learned limit in words: `limit ≈ 600 req + 6000 tok / 10s`, or
+/// `limit ≈ 600 req, window unknown` while it is being found.
+pub fn describe(e: &crate::run::gate::Estimate) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = e.requests {
+        parts.push(format!("{r:.0} req"));
+    }
+    if let Some(t) = e.tokens {
+        parts.push(format!("{t:.0} tok"));
+    }
+    match e.window {
+        Some(w) => format!("limit ≈ {} / {}s", parts.join(" + "), w.as_secs()),
+        None => format!("limit ≈ {}, finding its window", parts.join(" + ")),
     }
 }
 
@@ -160,9 +181,18 @@ mod tests {
         let p = Progress::new(ProgressMode::Off, 10);
         let mut report = RunReport::default();
         (report.items, report.succeeded, report.failed) = (4, 3, 1);
-        let live =
-            Live { cooldown: Duration::from_millis(2500), rate_limits: 2, retrying: 1, rpm: Some(600.0), tpm: None };
+        let learned =
+            crate::run::gate::Estimate { requests: Some(600.0), tokens: None, window: Some(Duration::from_secs(10)) };
+        let live = Live {
+            learned: Some(learned),
+            cooldown: Duration::from_millis(2500),
+            rate_limits: 2,
+            retrying: 1,
+            rpm: Some(600.0),
+            tpm: None,
+        };
         let msg = p.message(&report, live);
+        assert!(msg.contains("limit ≈ 600 req / 10s"), "{msg}");
         assert!(msg.starts_with("ok 3 · failed 1 · retrying 1 ·"), "{msg}");
         assert!(msg.contains("cooling down 2.5s"), "{msg}");
         assert!(msg.contains("rate limited 2"), "{msg}");

@@ -44,16 +44,16 @@ pub fn reconcile(class: FailureClass, plugin_wait: Option<Duration>, exchanges: 
 }
 
 /// The wait a response asks for: `retry-after-ms`, else `retry-after` in
-/// seconds (HTTP-date values are ignored: they need a trusted clock).
+/// seconds (HTTP-date values are ignored: they need a trusted clock), read
+/// as the plugins' classifier reads them (`batchllm_classify`), capped at a
+/// day; a zero wait is none.
 pub fn retry_after(exchange: &Exchange) -> Option<Duration> {
-    if let Some(ms) = exchange.header("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return positive_secs(ms / 1000.0);
-    }
-    exchange.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).and_then(positive_secs)
-}
-
-fn positive_secs(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    use batchllm_classify::http::{parse_retry_after_header, parse_retry_after_ms_header};
+    let ms = match exchange.header("retry-after-ms").and_then(parse_retry_after_ms_header) {
+        Some(ms) => ms,
+        None => exchange.header("retry-after").and_then(parse_retry_after_header)?,
+    };
+    (ms > 0).then(|| Duration::from_millis(ms.min(86_400_000)))
 }
 
 #[cfg(test)]
@@ -84,6 +84,10 @@ mod tests {
         let r = reconcile(FailureClass::RateLimited, Some(Duration::from_secs(5)), &[e]);
         assert_eq!(r.server_wait, Some(Duration::from_secs(5)));
         assert_eq!(retry_after(&exchange(429, &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])), None);
+        assert_eq!(retry_after(&exchange(429, &[("retry-after", "1.5")])), Some(Duration::from_millis(1500)));
+        assert_eq!(retry_after(&exchange(429, &[("retry-after", "0")])), None);
+        assert_eq!(retry_after(&exchange(429, &[("retry-after", "99999999")])), Some(Duration::from_secs(86_400)));
+        assert_eq!(retry_after(&exchange(429, &[("retry-after", "-3")])), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 // Copy this folder, then edit:
 // - parseConfig for your settings (here `base_url` and `model`);
 // - requestBody and sendRequest for your provider's request;
-// - interpret, usage and classify for its answers and errors.
+// - the API the host's classifier reads your provider's answers as
+//   ('openai-chat', 'anthropic-messages', 'gemini-generate-content', ..., or
+//   'generic' for any JSON API), or your own reading of them.
 //
 // What the host guarantees, and what a strategy must never do, is in
 // docs/writing-a-plugin.md of the batchllm-host repository. In short: the
@@ -26,9 +28,11 @@
 //   makes the call trap; the host records `plugin_trap` and discards the
 //   instance. So every expected failure below is a classified error.
 
-// The host's services and its HTTP client: the imports of the `strategy` world.
-import { config as hostConfig, log } from 'batchllm:strategy/host@0.1.0';
-import { send } from 'batchllm:strategy/http@0.1.0';
+// The host's services, its HTTP client and its classifier: the imports of
+// the `strategy` world.
+import { classify } from 'batchllm:strategy/classify@0.2.0';
+import { config as hostConfig, log } from 'batchllm:strategy/host@0.2.0';
+import { send } from 'batchllm:strategy/http@0.2.0';
 
 /** Where requests go unless the configuration says otherwise. */
 const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
@@ -41,9 +45,6 @@ const DEFAULT_MODEL = 'gpt-4o-mini';
  * hosts the secret is granted for.
  */
 const API_KEY_SECRET = 'api-key';
-/** Longest provider message quoted in an error, in characters. */
-const MAX_MESSAGE_CHARS = 1000;
-
 /** The `llm-strategy` export. */
 export const llmStrategy = {
   /**
@@ -68,7 +69,17 @@ export const llmStrategy = {
     const config = parseConfig(hostConfig());
     const body = requestBody(config, item);
     const response = sendRequest(config, body, attempt);
-    return interpret(response);
+    // The host reads the answer, with the code its own plugins use: the
+    // output (the first choice's text), usage, metadata; or the failure's
+    // class (the status, the provider's error code, an answer with no
+    // content), message, wait and billed tokens, thrown as a strategy-error.
+    // Classify honestly if you read answers yourself: the host's retry
+    // policy is keyed on the class.
+    try {
+      return classify('openai-chat', response.status, response.headers, response.body);
+    } catch (e) {
+      throw e.payload ?? e;
+    }
   },
 
   /**
@@ -197,111 +208,4 @@ function sendRequest(config, body, attempt) {
     }[err.tag] ?? ['other', 'http error'];
     throw failure(klass, `${what}: ${err.val}`);
   }
-}
-
-/** Turns the provider's answer into a success or a classified error. */
-function interpret(response) {
-  const text = new TextDecoder().decode(response.body);
-  if (response.status < 200 || response.status > 299) throw classify(response, text);
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    // Retried at once by the host (no backoff): the next answer may be fine.
-    throw failure('invalid-response', `HTTP ${response.status} response is not valid JSON (${e.message}): ${excerpt(text)}`, {
-      httpStatus: response.status,
-    });
-  }
-  const choice = value?.choices?.[0];
-  const output = choice?.message?.content;
-  if (typeof output !== 'string' || output === '') {
-    throw failure('invalid-response', 'the response has no choices[0].message.content', {
-      httpStatus: response.status,
-      usage: usage(value), // an unusable answer may still be billed
-      responseBody: text,
-    });
-  }
-  return {
-    output,
-    usage: usage(value),
-    // Written to the results file as `response.body`.
-    responseBody: text,
-    metadata: JSON.stringify({ model: value.model ?? null, finish_reason: choice.finish_reason ?? null }),
-  };
-}
-
-/** A token count as the u64 BigInt the bindings want, or undefined. */
-function count(n) {
-  return Number.isSafeInteger(n) && n >= 0 ? BigInt(n) : undefined;
-}
-
-/**
- * Token usage, normalised: `inputTokens` is the whole prompt, cached tokens
- * included (OpenAI's `prompt_tokens` already is); cached and reasoning tokens
- * are subsets of input and output.
- */
-function usage(value) {
-  const u = value?.usage;
-  const input = count(u?.prompt_tokens);
-  if (input === undefined) return undefined;
-  return {
-    inputTokens: input,
-    outputTokens: count(u.completion_tokens) ?? 0n,
-    cachedInputTokens: count(u.prompt_tokens_details?.cached_tokens),
-    cacheWriteTokens: undefined,
-    reasoningTokens: count(u.completion_tokens_details?.reasoning_tokens),
-  };
-}
-
-/**
- * Classifies a non-2xx answer. The host's retry policy is keyed on the
- * class, so be honest: a transient failure must be retryable, a wrong request
- * must not be.
- */
-function classify(response, text) {
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  const status = response.status;
-  const code = body?.error?.code;
-  let klass;
-  // OpenAI answers "out of credit" with a 429 too; retrying cannot help.
-  if (status === 429 && code === 'insufficient_quota') klass = 'quota-exhausted';
-  else if (status === 429) klass = 'rate-limited';
-  else if (status === 401 || status === 403) klass = 'auth';
-  else if (status === 402) klass = 'quota-exhausted';
-  else if (status === 408) klass = 'timeout';
-  else if (status === 413) klass = 'too-large';
-  else if (status >= 400 && status <= 499) klass = 'client-error';
-  else if (status >= 500 && status <= 599) klass = 'overloaded';
-  // 1xx, 3xx (the host never follows redirects): unexpected.
-  else klass = 'other';
-  const message = typeof body?.error?.message === 'string' ? body.error.message : text;
-  return failure(klass, `HTTP ${status}: ${excerpt(message)}`, {
-    httpStatus: status,
-    retryAfterMs: retryAfterMs(response.headers),
-    responseBody: body === undefined ? undefined : JSON.stringify(body),
-  });
-}
-
-/**
- * The wait the provider asked for, as a BigInt of milliseconds:
- * `retry-after-ms`, else `retry-after` in seconds. The HTTP-date form of
- * `retry-after` is not read: a plugin has no trustworthy clock to compare it
- * with.
- */
-function retryAfterMs(headers) {
-  const header = (name) => headers.find(([k]) => k.toLowerCase() === name)?.[1]?.trim();
-  const number = (v) => (v !== undefined && /^[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : undefined);
-  const ms = number(header('retry-after-ms')) ?? (number(header('retry-after')) ?? NaN) * 1000;
-  return Number.isFinite(ms) && ms > 0 ? BigInt(Math.ceil(ms)) : undefined;
-}
-
-/** `text` trimmed and cut to MAX_MESSAGE_CHARS characters. */
-function excerpt(text) {
-  const t = text.trim();
-  return t.length <= MAX_MESSAGE_CHARS ? t : `${t.slice(0, MAX_MESSAGE_CHARS)}…`;
 }

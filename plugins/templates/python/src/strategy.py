@@ -7,7 +7,9 @@ Copy this folder, then edit:
 
 - ``parse_config`` for your settings (here ``base_url`` and ``model``);
 - ``request_body`` and ``send_request`` for your provider's request;
-- ``interpret``, ``usage`` and ``classify`` for its answers and errors.
+- the API the host's classifier reads your provider's answers as
+  (``classify.Api.OPENAI_CHAT``, ``ANTHROPIC_MESSAGES``, ``GEMINI_GENERATE_CONTENT``,
+  ..., or ``GENERIC`` for any JSON API), or your own reading of them.
 
 What the host guarantees, and what a strategy must never do, is in
 docs/writing-a-plugin.md of the batchllm-host repository. In short: the host
@@ -29,11 +31,10 @@ interpreter at build time, and an import inside a function fails at run time.
 """
 
 import json
-import math
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import host, http, types
+from wit_world.imports import classify, host, http, types
 
 # Where requests go unless the configuration says otherwise.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -45,7 +46,6 @@ DEFAULT_MODEL = "gpt-4o-mini"
 # hosts the secret is granted for.
 API_KEY_SECRET = "api-key"
 # Longest provider message quoted in an error, in characters.
-MAX_MESSAGE_CHARS = 1000
 
 E = types.ErrorClass
 
@@ -73,7 +73,13 @@ class LlmStrategy(exports.LlmStrategy):
         config = parse_config(host.config())
         body = request_body(config, item)
         response = send_request(config, body, attempt)
-        return interpret(response)
+        # The host reads the answer, with the code its own plugins use: the
+        # output (the first choice's text), usage, metadata; or the failure's
+        # class (the status, the provider's error code, an answer with no
+        # content), message, wait and billed tokens, raised as an Err.
+        # Classify honestly if you read answers yourself: the host's retry
+        # policy is keyed on the class.
+        return classify.classify(classify.Api.OPENAI_CHAT, response.status, response.headers, response.body)
 
     def on_error(self, item, error, attempt, state):
         """Runs after a failed ``execute`` that the host will try again,
@@ -204,135 +210,3 @@ def send_request(config, body, attempt):
     except Err as e:
         class_, what = _HTTP_ERRORS.get(type(e.value), (E.OTHER, "http error"))
         raise failure(class_, "%s: %s" % (what, getattr(e.value, "value", e.value))) from None
-
-
-def interpret(response):
-    """Turns the provider's answer into a success or a classified error."""
-    text = bytes(response.body).decode("utf-8", "replace")
-    if not 200 <= response.status <= 299:
-        raise classify(response, text)
-    try:
-        value = json.loads(text)
-    except ValueError as e:
-        # Retried at once by the host (no backoff): the next answer may be fine.
-        raise failure(
-            E.INVALID_RESPONSE,
-            "HTTP %d response is not valid JSON (%s): %s" % (response.status, e, excerpt(text)),
-            http_status=response.status,
-        ) from None
-    choices = value.get("choices") if isinstance(value, dict) else None
-    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message")
-    output = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(output, str) or not output:
-        raise failure(
-            E.INVALID_RESPONSE,
-            "the response has no choices[0].message.content",
-            http_status=response.status,
-            usage=usage(value),  # an unusable answer may still be billed
-            response_body=text,
-        )
-    return types.Success(
-        output,
-        usage(value),
-        # Written to the results file as `response.body`.
-        text,
-        json.dumps({"model": value.get("model"), "finish_reason": choice.get("finish_reason")}),
-    )
-
-
-def _count(n):
-    """A token count, or None when ``n`` is not a non-negative integer."""
-    return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**64 else None
-
-
-def _field(obj, *path):
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def usage(value):
-    """Token usage, normalised: ``input_tokens`` is the whole prompt, cached
-    tokens included (OpenAI's ``prompt_tokens`` already is); cached and
-    reasoning tokens are subsets of input and output."""
-    input_tokens = _count(_field(value, "usage", "prompt_tokens"))
-    if input_tokens is None:
-        return None
-    return types.Usage(
-        input_tokens,
-        _count(_field(value, "usage", "completion_tokens")) or 0,
-        _count(_field(value, "usage", "prompt_tokens_details", "cached_tokens")),
-        None,
-        _count(_field(value, "usage", "completion_tokens_details", "reasoning_tokens")),
-    )
-
-
-def classify(response, text):
-    """Classifies a non-2xx answer, as an ``Err`` ready to raise.
-
-    The host's retry policy is keyed on the class, so be honest: a transient
-    failure must be retryable, a wrong request must not be.
-    """
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    status = response.status
-    code = _field(body, "error", "code")
-    if status == 429 and code == "insufficient_quota":
-        # OpenAI answers "out of credit" with a 429 too; retrying cannot help.
-        class_ = E.QUOTA_EXHAUSTED
-    elif status == 429:
-        class_ = E.RATE_LIMITED
-    elif status in (401, 403):
-        class_ = E.AUTH
-    elif status == 402:
-        class_ = E.QUOTA_EXHAUSTED
-    elif status == 408:
-        class_ = E.TIMEOUT
-    elif status == 413:
-        class_ = E.TOO_LARGE
-    elif 400 <= status <= 499:
-        class_ = E.CLIENT_ERROR
-    elif 500 <= status <= 599:
-        class_ = E.OVERLOADED
-    else:
-        # 1xx, 3xx (the host never follows redirects): unexpected.
-        class_ = E.OTHER
-    message = _field(body, "error", "message")
-    return failure(
-        class_,
-        "HTTP %d: %s" % (status, excerpt(message if isinstance(message, str) else text)),
-        http_status=status,
-        retry_after_ms=retry_after_ms(response.headers),
-        response_body=None if body is None else json.dumps(body),
-    )
-
-
-def retry_after_ms(headers):
-    """The wait the provider asked for, in milliseconds: ``retry-after-ms``,
-    else ``retry-after`` in seconds. The HTTP-date form of ``retry-after`` is
-    not read: a plugin has no trustworthy clock to compare it with."""
-
-    def number(name):
-        for key, value in headers:
-            if key.lower() == name:
-                try:
-                    n = float(value.strip())
-                except ValueError:
-                    return None
-                return n if math.isfinite(n) and n > 0 else None
-        return None
-
-    ms = number("retry-after-ms")
-    if ms is None:
-        seconds = number("retry-after")
-        ms = None if seconds is None else seconds * 1000
-    return None if ms is None else min(math.ceil(ms), 2**64 - 1)
-
-
-def excerpt(text):
-    """``text`` trimmed and cut to MAX_MESSAGE_CHARS characters."""
-    t = text.strip()
-    return t if len(t) <= MAX_MESSAGE_CHARS else t[:MAX_MESSAGE_CHARS] + "\u2026"

@@ -4,7 +4,9 @@
 //! Copy this folder, then edit:
 //! - [`parse_config`] for your settings (here `base_url` and `model`);
 //! - [`request_body`] and [`send`] for your provider's request;
-//! - [`interpret`], [`usage`] and [`classify`] for its answers and errors.
+//! - the [`Api`] the host's classifier reads your provider's answers as
+//!   (OpenAI, Anthropic, Gemini, or `Api::Generic` for any JSON API, whose
+//!   errors it still classifies by status), or your own reading of them.
 //!
 //! What the host guarantees, and what a strategy must never do, is in
 //! `docs/writing-a-plugin.md` of the batchllm-host repository. In short: the
@@ -18,8 +20,8 @@
 //! record the attempt as `plugin_trap`).
 
 // Generates, from the WIT contract: the types (`Item`, `Attempt`, `Success`,
-// `StrategyError`, ...), the imports (`host`, `http`), the `Guest` trait for
-// the export, and the `export!` macro.
+// `StrategyError`, ...), the imports (`host`, `http`, `classify`), the
+// `Guest` trait for the export, and the `export!` macro.
 wit_bindgen::generate!({
     // The WIT folder, relative to this crate's Cargo.toml: the contract
     // ships with the plugin (a copy of the batchllm-host repository's
@@ -28,9 +30,10 @@ wit_bindgen::generate!({
     world: "strategy",
 });
 
+use batchllm::strategy::classify::{self, Api};
 use batchllm::strategy::host::{self, LogLevel};
 use batchllm::strategy::http::{self, HttpError, Request, Response};
-use batchllm::strategy::types::{Attempt, ErrorClass, Item, StateChange, StateEntry, StrategyError, Success, Usage};
+use batchllm::strategy::types::{Attempt, ErrorClass, Item, StateChange, StateEntry, StrategyError, Success};
 use exports::batchllm::strategy::llm_strategy::Guest;
 use serde_json::{Map, Value, json};
 
@@ -43,8 +46,6 @@ const DEFAULT_MODEL: &str = "gpt-4o-mini";
 /// `{{secret:api-key}}` into a header and the host substitutes it, only for
 /// hosts the secret is granted for.
 const API_KEY_SECRET: &str = "api-key";
-/// Longest provider message quoted in an error, in bytes.
-const MAX_MESSAGE_BYTES: usize = 1000;
 
 /// The strategy. It holds no state: the configuration is read from the host
 /// on each call, and per-item facts would go in the retry state.
@@ -70,7 +71,13 @@ impl Guest for Template {
         let config = parse_config(&host::config()).map_err(|e| error(ErrorClass::ClientError, e))?;
         let body = request_body(&config, &item)?;
         let response = send(&config, &body, &attempt)?;
-        interpret(&response)
+        // The host reads the answer, with the code its own plugins use: the
+        // output (the first choice's text), usage, metadata; or the
+        // failure's class (the status, the provider's error code, an answer
+        // with no content), message, wait and billed tokens. Classify
+        // honestly if you read answers yourself: the host's retry policy is
+        // keyed on the class.
+        classify::classify(Api::OpenaiChat, response.status, &response.headers, &response.body)
     }
 
     /// Runs after a failed `execute` that the host will try again, before the
@@ -197,95 +204,6 @@ fn send(config: &Config, body: &Value, attempt: &Attempt) -> Result<Response, St
     })
 }
 
-/// Turns the provider's answer into a success or a classified error.
-fn interpret(response: &Response) -> Result<Success, StrategyError> {
-    let text = String::from_utf8_lossy(&response.body);
-    if !(200..300).contains(&response.status) {
-        return Err(classify(response, &text));
-    }
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        // Retried at once by the host (no backoff): the next answer may be fine.
-        let mut err = error(
-            ErrorClass::InvalidResponse,
-            format!("HTTP {} response is not valid JSON ({e}): {}", response.status, excerpt(&text)),
-        );
-        err.http_status = Some(response.status);
-        err
-    })?;
-    let choice = &value["choices"][0];
-    let Some(output) = choice["message"]["content"].as_str().filter(|s| !s.is_empty()) else {
-        let mut err = error(ErrorClass::InvalidResponse, "the response has no choices[0].message.content");
-        err.http_status = Some(response.status);
-        err.usage = usage(&value); // an unusable answer may still be billed
-        err.response_body = Some(text.into_owned());
-        return Err(err);
-    };
-    Ok(Success {
-        output: output.to_string(),
-        usage: usage(&value),
-        // Written to the results file as `response.body`.
-        response_body: Some(text.to_string()),
-        metadata: Some(json!({"model": value["model"], "finish_reason": choice["finish_reason"]}).to_string()),
-    })
-}
-
-/// Token usage, normalised: `input_tokens` is the whole prompt, cached tokens
-/// included (OpenAI's `prompt_tokens` already is); cached and reasoning
-/// tokens are subsets of input and output.
-fn usage(value: &Value) -> Option<Usage> {
-    let u = value.get("usage")?;
-    Some(Usage {
-        input_tokens: u["prompt_tokens"].as_u64()?,
-        output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
-        cached_input_tokens: u["prompt_tokens_details"]["cached_tokens"].as_u64(),
-        cache_write_tokens: None,
-        reasoning_tokens: u["completion_tokens_details"]["reasoning_tokens"].as_u64(),
-    })
-}
-
-/// Classifies a non-2xx answer. The host's retry policy is keyed on the
-/// class, so be honest: a transient failure must be retryable, a wrong
-/// request must not be.
-fn classify(response: &Response, text: &str) -> StrategyError {
-    let body: Option<Value> = serde_json::from_str(text).ok();
-    let code = body.as_ref().and_then(|b| b["error"]["code"].as_str());
-    let class = match response.status {
-        // OpenAI answers "out of credit" with a 429 too; retrying cannot help.
-        429 if code == Some("insufficient_quota") => ErrorClass::QuotaExhausted,
-        429 => ErrorClass::RateLimited,
-        401 | 403 => ErrorClass::Auth,
-        402 => ErrorClass::QuotaExhausted,
-        408 => ErrorClass::Timeout,
-        413 => ErrorClass::TooLarge,
-        400..=499 => ErrorClass::ClientError,
-        500..=599 => ErrorClass::Overloaded,
-        // 1xx, 3xx (the host never follows redirects): unexpected.
-        _ => ErrorClass::Other,
-    };
-    let message = match body.as_ref().and_then(|b| b["error"]["message"].as_str()) {
-        Some(m) => excerpt(m),
-        None => excerpt(text),
-    };
-    let mut err = error(class, format!("HTTP {}: {message}", response.status));
-    err.http_status = Some(response.status);
-    err.retry_after_ms = retry_after_ms(&response.headers);
-    err.response_body = body.map(|b| b.to_string());
-    err
-}
-
-/// The wait the provider asked for: `retry-after-ms` (milliseconds), else
-/// `retry-after` in seconds. The HTTP-date form of `retry-after` is not
-/// read: a plugin has no trustworthy clock to compare it with.
-fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
-    let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
-    let millis = match header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        Some(ms) => ms,
-        None => header("retry-after").and_then(|v| v.parse::<f64>().ok())? * 1000.0,
-    };
-    // A float-to-int cast saturates (NaN gives 0), so this cannot overflow.
-    (millis.is_finite() && millis > 0.0).then(|| millis.ceil() as u64)
-}
-
 /// A failure of `class` with only a message.
 fn error(class: ErrorClass, message: impl Into<String>) -> StrategyError {
     StrategyError {
@@ -296,17 +214,4 @@ fn error(class: ErrorClass, message: impl Into<String>) -> StrategyError {
         usage: None,
         response_body: None,
     }
-}
-
-/// `text` cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
-fn excerpt(text: &str) -> String {
-    let text = text.trim();
-    if text.len() <= MAX_MESSAGE_BYTES {
-        return text.to_string();
-    }
-    let mut end = MAX_MESSAGE_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

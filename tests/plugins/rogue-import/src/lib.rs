@@ -1,11 +1,11 @@
-//! A strategy that imports `hostile:rogue/raw-socket`, an interface the host
+//! A strategy (built against contract 0.1) that imports `hostile:rogue/raw-socket`, an interface the host
 //! does not offer. The host must refuse it at load time, before any call,
 //! naming the missing import. Never shipped.
 
 #[allow(clippy::all, missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../../wit", "wit"],
+        path: ["../../../wit/v0.1", "wit"],
         world: "hostile:rogue/rogue",
         generate_all,
     });

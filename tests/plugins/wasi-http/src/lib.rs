@@ -20,7 +20,7 @@
 #[allow(clippy::all, missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../../wit", "wit"],
+        path: ["../../../wit/v0.1", "wit"],
         world: "hostile:wasi-http/hostile-wasi-http",
         generate_all,
     });

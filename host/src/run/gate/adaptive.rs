@@ -1,0 +1,673 @@
+//! Learning a limit the provider does not announce.
+//!
+//! Many providers send no rate-limit headers (Gemini, gateways, self-hosted
+//! servers behind a proxy) and answer a bare 429, often with a fixed
+//! `retry-after: 1` whatever the real window is. Backing off on each 429
+//! then either hammers the provider or idles for a minute. Instead the host
+//! learns the limit from what the provider *does*:
+//!
+//! 1. **Open.** Nothing is known: sends go as fast as the run allows, and
+//!    every send is remembered (time, token charge, answer).
+//! 2. **Searching.** A 429, confirmed by a second one for a send made after
+//!    the first was answered (one 429 alone may be a hiccup: an overloaded
+//!    server, a per-request quirk), tells the capacity: the requests (and
+//!    tokens) the provider accepted before refusing, `R`. The window `W` is
+//!    still unknown, and the server's `retry-after` may not be true, so the
+//!    host probes it: capacity frees when the oldest accepted request leaves
+//!    the window, so one probe goes at `oldest + W` for the candidate
+//!    windows 1, 2, 5, 10, 15, 20, 30, 60, 90, 120 s in turn (limits are
+//!    counted over round periods), each candidate costing at most one 429.
+//! 3. **Pacing.** The first probe that succeeds fixes `W`. From then on the
+//!    host mirrors the provider's own count: a send may go only while fewer
+//!    than `R` accepted (or pending) sends, and fewer than `T` tokens, lie
+//!    in the last `W` plus a small margin. A sliding-window provider then
+//!    never refuses, and a fixed-window one neither (every fixed window is a
+//!    sliding one).
+//!
+//! A provider that announces its limit in headers is learned faster: its
+//! `remaining` reaching zero marks the moment the window is full (no 429
+//! needed), its `limit` is the capacity, and the time its `reset` names,
+//! counted from the send that exhausted the window, is the first window
+//! tried. Until then the header budget paces ([`super::learned`]); from
+//! then on the mirror does, so the next window's capacity is used as it
+//! frees instead of after the window is completely empty.
+//!
+//! The estimate follows the provider: a 429 while pacing sets `R` to what
+//! the provider accepted in that window (capacity dropped), and after two
+//! clean windows in which the estimate was the binding limit `R` grows, by
+//! a quarter back towards the best capacity seen, by a twentieth beyond it,
+//! so a raised limit is found again. A scope whose answers carry limit
+//! headers is governed by them instead ([`super::learned`]), and the
+//! user's `--rpm`/`--tpm` stay a ceiling on top.
+//!
+//! Pure state: time comes in as an argument.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::run::policy::later;
+
+/// Windows tried, in order, when the provider does not say its window.
+const CANDIDATE_WINDOWS: [u64; 10] = [1, 2, 5, 10, 15, 20, 30, 60, 90, 120];
+
+/// The longest send history kept (a window longer than this is not learned).
+const MAX_HISTORY: Duration = Duration::from_secs(130);
+
+/// Sends remembered at most (a run sending faster than this per window is
+/// not limited in any way this module could learn).
+const MAX_SENDS: usize = 1 << 20;
+
+/// What the provider accepted in one window, as learned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Requests per window.
+    pub requests: Option<f64>,
+    /// Tokens per window.
+    pub tokens: Option<f64>,
+    /// The window, once found.
+    pub window: Option<Duration>,
+}
+
+/// Which limit a refusal named, when it said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Requests,
+    Tokens,
+    Unknown,
+}
+
+impl LimitKind {
+    /// Reads a refusal's message: "tokens" without "request", or the reverse.
+    pub fn from_message(message: &str) -> Self {
+        let m = message.to_ascii_lowercase();
+        match (m.contains("token"), m.contains("request")) {
+            (true, false) => LimitKind::Tokens,
+            (false, true) => LimitKind::Requests,
+            _ => LimitKind::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Pending,
+    Accepted,
+    Refused,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Send {
+    at: Instant,
+    tokens: u64,
+    answer: Answer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Open,
+    /// One refusal was seen (for a send at `hit`, answered at `since`): a
+    /// capacity limit if a send made after it is refused too; a passing
+    /// hiccup (a marker, an overload answered 429) if one succeeds.
+    Suspect {
+        hit: Instant,
+        since: Instant,
+    },
+    /// Looking for the window: the limit was hit by a send at `hit`.
+    Searching {
+        hit: Instant,
+        candidate: usize,
+        /// The probe on the wire, by sequence number.
+        probe: Option<u64>,
+    },
+    Pacing,
+}
+
+/// The learned limit of one scope.
+#[derive(Debug, Clone)]
+pub(super) struct Adaptive {
+    sends: VecDeque<Send>,
+    /// Sequence number of `sends[0]`.
+    first_seq: u64,
+    phase: Phase,
+    requests: Option<f64>,
+    tokens: Option<f64>,
+    kind: LimitKind,
+    /// The capacity the provider announced, which wins over a count.
+    announced: Option<f64>,
+    window: Option<Duration>,
+    /// The best request capacity that ran clean.
+    peak: f64,
+    /// When the estimate last went down (429s for earlier sends are echoes).
+    lowered_at: Option<Instant>,
+    /// When the estimate last changed, and whether it bound since.
+    changed_at: Option<Instant>,
+    bound: bool,
+}
+
+impl Default for Adaptive {
+    fn default() -> Self {
+        Adaptive {
+            sends: VecDeque::new(),
+            first_seq: 0,
+            phase: Phase::Open,
+            requests: None,
+            tokens: None,
+            kind: LimitKind::Unknown,
+            announced: None,
+            window: None,
+            peak: 0.0,
+            lowered_at: None,
+            changed_at: None,
+            bound: false,
+        }
+    }
+}
+
+fn candidate_window(index: usize) -> Duration {
+    Duration::from_secs(CANDIDATE_WINDOWS.get(index).or(CANDIDATE_WINDOWS.last()).copied().unwrap_or(60))
+}
+
+/// The margin added to a learned window: clocks and the network are not exact.
+fn margin(window: Duration) -> Duration {
+    (window / 50).max(Duration::from_millis(20))
+}
+
+impl Adaptive {
+    /// The current estimate (for events, progress and metrics).
+    pub(super) fn estimate(&self) -> Estimate {
+        Estimate { requests: self.requests, tokens: self.tokens, window: self.window }
+    }
+
+    /// Time until a send costing `tokens` may go (zero: now).
+    pub(super) fn wait(&mut self, tokens: u64, now: Instant) -> Duration {
+        self.prune(now);
+        match self.phase {
+            Phase::Open | Phase::Suspect { .. } => Duration::ZERO,
+            Phase::Searching { probe: Some(_), .. } => {
+                // One probe at a time; the others wait for its answer.
+                self.bound = true;
+                Duration::from_secs(1)
+            }
+            Phase::Searching { hit, candidate, probe: None } => {
+                // If the window were this candidate, the provider makes room
+                // when the oldest send it counted at the refusal leaves.
+                let window = candidate_window(candidate);
+                let oldest = self.oldest_accepted_after(hit.checked_sub(window), hit).unwrap_or(now);
+                later(later(oldest, window), margin(window)).saturating_duration_since(now)
+            }
+            Phase::Pacing => {
+                let wait = self.pacing_wait(tokens, now);
+                if !wait.is_zero() {
+                    self.bound = true;
+                }
+                wait
+            }
+        }
+    }
+
+    fn pacing_wait(&self, tokens: u64, now: Instant) -> Duration {
+        let Some(window) = self.window else { return Duration::ZERO };
+        let span = window + margin(window);
+        let counted = self.sends.iter().filter(|s| s.answer != Answer::Refused && now < later(s.at, span));
+        let (mut count, mut used) = (0.0f64, 0.0f64);
+        let mut oldest = None;
+        for s in counted {
+            count += 1.0;
+            used += s.tokens as f64;
+            oldest.get_or_insert(s.at);
+        }
+        let full_requests = self.requests.is_some_and(|r| count + 1.0 > r.max(1.0));
+        // A send larger than the whole token window goes alone.
+        let full_tokens = self.tokens.is_some_and(|t| count > 0.0 && used + tokens as f64 > t);
+        if !(full_requests || full_tokens) {
+            return Duration::ZERO;
+        }
+        // The earliest counted send leaving the window makes room.
+        oldest.map_or(Duration::ZERO, |at| later(at, span).saturating_duration_since(now).max(Duration::from_millis(1)))
+    }
+
+    /// Records a send admitted at `now`; returns its sequence number.
+    pub(super) fn admit(&mut self, tokens: u64, now: Instant) -> u64 {
+        if self.sends.len() >= MAX_SENDS {
+            self.sends.pop_front();
+            self.first_seq += 1;
+        }
+        let seq = self.first_seq + self.sends.len() as u64;
+        self.sends.push_back(Send { at: now, tokens, answer: Answer::Pending });
+        if let Phase::Searching { probe: probe @ None, .. } = &mut self.phase {
+            *probe = Some(seq);
+        }
+        seq
+    }
+
+    fn get(&mut self, seq: u64) -> Option<&mut Send> {
+        let index = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.sends.get_mut(index)
+    }
+
+    /// The oldest accepted send after `from` and up to `until`.
+    fn oldest_accepted_after(&self, from: Option<Instant>, until: Instant) -> Option<Instant> {
+        self.sends
+            .iter()
+            .find(|s| s.answer == Answer::Accepted && s.at <= until && from.is_none_or(|f| s.at > f))
+            .map(|s| s.at)
+    }
+
+    /// Whether a sliding window of `window` explains what was seen: every
+    /// accepted send found at most as many accepted sends in the window
+    /// before it (itself included) as the refusal at `hit` found.
+    fn consistent(&self, window: Duration, hit: Instant) -> bool {
+        let accepted: Vec<Instant> =
+            self.sends.iter().filter(|s| s.answer == Answer::Accepted && s.at <= hit).map(|s| s.at).collect();
+        let at_hit = accepted.iter().filter(|&&t| hit.checked_sub(window).is_none_or(|f| t > f)).count();
+        let mut first = 0;
+        for (j, &t) in accepted.iter().enumerate() {
+            while accepted.get(first).is_some_and(|&o| t.checked_sub(window).is_some_and(|f| o <= f)) {
+                first += 1;
+            }
+            if j + 1 - first > at_hit {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The first candidate window from `from` on that explains what was seen.
+    fn next_candidate(&self, from: usize, hit: Instant) -> usize {
+        (from..CANDIDATE_WINDOWS.len())
+            .find(|&c| self.consistent(candidate_window(c), hit))
+            .unwrap_or(CANDIDATE_WINDOWS.len() - 1)
+    }
+
+    /// Accepted sends up to `until` (within the history), and their tokens.
+    fn accepted_until(&self, until: Instant) -> (f64, f64) {
+        self.sends
+            .iter()
+            .filter(|s| s.answer == Answer::Accepted && s.at <= until)
+            .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+    }
+
+    /// Accepted sends in the window that ends at `until`.
+    fn accepted_in_window(&self, window: Duration, until: Instant) -> (f64, f64) {
+        let from = until.checked_sub(window);
+        self.sends
+            .iter()
+            .filter(|s| s.answer == Answer::Accepted && s.at <= until && from.is_none_or(|f| s.at > f))
+            .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+    }
+
+    /// A send was answered without a rate limit (the provider counted it).
+    /// Returns whether the estimate changed.
+    pub(super) fn on_accepted(&mut self, seq: u64, now: Instant) -> bool {
+        let Some(send) = self.get(seq) else { return false };
+        send.answer = Answer::Accepted;
+        let sent = send.at;
+        match self.phase {
+            Phase::Suspect { since, .. } if sent >= since => {
+                // A send made after the refusal went through: no limit.
+                self.phase = Phase::Open;
+                false
+            }
+            Phase::Suspect { .. } => false,
+            Phase::Searching { hit, candidate, probe: Some(p) } if p == seq => {
+                self.window = Some(candidate_window(candidate));
+                self.set_capacity(hit, true);
+                self.peak = self.requests.unwrap_or(0.0);
+                self.phase = Phase::Pacing;
+                self.changed_at = Some(now);
+                self.bound = false;
+                true
+            }
+            Phase::Searching { hit, .. } => {
+                // A late success sent before the limit was hit adds to the capacity.
+                self.set_capacity(hit, false);
+                false
+            }
+
+            Phase::Pacing => self.maybe_grow(now),
+            Phase::Open => false,
+        }
+    }
+
+    /// Whether the learned limit governs the scope (found or being found).
+    pub(super) fn is_active(&self) -> bool {
+        matches!(self.phase, Phase::Searching { .. } | Phase::Pacing)
+    }
+
+    /// The provider's headers say the window is full after the send made at
+    /// `sent`; `limit` is the capacity they announce, `reset_at` when they
+    /// say it is restored. Returns whether the estimate changed.
+    pub(super) fn on_exhausted(&mut self, sent: Instant, limit: Option<u64>, reset_at: Instant, now: Instant) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        self.kind = LimitKind::Requests;
+        self.announced = limit.map(|l| l as f64);
+        // The reset counted from the exhausting send: the window, for a
+        // provider counting over a sliding window, plus the answer's way
+        // back; the nearest candidate not far below it is tried first.
+        let hint = reset_at.saturating_duration_since(sent).as_secs_f64();
+        let first = CANDIDATE_WINDOWS
+            .iter()
+            .enumerate()
+            .filter(|&(_, &w)| w as f64 >= hint * 0.9)
+            .min_by(|a, b| (*a.1 as f64 - hint).abs().total_cmp(&(*b.1 as f64 - hint).abs()))
+            .map_or(0, |(i, _)| i);
+        self.phase = Phase::Searching { hit: sent, candidate: self.next_candidate(first, sent), probe: None };
+        self.set_capacity(sent, false);
+        self.changed_at = Some(now);
+        true
+    }
+
+    /// Capacity = what was accepted before the limit was hit at `hit`.
+    fn set_capacity(&mut self, hit: Instant, in_window: bool) {
+        if let Some(announced) = self.announced {
+            self.requests = Some(announced.max(1.0));
+            return;
+        }
+        let (n, t) = match (in_window, self.window) {
+            (true, Some(w)) => self.accepted_in_window(w + margin(w), hit),
+            _ => self.accepted_until(hit),
+        };
+        let n = n.max(1.0);
+        match self.kind {
+            LimitKind::Requests => self.requests = Some(n),
+            LimitKind::Tokens => self.tokens = Some(t.max(1.0)),
+            LimitKind::Unknown => {
+                self.requests = Some(n);
+                self.tokens = Some(t.max(1.0));
+            }
+        }
+    }
+
+    fn maybe_grow(&mut self, now: Instant) -> bool {
+        let (Some(window), Some(changed), Some(r)) = (self.window, self.changed_at, self.requests) else {
+            return false;
+        };
+        // Back up towards a capacity that ran clean before after one clean
+        // window; beyond it, a small step after three: a step that finds the
+        // limit unchanged costs a few refusals, so it is made rarely.
+        let recovering = r < self.peak;
+        let clean = if recovering { window } else { window * 3 };
+        // Never above a limit the provider announces.
+        let capped = self.announced.is_some_and(|a| r >= a);
+        if !self.bound || capped || now < later(changed, clean) {
+            return false;
+        }
+        let grow = |x: f64, ceiling: f64| {
+            if x < ceiling { (x * 1.25).min(ceiling) } else { x + (x / 50.0).max(1.0) }
+        };
+        let per_request = self.tokens.map(|t| t / r.max(1.0));
+        self.peak = self.peak.max(r);
+        let grown = grow(r, self.peak);
+        self.requests = Some(self.announced.map_or(grown, |a| grown.min(a)));
+        if let (Some(t), Some(ratio)) = (self.tokens, per_request) {
+            self.tokens = Some(grow(t, self.peak * ratio));
+        }
+        self.changed_at = Some(now);
+        self.bound = false;
+        true
+    }
+
+    /// A send was refused with a rate limit; `kind` is what the refusal
+    /// named. Returns whether the estimate changed.
+    pub(super) fn on_refused(&mut self, seq: u64, kind: LimitKind, now: Instant) -> bool {
+        let Some(send) = self.get(seq) else { return false };
+        send.answer = Answer::Refused;
+        let sent = send.at;
+        if kind != LimitKind::Unknown {
+            self.kind = kind;
+        }
+        match self.phase {
+            Phase::Open => {
+                self.phase = Phase::Suspect { hit: sent, since: now };
+                false
+            }
+            Phase::Suspect { hit, since } if sent >= since => {
+                self.phase = Phase::Searching { hit, candidate: self.next_candidate(0, hit), probe: None };
+                self.set_capacity(hit, false);
+                self.changed_at = Some(now);
+                true
+            }
+            Phase::Suspect { .. } => false,
+            Phase::Searching { hit, candidate, probe: Some(p) } if p == seq => {
+                let next = if candidate + 1 < CANDIDATE_WINDOWS.len() {
+                    self.next_candidate(candidate + 1, hit)
+                } else {
+                    candidate
+                };
+                self.phase = Phase::Searching { hit, candidate: next, probe: None };
+                false
+            }
+            Phase::Searching { .. } => false,
+            Phase::Pacing => {
+                if self.lowered_at.is_some_and(|at| sent < at) {
+                    // Sent before the last correction: the same overload.
+                    return false;
+                }
+                let before = (self.requests, self.tokens);
+                let window = self.window.unwrap_or(Duration::from_secs(60));
+                // What the provider accepted in the window that it refused
+                // is its capacity now; when that says nothing new (another
+                // client shares the quota), back off by a tenth.
+                let (n, t) = self.accepted_in_window(window + margin(window), sent);
+                let lower = |estimate: f64, measured: f64| {
+                    if measured < estimate { measured.max(1.0) } else { (estimate * 0.9).max(1.0) }
+                };
+                if matches!(self.kind, LimitKind::Requests | LimitKind::Unknown) {
+                    self.requests = self.requests.map(|r| lower(r, n));
+                }
+                if matches!(self.kind, LimitKind::Tokens | LimitKind::Unknown) {
+                    self.tokens = self.tokens.map(|x| lower(x, t));
+                }
+                self.lowered_at = Some(now);
+                self.changed_at = Some(now);
+                self.bound = false;
+                before != (self.requests, self.tokens)
+            }
+        }
+    }
+
+    /// A send whose call was dropped: the provider may have counted it.
+    pub(super) fn on_dropped(&mut self, seq: u64) {
+        if let Some(send) = self.get(seq) {
+            send.answer = Answer::Accepted;
+        }
+        if let Phase::Searching { hit, candidate, probe: Some(p) } = self.phase
+            && p == seq
+        {
+            self.phase = Phase::Searching { hit, candidate, probe: None };
+        }
+    }
+
+    /// Forgets sends that can no longer matter.
+    fn prune(&mut self, now: Instant) {
+        let keep = match self.window {
+            Some(w) if self.phase == Phase::Pacing => w + margin(w),
+            _ => MAX_HISTORY,
+        };
+        while let Some(front) = self.sends.front() {
+            let pending = front.answer == Answer::Pending;
+            if pending || now < later(front.at, keep) {
+                break;
+            }
+            self.sends.pop_front();
+            self.first_seq += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A provider admitting `r` per sliding window `w`, as the mock does.
+    struct Sliding {
+        r: usize,
+        w: Duration,
+        admitted: VecDeque<Instant>,
+    }
+
+    impl Sliding {
+        fn accept(&mut self, at: Instant) -> bool {
+            while self.admitted.front().is_some_and(|&t| at >= t + self.w) {
+                self.admitted.pop_front();
+            }
+            if self.admitted.len() < self.r {
+                self.admitted.push_back(at);
+                true
+            } else {
+                false
+            }
+        }
+    }
+
+    /// Runs `n` sends as fast as the learner allows, answers after
+    /// `latency` with up to `concurrency` in flight, and pauses 1 s after a
+    /// refusal then ramps up as the cooldown does; returns (finish time,
+    /// refused count).
+    fn simulate(n: usize, r: usize, w: Duration, concurrency: usize, latency: Duration) -> (Duration, usize, Adaptive) {
+        let start = Instant::now();
+        let mut now = start;
+        let mut a = Adaptive::default();
+        let mut server = Sliding { r, w, admitted: VecDeque::new() };
+        let mut in_flight: Vec<(Instant, u64, bool)> = Vec::new();
+        let (mut done, mut refused) = (0, 0);
+        let mut paused_until = start;
+        let mut ramp_left = 0u32;
+        while done < n {
+            // Deliver answers due.
+            in_flight.sort_by_key(|f| f.0);
+            while let Some(&(due, seq, ok)) = in_flight.first() {
+                if due > now {
+                    break;
+                }
+                in_flight.remove(0);
+                if ok {
+                    a.on_accepted(seq, due);
+                    done += 1;
+                } else {
+                    a.on_refused(seq, LimitKind::Unknown, due);
+                    refused += 1;
+                    if due >= paused_until {
+                        paused_until = due + Duration::from_secs(1);
+                        ramp_left = 16;
+                    }
+                }
+            }
+            if done >= n {
+                break;
+            }
+            let wait = a.wait(10, now).max(paused_until.saturating_duration_since(now));
+            if in_flight.len() < concurrency && done + in_flight.len() < n && wait.is_zero() {
+                let seq = a.admit(10, now);
+                if ramp_left > 0 {
+                    paused_until = now + ms(100).mul_f64(f64::from(ramp_left) / 16.0);
+                    ramp_left -= 1;
+                }
+                let ok = server.accept(now);
+                in_flight.push((now + latency, seq, ok));
+                continue;
+            }
+            let next_answer = in_flight.iter().map(|f| f.0).min();
+            let next_send = if wait.is_zero() { None } else { Some(now + wait) };
+            now = match (next_answer, next_send) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => now + ms(1),
+            };
+        }
+        (now - start, refused, a)
+    }
+
+    #[test]
+    fn a_sliding_window_without_headers_is_learned_and_then_never_exceeded() {
+        // 600 per 10 s, 6,000 sends (10 windows), concurrency 50, 100 ms.
+        let (took, refused, a) = simulate(6000, 600, Duration::from_secs(10), 50, ms(100));
+        let ideal = Duration::from_secs(90) + ms(100);
+        assert_eq!(a.estimate().window, Some(Duration::from_secs(10)));
+        assert_eq!(a.estimate().requests, Some(600.0));
+        assert!(took <= ideal.mul_f64(1.1), "took {took:?} against an ideal {ideal:?}");
+        // The first burst's calls in flight (50), the refusal that confirms
+        // the limit, a probe per window tried, and a few per step up (every
+        // third clean window, by a fiftieth).
+        assert!(refused <= 80, "{refused} refused");
+    }
+
+    #[test]
+    fn two_windows_worth_finish_close_to_the_ideal() {
+        let (took, refused, _) = simulate(1200, 600, Duration::from_secs(10), 50, ms(100));
+        assert!(took <= Duration::from_secs(13), "took {took:?}");
+        assert!(refused <= 54, "{refused} refused");
+    }
+
+    #[test]
+    fn a_probe_per_candidate_finds_a_minute_window() {
+        let (took, refused, a) = simulate(300, 100, Duration::from_secs(60), 10, ms(50));
+        assert_eq!(a.estimate().window, Some(Duration::from_secs(60)));
+        assert!(took < Duration::from_secs(125), "{took:?}");
+        // The calls in flight (10), the confirmation, one probe per window
+        // tried below a minute (7).
+        assert!(refused <= 10 + 1 + 7, "{refused}");
+    }
+
+    #[test]
+    fn a_drop_in_capacity_lowers_the_estimate_and_clean_windows_raise_it_back() {
+        let t0 = Instant::now();
+        let mut a = Adaptive { phase: Phase::Pacing, window: Some(Duration::from_secs(10)), ..Adaptive::default() };
+        a.requests = Some(100.0);
+        a.peak = 100.0;
+        a.changed_at = Some(t0);
+        // 50 accepted, then a refusal: capacity is now 50.
+        let mut seqs = Vec::new();
+        for i in 0..51 {
+            seqs.push(a.admit(1, t0 + ms(i)));
+        }
+        for &s in &seqs[..50] {
+            a.on_accepted(s, t0 + ms(100));
+        }
+        assert!(a.on_refused(seqs[50], LimitKind::Requests, t0 + ms(100)));
+        assert_eq!(a.estimate().requests, Some(50.0));
+        // A clean window in which the estimate bound: back up by a quarter.
+        let later_t = t0 + Duration::from_secs(11);
+        assert!(a.wait(1, t0 + ms(200)) > Duration::ZERO, "full: binds");
+        let s = a.admit(1, later_t);
+        assert!(a.on_accepted(s, later_t));
+        assert_eq!(a.estimate().requests, Some(62.5));
+    }
+
+    #[test]
+    fn one_refusal_alone_is_a_hiccup_not_a_limit() {
+        let t0 = Instant::now();
+        let mut a = Adaptive::default();
+        let first = a.admit(1, t0);
+        a.on_accepted(first, t0 + ms(10));
+        let refused = a.admit(1, t0 + ms(20));
+        assert!(!a.on_refused(refused, LimitKind::Unknown, t0 + ms(30)));
+        // The retry after it goes through: nothing is learned, nothing paced.
+        let retry = a.admit(1, t0 + Duration::from_secs(1));
+        a.on_accepted(retry, t0 + Duration::from_secs(1) + ms(10));
+        assert_eq!(a.phase, Phase::Open);
+        assert_eq!(a.wait(1, t0 + Duration::from_secs(2)), Duration::ZERO);
+        // Refused again after a refusal was answered: that is a limit.
+        let again = a.admit(1, t0 + Duration::from_secs(2));
+        assert!(!a.on_refused(again, LimitKind::Unknown, t0 + Duration::from_secs(2) + ms(10)));
+        let confirm = a.admit(1, t0 + Duration::from_secs(3));
+        assert!(a.on_refused(confirm, LimitKind::Unknown, t0 + Duration::from_secs(3) + ms(10)));
+        assert!(a.is_active());
+    }
+
+    #[test]
+    fn the_refusal_names_the_limit() {
+        assert_eq!(LimitKind::from_message("Rate limit reached for tokens per min (TPM)"), LimitKind::Tokens);
+        assert_eq!(LimitKind::from_message("Too many requests"), LimitKind::Requests);
+        assert_eq!(LimitKind::from_message("slow down"), LimitKind::Unknown);
+    }
+}
