@@ -96,13 +96,13 @@ async fn a_cooldown_one_host_reports_pauses_every_host_and_an_echo_does_not_esca
     let effect = a
         .settle(Some("api:443"), Verdict::RateLimited { hint, kind: LimitKind::Unknown }, &[], 0, Instant::now())
         .await;
-    assert_eq!(effect, Some(RateLimitEffect::Started(Duration::from_millis(1500))));
+    assert_eq!(effect.rate_limit, Some(RateLimitEffect::Started(Duration::from_millis(1500))));
     let paused = Instant::now();
     // A 429 for a request sent before the pause began: no second pause.
     let echo = early
         .settle(Some("api:443"), Verdict::RateLimited { hint: None, kind: LimitKind::Unknown }, &[], 0, Instant::now())
         .await;
-    assert_eq!(echo, Some(RateLimitEffect::Absorbed));
+    assert_eq!(echo.rate_limit, Some(RateLimitEffect::Absorbed));
     let mut waits = tokio::task::JoinSet::new();
     for g in &gates[1..] {
         let g = g.clone();
