@@ -95,6 +95,12 @@ async fn async_main(args: Args) -> ExitCode {
         print!("{}", report.table());
         return ExitCode::from(if report.passed() { exit::OK } else { exit::SOME_FAILED });
     }
+    // Signals are caught from here on, before anything slow (validation,
+    // compiling the plugin) can run: a stop that comes early still ends the
+    // run the documented way.
+    let stop = StopHandle::default();
+    let first_signal = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signals = tokio::spawn(watch_signals(stop.clone(), first_signal.clone()));
     let quiet = args.once.quiet;
     let summary_json = args.once.summary_json.clone();
     let dry = args.once.dry_run;
@@ -132,9 +138,6 @@ async fn async_main(args: Args) -> ExitCode {
             Err(e) => run_error(&e),
         };
     }
-    let stop = StopHandle::default();
-    let first_signal = std::sync::Arc::new(std::sync::OnceLock::new());
-    let signals = tokio::spawn(watch_signals(stop.clone(), first_signal.clone()));
     let result = if config.cluster.is_some() {
         batchllm_host::cluster::run(config, stop).await
     } else {

@@ -135,10 +135,12 @@ async fn a_host_killed_at_a_random_moment_loses_nothing_and_resends_nothing() {
         let redis = redis(ws.dir.path()).await;
         let jobs = jobs(&ws, 200);
         let mut hosts: Vec<Child> = (0..3).map(|_| host(&ws, &jobs, &server, &redis.url(), &["-j", "6"])).collect();
-        // A moment in the first two seconds of the run, from the seed.
-        let delay = Duration::from_millis(800 + (seed * 7919) % 1200);
-        tokio::time::sleep(delay).await;
+        // A moment, from the seed, after the victim claimed its first chunk
+        // (on a loaded machine a host may take seconds to start).
         let victim = hosts.remove(0);
+        holds_a_chunk(&redis.url(), victim.id().expect("running"), Duration::from_secs(30)).await;
+        let delay = Duration::from_millis((seed * 7919) % 700);
+        tokio::time::sleep(delay).await;
         signal(&victim, libc::SIGKILL);
         let killed = Instant::now();
         let takeover = first_takeover(&parts_of(&ws), killed, Duration::from_secs(10)).await;
@@ -158,6 +160,28 @@ async fn a_host_killed_at_a_random_moment_loses_nothing_and_resends_nothing() {
     }
 }
 
+/// Waits (bounded) until the host of `pid` owns a chunk of the batch (the
+/// consumer names carry the process id).
+async fn holds_a_chunk(url: &str, pid: u32, limit: Duration) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis answers");
+    let mark = format!("-{pid}-");
+    let since = Instant::now();
+    while since.elapsed() < limit {
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg("batchllm:batch:*:owner").query_async(&mut conn).await.expect("keys");
+        for key in keys {
+            let owners: HashMap<String, String> =
+                redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.expect("owners");
+            if owners.values().any(|o| o.contains(&mark)) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("host {pid} claimed no chunk within {limit:?}");
+}
+
 fn parts_of(ws: &Workspace) -> PathBuf {
     ws.path("results.jsonl.parts")
 }
@@ -169,7 +193,9 @@ async fn a_host_paused_past_its_lease_cannot_commit_or_start_anything_when_it_wa
     let redis = redis(ws.dir.path()).await;
     let jobs = jobs(&ws, 120);
     let sleeper = host(&ws, &jobs, &server, &redis.url(), &["-j", "4"]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    holds_a_chunk(&redis.url(), sleeper.id().expect("running"), Duration::from_secs(30)).await;
+    // Mid-chunk: some of its items answered, some on the wire.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     signal(&sleeper, libc::SIGSTOP);
     let other = host(&ws, &jobs, &server, &redis.url(), &["-j", "4"]);
     let paused = Instant::now();

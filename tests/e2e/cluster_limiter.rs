@@ -26,6 +26,7 @@ fn settings(rpm: Option<f64>, burst: f64) -> GateSettings {
         learn_from_headers: true,
         adaptive: false,
         max_server_wait: Duration::from_secs(120),
+        startup_ramp: None,
     }
 }
 

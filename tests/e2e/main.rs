@@ -15,6 +15,7 @@ mod conformance;
 mod egress;
 mod engine;
 mod hostile;
+mod layering;
 mod openai_endpoints;
 mod options;
 mod peers;

@@ -200,7 +200,12 @@ async fn ctrl_c_drains_cleans_up_and_the_rerun_finishes_without_resending() {
     let args = strs(&args);
     let env = [("E2E_API_KEY", API_KEY)];
     let mut child = ws.command(&jobs, &args, &env).spawn().expect("spawn");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Running and writing records, however loaded the machine.
+    let started = std::time::Instant::now();
+    while ws.results().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never wrote a record");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = i32::try_from(child.id().expect("running")).expect("pid");
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -238,7 +243,12 @@ async fn a_second_ctrl_c_cancels_in_flight_calls_and_cleanup_still_runs() {
     let args = strs(&args);
     let env = [("E2E_API_KEY", API_KEY)];
     let mut child = ws.command(&jobs, &args, &env).spawn().expect("spawn");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Four 3 s calls on the wire, however loaded the machine.
+    let on_the_wire = std::time::Instant::now();
+    while server.requests().iter().filter(|r| r.path.contains(":generateContent")).count() < 4 {
+        assert!(on_the_wire.elapsed() < Duration::from_secs(60), "the run never sent its calls");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = i32::try_from(child.id().expect("running")).expect("pid");
     let started = std::time::Instant::now();
     for _ in 0..2 {

@@ -19,9 +19,11 @@ use serde_json::Value;
 use crate::serve_support::*;
 use crate::support::{API_KEY, mock};
 
-/// Items of B's batch per phase, and B's settings: provider latency 50 ms,
-/// concurrency 8, so B alone is bounded by 8 / 50 ms = 160 items/s.
-const B_ITEMS: usize = 300;
+/// Items of B's batch per phase, and B's settings: provider latency 200 ms,
+/// concurrency 4, so B alone is bounded by 4 / 200 ms = 20 items/s, as real
+/// LLM traffic is bounded by its provider's latency, not by the host's CPU
+/// (a CPU-bound B measures the machine's other load, not isolation).
+const B_ITEMS: usize = 100;
 
 /// Rounds of (storm, alone, traps, alone); the median ratio is kept.
 const ROUNDS: usize = 5;
@@ -89,7 +91,7 @@ async fn stop_a(server: &Server, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_in_a_429_storm_or_with_a_trapping_plugin_leaves_the_others_throughput_within_10_percent() {
-    let provider_b = mock(|c| c.latency_ms = 50).await;
+    let provider_b = mock(|c| c.latency_ms = 200).await;
     // A's provider answers every one of A's requests 429 (with retry-after).
     let provider_a = mock(|c| c.keep_requests = false).await;
     // A's retry policy is the host's default: what a tenant controls is its
@@ -98,7 +100,7 @@ async fn a_tenant_in_a_429_storm_or_with_a_trapping_plugin_leaves_the_others_thr
     let dir = tempfile::tempdir().expect("tempdir");
     let tenants = operator()
         + &tenant("a", &provider_a, hostile)
-        + &tenant("b", &provider_b, "concurrency = 8")
+        + &tenant("b", &provider_b, "concurrency = 4")
         // The same tenant A, with the network-free mock plugin, whose
         // `[[panic]]` marker traps on every call.
         + &format!(

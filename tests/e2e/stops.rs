@@ -35,6 +35,16 @@ fn cache_ops(server: &batchllm_mock::MockServer, method: &str) -> usize {
     server.requests().into_iter().filter(|r| r.path.contains("/cachedContents") && r.method == method).count()
 }
 
+/// Waits until the run has written `n` records (it is running, its signal
+/// handlers are in place), however loaded the machine.
+async fn wait_for_records(ws: &Workspace, n: usize) {
+    let started = Instant::now();
+    while ws.results().len() < n {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never wrote {n} records");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn signal(child: &tokio::process::Child, sig: i32) {
     let pid = i32::try_from(child.id().expect("running")).expect("pid");
     // SAFETY: sending a signal to our own child process.
@@ -51,7 +61,7 @@ async fn sigterm_and_sighup_stop_like_ctrl_c_with_cleanup_and_no_journal_left() 
         let args = gemini_with_cache(&server, &["--quiet"]);
         let env = [("E2E_API_KEY", API_KEY)];
         let mut child = ws.command(&jobs, &strs(&args), &env).spawn().expect("spawn");
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        wait_for_records(&ws, 1).await;
         signal(&child, sig);
         let status = child.wait().await.expect("exit");
         assert_eq!(status.code(), Some(code), "signal {sig}");
@@ -80,7 +90,14 @@ async fn the_first_signal_stops_a_run_that_waits_in_a_cooldown_at_once() {
     let args = gemini_with_cache(&server, &["--cooldown", "30", "--quiet"]);
     let env = [("E2E_API_KEY", API_KEY)];
     let mut child = ws.command(&jobs, &strs(&args), &env).spawn().expect("spawn");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Wait until the run is in its cooldown: the cache, then one refused
+    // request per worker.
+    let started = Instant::now();
+    while server.requests().len() < 1 + 4 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let sent_before = server.requests().len();
     let signalled = Instant::now();
     signal(&child, libc::SIGINT);

@@ -8,9 +8,11 @@
 
 mod call;
 mod class;
+pub mod cluster;
 mod exchange;
 mod job;
 mod record;
+pub mod shard;
 mod usage;
 
 pub use call::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};

@@ -197,6 +197,12 @@ options! {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Rate limits")]
     adaptive_rate: Option<bool> = true;
 
+    /// Over the first SECS of the run, grow the attempts in flight from one
+    /// to --concurrency, so a fresh quota is not hit by the whole pool at
+    /// once (off by default).
+    #[arg(long, value_name = "SECS", help_heading = "Rate limits")]
+    startup_ramp: Option<f64>, check check::SECS;
+
     /// Seconds of rate the RPM/TPM buckets may burst.
     #[arg(long, value_name = "SECS", help_heading = "Rate limits")]
     burst: Option<f64> = 1.0, check check::POSITIVE_SECS;
@@ -371,6 +377,7 @@ impl Settings {
             },
             admission: AdmissionLimits { rpm: s.rpm, tpm: s.tpm, burst_secs: s.burst },
             adaptive_rate: s.adaptive_rate,
+            startup_ramp: s.startup_ramp.map(secs).filter(|d| !d.is_zero()),
             fail_fast: s.fail_fast.0,
             abort_mode: s.abort_mode,
             batch_timeout: s.batch_timeout.map(secs),

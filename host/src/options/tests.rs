@@ -270,6 +270,7 @@ fn assert_sane(run: &RunConfig) {
         learn_from_headers: true,
         adaptive: true,
         max_server_wait: item.retry.max_server_wait,
+        startup_ramp: None,
     };
     let gates = Gates::new(settings, now);
     for i in 0..4 {

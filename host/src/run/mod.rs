@@ -27,11 +27,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use dry::{DryRunReport, dry_run};
-pub use engine::{AbortMode, AbortReason, ItemSettings, StopHandle};
+pub use engine::{AbortMode, ItemSettings, StopHandle};
 pub use gate::{AdmissionLimits, CooldownPolicy, GateSettings};
 pub use observe::{
     ClassCount, EventsError, Metrics, MetricsSnapshot, ProgressMode, RunReport, SuspendingStderr, Termination,
 };
+pub use policy::abort::AbortReason;
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
@@ -64,6 +65,8 @@ pub struct RunConfig {
     pub admission: AdmissionLimits,
     /// Learn the limit of a provider that announces none from its answers.
     pub adaptive_rate: bool,
+    /// Grow attempts in flight from one to `concurrency` over this long.
+    pub startup_ramp: Option<Duration>,
     /// Failure classes that abort the run (default: auth, quota_exhausted).
     pub fail_fast: Vec<FailureClass>,
     pub abort_mode: AbortMode,
@@ -91,9 +94,9 @@ pub struct RunConfig {
     pub egress: Egress,
     pub cache: CompileCache,
     /// `--shard`: run only this shard's ids (every line is still validated).
-    pub shard: Option<crate::cluster::Shard>,
+    pub shard: Option<crate::model::shard::Shard>,
     /// `--cluster`: run the batch with other hosts (see `cluster::batch`).
-    pub cluster: Option<crate::cluster::ClusterSettings>,
+    pub cluster: Option<crate::model::cluster::ClusterSettings>,
 }
 
 /// Why a run could not start or had to stop.
@@ -176,7 +179,7 @@ pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> R
     let journal = engine::InFlight::File(journal);
     let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
-        match observe::metrics::serve(listener, ctx.clone(), config.egress.clone()) {
+        match observe::metrics::serve(listener, ctx.observe.metrics.clone(), ctx.gates.clone(), config.egress.clone()) {
             Ok((_, handle)) => Some(handle),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics endpoint could not start");
@@ -375,6 +378,7 @@ pub fn gate_settings(config: &RunConfig) -> GateSettings {
         learn_from_headers: config.admission.rpm.is_none(),
         adaptive: config.adaptive_rate,
         max_server_wait: config.item.retry.max_server_wait,
+        startup_ramp: config.startup_ramp.map(|over| gate::StartupRamp { over, concurrency: config.concurrency }),
     }
 }
 

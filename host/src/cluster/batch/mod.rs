@@ -104,7 +104,9 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     let hooks = RunHooks { gates: Some(gates), ..RunHooks::default() };
     let ctx = Arc::new(crate::run::new_context(&config, identity.clone(), started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
-        observe::metrics::serve(listener, ctx.clone(), config.egress.clone()).ok().map(|(_, handle)| handle)
+        observe::metrics::serve(listener, ctx.observe.metrics.clone(), ctx.gates.clone(), config.egress.clone())
+            .ok()
+            .map(|(_, handle)| handle)
     });
 
     let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency.saturating_mul(2));

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::control::{AbortReason, RunControl};
+use super::control::RunControl;
 use crate::model::{FailureClass, ResultRecord};
 use crate::results::{Journal, RunIdentity};
 use crate::run::gate::Gates;
 use crate::run::observe::{Event, EventLog, Metrics};
+use crate::run::policy::abort::AbortReason;
 use crate::run::policy::retry::RetryPolicy;
 
 /// Per-item time and retry settings.

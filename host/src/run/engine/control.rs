@@ -17,44 +17,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::FailureClass;
-
-/// Why a run was aborted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum AbortReason {
-    /// An item ended with a fail-fast class.
-    FailFast { class: FailureClass, item: String },
-    /// The batch deadline passed.
-    BatchDeadline,
-    /// A budget (`--max-total-tokens`, `--max-cost`) was used up.
-    Budget { limit: String },
-}
-
-impl AbortReason {
-    /// The class given to items the abort ends.
-    pub fn class(&self) -> FailureClass {
-        match self {
-            AbortReason::FailFast { .. } | AbortReason::Budget { .. } => FailureClass::Aborted,
-            AbortReason::BatchDeadline => FailureClass::BatchDeadlineExceeded,
-        }
-    }
-
-    /// A sentence for result records and the summary.
-    pub fn message(&self) -> String {
-        match self {
-            AbortReason::FailFast { class, item } => {
-                format!("run aborted: item `{item}` failed with fail-fast class `{class}`")
-            }
-            AbortReason::BatchDeadline => "run aborted: the batch deadline passed".to_string(),
-            AbortReason::Budget { limit } => format!("run aborted: the budget {limit} is used up"),
-        }
-    }
-}
+use crate::run::policy::abort::AbortReason;
 
 /// What happens to in-flight calls on abort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub use context::{Budgets, InFlight, ItemSettings, JournalError, Observers, Pricing, RunContext, SharedJournal};
-pub use control::{AbortMode, AbortReason, RunControl, StopHandle};
+pub use control::{AbortMode, RunControl, StopHandle};
 pub use executor::{Executor, ExecutorFactory, PluginFactory};
 pub use sink::{RecordSink, Sink};
 pub(crate) use tasks::spawn_reader;

@@ -115,7 +115,7 @@ pub(crate) fn spawn_reader(
     jobs: queue::Producer<Job>,
     ctx: Arc<RunContext>,
     done: Arc<std::collections::HashSet<String>>,
-    shard: Option<crate::cluster::Shard>,
+    shard: Option<crate::model::shard::Shard>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         let lines = match input::read_lines(&path) {

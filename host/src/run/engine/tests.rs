@@ -304,6 +304,7 @@ where
         learn_from_headers: setup.admission.rpm.is_none(),
         adaptive: setup.adaptive,
         max_server_wait: setup.retry.max_server_wait,
+        startup_ramp: None,
     };
     let ctx = Arc::new(RunContext {
         settings: ItemSettings {

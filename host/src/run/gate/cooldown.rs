@@ -18,6 +18,11 @@
 //!   cap), and a success sent after the pause began resets it. A success
 //!   answering a request from before the pause says nothing about now.
 //!
+//! The ramp does not release a herd at its end: until a request sent after
+//! the pause began has succeeded, starts stay spaced by the ramp's last
+//! step (`slow_start_spacing / slow_start_attempts`); the first such
+//! success opens the scope fully.
+//!
 //! Everything here is a pure function of the state and the time passed in;
 //! [`super::Gates`] owns the lock and the clock.
 
@@ -94,6 +99,8 @@ pub(super) struct Cooldown {
     admitted_since: u32,
     /// Earliest start of the next attempt (slow-start spacing).
     next_slot: Option<Instant>,
+    /// A request sent after the pause began has succeeded.
+    recovered: bool,
 }
 
 impl Cooldown {
@@ -110,11 +117,17 @@ impl Cooldown {
     pub(super) fn admit(&mut self, policy: &CooldownPolicy, now: Instant) {
         let Some(until) = self.until else { return };
         let slow = policy.slow_start_attempts;
-        if self.ramp_ended.is_some() || now < until {
+        if now < until {
             return;
         }
         if slow == 0 || self.admitted_since >= slow {
-            self.ramp_ended = Some(now);
+            self.ramp_ended.get_or_insert(now);
+            if slow > 0 && !self.recovered {
+                // No success yet: keep the ramp's last step, no herd.
+                let floor = policy.slow_start_spacing / slow;
+                let slot = self.next_slot.unwrap_or(until).max(now);
+                self.next_slot = Some(later(slot, floor));
+            }
             return;
         }
         let left = f64::from(slow - self.admitted_since) / f64::from(slow);
@@ -158,6 +171,7 @@ impl Cooldown {
         self.unresolved = self.unresolved.saturating_add(1);
         self.admitted_since = 0;
         self.next_slot = None;
+        self.recovered = false;
         RateLimitEffect::Started(pause)
     }
 
@@ -178,6 +192,11 @@ impl Cooldown {
         if self.started.is_none_or(|started| sent >= started) {
             self.unresolved = 0;
             self.level = 0;
+            if !self.recovered {
+                self.recovered = true;
+                // The scope is open again from now on.
+                self.next_slot = self.ramp_ended.and(self.next_slot).map(|slot| slot.min(sent));
+            }
         }
     }
 
@@ -190,6 +209,10 @@ impl Cooldown {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -299,8 +322,14 @@ mod tests {
             c.admit(&p, now);
             starts.push((now - t0).as_millis());
         }
-        // Spacing 100, 75, 50, 25, then free.
-        assert_eq!(starts, [0, 100, 175, 225, 250, 250]);
+        // Spacing 100, 75, 50, 25, then 25 until a success: no herd.
+        assert_eq!(starts, [0, 100, 175, 225, 250, 275]);
+        // A request sent after the pause succeeded: the scope is open.
+        c.on_success(t0 + ms(250));
+        let open = t0 + ms(300);
+        assert_eq!(c.wait(open), Duration::ZERO);
+        c.admit(&p, open);
+        assert_eq!(c.wait(open), Duration::ZERO);
     }
 
     #[test]

@@ -61,6 +61,28 @@ pub struct GateSettings {
     /// Longest server-requested wait honoured: `retry-after` and header
     /// resets beyond it are cut to it.
     pub max_server_wait: Duration,
+    /// Start-up ramp: over this long from the start of the run, attempts in
+    /// flight grow from one to `concurrency` (a fresh quota is not hit by
+    /// the whole pool at once).
+    pub startup_ramp: Option<StartupRamp>,
+}
+
+/// The start-up ramp: `concurrency` attempts in flight reached after `over`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StartupRamp {
+    pub over: Duration,
+    pub concurrency: usize,
+}
+
+impl StartupRamp {
+    /// Attempts allowed in flight `elapsed` into the run.
+    fn allowed(&self, elapsed: Duration) -> i64 {
+        if elapsed >= self.over || self.over.is_zero() {
+            return i64::MAX;
+        }
+        let share = elapsed.as_secs_f64() / self.over.as_secs_f64();
+        ((self.concurrency as f64 * share).ceil() as i64).max(1)
+    }
 }
 
 /// Rate-limit totals for the summary.
@@ -114,6 +136,8 @@ struct State {
 #[derive(Debug)]
 pub struct Gates {
     settings: GateSettings,
+    /// When the gates were made (the start of the run, for the ramp).
+    started: Instant,
     state: Mutex<State>,
     /// Workers waiting for the gates line up here; only the head sleeps.
     queue: tokio::sync::Mutex<()>,
@@ -153,6 +177,7 @@ impl Gates {
         let buckets = Buckets::new(settings.admission, now);
         Gates {
             settings,
+            started: now,
             state: Mutex::new(State {
                 scopes: HashMap::new(),
                 default_scope: None,
@@ -226,6 +251,13 @@ impl Gates {
             wait = wait.max(gate.adaptive.wait(tokens, now));
         }
         wait = wait.max(state.buckets.wait(tokens, now));
+        if let Some(ramp) = self.settings.startup_ramp
+            && state.in_flight >= ramp.allowed(now.saturating_duration_since(self.started))
+        {
+            // One more is allowed after another share of the ramp.
+            let step = ramp.over / u32::try_from(ramp.concurrency.max(1)).unwrap_or(u32::MAX);
+            wait = wait.max(step.max(Duration::from_millis(1)));
+        }
         if !wait.is_zero() {
             return Err(wait);
         }
@@ -641,7 +673,24 @@ mod tests {
             learn_from_headers: true,
             adaptive: false,
             max_server_wait: Duration::from_secs(120),
+            startup_ramp: None,
         }
+    }
+
+    #[test]
+    fn the_startup_ramp_grows_attempts_in_flight_from_one() {
+        let now = Instant::now();
+        let ramp = StartupRamp { over: Duration::from_secs(10), concurrency: 10 };
+        let g = Gates::new(GateSettings { startup_ramp: Some(ramp), ..settings() }, now);
+        let first = g.try_admit(None, 0, now).expect("one at the start");
+        assert!(g.try_admit(None, 0, now).is_err(), "only one at first");
+        let later = now + Duration::from_millis(4500);
+        let admitted: Vec<_> = (0..10).map_while(|_| g.try_admit(None, 0, later).ok()).collect();
+        assert_eq!(admitted.len() + 1, 5, "half-way: five in flight");
+        let end = now + Duration::from_secs(10);
+        let rest: Vec<_> = (0..100).map_while(|_| g.try_admit(None, 0, end).ok()).collect();
+        assert_eq!(rest.len(), 100, "after the ramp, no cap");
+        drop((first, admitted, rest));
     }
 
     fn limit_headers(remaining: &str, reset: &str) -> Exchange {

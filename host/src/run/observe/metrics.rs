@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::egress::Egress;
 use crate::model::{ItemStatus, ResultRecord};
-use crate::run::engine::RunContext;
+use crate::run::gate::Gates;
 
 /// Counters of the records written so far.
 #[derive(Debug, Default)]
@@ -87,7 +87,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of the run.
-    pub fn render(&self, ctx: &RunContext, egress: &Egress) -> String {
+    pub fn render(&self, gates: &Gates, egress: &Egress) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
@@ -133,7 +133,7 @@ impl Metrics {
             "Dollars spent (priced models).",
             &[(String::new(), get(&self.cost_micro_usd) as f64 / 1e6)],
         );
-        let cooldown = ctx.gates.stats();
+        let cooldown = gates.stats();
         metric("rate_limits_total", "counter", "Rate-limited attempts.", &one(cooldown.rate_limits));
         metric("cooldowns_total", "counter", "Coordinated cooldowns started.", &one(cooldown.cooldowns));
         metric(
@@ -142,7 +142,7 @@ impl Metrics {
             "Seconds of cooldown started.",
             &[(String::new(), cooldown.total_cooldown.as_secs_f64())],
         );
-        let learned = ctx.gates.estimates();
+        let learned = gates.estimates();
         let gauge = |pick: fn(&crate::run::gate::Estimate) -> Option<f64>| -> Vec<(String, f64)> {
             learned
                 .iter()
@@ -215,14 +215,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 /// Serves `/metrics` on `listener` until the returned handle is aborted.
 pub fn serve(
     listener: tokio::net::TcpListener,
-    ctx: Arc<RunContext>,
+    metrics: Arc<Metrics>,
+    gates: Arc<Gates>,
     egress: Egress,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let body = ctx.observe.metrics.render(&ctx, &egress);
+            let body = metrics.render(&gates, &egress);
             async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
         }),
     );

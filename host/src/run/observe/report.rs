@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::model::FailureClass;
 use crate::model::TokenUsage;
 use crate::model::{ItemStatus, ResultRecord};
-use crate::run::engine::AbortReason;
 use crate::run::gate::GateStats;
+use crate::run::policy::abort::AbortReason;
 
 /// How many failed ids are kept per class for the summary.
 const SAMPLE_IDS: usize = 3;

@@ -1,6 +1,7 @@
 //! Failure policy: pure decisions about what happens after an attempt.
 //!
 //! - [`retry`]: whether an item gets another attempt, and after what wait;
+//! - [`abort`]: why a run is aborted and what class the items it ends get;
 //! - [`reconcile`]: the plugin's verdict corrected by what the host saw on
 //!   the wire (a 429 is a rate limit whatever the plugin says);
 //! - [`estimate`]: the token charge of an attempt, before the provider says.
@@ -8,6 +9,7 @@
 //! Nothing here reads a clock or a random source: both come in as
 //! arguments, so every decision is unit-tested exactly.
 
+pub mod abort;
 pub mod estimate;
 pub mod reconcile;
 pub mod retry;
