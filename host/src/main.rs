@@ -61,6 +61,7 @@ async fn async_main(args: Args) -> ExitCode {
             data_dir: serve.data_dir.clone(),
             listen: serve.listen,
             cache_dir: serve.cache_dir.clone(),
+            cluster: serve.cluster.clone(),
         };
         // One line on stdout once the port is bound, for scripts and tests.
         let ready = |addr| println!("listening on http://{addr}");

@@ -10,6 +10,7 @@ mod bad_input;
 mod batch;
 mod cluster_batch;
 mod cluster_limiter;
+mod cluster_serve;
 mod cluster_shard;
 mod conformance;
 mod egress;
