@@ -197,6 +197,9 @@ async fn limit_held(setup: &Setup, limit: u32, burst: f64, secs: u64, name: &'st
     let (worst, least) = windows(&at);
     let bound = if limit <= 60 { 1.02 } else { 1.01 };
     let least = least.unwrap_or(0);
+    // LiteLLM's figure was measured at 60 RPM: it goes next to that row.
+    let reference =
+        if limit == 60 { format!("{limit} (limit); {LITELLM} at 60: 467%") } else { format!("{limit} (limit)") };
     eprintln!("cluster {name}: {} requests, worst 60 s window {worst}, least {least}, {refused} refused", at.len());
     Ok(vec![
         Row::info(
@@ -204,7 +207,7 @@ async fn limit_held(setup: &Setup, limit: u32, burst: f64, secs: u64, name: &'st
             format!("worst 60 s window at the mock, 3 hosts, --rpm {limit} --burst {burst}"),
             worst.to_string(),
         )
-        .against(format!("{limit} (limit); LiteLLM: {LITELLM}: 467%"), percent(worst as f64, f64::from(limit)))
+        .against(reference, percent(worst as f64, f64::from(limit)))
         .target(format!("<= {:.0}% of the limit", bound * 100.0), worst as f64 <= bound * f64::from(limit)),
         Row::info("cluster", format!("least full 60 s window, hosts offering 2x {limit} RPM"), least.to_string())
             .against(format!("{limit} (limit)"), percent(least as f64, f64::from(limit)))
