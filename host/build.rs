@@ -17,6 +17,10 @@ mod providers;
 
 use providers::BUILTINS;
 
+#[path = "build/wasm_target.rs"]
+mod wasm_target;
+include!("guest_build_env.rs");
+
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
@@ -24,6 +28,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", manifest_dir.join("src/providers.rs").display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("guest_build_env.rs").display());
     for p in BUILTINS {
         println!("cargo:rerun-if-changed={}", plugins.join(p.dir).display());
     }
@@ -35,6 +40,17 @@ fn main() {
 
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("plugins");
+    // The first `cargo run` or `cargo install` on a machine whose toolchain
+    // lacks the wasm target installs it (with rustup), or says how.
+    let rustc = PathBuf::from(env("RUSTC"));
+    let rustup = wasm_target::find_rustup(std::env::var_os("PATH").as_deref()).or_else(|| {
+        std::env::var_os("CARGO_HOME").map(|h| PathBuf::from(h).join("bin/rustup")).filter(|p| p.is_file())
+    });
+    match wasm_target::ensure(&rustc, rustup.as_deref(), std::env::var("RUSTUP_TOOLCHAIN").ok()) {
+        Ok(Some(note)) => println!("cargo:warning={note}"),
+        Ok(None) => {}
+        Err(e) => panic!("{e}"),
+    }
     build_plugins(&plugins, &target_dir);
 
     let out_dir = PathBuf::from(env("OUT_DIR"));
@@ -70,17 +86,11 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
     for p in BUILTINS {
         cmd.args(["-p", p.package]);
     }
-    // Flags meant for the host build must not leak into the wasm build.
-    for var in
-        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"]
-    {
+    for var in HOST_ONLY_BUILD_ENV {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("running cargo to build the plugins: {e}"));
-    assert!(
-        status.success(),
-        "building the bundled plugins failed ({status}); is the wasm32-wasip2 target installed? (`rustup target add wasm32-wasip2`; rust-toolchain.toml names it)"
-    );
+    assert!(status.success(), "building the bundled plugins failed ({status}); see the errors above");
 }
 
 fn env(name: &str) -> String {

@@ -14,6 +14,21 @@ fi
 
 host_triple="$(rustc -vV | sed -n 's/^host: //p')"
 
+# Formatting and clippy with warnings as errors, for the host workspace, the
+# plugins workspace and the hostile test plugins (the last two target
+# wasm32-wasip2). First, so a lint failure shows in minutes, not after the
+# tests. BATCHLLM_SKIP_LINT=1 skips it for a quick local rerun.
+if [ "${BATCHLLM_SKIP_LINT:-}" != 1 ]; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+    cargo fmt --all -- --check
+    cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+    cargo fmt --manifest-path tests/plugins/Cargo.toml --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --workspace --locked -- -D warnings
+    cargo clippy --manifest-path tests/plugins/Cargo.toml --target wasm32-wasip2 --workspace --locked \
+        --target-dir target/test-plugins -- -D warnings
+fi
+
 # The JavaScript, Python and Go openai plugins: built from source (their
 # pinned toolchains install from npm / PyPI / crates.io into ignored folders
 # on the first run; the scripts return at once when up to date), then their
@@ -31,6 +46,17 @@ plugins/sdk-go/go-test.sh plugins/sdk-go plugins/openai-go plugins/templates/go
 # venvs under tests/peers/; the first install compiles llama.cpp, about 6.5
 # minutes on 2 idle cores; later runs return at once).
 scripts/install-peers.sh
+
+# Headless Chromium looks at the pages in tests/e2e/report.rs and
+# serve_page.rs (Debian's package; a no-op when /usr/bin/chromium runs).
+# Installing it needs root or password-less sudo. When it cannot be
+# installed the script leaves a note saying why, the browser steps skip
+# (each saying so), and the warning is repeated when this script ends.
+chromium_note=tests/peers/.chromium-unavailable
+scripts/install-chromium.sh || true
+if [[ -f $chromium_note ]]; then
+    trap 'echo "test.sh: WARNING: the browser steps were SKIPPED: headless Chromium could not be installed: $(cat "$chromium_note") (see scripts/install-chromium.sh)" >&2' EXIT
+fi
 
 # The --cluster tests start their own redis-server (Debian's package).
 scripts/setup-redis.sh

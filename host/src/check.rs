@@ -154,7 +154,7 @@ pub fn wired_to_mock(
     let policy = EgressPolicy::new(vec![HostGrant::exact(&addr.ip().to_string(), addr.port())]);
     let secrets = Secrets::from_values(vec![("api-key".into(), key.into())], policy.clone());
     let egress = Egress::new(policy, secrets, EgressLimits::default()).map_err(|e| e.to_string())?;
-    sandbox::load(plugin, cache, limits, instances, &config, egress).map_err(|e| e.to_string())
+    sandbox::load(plugin, cache, limits, instances, &config, egress).map_err(|e| crate::model::error_chain(&e))
 }
 
 async fn cleanup(mut instance: PluginInstance) -> Result<String, String> {

@@ -47,7 +47,8 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The jobs file (JSONL).
+    /// The jobs (JSONL): a file, `-` for stdin, or a pipe; gzip-compressed
+    /// input is recognised and read as such.
     #[arg(required = true)]
     pub jobs: Option<PathBuf>,
 
@@ -69,6 +70,20 @@ pub enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Write one self-contained HTML page about a run (throughput and 429s
+    /// over time, latency, cost and tokens by model, failures by class, the
+    /// cooldowns); it needs no network to view.
+    Report {
+        /// The results file a run wrote (plain or .gz).
+        results: PathBuf,
+        /// The file the run wrote with --events: 429s as they happened and
+        /// the cooldown timeline.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Where to write the page.
+        #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+        output: PathBuf,
     },
     /// Run the multi-tenant batch server: the OpenAI Files and Batches API
     /// (`/v1/files`, `/v1/batches`) for the tenants of a TOML file, each
@@ -137,6 +152,7 @@ const EXAMPLES: &str = "Examples:
   batchllm-host --config examples/openai.toml jobs.jsonl
   batchllm-host plugin new my-plugin --lang rust
   batchllm-host plugin check ./my-strategy.wasm
+  batchllm-host report results.jsonl --events events.jsonl -o report.html
   batchllm-host serve --tenants tenants.toml --data-dir /var/lib/batchllm --listen 127.0.0.1:8080
   batchllm-host --plugin openai --plugin-config base_url=http://127.0.0.1:8000/v1 \\
       --plugin-config api_key_secret=null --allow-host 127.0.0.1:8000 jobs.jsonl";

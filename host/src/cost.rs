@@ -40,6 +40,12 @@ struct PriceFile {
 pub enum PriceError {
     #[error("cannot read prices {path}: {source}")]
     Read { path: String, source: std::io::Error },
+    #[error("prices {path} are not a valid price table")]
+    Toml {
+        path: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("prices {path}: {message}")]
     Parse { path: String, message: String },
 }
@@ -99,8 +105,8 @@ impl ModelPrice {
 }
 
 fn parse(text: &str, name: &str) -> Result<PriceFile, PriceError> {
-    let file: PriceFile = toml::from_str(text)
-        .map_err(|e| PriceError::Parse { path: name.to_string(), message: e.to_string().trim().replace('\n', " ") })?;
+    let file: PriceFile =
+        toml::from_str(text).map_err(|e| PriceError::Toml { path: name.to_string(), source: Box::new(e) })?;
     for (model, p) in &file.models {
         let prices = [Some(p.input), Some(p.output), p.cached_input, p.cache_write];
         if prices.into_iter().flatten().any(|v| !(v.is_finite() && v >= 0.0)) {

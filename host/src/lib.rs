@@ -10,6 +10,7 @@
 //! - [`run`] is the engine: workers, attempts, retry policy, the run report;
 //! - [`results`] writes one record per input line;
 //! - [`providers`] is the table of built-in providers: names, hosts, keys;
+//! - [`report`] turns a results file (and its events) into an HTML page;
 //! - [`cluster`] spreads one batch over several hosts (`--shard`, `--cluster`);
 //! - [`options`] defines every run option once (flag and `--config` key),
 //!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line;
@@ -26,6 +27,7 @@ pub mod model;
 pub mod options;
 pub mod plugin;
 pub mod providers;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod sandbox;
@@ -33,3 +35,6 @@ pub mod scaffold;
 pub mod schema;
 pub mod serve;
 pub mod validate;
+
+#[cfg(test)]
+mod build_script_tests;

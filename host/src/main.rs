@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use batchllm_host::cli::{Args, Command, Extras, PluginCommand};
 use batchllm_host::egress::HostGrant;
+use batchllm_host::model::error_chain;
 use batchllm_host::run::{self, RunReport, StopHandle, Termination};
 use batchllm_host::sandbox::CompileCache;
 
@@ -19,7 +20,7 @@ mod exit {
     pub const SOME_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const ABORTED: u8 = 3;
-    /// The host failed (results file unwritable, jobs file changed, ...):
+    /// The host failed (results file unwritable, spool unreadable, ...):
     /// requests may have been sent; re-running resumes.
     pub const HOST_FAILURE: u8 = 4;
     /// 128 + the signal that stopped the run, as shells report it.
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     // The run is spawned rather than driven by `block_on`: on the main thread
     // it would not be one of the runtime's workers, and every record handed
     // to the results sink would cost two cross-thread wake-ups.
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match tokio::spawn(async_main(args)).await {
             Ok(code) => code,
             // A panic stays a panic (exit code 101), never a documented code.
@@ -51,7 +52,11 @@ fn main() -> ExitCode {
                 ExitCode::from(exit::ABORTED)
             }
         }
-    })
+    });
+    // Everything the run started has ended, except possibly a thread
+    // blocked reading stdin when a signal stopped the run: do not wait for it.
+    runtime.shutdown_background();
+    code
 }
 
 async fn async_main(args: Args) -> ExitCode {
@@ -68,7 +73,7 @@ async fn async_main(args: Args) -> ExitCode {
         return match batchllm_host::serve::serve(options, ready).await {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -85,7 +90,7 @@ async fn async_main(args: Args) -> ExitCode {
                 ExitCode::from(exit::OK)
             }
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::new(e));
+                eprintln!("error: {}", error_chain(&e));
                 ExitCode::from(exit::USAGE)
             }
         };
@@ -95,6 +100,24 @@ async fn async_main(args: Args) -> ExitCode {
         let report = batchllm_host::check::check_plugin(plugin, cache).await;
         print!("{}", report.table());
         return ExitCode::from(if report.passed() { exit::OK } else { exit::SOME_FAILED });
+    }
+    if let Some(Command::Report { results, events, output }) = &args.command {
+        return match batchllm_host::report::write_report(results, events.as_deref(), output) {
+            Ok(data) => {
+                println!(
+                    "wrote {} ({} records: {} succeeded, {} failed)",
+                    output.display(),
+                    data.totals.items,
+                    data.totals.succeeded,
+                    data.totals.failed
+                );
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => {
+                eprintln!("error: {}", error_chain(&e));
+                ExitCode::from(exit::USAGE)
+            }
+        };
     }
     // Signals are caught from here on, before anything slow (validation,
     // compiling the plugin) can run: a stop that comes early still ends the
@@ -115,17 +138,22 @@ async fn async_main(args: Args) -> ExitCode {
     let config = match args.into_config(extras) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             return ExitCode::from(exit::USAGE);
         }
     };
     let output = config.output.clone();
     if dry {
-        let result = run::dry_run(&config).await;
+        let result = run::dry_run(&config, &stop).await;
+        signals.abort();
         if let Some(mock) = mock {
             mock.shutdown().await;
         }
         return match result {
+            Err(e) if e.is_stopped() => {
+                eprintln!("error: {}", error_chain(&e));
+                ExitCode::from(first_signal.get().copied().unwrap_or(exit::SIGINT))
+            }
             Ok(report) => {
                 eprintln!("{}", report.human());
                 match summary_json.map(|p| write_json(&p, &report)).transpose() {
@@ -150,6 +178,10 @@ async fn async_main(args: Args) -> ExitCode {
         mock.shutdown().await;
     }
     match result {
+        Err(e) if e.is_stopped() => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(signal.unwrap_or(exit::SIGINT))
+        }
         Ok(report) => {
             if !quiet || report.termination == Termination::Failed {
                 eprintln!("{}\nresults: {}", report.human(), output.display());
@@ -208,7 +240,7 @@ fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow:
 
 /// Reports a run that could not start or had to stop.
 fn run_error(e: &run::RunError) -> ExitCode {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", error_chain(e));
     ExitCode::from(if e.is_usage() { exit::USAGE } else { exit::ABORTED })
 }
 

@@ -75,6 +75,12 @@ pub struct Provider {
     pub base_url_env: Option<&'static str>,
     /// Which response headers carry its rate limits.
     pub rate_limit_dialect: RateLimitDialect,
+    /// The model the plugin uses when neither the job nor `--plugin-config
+    /// model=` names one: what `--dry-run` prices. (A run prices each
+    /// record by the model the answer names, which for these plugins is
+    /// this one unless the server says otherwise.) It must equal the
+    /// plugin's own default (a test reads the plugin's source).
+    pub default_model: Option<&'static str>,
 }
 
 const OPENAI_KEY: ApiKey = ApiKey { secret: "api-key", env: &["OPENAI_API_KEY"] };
@@ -90,6 +96,7 @@ pub const BUILTINS: &[Provider] = &[
         api_key: Some(OPENAI_KEY),
         base_url_env: Some("OPENAI_BASE_URL"),
         rate_limit_dialect: RateLimitDialect::OpenAi,
+        default_model: Some("gpt-4o-mini"),
     },
     Provider {
         name: "anthropic",
@@ -100,6 +107,7 @@ pub const BUILTINS: &[Provider] = &[
         api_key: Some(ApiKey { secret: "api-key", env: &["ANTHROPIC_API_KEY"] }),
         base_url_env: Some("ANTHROPIC_BASE_URL"),
         rate_limit_dialect: RateLimitDialect::Anthropic,
+        default_model: Some("claude-sonnet-4-5"),
     },
     Provider {
         name: "gemini",
@@ -111,6 +119,7 @@ pub const BUILTINS: &[Provider] = &[
         api_key: Some(ApiKey { secret: "api-key", env: &["GOOGLE_API_KEY", "GEMINI_API_KEY"] }),
         base_url_env: None,
         rate_limit_dialect: RateLimitDialect::None,
+        default_model: Some("gemini-2.5-flash"),
     },
     Provider {
         name: "mock",
@@ -121,6 +130,7 @@ pub const BUILTINS: &[Provider] = &[
         api_key: None,
         base_url_env: None,
         rate_limit_dialect: RateLimitDialect::None,
+        default_model: None,
     },
     Provider {
         name: "smart-retry",
@@ -131,6 +141,7 @@ pub const BUILTINS: &[Provider] = &[
         api_key: Some(OPENAI_KEY),
         base_url_env: Some("OPENAI_BASE_URL"),
         rate_limit_dialect: RateLimitDialect::OpenAi,
+        default_model: Some("gpt-4o-mini"),
     },
 ];
 
@@ -169,5 +180,27 @@ mod tests {
             assert!(p.api_host.is_none_or(|h| !h.contains([':', '/'])), "{}: a bare host", p.name);
         }
         assert_eq!(find("anthropic").map(|p| p.rate_limit_dialect.name()), Some("anthropic"));
+    }
+
+    /// The registry's default model is the one the plugin really uses: the
+    /// plugin's source names it as its default.
+    #[test]
+    fn default_models_are_the_plugins_own() {
+        let sources = [
+            ("openai", include_str!("../../plugins/openai-core/src/config.rs")),
+            ("smart-retry", include_str!("../../plugins/openai-core/src/config.rs")),
+            ("anthropic", include_str!("../../plugins/anthropic/src/config.rs")),
+            ("gemini", include_str!("../../plugins/gemini/src/config.rs")),
+        ];
+        for (name, source) in sources {
+            let model = find(name).and_then(|p| p.default_model).expect("a default model");
+            let defaults = source.lines().filter(|l| l.contains("DEFAULT_MODEL") || l.contains("model:"));
+            assert!(
+                defaults.clone().any(|l| l.contains(&format!("\"{model}\""))),
+                "{name}: the plugin's default is not {model}: {:?}",
+                defaults.collect::<Vec<_>>()
+            );
+        }
+        assert!(BUILTINS.iter().filter(|p| p.default_model.is_some()).count() == sources.len());
     }
 }

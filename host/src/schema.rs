@@ -31,8 +31,12 @@ impl std::fmt::Debug for OutputSchema {
 pub enum SchemaError {
     #[error("cannot read schema {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("schema {path} is not JSON: {message}")]
-    Json { path: PathBuf, message: String },
+    #[error("schema {path} is not JSON")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("schema {path} is not a valid JSON Schema: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -42,7 +46,7 @@ impl OutputSchema {
     pub fn load(path: &Path) -> Result<Self, SchemaError> {
         let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read { path: path.into(), source })?;
         let value: Value =
-            serde_json::from_str(&text).map_err(|e| SchemaError::Json { path: path.into(), message: e.to_string() })?;
+            serde_json::from_str(&text).map_err(|e| SchemaError::Json { path: path.into(), source: e })?;
         let validator = jsonschema::validator_for(&value)
             .map_err(|e| SchemaError::Invalid { path: path.into(), message: e.to_string() })?;
         Ok(OutputSchema { validator, path: path.into() })

@@ -105,28 +105,3 @@ async fn help_documents_exit_codes() {
         assert!(text.contains(needle), "`{needle}` missing from --help:\n{text}");
     }
 }
-
-/// A pipe as the jobs file would be used up by validation and look empty
-/// to the run (a silent skip of every job): it is refused with the fix.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pipe_as_the_jobs_file_is_refused_with_the_fix() {
-    use tokio::io::AsyncWriteExt;
-    let ws = Workspace::new();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--plugin", "mock", "/dev/stdin", "--quiet", "--output"])
-        .arg(ws.path("results.jsonl"))
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .env_remove("RUST_LOG")
-        .spawn()
-        .expect("the binary runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let _ = stdin.write_all((job("a", "x") + "\n").as_bytes()).await;
-    drop(stdin);
-    let out = child.wait_with_output().await.expect("exits");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("/dev/stdin: not a regular file"), "{stderr}");
-    assert!(stderr.contains("save the stream to a file first"), "{stderr}");
-    assert!(!ws.path("results.jsonl").exists() || ws.results().is_empty(), "no results are written");
-}

@@ -19,36 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{BIN, Workspace, cache_dir, job};
 
-// ---------------------------------------------------------------------------
-// Building the hostile plugins (once per test binary run).
-
-/// The directory holding the built hostile components.
-pub(crate) fn plugins_dir() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent");
-        // CARGO_TARGET_TMPDIR is <target>/tmp; the plugins get their own
-        // target dir so this nested cargo never waits on the outer build lock.
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("test-plugins");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root.join("tests/plugins/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target);
-        for var in [
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTFLAGS",
-            "CARGO_BUILD_TARGET",
-            "CARGO_TARGET_DIR",
-            "RUSTC_WORKSPACE_WRAPPER",
-        ] {
-            cmd.env_remove(var);
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building tests/plugins failed ({status})");
-        target.join("wasm32-wasip2/release")
-    })
+/// A component of the `tests/plugins` workspace, built once per test run.
+fn plugin(name: &str) -> PathBuf {
+    crate::fixtures::test_plugin(name)
 }
 
 /// The host under attack: this build, or `BATCHLLM_HOSTILE_BIN`.
@@ -57,7 +30,7 @@ fn host_bin() -> String {
 }
 
 fn hostile() -> String {
-    let plugin = plugins_dir().join("batchllm_hostile.wasm").to_str().expect("utf-8 path").to_string();
+    let plugin = plugin("batchllm_hostile.wasm").to_str().expect("utf-8 path").to_string();
     static WARM: OnceLock<()> = OnceLock::new();
     WARM.get_or_init(|| warm(&plugin));
     plugin
@@ -768,7 +741,7 @@ async fn stdout_and_stderr_reach_the_log_tagged_and_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_importing_something_not_offered_is_refused_at_load() {
     let ws = Workspace::new();
-    let rogue = plugins_dir().join("batchllm_rogue_import.wasm");
+    let rogue = plugin("batchllm_rogue_import.wasm");
     let args = ["--plugin", rogue.to_str().expect("utf-8")];
     let out = run(&ws, &oks(1), &args, &[], Duration::from_secs(60)).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
@@ -812,7 +785,7 @@ async fn a_pinned_digest_refuses_a_different_plugin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasi_http_obeys_the_same_policy_and_a_denied_body_is_drained_not_buffered() {
     let ws = Workspace::new();
-    let plugin = plugins_dir().join("batchllm_hostile_wasi_http.wasm").to_str().expect("utf-8").to_string();
+    let plugin = plugin("batchllm_hostile_wasi_http.wasm").to_str().expect("utf-8").to_string();
     let granted = TestServer::start().await;
     let other = TestServer::start().await;
     let post = |id: &str, server: &TestServer, bytes: u64| {
@@ -919,7 +892,7 @@ async fn request_and_response_bodies_are_bounded() {
 const KEY: &str = "sk-hostile-round-two-7c4e19a0";
 
 fn wasi_http_plugin() -> String {
-    let plugin = plugins_dir().join("batchllm_hostile_wasi_http.wasm").to_str().expect("utf-8").to_string();
+    let plugin = plugin("batchllm_hostile_wasi_http.wasm").to_str().expect("utf-8").to_string();
     static WARM: OnceLock<()> = OnceLock::new();
     WARM.get_or_init(|| warm(&plugin));
     plugin

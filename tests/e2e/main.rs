@@ -4,10 +4,12 @@
 //! One test binary (like wasmtime's `tests/all`) so the plugin compile cache
 //! and the build are shared.
 
+mod fixtures;
 mod support;
 
 mod bad_input;
 mod batch;
+mod chromium;
 mod cluster_batch;
 mod cluster_limiter;
 mod cluster_serve;
@@ -16,6 +18,8 @@ mod conformance;
 mod egress;
 mod engine;
 mod hostile;
+mod input;
+mod install;
 mod layering;
 mod openai_endpoints;
 mod options;
@@ -24,6 +28,7 @@ mod plugin_check;
 mod plugin_new;
 mod progress;
 mod providers;
+mod report;
 mod resume;
 mod retries;
 mod serve;

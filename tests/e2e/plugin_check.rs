@@ -50,7 +50,7 @@ async fn the_openai_plugins_in_every_language_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_retries_inside_execute_fails_with_the_reason() {
-    let broken = crate::hostile::plugins_dir().join("batchllm_broken_openai.wasm");
+    let broken = crate::fixtures::test_plugin("batchllm_broken_openai.wasm");
     let (code, table) = check(broken.to_str().expect("utf8")).await;
     assert_eq!(code, 1, "{table}");
     let row = table.lines().find(|l| l.contains("429 is rate-limited")).expect("row");

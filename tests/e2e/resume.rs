@@ -81,20 +81,25 @@ async fn retry_failed_reruns_only_the_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_input_is_refused_unless_forced() {
+async fn a_changed_line_runs_again_unless_strict_and_a_changed_configuration_is_refused_unless_forced() {
     let ws = Workspace::new();
     let jobs = ws.jobs(&[job("a", "one"), job("b", "two")]);
     assert_eq!(ws.resume(&jobs, &["--plugin", "mock"], &[]).await.code, 0);
     let jobs = ws.jobs(&[job("a", "one, edited"), job("b", "two")]);
-    let out = ws.resume(&jobs, &["--plugin", "mock"], &[]).await;
+    let out = ws.resume(&jobs, &["--plugin", "mock", "--strict-resume"], &[]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("the input line of `a` changed"), "{}", out.stderr);
     assert!(out.stderr.contains("--force"), "{}", out.stderr);
     let out = ws.resume(&jobs, &["--plugin", "mock", "--plugin-config", "x=1"], &[]).await;
-    assert_eq!(out.code, 2, "a different plugin configuration is refused too:\n{}", out.stderr);
+    assert_eq!(out.code, 2, "a different plugin configuration is refused:\n{}", out.stderr);
+    assert!(out.stderr.contains("another plugin configuration"), "{}", out.stderr);
     let out = ws.resume(&jobs, &["--plugin", "mock", "--force"], &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.result("a")["batchllm"]["output"], "mock: one", "forced: the old answer is kept");
+    let out = ws.resume(&jobs, &["--plugin", "mock"], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.result("a")["batchllm"]["output"], "mock: one, edited", "the changed line ran again");
+    assert!(out.stderr.contains("1 items ran again because their input line changed"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

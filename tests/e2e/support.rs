@@ -163,32 +163,4 @@ pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Runs a plugin's `build.sh` with `env` added (the scripts are idempotent
-/// and print the component's path last) and returns the component. What
-/// cargo sets for the host's own build is kept out of the guest build.
-pub fn run_build_script(script: &Path, env: &[(&str, PathBuf)]) -> Result<PathBuf, String> {
-    let started = std::time::Instant::now();
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg(script).envs(env.iter().map(|(k, v)| (*k, v.as_os_str()))).env("PYTHONDONTWRITEBYTECODE", "1");
-    for var in ["CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().map_err(|e| format!("cannot run `bash {}`: {e}", script.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("`bash {}` failed ({}):\n{stderr}", script.display(), out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    if !path.is_file() {
-        return Err(format!(
-            "`bash {}` succeeded but printed no component path (stdout: {stdout:?}; stderr:\n{stderr})",
-            script.display()
-        ));
-    }
-    if !stderr.trim().is_empty() {
-        let extra: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", v.display())).collect();
-        eprintln!("{}: built in {:.1?} {extra:?}\n{stderr}", script.display(), started.elapsed());
-    }
-    Ok(path)
-}
+pub use crate::fixtures::build_script as run_build_script;

@@ -17,9 +17,7 @@
 //!
 //! To add a template, add a row to [`templates`].
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use batchllm_mock::LoggedRequest;
@@ -99,14 +97,10 @@ fn python_toolchain() -> Vec<(&'static str, PathBuf)> {
     reuse("COMPONENTIZE_PY", "openai-py", "requirements.txt", ".venv/.batchllm-req-hash", ".venv/bin/componentize-py")
 }
 
-type Built = Arc<OnceLock<Result<PathBuf, String>>>;
-
 /// The component `plugins/templates/<dir>/build.sh` builds, built once per
 /// test run whatever the number of tests asking for it.
 pub(crate) fn built(template: Template) -> Result<PathBuf, String> {
-    static CELLS: Mutex<BTreeMap<&'static str, Built>> = Mutex::new(BTreeMap::new());
-    let cell = CELLS.lock().unwrap_or_else(PoisonError::into_inner).entry(template.dir).or_default().clone();
-    cell.get_or_init(|| build(template)).clone()
+    crate::fixtures::once(&format!("plugins/templates/{}", template.dir), || build(template))
 }
 
 fn build(template: Template) -> Result<PathBuf, String> {

@@ -7,6 +7,7 @@
 //! `sandbox::wit`).
 
 mod call;
+mod chain;
 mod class;
 pub mod cluster;
 mod exchange;
@@ -16,11 +17,12 @@ pub mod shard;
 mod usage;
 
 pub use call::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
+pub use chain::error_chain;
 pub use class::FailureClass;
 pub use exchange::{Exchange, ExchangeFailure};
-pub use job::Job;
+pub use job::{Job, Params, fingerprint};
 pub use record::{
     Fingerprint, HostBlock, ItemStatus, ProviderResponse, ResultError, ResultRecord, body_json, body_value, line_id,
-    null_json, raw_json, short_digest,
+    now_rfc3339, null_json, raw_json, short_digest,
 };
 pub use usage::TokenUsage;

@@ -67,10 +67,14 @@ pub struct HostBlock {
     pub http_status: Option<u16>,
     /// The plugin's metadata (model used, finish reason, ...).
     pub metadata: Option<Value>,
-    /// The input's `context` / `metadata`, untouched.
-    pub context: Option<Value>,
+    /// The input's `context` / `metadata`, as written (key order, number
+    /// spelling and all).
+    pub context: Option<Box<RawValue>>,
     /// The input line number.
     pub line: usize,
+    /// When the item got this record (RFC 3339, UTC, milliseconds): the
+    /// time axis of `batchllm-host report`.
+    pub finished_at: Option<String>,
     /// What this record was computed from, so a resumed run can tell
     /// whether it still answers the current input, plugin and settings.
     pub fingerprint: Fingerprint,
@@ -88,6 +92,11 @@ pub struct Fingerprint {
     pub plugin: String,
     /// The plugin configuration (canonical JSON, first 16 hex digits).
     pub config: String,
+}
+
+/// Now, as a record's `finished_at`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 /// The first 16 hex digits of the SHA-256 of `bytes`.

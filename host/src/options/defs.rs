@@ -33,6 +33,7 @@ options! {
     plugin: Option<String>;
 
     /// Where to write results; also the checkpoint a re-run resumes from.
+    /// A name ending in .gz is written gzip-compressed (and still resumes).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf> = PathBuf::from("results.jsonl");
 
@@ -280,7 +281,7 @@ pub const INVOCATION_HEADING: &str = "This invocation only (not read from --conf
 #[command(next_help_heading = INVOCATION_HEADING)]
 pub struct Invocation {
     /// Discard an existing results file instead of resuming from it.
-    #[arg(long, conflicts_with_all = ["retry_failed", "force"])]
+    #[arg(long, conflicts_with_all = ["retry_failed", "force", "strict_resume", "prune"])]
     pub overwrite: bool,
 
     /// When resuming, run items whose record is a failure again (their old
@@ -288,10 +289,23 @@ pub struct Invocation {
     #[arg(long)]
     pub retry_failed: bool,
 
-    /// Resume even though the input lines, the plugin or its configuration
-    /// differ from the ones existing records were made with.
-    #[arg(long)]
+    /// Resume keeping every existing record, even those whose input line,
+    /// plugin or plugin configuration changed since, and those whose id is
+    /// no longer in the input.
+    #[arg(long, conflicts_with = "strict_resume")]
     pub force: bool,
+
+    /// When resuming, refuse if any input line changed since its record
+    /// (by default the changed lines run again and the others keep their
+    /// records).
+    #[arg(long)]
+    pub strict_resume: bool,
+
+    /// When resuming, drop the records whose id is no longer in the input
+    /// (by default such a results file is refused: it may belong to another
+    /// input).
+    #[arg(long)]
+    pub prune: bool,
 
     /// fsync the results file after every record (slower; survives power loss).
     #[arg(long)]
@@ -343,12 +357,14 @@ impl Settings {
         let cache =
             CompileCache::new(if once.no_cache { None } else { s.cache_dir.or_else(CompileCache::default_dir) });
         Ok(RunConfig {
-            jobs,
+            jobs: jobs.into(),
             output: s.output,
             resume: ResumeOptions {
                 overwrite: once.overwrite,
                 retry_failed: once.retry_failed,
                 force: once.force,
+                strict: once.strict_resume,
+                prune: once.prune,
                 fsync: once.fsync,
             },
             plugin,

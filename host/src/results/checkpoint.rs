@@ -3,24 +3,38 @@
 //! Re-running the same command skips every item that already has a terminal
 //! record, so a run killed at any moment (even by SIGKILL) resumes without
 //! duplicates: a record is one line written in one `write`, so a crash can
-//! only tear the line in progress, which is repaired (cut) here.
+//! only tear the line (or gzip member) in progress, which is repaired here.
 //!
 //! Each record carries a fingerprint of its input line, the plugin and the
-//! plugin configuration. A resume against a changed input line, plugin or
-//! configuration would mix answers to different questions in one file, so it
-//! is refused with a clear message unless `--force`.
+//! plugin configuration. A resume *follows edits to the input*: a line whose
+//! content changed since it was answered is run again (its old record is
+//! dropped), the others keep their records, and the run reports how many of
+//! each. What is refused, because it would mix answers to different
+//! questions in one file:
+//! - records made by another plugin or plugin configuration (every answer
+//!   would be stale: `--overwrite` starts over, `--force` keeps them);
+//! - records for ids that are not in the input at all (likely the results
+//!   file of another input: `--prune` drops them, `--force` keeps them);
+//! - with `--strict-resume`, any changed line (the behaviour before edits
+//!   were followed).
 //!
 //! Records of items that never really ran (`aborted`,
 //! `batch_deadline_exceeded`) are dropped and their items run again;
 //! `--retry-failed` drops every failed record. Dropping rewrites the file
-//! atomically (temporary file, then rename).
+//! atomically (temporary file, then rename); a kept record whose line moved
+//! (lines inserted or deleted above it) gets its new line number then.
+//!
+//! The decision for each input line is made while the input is read
+//! ([`Previous::judge`]), so the run's spool holds exactly what must be
+//! sent; the checks over the whole file follow ([`Checkpoint::open`]).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::hash::BuildHasher as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::lines::{Replacement, for_each_line};
 use super::{ResultWriter, ResultsError, journal_path, read_journal};
 use crate::model::{FailureClass, Fingerprint, HostBlock, ItemStatus, ResultError, ResultRecord, line_id};
 
@@ -31,8 +45,12 @@ pub struct ResumeOptions {
     pub overwrite: bool,
     /// Run failed items again.
     pub retry_failed: bool,
-    /// Resume even when fingerprints differ.
+    /// Keep every record even when fingerprints differ or ids are gone.
     pub force: bool,
+    /// Refuse a resume when an input line changed (instead of re-running it).
+    pub strict: bool,
+    /// Drop records whose id is no longer in the input (instead of refusing).
+    pub prune: bool,
     /// fsync each record.
     pub fsync: bool,
 }
@@ -50,7 +68,11 @@ pub enum ResumeError {
     #[error(transparent)]
     Write(#[from] ResultsError),
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: not a batchllm result record ({reason}); move the file away or pass --overwrite")]
     Damaged { path: PathBuf, line: usize, reason: String },
     #[error(
@@ -58,9 +80,17 @@ pub enum ResumeError {
     )]
     Duplicate { path: PathBuf, line: usize, id: String },
     #[error(
-        "{path} was written for different inputs: {what}; resume with the same input, plugin and --plugin-config, pass --force to keep those records anyway, or --overwrite to start over"
+        "{path} was written with another plugin or plugin configuration: {what}; resume with the same --plugin and --plugin-config, pass --force to keep those records anyway, or --overwrite to start over"
     )]
-    Mismatch { path: PathBuf, what: String },
+    Identity { path: PathBuf, what: String },
+    #[error(
+        "{path}: the input line of `{id}` changed since it was answered, and --strict-resume refuses changed lines; leave out --strict-resume to run the changed lines again, pass --force to keep the old answers, or --overwrite to start over"
+    )]
+    Changed { path: PathBuf, id: String },
+    #[error(
+        "{path} has records for {count} ids that are not in the input (e.g. `{example}`): is it the results file of another input? Use another --output, pass --prune to drop those records, --force to keep them, or --overwrite to start over"
+    )]
+    NotInInput { path: PathBuf, count: u64, example: String },
 }
 
 /// The part of a record a resume needs.
@@ -75,26 +105,76 @@ struct StoredBlock {
     status: ItemStatus,
     error_class: Option<FailureClass>,
     fingerprint: Fingerprint,
+    #[serde(default)]
+    line: usize,
 }
 
-/// One earlier record, without its (possibly large) text.
+/// What became of an earlier record during this resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Its id was not (yet) seen in the input.
+    Unseen,
+    /// Kept: its item is not run again.
+    Kept,
+    /// Dropped: the input line changed; the item runs again.
+    Changed,
+    /// Dropped: a failure run again (`--retry-failed`, or never really ran).
+    Replayed,
+}
+
+/// One earlier record, without its (possibly large) text: 24 bytes plus
+/// the id, so a resume of a million records stays small (line numbers are
+/// kept in 32 bits; beyond 4 billion lines they saturate, which only makes
+/// such a line look moved).
 #[derive(Debug)]
 struct Earlier {
-    line: usize,
+    /// Its line in the results file.
+    row: u32,
+    /// The input line it answered (`batchllm.line`), and the line its id is
+    /// on now.
+    input_line: u32,
+    now_line: u32,
     status: ItemStatus,
     class: Option<FailureClass>,
-    fingerprint: Fingerprint,
-    /// Whether the current input has this id.
-    in_input: bool,
+    /// The input fingerprint, as a number (see [`fingerprint_key`]).
+    input: u64,
+    fate: Fate,
 }
 
-/// The records of an existing results file, read before the input is
-/// validated so every input line can be compared with its record.
+/// A fingerprint as 8 bytes: the 16 hex digits it is made of, or a hash of
+/// whatever else a hand-edited file holds there.
+fn fingerprint_key(fingerprint: &str) -> u64 {
+    match u64::from_str_radix(fingerprint, 16) {
+        Ok(n) if fingerprint.len() == 16 => n,
+        _ => {
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(fingerprint)
+        }
+    }
+}
+
+/// What to do with one input line, decided while the input is read.
+#[derive(Debug)]
+pub enum Judgement {
+    /// Send it.
+    Run,
+    /// Its record is kept (or it gets an `outcome_unknown` one): do not send.
+    Keep,
+    /// Refuse the resume (`--strict-resume` and a changed line).
+    Refuse(ResumeError),
+}
+
+/// The records of an existing results file, read before the input so every
+/// input line can be judged against its record as it is read.
 #[derive(Debug)]
 pub struct Previous {
     path: PathBuf,
+    options: ResumeOptions,
+    identity: RunIdentity,
     by_id: HashMap<String, Earlier>,
     torn: bool,
+    /// Records written by another plugin or configuration: how many, and
+    /// what the first one says.
+    other_identity: Option<(u64, String)>,
     /// Ids the in-flight journal says were sent.
     journal: HashSet<String>,
     /// Sent items without a record: `(id, line, input fingerprint)`.
@@ -104,7 +184,7 @@ pub struct Previous {
 impl Previous {
     /// Reads `path`; `None` when the run starts fresh (no file, an empty
     /// file, or `--overwrite`).
-    pub fn read(path: &Path, options: ResumeOptions) -> Result<Option<Self>, ResumeError> {
+    pub fn read(path: &Path, options: ResumeOptions, identity: &RunIdentity) -> Result<Option<Self>, ResumeError> {
         if options.overwrite {
             return Ok(None);
         }
@@ -112,12 +192,15 @@ impl Previous {
             .map_err(|source| ResumeError::Read { path: journal_path(path), source })?;
         let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         let mut previous = if exists {
-            scan(path)?
+            scan(path, options, identity)?
         } else if !journal.is_empty() {
             Previous {
                 path: path.into(),
+                options,
+                identity: identity.clone(),
                 by_id: HashMap::new(),
                 torn: false,
+                other_identity: None,
                 journal: HashSet::new(),
                 unknown: Vec::new(),
             }
@@ -128,131 +211,150 @@ impl Previous {
         Ok(Some(previous))
     }
 
-    /// Compares a job of the current input with its earlier record; returns
-    /// the reason when they do not match (checked unless `--force`).
-    pub fn check_job(&mut self, id: &str, line: usize, fingerprint: &str) -> Option<String> {
-        if !self.by_id.contains_key(id) && self.journal.contains(id) {
-            self.unknown.push((id.to_string(), line, fingerprint.to_string()));
+    /// Judges a job of the current input against its earlier record.
+    pub fn judge(&mut self, id: &str, line: usize, fingerprint: &str) -> Judgement {
+        let options = self.options;
+        let Some(earlier) = self.by_id.get_mut(id) else {
+            if self.journal.contains(id) && !options.retry_failed {
+                // Sent but unrecorded: the provider may have answered. Not
+                // sent again unless the user asks (--retry-failed).
+                self.unknown.push((id.to_string(), line, fingerprint.to_string()));
+                return Judgement::Keep;
+            }
+            return Judgement::Run;
+        };
+        if earlier.fate != Fate::Unseen {
+            // The id is in the input twice: the duplicate check refuses it.
+            return Judgement::Keep;
         }
-        let earlier = self.by_id.get_mut(id)?;
-        earlier.in_input = true;
-        (earlier.fingerprint.input != fingerprint)
-            .then(|| format!("the input line of `{id}` changed since it was answered"))
-    }
-
-    /// Checks what the whole file must share with this run: the plugin, its
-    /// configuration, and ids that are all in the input.
-    fn check_run(&self, identity: &RunIdentity) -> Result<(), ResumeError> {
-        let mismatch = |what: String| Err(ResumeError::Mismatch { path: self.path.clone(), what });
-        for (id, e) in &self.by_id {
-            if e.fingerprint.plugin != identity.plugin {
-                return mismatch(format!(
-                    "`{id}` was answered by plugin {}, this run uses {}",
-                    e.fingerprint.plugin, identity.plugin
-                ));
+        earlier.now_line = line32(line);
+        let changed = earlier.input != fingerprint_key(fingerprint);
+        if changed && !options.force {
+            if options.strict {
+                return Judgement::Refuse(ResumeError::Changed { path: self.path.clone(), id: id.to_string() });
             }
-            if e.fingerprint.config != identity.config {
-                return mismatch(format!("`{id}` was answered with another plugin configuration"));
-            }
-            if !e.in_input {
-                return mismatch(format!("`{id}` is not in the input file"));
-            }
+            earlier.fate = Fate::Changed;
+            return Judgement::Run;
         }
-        Ok(())
+        let replay = match earlier.status {
+            ItemStatus::Succeeded => false,
+            ItemStatus::Failed => options.retry_failed || is_replayable(earlier.class),
+        };
+        if replay {
+            earlier.fate = Fate::Replayed;
+            Judgement::Run
+        } else {
+            earlier.fate = Fate::Kept;
+            Judgement::Keep
+        }
     }
+}
 
-    /// The mismatch error for a job `check_job` refused.
-    pub fn mismatch(&self, what: String) -> ResumeError {
-        ResumeError::Mismatch { path: self.path.clone(), what }
-    }
+/// What a resume kept, dropped and repaired, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResumeCounts {
+    /// Records kept: their items are not run again.
+    pub kept: u64,
+    /// Of those, how many are failures.
+    pub kept_failed: u64,
+    /// Records dropped because their input line changed: run again.
+    pub changed: u64,
+    /// Failures dropped to run again (`--retry-failed`, or cut by an abort).
+    pub replayed: u64,
+    /// Records dropped because their id left the input (`--prune`).
+    pub pruned: u64,
+    /// Items in flight when the last run died, recorded `outcome_unknown`.
+    pub outcome_unknown: u64,
+    /// Kept records whose line number was updated (lines moved).
+    pub renumbered: u64,
+    /// Whether a torn tail was cut.
+    pub repaired: bool,
 }
 
 /// What was kept of an existing results file, and the writer after it.
 #[derive(Debug)]
 pub struct Checkpoint {
-    /// Ids whose records are kept; their items are not run again.
-    pub done: HashSet<String>,
-    /// Of those, how many are failures.
-    pub done_failed: u64,
-    /// Records dropped to run their items again.
-    pub dropped: u64,
-    /// Whether a torn last line was cut.
-    pub repaired: bool,
-    /// Items in flight when the last run died, recorded `outcome_unknown`.
-    pub outcome_unknown: u64,
+    pub counts: ResumeCounts,
     /// The writer, positioned after the kept records.
     pub writer: ResultWriter,
 }
 
 impl Checkpoint {
-    /// Opens `path` for this run: fresh, or resuming from `previous` (whose
-    /// jobs were checked during validation).
-    pub fn open(
-        path: &Path,
-        options: ResumeOptions,
-        identity: &RunIdentity,
-        previous: Option<Previous>,
-    ) -> Result<Self, ResumeError> {
+    /// Opens `path` for this run: fresh, or resuming from `previous`, whose
+    /// records every input line was judged against.
+    pub fn open(path: &Path, options: ResumeOptions, previous: Option<Previous>) -> Result<Self, ResumeError> {
         let Some(previous) = previous else {
             let writer = ResultWriter::open(path, true, options.fsync)?;
-            return Ok(Checkpoint {
-                done: HashSet::new(),
-                done_failed: 0,
-                dropped: 0,
-                repaired: false,
-                outcome_unknown: 0,
-                writer,
-            });
+            return Ok(Checkpoint { counts: ResumeCounts::default(), writer });
         };
+        let mut counts = ResumeCounts { repaired: previous.torn, ..ResumeCounts::default() };
         if !options.force {
-            previous.check_run(identity)?;
-        }
-        let mut done = HashSet::new();
-        let mut kept_lines = HashSet::new();
-        let mut done_failed = 0;
-        for (id, e) in previous.by_id {
-            let replay = match e.status {
-                ItemStatus::Succeeded => false,
-                ItemStatus::Failed => options.retry_failed || is_replayable(e.class),
-            };
-            if replay {
-                continue;
+            if let Some((_, what)) = &previous.other_identity {
+                return Err(ResumeError::Identity { path: previous.path.clone(), what: what.clone() });
             }
+            let gone = previous.by_id.iter().filter(|(_, e)| e.fate == Fate::Unseen);
+            if !options.prune {
+                let count = gone.clone().count() as u64;
+                if let Some((id, _)) = gone.min_by_key(|(_, e)| e.row) {
+                    return Err(ResumeError::NotInInput { path: previous.path.clone(), count, example: id.clone() });
+                }
+            }
+        }
+        // (results-file row, the new input line number or 0 when it did not
+        // move) of every kept record, sorted by row for the rewrite.
+        let mut kept: Vec<(u32, u32)> = Vec::new();
+        for e in previous.by_id.values() {
+            match e.fate {
+                Fate::Kept => {}
+                // Only with --force or --prune: kept or dropped as asked.
+                Fate::Unseen if options.force => {}
+                Fate::Unseen => {
+                    counts.pruned += 1;
+                    continue;
+                }
+                Fate::Changed => {
+                    counts.changed += 1;
+                    continue;
+                }
+                Fate::Replayed => {
+                    counts.replayed += 1;
+                    continue;
+                }
+            }
+            counts.kept += 1;
             if e.status == ItemStatus::Failed {
-                done_failed += 1;
+                counts.kept_failed += 1;
             }
-            kept_lines.insert(e.line);
-            done.insert(id);
+            let moved = e.fate == Fate::Kept && e.now_line != e.input_line && e.input_line != 0;
+            counts.renumbered += u64::from(moved);
+            kept.push((e.row, if moved { e.now_line } else { 0 }));
         }
-        let total = if previous.path.exists() { scan_count(&previous.path)? } else { 0 };
-        let dropped = (total - kept_lines.len()) as u64;
-        if dropped > 0 || previous.torn {
-            rewrite(path, &kept_lines)?;
+        drop(previous.by_id);
+        let dropped = counts.changed + counts.replayed + counts.pruned;
+        if dropped > 0 || counts.repaired || counts.renumbered > 0 {
+            kept.sort_unstable();
+            rewrite(path, &kept)?;
         }
-        if previous.torn {
+        drop(kept);
+        if counts.repaired {
             tracing::warn!(path = %path.display(), "cut a torn last line left by an interrupted run");
         }
         let mut writer = ResultWriter::open(path, false, options.fsync)?;
-        let mut outcome_unknown = 0;
-        // Sent but unrecorded: the provider may have answered. Not sent again
-        // unless the user asks (--retry-failed runs them).
-        if !options.retry_failed {
-            for (id, line, input) in previous.unknown {
-                let fingerprint =
-                    Fingerprint { input, plugin: identity.plugin.clone(), config: identity.config.clone() };
-                writer.write(&outcome_unknown_record(&id, line, fingerprint))?;
-                done.insert(id);
-                done_failed += 1;
-                outcome_unknown += 1;
-            }
+        let RunIdentity { plugin, config } = previous.identity;
+        for (id, line, input) in previous.unknown {
+            let fingerprint = Fingerprint { input, plugin: plugin.clone(), config: config.clone() };
+            writer.write(&outcome_unknown_record(&id, line, fingerprint))?;
+            counts.kept_failed += 1;
+            counts.outcome_unknown += 1;
         }
-        if outcome_unknown > 0 {
+        counts.kept += counts.outcome_unknown;
+        if counts.outcome_unknown > 0 {
             tracing::warn!(
-                items = outcome_unknown,
+                items = counts.outcome_unknown,
                 "items were in flight when the last run stopped; recorded as outcome_unknown, not sent again (--retry-failed sends them)"
             );
         }
-        Ok(Checkpoint { done, done_failed, dropped, repaired: previous.torn, outcome_unknown, writer })
+        Ok(Checkpoint { counts, writer })
     }
 }
 
@@ -280,6 +382,7 @@ fn outcome_unknown_record(id: &str, line: usize, fingerprint: Fingerprint) -> Re
             metadata: None,
             context: None,
             line,
+            finished_at: Some(crate::model::now_rfc3339()),
             fingerprint,
             cost_usd: None,
         },
@@ -291,85 +394,106 @@ fn is_replayable(class: Option<FailureClass>) -> bool {
     matches!(class, Some(FailureClass::Aborted | FailureClass::BatchDeadlineExceeded))
 }
 
-/// Calls `each(line number, text)` for every complete, non-blank line;
-/// returns whether the last line was torn (no newline).
-fn for_each_record(
-    path: &Path,
-    mut each: impl FnMut(usize, &str) -> Result<(), ResumeError>,
-) -> Result<bool, ResumeError> {
-    let read = |source| ResumeError::Read { path: path.into(), source };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut reader = std::io::BufReader::new(file);
-    let mut line = 0;
-    let mut buf = String::new();
-    loop {
-        buf.clear();
-        if reader.read_line(&mut buf).map_err(read)? == 0 {
-            return Ok(false);
-        }
-        line += 1;
-        if !buf.ends_with('\n') {
-            // The last line of a killed run: never counted, so cut it.
-            return Ok(true);
-        }
-        let text = buf.trim_end_matches(['\n', '\r']);
-        if !text.trim().is_empty() {
-            each(line, text)?;
-        }
-    }
-}
-
-fn scan(path: &Path) -> Result<Previous, ResumeError> {
+fn scan(path: &Path, options: ResumeOptions, identity: &RunIdentity) -> Result<Previous, ResumeError> {
     let mut by_id: HashMap<String, Earlier> = HashMap::new();
-    let torn = for_each_record(path, |line, text| {
+    let mut other_identity: Option<(u64, String)> = None;
+    let read = |source| ResumeError::Read { path: path.into(), source };
+    let torn = for_each_line(path, read, |row, text| {
         let stored: Stored = serde_json::from_str(text).map_err(|e| ResumeError::Damaged {
             path: path.into(),
-            line,
+            line: row,
             reason: e.to_string(),
         })?;
+        let b = stored.batchllm;
+        let differs = if b.fingerprint.plugin != identity.plugin {
+            Some(format!(
+                "`{}` was answered by plugin {}, this run uses {}",
+                stored.custom_id, b.fingerprint.plugin, identity.plugin
+            ))
+        } else if b.fingerprint.config != identity.config {
+            Some(format!("`{}` was answered with another plugin configuration", stored.custom_id))
+        } else {
+            None
+        };
+        if let Some(what) = differs {
+            let entry = other_identity.get_or_insert((0, what));
+            entry.0 += 1;
+        }
         let earlier = Earlier {
-            line,
-            status: stored.batchllm.status,
-            class: stored.batchllm.error_class,
-            fingerprint: stored.batchllm.fingerprint,
-            in_input: false,
+            row: line32(row),
+            input_line: line32(b.line),
+            now_line: line32(b.line),
+            status: b.status,
+            class: b.error_class,
+            input: fingerprint_key(&b.fingerprint.input),
+            fate: Fate::Unseen,
         };
         if by_id.insert(stored.custom_id.clone(), earlier).is_some() {
-            return Err(ResumeError::Duplicate { path: path.into(), line, id: stored.custom_id });
+            return Err(ResumeError::Duplicate { path: path.into(), line: row, id: stored.custom_id });
         }
         Ok(())
     })?;
-    Ok(Previous { path: path.into(), by_id, torn, journal: HashSet::new(), unknown: Vec::new() })
+    Ok(Previous {
+        path: path.into(),
+        options,
+        identity: identity.clone(),
+        by_id,
+        torn,
+        other_identity,
+        journal: HashSet::new(),
+        unknown: Vec::new(),
+    })
 }
 
-fn scan_count(path: &Path) -> Result<usize, ResumeError> {
-    let mut n = 0;
-    for_each_record(path, |_, _| {
-        n += 1;
-        Ok(())
-    })?;
-    Ok(n)
+/// A line number in 32 bits, saturating.
+fn line32(line: usize) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
 }
 
-/// Keeps only the records on `kept` lines, atomically.
-fn rewrite(path: &Path, kept: &HashSet<usize>) -> Result<(), ResumeError> {
-    let write = |source| ResumeError::Write(ResultsError::Io { path: path.into(), source });
-    let tmp = path.with_extension(format!("resume-tmp{}", std::process::id()));
-    let file = super::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(write)?;
-    let mut out = std::io::BufWriter::new(file);
-    let mut failure = None;
-    for_each_record(path, |line, text| {
-        if kept.contains(&line) && failure.is_none() {
-            failure = out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).err();
-        }
-        Ok(())
-    })?;
-    if let Some(e) = failure {
-        return Err(write(e));
+/// A kept record with its line number updated. The host block is the last
+/// field of a record and `line` is followed there only by `finished_at`,
+/// `fingerprint` (hex digits) and `cost_usd`, none of which can hold the
+/// text `,"line":`, so its last occurrence is the host block's own.
+fn renumber(text: &str, line: usize) -> Option<String> {
+    const KEY: &str = ",\"line\":";
+    let at = text.rfind(KEY)?.checked_add(KEY.len())?;
+    let rest = text.get(at..)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    if digits == 0 {
+        return None;
     }
-    let file = out.into_inner().map_err(|e| write(e.into_error()))?;
-    file.sync_all().map_err(write)?;
-    std::fs::rename(&tmp, path).map_err(write)
+    Some(format!("{}{line}{}", text.get(..at)?, rest.get(digits..)?))
+}
+
+/// Keeps only the records on `kept` rows (sorted; renumbering those with a
+/// new line), atomically.
+fn rewrite(path: &Path, kept: &[(u32, u32)]) -> Result<(), ResumeError> {
+    let write = |source| ResumeError::Write(ResultsError::Io { path: path.into(), source });
+    let mut out = Replacement::create(path, "resume").map_err(write)?;
+    let mut failure = None;
+    let read = |source| ResumeError::Read { path: path.into(), source };
+    let mut next = kept.iter().peekable();
+    let scanned = for_each_line(path, read, |row, text| {
+        let row = line32(row);
+        while next.next_if(|(r, _)| *r < row).is_some() {}
+        let Some((_, moved)) = next.next_if(|(r, _)| *r == row) else { return Ok(()) };
+        if failure.is_none() {
+            let renumbered = (*moved != 0).then(|| renumber(text, *moved as usize)).flatten();
+            failure = out.line(renumbered.as_deref().unwrap_or(text).as_bytes()).err();
+        }
+        Ok(())
+    });
+    match (scanned, failure) {
+        (Ok(_), None) => out.commit().map_err(write),
+        (Err(e), _) => {
+            out.abandon();
+            Err(e)
+        }
+        (Ok(_), Some(e)) => {
+            out.abandon();
+            Err(write(e))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -380,36 +504,67 @@ mod tests {
         RunIdentity { plugin: "p".into(), config: "c".into() }
     }
 
+    /// A record as the host writes it (the fields a resume reads, in order).
     fn line(id: &str, status: &str, class: Option<&str>, input: &str) -> String {
-        serde_json::json!({
-            "custom_id": id,
-            "batchllm": {"status": status, "error_class": class, "fingerprint": {"input": input, "plugin": "p", "config": "c"}}
-        })
-        .to_string()
+        record(id, status, class, input, 1)
     }
 
+    fn record(id: &str, status: &str, class: Option<&str>, input: &str, at: usize) -> String {
+        format!(
+            r#"{{"custom_id":{},"batchllm":{{"status":"{status}","error_class":{},"context":{{"line":7}},"line":{at},"finished_at":null,"fingerprint":{{"input":"{input}","plugin":"p","config":"c"}},"cost_usd":null}}}}"#,
+            serde_json::Value::from(id),
+            class.map_or("null".to_string(), |c| format!("\"{c}\"")),
+        )
+    }
+
+    /// `(id, fingerprint)` per input line, in order.
     fn inputs(ids: &[&str]) -> Vec<(String, String)> {
-        ids.iter().map(|id| (id.to_string(), format!("in-{id}"))).collect()
+        ids.iter().map(|id| (id.to_string(), fp(&format!("in-{id}")))).collect()
     }
 
-    /// Reads `path`, checks every input job like validation does, opens.
+    /// A 16-hex-digit fingerprint made from `seed`, like the real ones.
+    fn fp(seed: &str) -> String {
+        crate::model::short_digest(seed.as_bytes())
+    }
+
+    /// Reads `path`, judges every input job like the input pass does, opens.
+    fn open_with(
+        path: &Path,
+        options: ResumeOptions,
+        identity: &RunIdentity,
+        inputs: &[(String, String)],
+    ) -> Result<(Checkpoint, Vec<Judgement>), ResumeError> {
+        let mut previous = Previous::read(path, options, identity)?;
+        let mut judgements = Vec::new();
+        for (i, (id, fp)) in inputs.iter().enumerate() {
+            let j = previous.as_mut().map_or(Judgement::Run, |p| p.judge(id, i + 1, fp));
+            if let Judgement::Refuse(e) = j {
+                return Err(e);
+            }
+            judgements.push(j);
+        }
+        Ok((Checkpoint::open(path, options, previous)?, judgements))
+    }
+
+    /// Judgements as words, to compare.
+    fn words(judged: &[Judgement]) -> Vec<&'static str> {
+        judged
+            .iter()
+            .map(|j| match j {
+                Judgement::Run => "run",
+                Judgement::Keep => "keep",
+                Judgement::Refuse(_) => "refuse",
+            })
+            .collect()
+    }
+
     fn open(
         path: &Path,
         options: ResumeOptions,
         identity: &RunIdentity,
         inputs: &[(String, String)],
     ) -> Result<Checkpoint, ResumeError> {
-        let mut previous = Previous::read(path, options)?;
-        if let Some(p) = previous.as_mut() {
-            for (id, fp) in inputs {
-                if let Some(what) = p.check_job(id, 1, fp)
-                    && !options.force
-                {
-                    return Err(p.mismatch(what));
-                }
-            }
-        }
-        Checkpoint::open(path, options, identity, previous)
+        open_with(path, options, identity, inputs).map(|(c, _)| c)
     }
 
     fn file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
@@ -418,24 +573,38 @@ mod tests {
         path
     }
 
+    fn ids_in(path: &Path) -> Vec<String> {
+        let mut ids = Vec::new();
+        for_each_line(
+            path,
+            |e| e,
+            |_, t| {
+                let v: serde_json::Value = serde_json::from_str(t).expect("json");
+                ids.push(v["custom_id"].as_str().expect("id").to_string());
+                Ok(())
+            },
+        )
+        .expect("read");
+        ids
+    }
+
     #[test]
     fn keeps_answers_and_drops_what_never_ran_or_a_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
         let text = format!(
             "{}\n{}\n{}\n{{\"custom_id\":\"d\",\"batch",
-            line("a", "succeeded", None, "in-a"),
-            line("b", "failed", Some("auth"), "in-b"),
-            line("c", "failed", Some("aborted"), "in-c"),
+            line("a", "succeeded", None, &fp("in-a")),
+            line("b", "failed", Some("auth"), &fp("in-b")),
+            line("c", "failed", Some("aborted"), &fp("in-c")),
         );
         let path = file(&dir, &text);
-        let cp = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b", "c", "d"])).expect("resumable");
-        assert_eq!(cp.done, ["a", "b"].iter().map(|s| s.to_string()).collect());
-        assert_eq!(cp.done_failed, 1);
-        assert_eq!(cp.dropped, 1);
-        assert!(cp.repaired);
-        let after = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(after.lines().count(), 2, "{after}");
-        assert!(after.ends_with('\n'));
+        let (cp, judged) =
+            open_with(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b", "c", "d"])).expect("ok");
+        assert_eq!(words(&judged), ["keep", "keep", "run", "run"]);
+        assert_eq!((cp.counts.kept, cp.counts.kept_failed, cp.counts.replayed), (2, 1, 1));
+        assert!(cp.counts.repaired);
+        assert_eq!(ids_in(&path), ["a", "b"]);
+        assert!(std::fs::read_to_string(&path).expect("read").ends_with('\n'));
     }
 
     #[test]
@@ -443,26 +612,142 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = file(
             &dir,
-            &format!("{}\n{}\n", line("a", "succeeded", None, "in-a"), line("b", "failed", Some("auth"), "in-b")),
+            &format!(
+                "{}\n{}\n",
+                line("a", "succeeded", None, &fp("in-a")),
+                line("b", "failed", Some("auth"), &fp("in-b"))
+            ),
         );
         let options = ResumeOptions { retry_failed: true, ..ResumeOptions::default() };
-        let cp = open(&path, options, &identity(), &inputs(&["a", "b"])).expect("ok");
-        assert_eq!(cp.done.len(), 1);
-        assert!(cp.done.contains("a"));
+        let (cp, judged) = open_with(&path, options, &identity(), &inputs(&["a", "b"])).expect("ok");
+        assert_eq!(words(&judged), ["keep", "run"]);
+        assert_eq!(cp.counts.kept, 1);
+        assert_eq!(ids_in(&path), ["a"]);
     }
 
     #[test]
-    fn mismatches_are_refused_unless_forced() {
+    fn a_changed_line_runs_again_and_the_others_keep_their_records() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, "old-input")));
-        let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("changed");
-        assert!(err.to_string().contains("the input line of `a` changed"), "{err}");
+        let lines: Vec<String> =
+            ["a", "b", "c"].iter().map(|id| line(id, "succeeded", None, &fp(&format!("in-{id}")))).collect();
+        let path = file(&dir, &(lines.join("\n") + "\n"));
+        let mut now = inputs(&["a", "b", "c"]);
+        now[1].1 = fp("in-b, edited");
+        let (cp, judged) = open_with(&path, ResumeOptions::default(), &identity(), &now).expect("follows");
+        assert_eq!(words(&judged), ["keep", "run", "keep"]);
+        assert_eq!((cp.counts.kept, cp.counts.changed), (2, 1));
+        assert_eq!(ids_in(&path), ["a", "c"]);
+
+        // Strict: refused, the file untouched.
+        let path = file(&dir, &(lines.join("\n") + "\n"));
+        let strict = ResumeOptions { strict: true, ..ResumeOptions::default() };
+        let err = open(&path, strict, &identity(), &now).expect_err("strict");
+        assert!(err.to_string().contains("the input line of `b` changed"), "{err}");
+        assert!(err.to_string().contains("--strict-resume"), "{err}");
+        assert_eq!(ids_in(&path), ["a", "b", "c"]);
+
+        // Forced: the stale answer is kept.
+        let forced = ResumeOptions { force: true, ..ResumeOptions::default() };
+        let (cp, judged) = open_with(&path, forced, &identity(), &now).expect("forced");
+        assert_eq!(words(&judged), ["keep"; 3]);
+        assert_eq!(cp.counts.kept, 3);
+    }
+
+    #[test]
+    fn another_plugin_or_configuration_is_refused_unless_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, &fp("in-a"))));
         let other = RunIdentity { plugin: "q".into(), config: "c".into() };
-        let path = file(&dir, &format!("{}\n", line("a", "succeeded", None, "in-a")));
         let err = open(&path, ResumeOptions::default(), &other, &inputs(&["a"])).expect_err("plugin");
-        assert!(err.to_string().contains("answered by plugin p"), "{err}");
+        assert!(err.to_string().contains("answered by plugin p, this run uses q"), "{err}");
+        let other = RunIdentity { plugin: "p".into(), config: "d".into() };
+        let err = open(&path, ResumeOptions::default(), &other, &inputs(&["a"])).expect_err("config");
+        assert!(err.to_string().contains("another plugin configuration"), "{err}");
         let forced = ResumeOptions { force: true, ..ResumeOptions::default() };
         open(&path, forced, &other, &inputs(&["a"])).expect("forced");
+    }
+
+    #[test]
+    fn ids_gone_from_the_input_are_refused_pruned_or_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "{}\n{}\n",
+            line("a", "succeeded", None, &fp("in-a")),
+            line("gone", "succeeded", None, &fp("in-gone"))
+        );
+        let path = file(&dir, &text);
+        let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("gone");
+        assert!(err.to_string().contains("records for 1 ids that are not in the input (e.g. `gone`)"), "{err}");
+        assert!(err.to_string().contains("--prune"), "{err}");
+        let forced = ResumeOptions { force: true, ..ResumeOptions::default() };
+        assert_eq!(open(&path, forced, &identity(), &inputs(&["a"])).expect("kept").counts.kept, 2);
+        assert_eq!(ids_in(&path), ["a", "gone"]);
+        let prune = ResumeOptions { prune: true, ..ResumeOptions::default() };
+        let cp = open(&path, prune, &identity(), &inputs(&["a"])).expect("pruned");
+        assert_eq!((cp.counts.kept, cp.counts.pruned), (1, 1));
+        assert_eq!(ids_in(&path), ["a"]);
+    }
+
+    #[test]
+    fn kept_records_follow_their_line_when_lines_move() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "{}\n{}\n",
+            record("a", "succeeded", None, &fp("in-a"), 1),
+            record("b", "succeeded", None, &fp("in-b"), 2)
+        );
+        let path = file(&dir, &text);
+        // A new line inserted first: a and b move down.
+        let now = inputs(&["new", "a", "b"]);
+        let (cp, judged) = open_with(&path, ResumeOptions::default(), &identity(), &now).expect("ok");
+        assert_eq!(words(&judged), ["run", "keep", "keep"]);
+        assert_eq!(cp.counts.renumbered, 2);
+        let after = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<serde_json::Value> = after.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        assert_eq!(lines[0]["batchllm"]["line"], 2);
+        assert_eq!(lines[1]["batchllm"]["line"], 3);
+        assert_eq!(lines[0]["batchllm"]["context"]["line"], 7, "only the host block's line changes");
+    }
+
+    #[test]
+    fn renumbering_touches_only_the_host_blocks_line() {
+        let text = r#"{"custom_id":"a","response":{"body":{"x":",\"line\":5"}},"batchllm":{"context":{"line":9},"line":12,"finished_at":"t","fingerprint":{"input":"0"},"cost_usd":null}}"#;
+        let out = renumber(text, 40).expect("found");
+        assert_eq!(out, text.replace(r#""line":12"#, r#""line":40"#));
+        assert_eq!(renumber(r#"{"a":1}"#, 3), None);
+    }
+
+    #[test]
+    fn a_gzip_results_file_resumes_like_a_plain_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl.gz");
+        let mut bytes = super::super::lines::gzip_member(
+            format!(
+                "{}\n{}\n",
+                line("a", "succeeded", None, &fp("in-a")),
+                line("c", "failed", Some("aborted"), &fp("in-c"))
+            )
+            .as_bytes(),
+        )
+        .expect("gzip");
+        let torn = super::super::lines::gzip_member(format!("{}\n", line("b", "succeeded", None, "x")).as_bytes())
+            .expect("gzip");
+        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        std::fs::write(&path, &bytes).expect("write");
+        let (cp, judged) =
+            open_with(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b", "c"])).expect("ok");
+        assert_eq!(words(&judged), ["keep", "run", "run"]);
+        assert!(cp.counts.repaired);
+        assert_eq!(ids_in(&path), ["a"]);
+        let mut w = cp.writer;
+        w.write(&outcome_unknown_record(
+            "b",
+            2,
+            Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() },
+        ))
+        .expect("append");
+        drop(w);
+        assert_eq!(ids_in(&path), ["a", "b"], "appending a member after the rewrite");
     }
 
     #[test]
@@ -471,7 +756,7 @@ mod tests {
         let path = file(&dir, "hello\n");
         let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&[])).expect_err("damaged");
         assert!(err.to_string().contains("results.jsonl:1: not a batchllm result record"), "{err}");
-        let l = line("a", "succeeded", None, "in-a");
+        let l = line("a", "succeeded", None, &fp("in-a"));
         let path = file(&dir, &format!("{l}\n{l}\n"));
         let err = open(&path, ResumeOptions::default(), &identity(), &inputs(&["a"])).expect_err("dup");
         assert!(err.to_string().contains(":2: a second record for `a`"), "{err}");
@@ -483,9 +768,26 @@ mod tests {
         let path = file(&dir, "junk\n");
         let options = ResumeOptions { overwrite: true, ..ResumeOptions::default() };
         let cp = open(&path, options, &identity(), &inputs(&[])).expect("fresh");
-        assert!(cp.done.is_empty());
+        assert_eq!(cp.counts, ResumeCounts::default());
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
         let cp = open(&dir.path().join("new/results.jsonl"), ResumeOptions::default(), &identity(), &inputs(&[]));
-        assert!(cp.expect("fresh").done.is_empty());
+        assert_eq!(cp.expect("fresh").counts.kept, 0);
+    }
+
+    #[test]
+    fn sent_items_without_a_record_end_outcome_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(journal_path(&path), "\"a\"\n").expect("journal");
+        let (cp, judged) =
+            open_with(&path, ResumeOptions::default(), &identity(), &inputs(&["a", "b"])).expect("resumable");
+        assert_eq!(words(&judged), ["keep", "run"]);
+        assert_eq!((cp.counts.outcome_unknown, cp.counts.kept, cp.counts.kept_failed), (1, 1, 1));
+        drop(cp);
+        assert_eq!(ids_in(&path), ["a"]);
+        let retry = ResumeOptions { retry_failed: true, ..ResumeOptions::default() };
+        std::fs::write(&path, "").expect("empty");
+        let (_, judged) = open_with(&path, retry, &identity(), &inputs(&["a"])).expect("resumable");
+        assert_eq!(words(&judged), ["run"], "--retry-failed sends it again");
     }
 }

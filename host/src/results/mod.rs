@@ -2,16 +2,19 @@
 //! and the checkpoint a re-run resumes from.
 //!
 //! The line format is [`crate::model::ResultRecord`]; this module owns the
-//! file: appending and flushing records, reading them back on resume, and the
-//! in-flight journal that keeps a crash from resending a paid request.
+//! file: appending and flushing records (plain, or gzip-compressed when its
+//! name ends in `.gz`), reading them back on resume, and the in-flight
+//! journal that keeps a crash from resending a paid request.
 
 mod checkpoint;
 mod journal;
+mod lines;
 mod order;
 mod writer;
 
-pub use checkpoint::{Checkpoint, Previous, ResumeError, ResumeOptions, RunIdentity};
+pub use checkpoint::{Checkpoint, Judgement, Previous, ResumeCounts, ResumeError, ResumeOptions, RunIdentity};
 pub use journal::{Journal, journal_path, read_journal};
+pub use lines::{for_each_line, is_gzip};
 pub use order::sort_by_line;
 pub use writer::{ResultWriter, ResultsError, private_file};
 
@@ -51,6 +54,7 @@ mod tests {
                 metadata: None,
                 context: None,
                 line: 1,
+                finished_at: None,
                 fingerprint: Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() },
                 cost_usd: None,
             },
@@ -70,5 +74,25 @@ mod tests {
         assert_eq!(v["response"]["body"]["x"], 1);
         assert_eq!(v["error"], Value::Null);
         assert_eq!(v["batchllm"]["status"], "succeeded");
+    }
+
+    #[test]
+    fn a_gz_results_file_gets_one_gzip_member_per_write() {
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl.gz");
+        let mut w = ResultWriter::open(&path, true, false).expect("create");
+        w.write_all(&[record(), record()]).expect("write");
+        let one = std::fs::metadata(&path).expect("meta").len();
+        w.write(&record()).expect("write");
+        drop(w);
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(&bytes[..2], [0x1f, 0x8b]);
+        assert_eq!(&bytes[one as usize..one as usize + 2], [0x1f, 0x8b], "the second write starts a member");
+        // What any gzip reader sees: three lines.
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_string(&mut text).expect("gunzip");
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::lines::Replacement;
 use super::{ResultsError, create_private};
 
 #[derive(Deserialize)]
@@ -24,16 +25,43 @@ struct BlockLine {
     line: usize,
 }
 
-/// Rewrites the results file at `path` in input-line order.
+/// Rewrites the results file at `path` in input-line order. A `.gz` file
+/// is first decompressed next to itself (the index needs offsets into plain
+/// text), then written back compressed.
 pub fn sort_by_line(path: &Path) -> Result<(), ResultsError> {
     let io = |source| ResultsError::Io { path: path.into(), source };
+    if !super::is_gzip(path) {
+        return sort_into(path, path).map_err(io);
+    }
+    let plain = path.with_extension(format!("order-plain{}", std::process::id()));
+    let result = (|| {
+        let mut out = std::io::BufWriter::new(create_private(&plain)?);
+        super::for_each_line(
+            path,
+            |e| e,
+            |_, text| {
+                out.write_all(text.as_bytes())?;
+                out.write_all(b"\n")
+            },
+        )?;
+        out.flush()?;
+        drop(out);
+        sort_into(&plain, path)
+    })();
+    let _ = std::fs::remove_file(&plain);
+    result.map_err(io)
+}
+
+/// Writes the records of the plain file `source` to `target` (compressed
+/// when its name says so) in input-line order; nothing when already sorted.
+fn sort_into(source: &Path, target: &Path) -> std::io::Result<()> {
     let mut index = Vec::new();
-    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let mut reader = std::io::BufReader::new(std::fs::File::open(source)?);
     let mut offset = 0u64;
     let mut text = String::new();
     loop {
         text.clear();
-        let n = reader.read_line(&mut text).map_err(io)?;
+        let n = reader.read_line(&mut text)?;
         if n == 0 {
             break;
         }
@@ -46,28 +74,28 @@ pub fn sort_by_line(path: &Path) -> Result<(), ResultsError> {
         return Ok(());
     }
     index.sort_by_key(|&(line, offset, _)| (line, offset));
-    let tmp = path.with_extension(format!("order-tmp{}", std::process::id()));
-    let result = (|| {
-        let mut source = reader.into_inner();
-        let mut out = std::io::BufWriter::new(create_private(&tmp)?);
-        let mut buf = Vec::new();
+    let mut source = reader.into_inner();
+    let mut out = Replacement::create(target, "order")?;
+    let mut buf = Vec::new();
+    let copied = (|| {
         for (_, offset, len) in index {
             buf.resize(len, 0);
             source.seek(SeekFrom::Start(offset))?;
             source.read_exact(&mut buf)?;
-            if !buf.ends_with(b"\n") {
-                buf.push(b'\n');
+            while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                buf.pop();
             }
-            out.write_all(&buf)?;
+            out.line(&buf)?;
         }
-        let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match copied {
+        Ok(()) => out.commit(),
+        Err(e) => {
+            out.abandon();
+            Err(e)
+        }
     }
-    result.map_err(io)
 }
 
 #[cfg(test)]
@@ -90,5 +118,35 @@ mod tests {
         assert_eq!(text, expected);
         sort_by_line(&path).expect("already sorted: untouched");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), expected);
+    }
+
+    #[test]
+    fn a_gzip_file_is_sorted_and_stays_compressed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl.gz");
+        let mut bytes = Vec::new();
+        for n in [3, 1, 2] {
+            let line = format!("{{\"custom_id\":\"{n}\",\"batchllm\":{{\"line\":{n}}}}}\n");
+            bytes.extend(super::super::lines::gzip_member(line.as_bytes()).expect("gzip"));
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        sort_by_line(&path).expect("sorted");
+        let mut lines = Vec::new();
+        crate::results::for_each_line(
+            &path,
+            |e| e,
+            |_, t| {
+                lines.push(t.to_string());
+                Ok(())
+            },
+        )
+        .expect("read");
+        let ids: Vec<String> = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["custom_id"].to_string())
+            .collect();
+        assert_eq!(ids, ["\"1\"", "\"2\"", "\"3\""]);
+        assert_eq!(std::fs::read(&path).expect("read")[..2], [0x1f, 0x8b]);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1, "no temporary file left");
     }
 }

@@ -24,12 +24,14 @@ pub fn private_file() -> std::fs::OpenOptions {
 }
 
 /// Appends records; each line is flushed to the OS (and with `fsync`, to
-/// the disk) before the item counts as done.
+/// the disk) before the item counts as done. A `.gz` results file gets one
+/// gzip member per write (see [`super::lines`]).
 #[derive(Debug)]
 pub struct ResultWriter {
     path: PathBuf,
     out: std::io::BufWriter<std::fs::File>,
     fsync: bool,
+    gzip: bool,
 }
 
 impl ResultWriter {
@@ -42,7 +44,7 @@ impl ResultWriter {
         }
         let file =
             private_file().create(true).append(!truncate).write(true).truncate(truncate).open(path).map_err(io)?;
-        Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync })
+        Ok(ResultWriter { path: path.into(), out: std::io::BufWriter::new(file), fsync, gzip: super::is_gzip(path) })
     }
 
     /// Writes one record as a line and flushes it.
@@ -52,14 +54,17 @@ impl ResultWriter {
 
     /// Writes records as lines with a single write and flushes them: each
     /// counts as written only when this returns `Ok`. One write per batch,
-    /// so a crash tears at most the batch's last line, which a resume
-    /// repairs.
+    /// so a crash tears at most the batch's last line (or, compressed, the
+    /// batch's member), which a resume repairs.
     pub fn write_all(&mut self, records: &[ResultRecord]) -> Result<(), ResultsError> {
         let io = |source| ResultsError::Io { path: self.path.clone(), source };
         let mut lines = Vec::with_capacity(records.len() * 1024);
         for record in records {
             serde_json::to_writer(&mut lines, record).map_err(|e| io(std::io::Error::other(e)))?;
             lines.push(b'\n');
+        }
+        if self.gzip && !lines.is_empty() {
+            lines = super::lines::gzip_member(&lines).map_err(io)?;
         }
         self.out.write_all(&lines).map_err(io)?;
         self.out.flush().map_err(io)?;

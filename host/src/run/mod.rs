@@ -36,12 +36,12 @@ pub use policy::abort::AbortReason;
 pub use policy::retry::RetryPolicy;
 
 use crate::egress::Egress;
-use crate::input::InputError;
+use crate::input::{InputError, JobsSource, Spool, SpoolWriter, spool::spool_path};
 use crate::model::{FailureClass, Job, short_digest};
 use crate::plugin::PluginSource;
-use crate::results::{Checkpoint, Journal, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
+use crate::results::{Checkpoint, Journal, Judgement, Previous, ResultsError, ResumeError, ResumeOptions, RunIdentity};
 use crate::sandbox::{self, CompileCache, PluginInstance, SandboxError, SandboxLimits};
-use crate::validate::{InputSummary, validate_file};
+use crate::validate::{Decision, InputSummary, read_once};
 use engine::{Budgets, Observers, PluginFactory, Pricing, RunContext, RunControl, Sink, queue};
 use gate::Gates;
 use observe::{Event, EventLog};
@@ -49,7 +49,8 @@ use observe::{Event, EventLog};
 /// Everything a run needs, already validated by the options layer.
 #[derive(Debug)]
 pub struct RunConfig {
-    pub jobs: PathBuf,
+    /// The jobs: a file, or stdin.
+    pub jobs: JobsSource,
     pub output: PathBuf,
     /// How an existing results file is treated (resume, overwrite, ...).
     pub resume: ResumeOptions,
@@ -138,6 +139,12 @@ impl RunError {
     pub fn is_usage(&self) -> bool {
         !matches!(self, RunError::Prepare { .. })
     }
+
+    /// Whether a stop signal ended the run while the input was read
+    /// (nothing was sent).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, RunError::Input(errors) if matches!(errors[..], [InputError::Stopped { .. }]))
+    }
 }
 
 /// What a caller that runs many batches at once (the service) shares with
@@ -165,9 +172,12 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
 /// [`run`], with what the caller shares with the run.
 pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let (summary, checkpoint, identity) = validate_and_resume(&config)?;
+    let (summary, spool, checkpoint, identity) = read_input(&config, &stop).await?;
     // Whatever can fail is set up before `prepare`.
     let events = EventLog::open(config.events.as_deref())?;
+    if summary.jobs == 0 {
+        return Ok(nothing_to_do(&config, checkpoint, events, started));
+    }
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(observe::metrics::bind(addr).await.map_err(|source| RunError::Metrics { addr, source })?),
         None => None,
@@ -187,24 +197,22 @@ pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> R
             }
         }
     });
-    let Checkpoint { done, done_failed, writer, outcome_unknown, .. } = checkpoint;
-    let done = Arc::new(done);
-    let to_run = summary.jobs.saturating_sub(done.len());
+    let Checkpoint { counts, writer } = checkpoint;
+    let to_run = summary.to_run;
     ctx.observe.event(|| Event::RunStarted {
         plugin: &config.plugin.name,
         plugin_sha256: &config.plugin.digest,
         jobs: summary.jobs,
-        already_done: done.len(),
+        already_done: counts.kept as usize,
         concurrency: config.concurrency,
     });
-    ctx.observe.metrics.set_items_to_run(to_run as u64);
-    ctx.observe.metrics.set_started(done.len() as u64, done_failed);
-    let mut kept = RunReport::resumed(done.len() as u64, done_failed);
-    kept.outcome_unknown = outcome_unknown;
+    ctx.observe.metrics.set_items_to_run(to_run);
+    ctx.observe.metrics.set_started(counts.kept, counts.kept_failed);
+    let kept = RunReport::resumed(&counts);
 
     let (job_tx, job_rx) = queue::bounded::<Job>(config.concurrency.saturating_mul(2));
-    let reader = engine::spawn_reader(config.jobs.clone(), job_tx, ctx.clone(), done, config.shard);
-    let mut sink = Sink::new(writer, kept, config.progress, to_run as u64);
+    let reader = engine::spawn_reader(spool, job_tx, ctx.clone());
+    let mut sink = Sink::new(writer, kept, config.progress, to_run);
     let spare = engine::drive(ctx.clone(), factory.clone(), Some(first), config.concurrency, job_rx, &mut sink).await;
     let _ = reader.await;
     if let Some(server) = metrics_server {
@@ -283,57 +291,136 @@ pub(crate) async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFa
     }
 }
 
-/// The plugin and configuration digests stamped on every record.
-pub(crate) fn identity(config: &RunConfig) -> RunIdentity {
+/// A run whose input has no jobs: nothing to send, so no plugin is loaded;
+/// the results file exists (empty, unless a resume kept records).
+fn nothing_to_do(config: &RunConfig, checkpoint: Checkpoint, events: EventLog, started: Instant) -> RunReport {
+    tracing::warn!(
+        "{} has no jobs: nothing to do; {} {}",
+        config.jobs,
+        config.output.display(),
+        if checkpoint.counts.kept > 0 { "keeps its records" } else { "is empty" }
+    );
+    drop(checkpoint.writer);
+    let mut report = RunReport::resumed(&checkpoint.counts);
+    events.emit(&Event::RunStarted {
+        plugin: &config.plugin.name,
+        plugin_sha256: &config.plugin.digest,
+        jobs: 0,
+        already_done: 0,
+        concurrency: config.concurrency,
+    });
+    report.prices_as_of = config.prices.as_of.clone();
+    report.elapsed = started.elapsed();
+    report.finalize();
+    events.emit(&Event::RunFinished {
+        termination: report.termination,
+        items: 0,
+        succeeded: 0,
+        failed: 0,
+        cost_usd: 0.0,
+        seconds: report.elapsed.as_secs_f64(),
+    });
+    events.flush();
+    report
+}
+
+/// What identifies this run's answers in the records it writes.
+pub(crate) fn run_identity(config: &RunConfig) -> RunIdentity {
     RunIdentity {
         plugin: config.plugin.digest.get(..16).unwrap_or(&config.plugin.digest).to_string(),
         config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
     }
 }
 
-/// Validates the whole input and opens the results file, resuming from the
-/// records it already holds: each input line is compared with its earlier
-/// record during the same pass.
-fn validate_and_resume(config: &RunConfig) -> Result<(InputSummary, Checkpoint, RunIdentity), RunError> {
-    let identity = identity(config);
-    let mut previous = Previous::read(&config.output, config.resume)?;
-    let mut mismatch = None;
-    let force = config.resume.force;
-    let mut in_shard = 0;
-    let mut summary = validate_file(&config.jobs, 20, |job| {
-        // Every line is validated; only the shard's jobs are this run's.
-        if config.shard.is_some_and(|s| !s.contains(&job.id)) {
-            return None;
+/// Reads the input once, validating every line and judging it against the
+/// records of an earlier run, spools what must be sent, then opens the
+/// results file. Nothing is sent before this returns, so an error anywhere
+/// in the input costs nothing.
+///
+/// The pass runs on a blocking thread: stdin may block for as long as the
+/// producer upstream takes. A stop signal meanwhile ends the run at once
+/// (the thread, possibly blocked in a read, is left behind; nothing was
+/// sent and the results file was not touched).
+async fn read_input(
+    config: &RunConfig,
+    stop: &StopHandle,
+) -> Result<(InputSummary, Spool, Checkpoint, RunIdentity), RunError> {
+    let identity = run_identity(config);
+    let (input, output, resume, pass_identity) =
+        (config.jobs.clone(), config.output.clone(), config.resume, identity.clone());
+    let pass_stop = stop.clone();
+    let spool_file = spool_path(&config.output);
+    let shard = config.shard;
+    let pass = tokio::task::spawn_blocking(move || {
+        let mut previous = Previous::read(&output, resume, &pass_identity)?;
+        let spool_file = spool_path(&output);
+        let spool = SpoolWriter::create(&spool_file)
+            .map_err(|source| RunError::Input(vec![InputError::Spool { path: spool_file.clone(), source }]))?;
+        let mut refusal = None;
+        let keep_going = || !pass_stop.is_stopping();
+        let mut in_shard = 0;
+        let read = read_once(&input, 20, spool, &keep_going, |job| {
+            // Every line is validated; only the shard's jobs are this run's.
+            if shard.is_some_and(|s| !s.contains(&job.id)) {
+                return Decision::Skip;
+            }
+            in_shard += 1;
+            match previous.as_mut() {
+                None => Decision::Run,
+                Some(p) => match p.judge(&job.id, job.line, &job.fingerprint) {
+                    Judgement::Run => Decision::Run,
+                    Judgement::Keep => Decision::Keep,
+                    Judgement::Refuse(e) => {
+                        refusal.get_or_insert(e);
+                        Decision::Keep
+                    }
+                },
+            }
+        });
+        let (mut summary, spool) = match read {
+            Ok(read) => read,
+            Err(errors) => {
+                let _ = std::fs::remove_file(&spool_file);
+                return Err(RunError::Input(errors));
+            }
+        };
+        if let Some(e) = refusal {
+            return Err(e.into());
         }
-        in_shard += 1;
-        if let Some(p) = previous.as_mut()
-            && let Some(what) = p.check_job(&job.id, job.line, &job.fingerprint)
-            && !force
-        {
-            mismatch.get_or_insert(what);
+        if let Some(shard) = shard {
+            tracing::info!(shard = %shard, of = summary.jobs, jobs = in_shard, "running one shard of the input");
+            summary.jobs = in_shard;
         }
-        None
-    })
-    .map_err(RunError::Input)?;
-    if let (Some(what), Some(p)) = (mismatch, previous.as_ref()) {
-        return Err(p.mismatch(what).into());
-    }
-    if let Some(shard) = config.shard {
-        tracing::info!(shard = %shard, of = summary.jobs, jobs = in_shard, "running one shard of the input");
-        summary.jobs = in_shard;
-    }
-    tracing::info!(jobs = summary.jobs, file = %config.jobs.display(), "input validated");
-    let checkpoint = Checkpoint::open(&config.output, config.resume, &identity, previous)?;
-    if !checkpoint.done.is_empty() || checkpoint.dropped > 0 {
+        Ok((summary, spool, previous))
+    });
+    let (summary, spool, previous) = tokio::select! {
+        joined = pass => match joined {
+            Ok(result) => result?,
+            Err(e) => {
+                let source = std::io::Error::other(format!("the input reader failed: {e}"));
+                return Err(RunError::Input(vec![InputError::Io { input: config.jobs.clone(), source }]));
+            }
+        },
+        () = stop.until_stopping() => {
+            let _ = std::fs::remove_file(&spool_file);
+            return Err(RunError::Input(vec![InputError::Stopped { input: config.jobs.clone() }]));
+        }
+    };
+    tracing::info!(jobs = summary.jobs, input = %config.jobs, "input validated");
+    let checkpoint = Checkpoint::open(&config.output, config.resume, previous)?;
+    let c = &checkpoint.counts;
+    if c.kept > 0 || c.changed > 0 || c.replayed > 0 || c.pruned > 0 {
         tracing::info!(
-            done = checkpoint.done.len(),
-            to_run = summary.jobs.saturating_sub(checkpoint.done.len()),
-            dropped = checkpoint.dropped,
+            kept = c.kept,
+            changed = c.changed,
+            retried = c.replayed,
+            pruned = c.pruned,
+            to_run = summary.to_run,
             "resuming from {}",
             config.output.display()
         );
     }
-    Ok((summary, checkpoint, identity))
+    Ok((summary, spool, checkpoint, identity))
 }
 
 /// The context of a run: its gates (shared ones from `hooks`, else its
@@ -358,10 +445,10 @@ pub(crate) fn new_context(
         items: hooks.items,
         control: RunControl::new(config.abort_mode, batch_deadline, stop, config.stop_grace),
         budgets: Budgets::new(config.fail_fast.clone(), config.max_total_tokens, config.max_cost),
-        pricing: Pricing {
-            prices: config.prices.clone(),
-            default_model: config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string),
-        },
+        // The model a record is priced on is the one the plugin reports (a
+        // built-in reports its default), else the job's, else the
+        // configured one; the built-in's default is the dry run's guess.
+        pricing: Pricing { prices: config.prices.clone(), default_model: configured_model(config) },
         identity,
         schema: config.schema.clone(),
         journal,
@@ -380,6 +467,19 @@ pub fn gate_settings(config: &RunConfig) -> GateSettings {
         max_server_wait: config.item.retry.max_server_wait,
         startup_ramp: config.startup_ramp.map(|over| gate::StartupRamp { over, concurrency: config.concurrency }),
     }
+}
+
+/// The model an item runs on when neither the job nor the plugin says: the
+/// plugin configuration's `model`, else the built-in plugin's own default.
+pub(crate) fn default_model(config: &RunConfig) -> Option<String> {
+    let configured = configured_model(config);
+    let builtin = config.plugin.builtin.then(|| crate::providers::find(&config.plugin.name)).flatten();
+    configured.or_else(|| builtin.and_then(|p| p.default_model).map(str::to_string))
+}
+
+/// The plugin configuration's `model`.
+fn configured_model(config: &RunConfig) -> Option<String> {
+    config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string)
 }
 
 pub(crate) fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {

@@ -86,7 +86,7 @@ impl CompileCache {
             }
         }
         let started = std::time::Instant::now();
-        let component = Component::new(engine.engine(), bytes).map_err(|e| SandboxError::Compile(format!("{e:?}")))?;
+        let component = Component::new(engine.engine(), bytes).map_err(|e| SandboxError::Compile(e.into()))?;
         tracing::info!(elapsed = ?started.elapsed(), "compiled plugin");
         if let Some(path) = &entry {
             store(&component, path);

@@ -86,8 +86,8 @@ pub fn link(engine: &SandboxEngine, component: &Component) -> Result<PluginPre, 
         v0_1::Strategy::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
         Ok(())
     };
-    setup(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:?}")))?;
-    let incompatible = |e: wasmtime::Error| SandboxError::Incompatible(format!("{e}"));
+    setup(&mut linker).map_err(|e| SandboxError::Engine(e.into()))?;
+    let incompatible = |e: wasmtime::Error| SandboxError::Incompatible(format!("{e:#}"));
     let pre = linker.instantiate_pre(component).map_err(incompatible)?;
     Ok(match version {
         ContractVersion::V0_2 => PluginPre::V0_2(v0_2::StrategyPre::new(pre).map_err(incompatible)?),

@@ -32,7 +32,7 @@ impl SandboxEngine {
             Ok(engine) => (engine, true),
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
-                let engine = Engine::new(&base_config(None)).map_err(|e| SandboxError::Engine(e.to_string()))?;
+                let engine = Engine::new(&base_config(None)).map_err(|e| SandboxError::Engine(e.into()))?;
                 (engine, false)
             }
         };

@@ -32,13 +32,17 @@ pub use limits::SandboxLimits;
 pub use load::{LoadedPlugin, load};
 pub use state::{HostState, RunShared};
 
-/// Errors setting up the sandbox or a plugin in it.
+/// A wasmtime error (an `anyhow::Error`) kept as a source with its causes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors setting up the sandbox or a plugin in it; shown to people with
+/// [`crate::model::error_chain`], which adds the causes.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("wasmtime engine: {0}")]
-    Engine(String),
-    #[error("compiling the plugin failed: {0}")]
-    Compile(String),
+    #[error("setting up the wasmtime engine failed")]
+    Engine(#[source] BoxError),
+    #[error("compiling the plugin failed")]
+    Compile(#[source] BoxError),
     #[error("the plugin does not fit the `batchllm:strategy/strategy` world (versions 0.2.0 and 0.1.0): {0}")]
     Incompatible(String),
     #[error("instantiating the plugin failed: {0}")]

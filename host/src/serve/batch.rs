@@ -33,9 +33,10 @@ use super::objects::{
 };
 use super::service::{Active, Service, lock, utc_day};
 use super::tenants::Tenant;
-use crate::input::InputError;
+use crate::input::{InputError, JobsSource, SpoolWriter};
 use crate::model::{FailureClass, Fingerprint, HostBlock, ItemStatus, ResultError, ResultRecord, TokenUsage, line_id};
 use crate::run::{Metrics, RunError, RunHooks, Termination};
+use crate::validate::{Decision, read_once};
 
 /// Most validation errors reported on a batch.
 const MAX_ERRORS: usize = 20;
@@ -167,29 +168,45 @@ async fn validate(svc: &Arc<Service>, tenant: &Tenant, active: &Active) -> Step 
     }
 }
 
-/// Checks every line (the engine's own validation, plus the batch's
-/// endpoint and line quota). Returns the number of requests and the model
-/// of the first line.
+/// Checks every line (the engine's own one pass over the input, plus the
+/// batch's endpoint and line quota). Returns the number of requests and the
+/// model of the first line. What the pass spools is not needed here (the
+/// run makes its own pass, with its resume): it goes to a private file next
+/// to the input, removed on return, and overwritten by the next validation
+/// should a killed server leave it behind.
 fn check_input(path: &Path, endpoint: &str, max_lines: u64) -> Result<(u64, Option<String>), Vec<BatchError>> {
+    let input = JobsSource::from(path);
+    let spool = SpoolWriter::create(&path.with_extension("validation.spool"))
+        .map_err(|e| vec![host_error(format!("the input cannot be checked (no room for its spool): {e}"))])?;
     let mut model = None;
-    let summary = crate::validate::validate_file(path, MAX_ERRORS, |job| {
+    let checked = read_once(&input, MAX_ERRORS, spool, &|| true, |job| {
         if model.is_none() {
-            model = job.params.get("model").and_then(|m| m.as_str()).map(str::to_string);
+            model = job.params.model().map(str::to_string);
         }
         let problem = match job.endpoint.as_deref() {
-            Some(url) if url == endpoint => return None,
+            Some(url) if url == endpoint => return Decision::Keep,
             Some(url) => format!("`url` is {url:?}, but the batch's endpoint is {endpoint:?}"),
             None => "the line has no `url`".to_string(),
         };
-        Some(InputError::Line {
-            path: path.into(),
+        Decision::Reject(InputError::Line {
+            input: input.clone(),
             line: job.line,
             problem,
             fix: "every line must be {\"custom_id\", \"method\": \"POST\", \"url\": <the batch's endpoint>, \"body\"}",
         })
-    })
-    .map_err(|errors| errors.into_iter().map(batch_error).collect::<Vec<_>>())?;
+    });
+    let (summary, _spool) = checked.map_err(|errors| errors.into_iter().map(batch_error).collect::<Vec<_>>())?;
     let jobs = summary.jobs as u64;
+    if jobs == 0 {
+        // The command line takes an empty input as nothing to do; OpenAI's
+        // Batch API refuses an empty file, and so does the service.
+        return Err(vec![BatchError {
+            code: "empty_file".into(),
+            message: "the input file has no requests; it needs one JSON object per line".into(),
+            param: None,
+            line: None,
+        }]);
+    }
     if jobs > max_lines {
         return Err(vec![BatchError {
             code: "too_many_requests_in_file".into(),
@@ -230,14 +247,9 @@ fn batch_error(e: InputError) -> BatchError {
             param: Some("custom_id".into()),
             line: at(line),
         },
-        InputError::Empty { .. } => BatchError {
-            code: "empty_file".into(),
-            message: "the input file has no requests; it needs one JSON object per line".into(),
-            param: None,
-            line: None,
-        },
         InputError::Io { source, .. } => host_error(format!("the input file cannot be read: {source}")),
-        InputError::NotAFile { .. } => host_error("the input file is not a regular file".into()),
+        InputError::Spool { source, .. } => host_error(format!("the input cannot be checked: {source}")),
+        InputError::Stopped { .. } => host_error("the server stopped while the input was read".into()),
     }
 }
 
@@ -288,6 +300,12 @@ async fn execute(svc: &Arc<Service>, tenant: &Tenant, active: &Active) -> Step {
         return step;
     }
     match result {
+        // A stop while the input was read (a cancel was handled above):
+        // the server is stopping; the batch resumes at the next start.
+        Err(e) if e.is_stopped() => {
+            tracing::info!(batch = %id, "stopped with the server while reading its input; it resumes at the next start");
+            Step::Stop
+        }
         Err(RunError::Input(errors)) => {
             let errors = errors.into_iter().take(MAX_ERRORS).map(batch_error).collect();
             finalize(svc, active, End::Failed(errors)).await
@@ -297,7 +315,7 @@ async fn execute(svc: &Arc<Service>, tenant: &Tenant, active: &Active) -> Step {
                 BatchError { code: "plugin_prepare_failed".into(), message: e.to_string(), param: None, line: None };
             finalize(svc, active, End::Failed(vec![error])).await
         }
-        Err(e) => finalize(svc, active, End::Failed(vec![host_error(e.to_string())])).await,
+        Err(e) => finalize(svc, active, End::Failed(vec![host_error(crate::model::error_chain(&e))])).await,
         Ok(report) if report.termination == Termination::Interrupted && svc.is_shutting_down() => {
             tracing::info!(batch = %id, "stopped with the server; it resumes at the next start");
             Step::Stop
@@ -593,6 +611,7 @@ fn unrecorded_record(job: &crate::model::Job, class: FailureClass, message: &str
             metadata: None,
             context: job.context.clone(),
             line: job.line,
+            finished_at: Some(crate::model::now_rfc3339()),
             fingerprint: Fingerprint { input: job.fingerprint.clone(), plugin: String::new(), config: String::new() },
             cost_usd: None,
         },
@@ -631,6 +650,8 @@ mod tests {
         assert_eq!(errors[0].code, "too_many_requests_in_file");
         write(&path, &[""]);
         assert_eq!(check_input(&path, "/v1/chat/completions", 1).expect_err("empty")[0].code, "empty_file");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(left, ["in.jsonl"], "the validation's spool is removed");
     }
 
     #[test]

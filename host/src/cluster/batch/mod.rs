@@ -40,13 +40,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::input::parse_line;
+use crate::input::{InputError, JobsSource, SpoolWriter};
 use crate::model::{Fingerprint, Job, short_digest};
 use crate::results::RunIdentity;
 use crate::run::engine::{self, InFlight, Sink, queue};
 use crate::run::gate::Gates;
 use crate::run::observe::{self, EventLog};
 use crate::run::{RunConfig, RunError, RunHooks, RunReport, StopHandle};
-use crate::validate::validate_file;
+use crate::validate::{Decision, InputSummary, read_once};
 
 pub use parts::{Merged, parts_dir};
 use store::{BatchStore, Claim, Claimed};
@@ -62,6 +63,42 @@ fn message(text: String) -> RunError {
     RunError::Cluster(text.into())
 }
 
+/// The jobs file of a cluster batch: every host reads its chunks as byte
+/// ranges, so it must be a plain file they all can open, not stdin or gzip.
+fn cluster_input(jobs: &JobsSource) -> Result<std::path::PathBuf, RunError> {
+    let JobsSource::Path(path) = jobs else {
+        return Err(message("the jobs must be a file every host can read (on shared storage), not stdin".into()));
+    };
+    let mut head = [0u8; 2];
+    let gzip = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .is_ok_and(|n| n == 2 && head == [0x1f, 0x8b]);
+    if gzip {
+        return Err(message(format!(
+            "{} is gzip-compressed; hosts read their chunks as byte ranges of the file: decompress it first (gunzip -k)",
+            path.display()
+        )));
+    }
+    Ok(path.clone())
+}
+
+/// Validates every line of the input before this host claims anything (a
+/// bad line stops every host, and nothing is sent). Nothing is spooled:
+/// hosts read their chunks from the file itself.
+async fn validate(jobs: &JobsSource, stop: &StopHandle) -> Result<InputSummary, RunError> {
+    let (input, stop) = (jobs.clone(), stop.clone());
+    let pass = tokio::task::spawn_blocking(move || {
+        let spool = SpoolWriter::create_temp(&std::env::temp_dir())
+            .map_err(|source| vec![InputError::Spool { path: std::env::temp_dir(), source }])?;
+        let keep_going = || !stop.is_stopping();
+        read_once(&input, 20, spool, &keep_going, |_| Decision::Skip).map(|(summary, _spool)| summary)
+    });
+    match pass.await {
+        Ok(result) => result.map_err(RunError::Input),
+        Err(e) => Err(cluster_error(e)),
+    }
+}
+
 /// Runs this host's part of the cluster batch of `config` (whose
 /// `cluster` is set), until every chunk is committed or `stop` asks.
 pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunError> {
@@ -69,14 +106,14 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
     let Some(cluster) = config.cluster.clone() else {
         return Err(message("no --cluster URL".into()));
     };
-    let summary = validate_file(&config.jobs, 20, |_| None).map_err(RunError::Input)?;
-    let jobs = config.jobs.clone();
+    let jobs = cluster_input(&config.jobs)?;
+    let summary = validate(&config.jobs, &stop).await?;
     let chunk_lines = cluster.chunk_lines;
     let plan = tokio::task::spawn_blocking(move || plan::plan(&jobs, chunk_lines))
         .await
         .map_err(cluster_error)?
         .map_err(cluster_error)?;
-    let identity = crate::run::identity(&config);
+    let identity = crate::run::run_identity(&config);
     let output_name = config.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let batch =
         short_digest(format!("{}:{}:{}:{output_name}", plan.digest, identity.plugin, identity.config).as_bytes());
@@ -115,7 +152,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
         chunks.clone(),
         Arc::new(job_tx),
         ClaimSetup {
-            jobs: config.jobs.clone(),
+            jobs: cluster_input(&config.jobs)?,
             parts: parts_dir(&config.output),
             identity,
             lease: cluster.lease,
@@ -349,5 +386,24 @@ async fn commit_one(chunks: &Chunks, commit: &table::Commit, started: Instant) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_batch_needs_a_plain_file_every_host_can_read() {
+        let stdin = cluster_input(&JobsSource::Stdin).expect_err("stdin");
+        assert!(stdin.to_string().contains("not stdin"), "{stdin}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gz = dir.path().join("jobs.jsonl.gz");
+        std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).expect("write");
+        let e = cluster_input(&JobsSource::Path(gz)).expect_err("gzip");
+        assert!(e.to_string().contains("gunzip"), "{e}");
+        let plain = dir.path().join("jobs.jsonl");
+        std::fs::write(&plain, "{\"id\":\"a\",\"prompt\":\"p\"}\n").expect("write");
+        assert_eq!(cluster_input(&JobsSource::Path(plain.clone())).ok(), Some(plain));
     }
 }

@@ -113,6 +113,7 @@ pub fn outcome_unknown(id: &str, line: usize, fingerprint: Fingerprint) -> Resul
             metadata: None,
             context: None,
             line,
+            finished_at: Some(crate::model::now_rfc3339()),
             fingerprint,
             cost_usd: None,
         },

@@ -58,6 +58,11 @@ impl StopHandle {
     pub fn is_stopping(&self) -> bool {
         self.graceful.is_cancelled()
     }
+
+    /// Resolves once a stop is requested.
+    pub async fn until_stopping(&self) {
+        self.graceful.cancelled().await;
+    }
 }
 
 /// Shared by every task of a run.

@@ -2,7 +2,6 @@
 //! loop that turns them into records.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
@@ -15,7 +14,7 @@ use super::queue;
 use super::record;
 use super::sink::Finished;
 use super::worker::Worker;
-use crate::input;
+use crate::input::{Spool, SpoolEntry};
 use crate::model::Job;
 use crate::run::observe::Event;
 
@@ -47,7 +46,7 @@ pub(super) async fn work<F: ExecutorFactory>(
         };
         let Some(job) = job else { break };
         let (id, started) = (job.id.clone(), Instant::now());
-        let kept = (job.line, job.fingerprint.clone(), job.context.clone());
+        let kept = (job.line, job.fingerprint.clone(), job.context.clone(), job.endpoint.clone());
         // A panic is a bug in the host; it must not lose the item silently
         // nor take the run down: the item gets a `host_error` record.
         let record = match AssertUnwindSafe(worker.run(job)).catch_unwind().await {
@@ -63,7 +62,7 @@ pub(super) async fn work<F: ExecutorFactory>(
                     prompt: String::new(),
                     params: Default::default(),
                     context: kept.2,
-                    endpoint: None,
+                    endpoint: kept.3,
                     fingerprint: kept.1,
                 };
                 let message = format!(
@@ -108,50 +107,38 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-/// Feeds parsed jobs into the queue from a blocking thread, skipping those
-/// already done and those of other shards.
+/// Feeds the spooled jobs into the queue from a blocking thread. The spool
+/// holds exactly the jobs to send, already validated and parsed (and the ids
+/// of those a resume keeps, which are skipped); it is removed when the
+/// reader is done with it.
 pub(crate) fn spawn_reader(
-    path: PathBuf,
+    spool: Spool,
     jobs: queue::Producer<Job>,
     ctx: Arc<RunContext>,
-    done: Arc<std::collections::HashSet<String>>,
-    shard: Option<crate::model::shard::Shard>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        let lines = match input::read_lines(&path) {
-            Ok(lines) => lines,
+        let entries = match spool.entries() {
+            Ok(entries) => entries,
             Err(e) => {
-                ctx.control.fail(format!("cannot reopen the jobs file: {e}"));
+                ctx.control.fail(format!("cannot read the spool {}: {e}", spool.path().display()));
                 return;
             }
         };
-        for entry in lines {
-            // After an abort the remaining lines still flow: workers turn
+        for entry in entries {
+            // After an abort the remaining jobs still flow: workers turn
             // each into an `aborted` record without calling the plugin.
             if ctx.control.stopping() {
                 return;
             }
-            let (line, text) = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    ctx.control.fail(format!("reading the jobs file failed mid-run: {e}"));
-                    return;
-                }
-            };
-            if text.trim().is_empty() {
-                continue;
-            }
-            match input::parse_line(&text, line) {
-                Ok(job) if done.contains(&job.id) || shard.is_some_and(|s| !s.contains(&job.id)) => {}
-                Ok(job) => {
+            match entry {
+                Ok(SpoolEntry::Run(job)) => {
                     if jobs.push_blocking(job).is_err() {
                         return;
                     }
                 }
+                Ok(SpoolEntry::Kept { .. }) => {}
                 Err(e) => {
-                    // The file changed since validation; stop rather than skip.
-                    let file = path.display();
-                    ctx.control.fail(format!("{file}:{line} changed during the run ({}); stopping", e.problem));
+                    ctx.control.fail(format!("reading the spool {} failed mid-run: {e}", spool.path().display()));
                     return;
                 }
             }

@@ -281,7 +281,7 @@ fn job(i: usize) -> Job {
         line: i + 1,
         id: format!("j{i}"),
         prompt: format!("prompt {i}"),
-        params: serde_json::Map::new(),
+        params: Default::default(),
         context: None,
         endpoint: None,
         fingerprint: format!("f{i}"),

@@ -120,7 +120,9 @@ impl<F: ExecutorFactory> Worker<F> {
             // Free the slot of a discarded instance before taking another.
             self.executor = None;
             let created = self.factory.create().await;
-            self.executor = Some(created.map_err(|e| AttemptFailure::host(FailureClass::PluginTrap, e.to_string()))?);
+            self.executor = Some(
+                created.map_err(|e| AttemptFailure::host(FailureClass::PluginTrap, crate::model::error_chain(&e)))?,
+            );
         }
         self.executor
             .as_mut()
@@ -530,7 +532,7 @@ pub(super) fn last_answer(exchanges: &[Exchange]) -> Option<&Exchange> {
 /// asked for, else the plugin's configured default.
 fn item_model(job: &Job, metadata: Option<&Value>, default: &Option<String>) -> Option<String> {
     let reported = metadata.and_then(|m| m.get("model")).and_then(Value::as_str);
-    let requested = job.params.get("model").and_then(Value::as_str);
+    let requested = job.params.model();
     reported.or(requested).map(str::to_string).or_else(|| default.clone())
 }
 
@@ -538,8 +540,8 @@ fn plugin_item(job: &Job) -> PluginItem {
     PluginItem {
         id: job.id.clone(),
         prompt: job.prompt.clone(),
-        params: serde_json::to_string(&job.params).unwrap_or_else(|_| "{}".into()),
-        context: job.context.as_ref().map(Value::to_string),
+        params: job.params.text().to_string(),
+        context: job.context.as_deref().map(|c| c.get().to_string()),
         endpoint: job.endpoint.clone(),
     }
 }

@@ -26,7 +26,7 @@ pub enum Termination {
     /// remaining ones `aborted` / `batch_deadline_exceeded`.
     Aborted,
     /// The host itself failed (the results file could not be written, the
-    /// jobs file changed): requests may have been sent; re-run to resume.
+    /// spool could not be read): requests may have been sent; re-run to resume.
     Failed,
 }
 
@@ -86,6 +86,10 @@ pub struct RunReport {
     pub already_failed: u64,
     /// Items in flight when the last run died, recorded `outcome_unknown`.
     pub outcome_unknown: u64,
+    /// Items run again because their input line changed since their record.
+    pub changed: u64,
+    /// Records dropped because their id is no longer in the input (`--prune`).
+    pub pruned: u64,
     /// Items that got a record in this run.
     pub items: u64,
     pub succeeded: u64,
@@ -134,6 +138,8 @@ impl Default for RunReport {
             already_done: 0,
             already_failed: 0,
             outcome_unknown: 0,
+            changed: 0,
+            pruned: 0,
             items: 0,
             succeeded: 0,
             failed: 0,
@@ -181,10 +187,16 @@ impl RunReport {
         }
     }
 
-    /// A report for a run resuming with `done` kept records, `failed` of
-    /// them failures.
-    pub fn resumed(done: u64, failed: u64) -> Self {
-        RunReport { already_done: done, already_failed: failed, ..RunReport::default() }
+    /// A report for a run resuming with what `counts` says was kept.
+    pub fn resumed(counts: &crate::results::ResumeCounts) -> Self {
+        RunReport {
+            already_done: counts.kept,
+            already_failed: counts.kept_failed,
+            outcome_unknown: counts.outcome_unknown,
+            changed: counts.changed,
+            pruned: counts.pruned,
+            ..RunReport::default()
+        }
     }
 
     /// Computes the summary statistics (percentiles) once the run is over.
@@ -222,6 +234,15 @@ impl RunReport {
                 "resumed: {} items already had a record ({} failed) and were not run again\n",
                 self.already_done, self.already_failed
             ));
+        }
+        if self.changed > 0 {
+            out.push_str(&format!(
+                "{} items ran again because their input line changed since their record\n",
+                self.changed
+            ));
+        }
+        if self.pruned > 0 {
+            out.push_str(&format!("{} records of ids no longer in the input were dropped (--prune)\n", self.pruned));
         }
         if self.outcome_unknown > 0 {
             out.push_str(&format!(

@@ -4,12 +4,7 @@
 //! provider itself counts against a tokens-per-minute limit; the estimate is
 //! later reconciled with the usage the response reports.
 
-use serde_json::Value;
-
 use crate::model::Job;
-
-/// Parameter names providers use for the output cap.
-const MAX_OUTPUT_KEYS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
 /// Estimated tokens one attempt of `job` will consume.
 pub fn estimate_tokens(job: &Job, default_max_output: u64) -> u64 {
@@ -17,29 +12,28 @@ pub fn estimate_tokens(job: &Job, default_max_output: u64) -> u64 {
 }
 
 /// Estimated prompt tokens of `job`: about four characters per token over the
-/// prompt and the parameters (which carry any messages).
+/// prompt and the parameters (which carry any messages), as written.
 pub fn prompt_tokens(job: &Job) -> u64 {
-    let params = serde_json::to_string(&job.params).unwrap_or_default();
-    let text_chars = job.prompt.chars().count() + params.chars().count();
+    let text_chars = job.prompt.chars().count() + job.params.text().chars().count();
     (text_chars as u64).div_ceil(4)
 }
 
+/// The job's own output cap (read from its parameters when it was parsed).
 fn max_output(job: &Job) -> Option<u64> {
-    let direct = MAX_OUTPUT_KEYS.iter().find_map(|k| job.params.get(*k).and_then(Value::as_u64));
-    direct.or_else(|| job.params.get("generationConfig")?.get("maxOutputTokens")?.as_u64())
+    job.params.max_output_tokens()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn job(prompt: &str, params: Value) -> Job {
-        let Value::Object(params) = params else { panic!("object") };
+    fn job(prompt: &str, params: serde_json::Value) -> Job {
+        let serde_json::Value::Object(params) = params else { panic!("object") };
         Job {
             line: 1,
             id: "a".into(),
             prompt: prompt.into(),
-            params,
+            params: crate::model::Params::from_map(&params),
             context: None,
             endpoint: None,
             fingerprint: String::new(),

@@ -73,6 +73,8 @@ impl Guest for Hostile {
                 Err(StrategyError::new(ErrorClass::InvalidResponse, message))
             }
             "log-forge" => forge_logs(&item.id),
+            // Not an attack: what the host handed over, byte for byte.
+            "echo" => Ok(Success::new(format!("{}\n{}", item.params, item.context.unwrap_or_default()))),
             other => Err(StrategyError::new(ErrorClass::ClientError, format!("unknown attack `{other}`"))),
         }
     }
