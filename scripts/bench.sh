@@ -8,6 +8,7 @@
 #   scripts/bench.sh quota           # the rate-limit provider matrix (~15 minutes)
 #   scripts/bench.sh quota --quick   # the matrix in short windows (~4 minutes)
 #   scripts/bench.sh quota --rows A,B
+#   scripts/bench.sh cluster         # --cluster: 3 hosts + redis-server (~10 minutes)
 #   scripts/bench.sh --quick         # a smoke test of the harness
 # The table goes to stdout; progress to stderr. See BENCHMARKS.md.
 set -euo pipefail
@@ -16,14 +17,16 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p batchllm-host -p batchllm-bench >&2
 
 # The plugins scenario runs when it is named or when no scenario is.
-scenarios=(throughput cpu memory plugins quota)
+scenarios=(throughput cpu memory plugins quota cluster)
 named=false
 wants_plugins=false
+wants_cluster=false
 for arg in "$@"; do
     for scenario in "${scenarios[@]}"; do
         if [[ $arg == "$scenario" ]]; then
             named=true
             [[ $arg == plugins ]] && wants_plugins=true
+            [[ $arg == cluster ]] && wants_cluster=true
         fi
     done
 done
@@ -33,5 +36,8 @@ if [[ $named == false || $wants_plugins == true ]]; then
             "$script" >/dev/null
         fi
     done
+fi
+if [[ $named == false || $wants_cluster == true ]]; then
+    scripts/setup-redis.sh
 fi
 exec target/release/batchllm-bench "$@"

@@ -58,5 +58,8 @@ if [[ -f $chromium_note ]]; then
     trap 'echo "test.sh: WARNING: the browser steps were SKIPPED: headless Chromium could not be installed: $(cat "$chromium_note") (see scripts/install-chromium.sh)" >&2' EXIT
 fi
 
+# The --cluster tests start their own redis-server (Debian's package).
+scripts/setup-redis.sh
+
 cargo test --workspace --locked "$@"
 cargo test --manifest-path plugins/Cargo.toml --target "$host_triple" --locked "$@"

@@ -81,6 +81,9 @@ enum Scenario {
     /// of 429s under seven kinds of provider rate limit, host and plain
     /// client side by side.
     Quota,
+    /// `--cluster`: three hosts, one redis-server, the mock enforcing the
+    /// limit: the worst 60 s window, kill -9, SIGSTOP, CPU per item.
+    Cluster,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,7 +113,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let setup = host::Setup::locate(cli.host.clone(), work)?;
     let options = Options { quick: cli.quick, big_input: cli.big_input, rows: cli.rows.clone(), serial: cli.serial };
-    let all = [Scenario::Throughput, Scenario::Cpu, Scenario::Memory, Scenario::Plugins, Scenario::Quota];
+    let all =
+        [Scenario::Throughput, Scenario::Cpu, Scenario::Memory, Scenario::Plugins, Scenario::Quota, Scenario::Cluster];
     let chosen: Vec<Scenario> = if cli.scenarios.is_empty() { all.to_vec() } else { cli.scenarios.clone() };
     warm_up(&setup).await?;
     let mut rows = Vec::new();
@@ -129,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 matrix_table = Some(table);
                 rows
             }),
+            Scenario::Cluster => scenarios::cluster::run(&setup, &options).await,
         };
         rows.extend(more.with_context(|| format!("scenario {scenario:?}"))?);
     }

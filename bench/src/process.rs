@@ -42,9 +42,18 @@ impl Usage {
 /// this process (the mock, the job files) is larger than a small run.
 pub async fn measure_until(mut command: Command, deadline: Option<Duration>) -> anyhow::Result<Usage> {
     let program = command.get_program().to_string_lossy().into_owned();
-    let own_before = own_cpu();
-    let started = Instant::now();
     let child = command.spawn().with_context(|| format!("cannot start {program}"))?;
+    measure_child(child, Instant::now(), deadline).await
+}
+
+/// [`measure_until`] for a child already spawned (at `started`), so that
+/// the caller can signal it by its id meanwhile.
+pub async fn measure_child(
+    child: std::process::Child,
+    started: Instant,
+    deadline: Option<Duration>,
+) -> anyhow::Result<Usage> {
+    let own_before = own_cpu();
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     // `wait4` reaps the child here; the `Child` handle is never waited on.
     let (status, rusage, peak_kib, killed) =

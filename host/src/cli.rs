@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// Where compiled plugins are cached [default: DATA_DIR/plugin-cache].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Share every tenant's limits (RPM/TPM, cooldowns, learned budgets)
+    /// with the other `serve` instances started with this Redis URL.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<crate::cluster::ClusterUrl>,
 }
 
 /// `batchllm-host plugin ...`

@@ -11,6 +11,7 @@
 //! - [`results`] writes one record per input line;
 //! - [`providers`] is the table of built-in providers: names, hosts, keys;
 //! - [`report`] turns a results file (and its events) into an HTML page;
+//! - [`cluster`] spreads one batch over several hosts (`--shard`, `--cluster`);
 //! - [`options`] defines every run option once (flag and `--config` key),
 //!   checks it and builds a [`run::RunConfig`]; [`cli`] is the command line;
 //! - [`serve`] is the multi-tenant service (OpenAI Files and Batches API)
@@ -18,6 +19,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod cost;
 pub mod egress;
 pub mod input;

@@ -54,6 +54,7 @@ async fn async_main(args: Args) -> ExitCode {
             data_dir: serve.data_dir.clone(),
             listen: serve.listen,
             cache_dir: serve.cache_dir.clone(),
+            cluster: serve.cluster.clone(),
         };
         // One line on stdout once the port is bound, for scripts and tests.
         let ready = |addr| println!("listening on http://{addr}");
@@ -154,7 +155,11 @@ async fn async_main(args: Args) -> ExitCode {
             Err(e) => run_error(&e),
         };
     }
-    let result = run::run(config, stop).await;
+    let result = if config.cluster.is_some() {
+        batchllm_host::cluster::run(config, stop).await
+    } else {
+        run::run(config, stop).await
+    };
     signals.abort();
     let signal = first_signal.get().copied();
     if let Some(mock) = mock {

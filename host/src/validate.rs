@@ -40,6 +40,8 @@ pub enum Decision {
     Keep,
     /// Refuse the input because of it (e.g. a strict resume).
     Reject(InputError),
+    /// Not this run's (another shard's): valid, and nothing is spooled.
+    Skip,
 }
 
 /// A fixed hasher, so ids hash the same during the pass and the check.
@@ -131,6 +133,7 @@ pub fn read_once(
                 let written = match decide(&job) {
                     Decision::Run => spool.run(&job),
                     Decision::Keep => spool.kept(job.line, &job.id),
+                    Decision::Skip => Ok(()),
                     Decision::Reject(e) => {
                         errors.push(e);
                         Ok(())

@@ -100,7 +100,11 @@ async fn cached_contents_lifecycle() {
         (403, Some("CachedContent not found (or permission denied)"))
     );
 
-    let (_, second) = call(&server, "POST", "/v1beta/cachedContents", Some(&create), Some(KEY)).await;
+    // A TTL long enough that a loaded machine cannot expire it before the
+    // list and the delete below.
+    let mut lasting = create.clone();
+    lasting["ttl"] = "60s".into();
+    let (_, second) = call(&server, "POST", "/v1beta/cachedContents", Some(&lasting), Some(KEY)).await;
     let second = second["name"].as_str().expect("name").to_owned();
     let (status, listed) = call(&server, "GET", "/v1beta/cachedContents", None, Some(KEY)).await;
     assert_eq!((status, listed["cachedContents"].as_array().map(Vec::len)), (200, Some(1)));

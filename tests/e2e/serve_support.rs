@@ -71,6 +71,16 @@ impl Server {
 
     /// Starts `serve` again on the same files (after a kill).
     pub async fn restart(dir: &Path) -> Server {
+        Self::restart_with(dir, &[]).await
+    }
+
+    /// [`Server::start`] with more arguments (e.g. `--cluster URL`).
+    pub async fn start_with(dir: &Path, tenants: &str, args: &[&str]) -> Server {
+        std::fs::write(dir.join("tenants.toml"), tenants).expect("write tenants");
+        Self::restart_with(dir, args).await
+    }
+
+    async fn restart_with(dir: &Path, args: &[&str]) -> Server {
         let log =
             dir.join(format!("serve-{}.log", std::time::SystemTime::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos())));
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -81,6 +91,7 @@ impl Server {
             .arg(dir.join("data"))
             .arg("--cache-dir")
             .arg(cache_dir())
+            .args(args)
             .env(KEY_VAR, API_KEY)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

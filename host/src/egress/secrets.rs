@@ -217,6 +217,22 @@ impl Secrets {
         self.secrets.push(Secret { name, value, hosts: None });
     }
 
+    /// A short digest of every secret's name and value: what tells two API
+    /// keys apart (two quotas) without revealing either, e.g. as the name
+    /// of a limit shared by several hosts.
+    pub fn fingerprint(&self) -> String {
+        let mut pairs: Vec<(&str, &str)> = self.secrets.iter().map(|s| (s.name.as_str(), s.value.as_str())).collect();
+        pairs.sort_unstable();
+        let mut bytes = Vec::new();
+        for (name, value) in pairs {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.push(0);
+        }
+        crate::model::short_digest(&bytes)
+    }
+
     /// Whether any secrets are configured.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()

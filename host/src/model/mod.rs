@@ -9,9 +9,11 @@
 mod call;
 mod chain;
 mod class;
+pub mod cluster;
 mod exchange;
 mod job;
 mod record;
+pub mod shard;
 mod usage;
 
 pub use call::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};

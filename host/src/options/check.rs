@@ -75,6 +75,15 @@ pub const USD: Real = Real { min: 0.0, above: true, max: 1e9, expected: "US doll
 
 pub const CONCURRENCY: Int = Int { min: 1, max: 16_384, expected: "an integer from 1 to 16384" };
 
+/// Lines per chunk of a `--cluster` batch: a chunk is what a dead host's
+/// successor takes over, so not the whole file, and at least one line.
+pub const CHUNK_LINES: Int = Int { min: 1, max: 10_000_000, expected: "an integer from 1 to 10000000" };
+
+/// A `--cluster` lease: long enough for a heartbeat (a third of it) to get
+/// through a busy second, at most a day.
+pub const LEASE_SECS: Real =
+    Real { min: 1.0, above: false, max: 86_400.0, expected: "seconds from 1 to 86400 (a day)" };
+
 pub const ATTEMPTS: Int = Int { min: 1, max: 1_000, expected: "an integer from 1 to 1000" };
 
 pub const RATE_LIMIT_RETRIES: Int = Int { min: 0, max: 1_000_000, expected: "an integer from 0 to 1000000" };

@@ -19,6 +19,7 @@ use super::access::Access;
 use super::check;
 use super::table::options;
 use super::values::{ClassList, InternalGrant, key_values, parse_key_value, parsed_list};
+use crate::cluster::{ClusterSettings, ClusterUrl, ShardSpec};
 use crate::egress::{HostGrant, SecretHost, SecretSpec};
 use crate::plugin::PluginSource;
 use crate::results::ResumeOptions;
@@ -245,6 +246,29 @@ options! {
     /// Where compiled plugins are cached [default: ~/.cache/batchllm-host].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache", help_heading = "Sandbox")]
     cache_dir: Option<PathBuf>;
+
+    /// Run only shard I of N of the input (ids whose SHA-256 modulo N is I),
+    /// with its own results file; `auto/N` reads I from JOB_COMPLETION_INDEX
+    /// (a Kubernetes Indexed Job). Every host validates the whole file.
+    #[arg(long, value_name = "I/N", help_heading = "Scale-out", conflicts_with = "cluster")]
+    shard: Option<ShardSpec>;
+
+    /// Run the batch together with every host started with the same jobs
+    /// file, results path, plugin and URL: one shared provider limit, the
+    /// input split into chunks that hosts claim with leases, a dead host's
+    /// chunks taken over. redis://[:PASSWORD@]HOST[:PORT][/DB].
+    #[arg(long, value_name = "URL", help_heading = "Scale-out")]
+    cluster: Option<ClusterUrl>;
+
+    /// With --cluster: a host that has not renewed its claim on a chunk for
+    /// this long (it renews every third of it) is taken to be dead, and
+    /// its chunk is taken over.
+    #[arg(long, value_name = "SECS", help_heading = "Scale-out")]
+    cluster_lease: Option<f64> = 30.0, check check::LEASE_SECS;
+
+    /// With --cluster: input lines per chunk (the unit hosts claim).
+    #[arg(long, value_name = "N", help_heading = "Scale-out")]
+    cluster_chunk: Option<i64> = 1000, check check::CHUNK_LINES;
 }
 
 /// Where `--help` lists the switches that have no `--config` key.
@@ -392,6 +416,13 @@ impl Settings {
             },
             egress: access.egress,
             cache,
+            // Resolved with the environment by `options::build_with_env`.
+            shard: None,
+            cluster: s.cluster.map(|url| ClusterSettings {
+                url,
+                lease: secs(s.cluster_lease),
+                chunk_lines: count(s.cluster_chunk),
+            }),
         })
     }
 }

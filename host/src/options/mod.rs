@@ -122,6 +122,8 @@ pub enum OptionsError {
     Prices(#[from] crate::cost::PriceError),
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),
+    #[error(transparent)]
+    Shard(#[from] crate::cluster::ShardError),
 }
 
 /// Facts from the environment the binary set up (e.g. a started mock).
@@ -177,7 +179,10 @@ pub fn build_settled(
         plugin.verify_digest(expected)?;
     }
     let access = access::resolve(&settings, &plugin, extras, env)?;
-    settings.into_run_config(jobs, plugin, access, once)
+    let shard = settings.shard.map(|spec| spec.resolve(env)).transpose()?;
+    let mut config = settings.into_run_config(jobs, plugin, access, once)?;
+    config.shard = shard;
+    Ok(config)
 }
 
 /// Checks each layer, merges flags over the file over the defaults, and

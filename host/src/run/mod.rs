@@ -95,6 +95,10 @@ pub struct RunConfig {
     pub sandbox: SandboxLimits,
     pub egress: Egress,
     pub cache: CompileCache,
+    /// `--shard`: run only this shard's ids (every line is still validated).
+    pub shard: Option<crate::model::shard::Shard>,
+    /// `--cluster`: run the batch with other hosts (see `cluster::batch`).
+    pub cluster: Option<crate::model::cluster::ClusterSettings>,
 }
 
 /// Why a run could not start or had to stop.
@@ -122,6 +126,8 @@ pub enum RunError {
     },
     #[error("plugin `{plugin}` failed to prepare: {message}")]
     Prepare { plugin: String, message: String },
+    #[error("--cluster: {0}")]
+    Cluster(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn join_errors(errors: &[InputError]) -> String {
@@ -178,21 +184,10 @@ pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> R
         None => None,
     };
     let journal = Journal::create(&config.output, config.resume.fsync)?;
-    let sandbox_error = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
-    let plugin = sandbox::load(
-        &config.plugin,
-        &config.cache,
-        &config.sandbox,
-        config.concurrency.saturating_add(2),
-        &config.plugin_config,
-        config.egress.clone(),
-    )
-    .map_err(sandbox_error)?;
-    let factory = Arc::new(PluginFactory { pre: plugin.pre.clone(), shared: plugin.shared.clone() });
-    let mut first = PluginInstance::new(&factory.pre, factory.shared.clone()).await.map_err(sandbox_error)?;
-    prepare(&mut first, &config.plugin.name).await?;
+    let (factory, first) = load_and_prepare(&config).await?;
 
     // From here on `cleanup` runs on every way out.
+    let journal = engine::InFlight::File(journal);
     let ctx = Arc::new(new_context(&config, identity, started, stop, events, journal, hooks));
     let metrics_server = metrics_listener.and_then(|listener| {
         match observe::metrics::serve(listener, ctx.observe.metrics.clone(), ctx.gates.clone(), config.egress.clone()) {
@@ -253,6 +248,25 @@ pub async fn run_with(config: RunConfig, stop: StopHandle, hooks: RunHooks) -> R
     Ok(report)
 }
 
+/// Loads the plugin and runs its `prepare` on a first instance; from then
+/// on the caller owes it a `cleanup`.
+pub(crate) async fn load_and_prepare(config: &RunConfig) -> Result<(Arc<PluginFactory>, PluginInstance), RunError> {
+    let sandbox_error = |source| RunError::Sandbox { plugin: config.plugin.name.clone(), source };
+    let plugin = sandbox::load(
+        &config.plugin,
+        &config.cache,
+        &config.sandbox,
+        config.concurrency.saturating_add(2),
+        &config.plugin_config,
+        config.egress.clone(),
+    )
+    .map_err(sandbox_error)?;
+    let factory = Arc::new(PluginFactory { pre: plugin.pre.clone(), shared: plugin.shared.clone() });
+    let mut first = PluginInstance::new(&factory.pre, factory.shared.clone()).await.map_err(sandbox_error)?;
+    prepare(&mut first, &config.plugin.name).await?;
+    Ok((factory, first))
+}
+
 async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunError> {
     let outcome = instance.prepare().await;
     let message = match outcome.result {
@@ -264,7 +278,7 @@ async fn prepare(instance: &mut PluginInstance, plugin: &str) -> Result<(), RunE
 }
 
 /// Calls `cleanup` exactly once, on a spare instance or a fresh one.
-async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
+pub(crate) async fn cleanup(instance: Option<PluginInstance>, factory: &PluginFactory) {
     let instance = match instance {
         Some(i) => Ok(i),
         None => PluginInstance::new(&factory.pre, factory.shared.clone()).await,
@@ -312,7 +326,7 @@ fn nothing_to_do(config: &RunConfig, checkpoint: Checkpoint, events: EventLog, s
 }
 
 /// What identifies this run's answers in the records it writes.
-fn run_identity(config: &RunConfig) -> RunIdentity {
+pub(crate) fn run_identity(config: &RunConfig) -> RunIdentity {
     RunIdentity {
         plugin: config.plugin.digest.get(..16).unwrap_or(&config.plugin.digest).to_string(),
         config: short_digest(serde_json::Value::Object(config.identity_config.clone()).to_string().as_bytes()),
@@ -337,6 +351,7 @@ async fn read_input(
         (config.jobs.clone(), config.output.clone(), config.resume, identity.clone());
     let pass_stop = stop.clone();
     let spool_file = spool_path(&config.output);
+    let shard = config.shard;
     let pass = tokio::task::spawn_blocking(move || {
         let mut previous = Previous::read(&output, resume, &pass_identity)?;
         let spool_file = spool_path(&output);
@@ -344,18 +359,26 @@ async fn read_input(
             .map_err(|source| RunError::Input(vec![InputError::Spool { path: spool_file.clone(), source }]))?;
         let mut refusal = None;
         let keep_going = || !pass_stop.is_stopping();
-        let read = read_once(&input, 20, spool, &keep_going, |job| match previous.as_mut() {
-            None => Decision::Run,
-            Some(p) => match p.judge(&job.id, job.line, &job.fingerprint) {
-                Judgement::Run => Decision::Run,
-                Judgement::Keep => Decision::Keep,
-                Judgement::Refuse(e) => {
-                    refusal.get_or_insert(e);
-                    Decision::Keep
-                }
-            },
+        let mut in_shard = 0;
+        let read = read_once(&input, 20, spool, &keep_going, |job| {
+            // Every line is validated; only the shard's jobs are this run's.
+            if shard.is_some_and(|s| !s.contains(&job.id)) {
+                return Decision::Skip;
+            }
+            in_shard += 1;
+            match previous.as_mut() {
+                None => Decision::Run,
+                Some(p) => match p.judge(&job.id, job.line, &job.fingerprint) {
+                    Judgement::Run => Decision::Run,
+                    Judgement::Keep => Decision::Keep,
+                    Judgement::Refuse(e) => {
+                        refusal.get_or_insert(e);
+                        Decision::Keep
+                    }
+                },
+            }
         });
-        let (summary, spool) = match read {
+        let (mut summary, spool) = match read {
             Ok(read) => read,
             Err(errors) => {
                 let _ = std::fs::remove_file(&spool_file);
@@ -364,6 +387,10 @@ async fn read_input(
         };
         if let Some(e) = refusal {
             return Err(e.into());
+        }
+        if let Some(shard) = shard {
+            tracing::info!(shard = %shard, of = summary.jobs, jobs = in_shard, "running one shard of the input");
+            summary.jobs = in_shard;
         }
         Ok((summary, spool, previous))
     });
@@ -397,13 +424,15 @@ async fn read_input(
     Ok((summary, spool, checkpoint, identity))
 }
 
-fn new_context(
+/// The context of a run: its gates (shared ones from `hooks`, else its
+/// own), its in-flight journal, its controls and observers.
+pub(crate) fn new_context(
     config: &RunConfig,
     identity: RunIdentity,
     started: Instant,
     stop: StopHandle,
     events: EventLog,
-    journal: Journal,
+    journal: engine::InFlight,
     hooks: RunHooks,
 ) -> RunContext {
     let batch_deadline = config.batch_timeout.map(|t| policy::later(started, t));
@@ -468,7 +497,7 @@ fn configured_model(config: &RunConfig) -> Option<String> {
     config.plugin_config.get("model").and_then(|m| m.as_str()).map(str::to_string)
 }
 
-fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
+pub(crate) fn finish_report(mut report: RunReport, ctx: &RunContext, egress: &Egress, started: Instant) -> RunReport {
     let control = &ctx.control;
     report.termination = termination(control);
     report.abort_reason = control.aborted().cloned();

@@ -289,7 +289,7 @@ async fn execute(svc: &Arc<Service>, tenant: &Tenant, active: &Active) -> Step {
         let left = (max - spent - svc.live_spend(&tenant.name)).max(0.0);
         config.max_cost = Some(config.max_cost.map_or(left, |c| c.min(left)));
     }
-    let runtime = svc.runtime(tenant);
+    let runtime = svc.runtime(tenant, &config.egress.secrets().fingerprint());
     let metrics = Arc::new(Metrics::default());
     *lock(&active.metrics) = Some(metrics.clone());
     let hooks =

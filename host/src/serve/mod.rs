@@ -11,7 +11,9 @@
 //! - [`store`]: files and batch state in an embedded SQLite database in the
 //!   data directory (why SQLite: see there);
 //! - [`service`]: what is shared at run time: the tenants, each tenant's
-//!   gates and item semaphore, the batches running now;
+//!   gates and item semaphore, the batches running now; with `--cluster
+//!   URL`, each tenant's gates decide in Redis (`cluster::limiter`), so
+//!   several `serve` instances hold one limit per tenant and API key;
 //! - [`batch`]: one batch's life, from `validating` to an end state, saved
 //!   at every step so a killed server resumes it;
 //! - [`api`]: the HTTP API (axum, already the metrics endpoint's server;
@@ -56,6 +58,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Compiled plugins [default: `<data>/plugin-cache`].
     pub cache_dir: Option<PathBuf>,
+    /// `--cluster URL`: the tenants' limits live in this Redis, shared with
+    /// every `serve` instance started with the same URL.
+    pub cluster: Option<crate::cluster::ClusterUrl>,
 }
 
 /// Why the server could not start.
@@ -73,6 +78,12 @@ pub enum ServeError {
     },
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("--cluster: cannot reach Redis at {url:?}: {source}")]
+    Cluster {
+        url: crate::cluster::ClusterUrl,
+        #[source]
+        source: redis::RedisError,
+    },
 }
 
 /// Runs the server until SIGINT or SIGTERM; `ready` gets the bound address.
@@ -81,7 +92,17 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
     let cache = options.cache_dir.clone().unwrap_or_else(|| options.data_dir.join("plugin-cache"));
     let tenants = Tenants::load(&options.tenants, &cache)?;
     tracing::info!(tenants = tenants.tenants.len(), file = %options.tenants.display(), "tenants loaded");
-    let svc = Arc::new(Service::new(store, tenants, cache.clone()));
+    let shared = match &options.cluster {
+        Some(url) => {
+            let conn = crate::cluster::limiter::connect(url.as_str())
+                .await
+                .map_err(|source| ServeError::Cluster { url: url.clone(), source })?;
+            tracing::info!(redis = ?url, "tenants' limits shared with every serve instance on this Redis");
+            Some(conn)
+        }
+        None => None,
+    };
+    let svc = Arc::new(Service::new(store, tenants, cache.clone()).with_shared_limits(shared));
     resume(&svc).await?;
 
     let listener = tokio::net::TcpListener::bind(options.listen)

@@ -9,6 +9,13 @@
 //! (`max-concurrent-items`), so a tenant with many batches or a slow
 //! plugin cannot take more than its share of workers, and each plugin call
 //! is bounded in CPU and memory by the tenant's sandbox limits.
+//!
+//! **Several instances.** Started with `--cluster URL`, the gates of a
+//! tenant decide in Redis (`cluster::limiter`) under the tenant's name and
+//! the fingerprint of its secrets (its API key: one provider quota): every
+//! `serve` instance on that Redis then holds the tenant to one RPM/TPM
+//! budget, pauses it on one cooldown and learns one header budget. The item
+//! semaphore stays per instance (it bounds this machine's work).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +27,7 @@ use tokio::sync::Semaphore;
 use super::objects::{Batch, RequestCounts, Usage};
 use super::store::{Store, StoreError};
 use super::tenants::{Tenant, Tenants};
+use crate::cluster::limiter::RedisLimiter;
 use crate::run::gate::Gates;
 use crate::run::{GateSettings, Metrics, StopHandle};
 
@@ -29,8 +37,9 @@ pub struct TenantRuntime {
     pub gates: Arc<Gates>,
     pub items: Arc<Semaphore>,
     /// What the runtime was built from, to keep it across a reload that
-    /// changed nothing about it.
-    settings: (GateSettings, usize),
+    /// changed nothing about it: the gates' settings, the items in flight
+    /// and the fingerprint of the tenant's secrets (its provider quota).
+    settings: (GateSettings, usize, String),
 }
 
 /// A batch that is not in an end state, while this process drives it.
@@ -107,6 +116,8 @@ pub struct Service {
     pub shutting_down: AtomicBool,
     /// Driver tasks, to wait for on shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// `--cluster`: the Redis the tenants' limits live in.
+    shared: Option<redis::aio::ConnectionManager>,
 }
 
 impl Service {
@@ -119,7 +130,13 @@ impl Service {
             cache_dir,
             shutting_down: AtomicBool::new(false),
             tasks: tokio_util::task::TaskTracker::new(),
+            shared: None,
         }
+    }
+
+    /// Keeps every tenant's limits in this Redis (`--cluster`).
+    pub fn with_shared_limits(self, shared: Option<redis::aio::ConnectionManager>) -> Self {
+        Service { shared, ..self }
     }
 
     pub fn tenants(&self) -> Arc<Tenants> {
@@ -132,20 +149,27 @@ impl Service {
         *self.tenants.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tenants);
     }
 
-    /// The tenant's shared limits, kept across reloads that leave them as they were.
-    pub fn runtime(&self, tenant: &Tenant) -> Arc<TenantRuntime> {
-        let settings = (tenant.gates.clone(), tenant.max_concurrent_items());
+    /// The tenant's shared limits, kept across reloads that leave them as
+    /// they were. `quota` is the fingerprint of the secrets its batches run
+    /// with (what names its limits in Redis).
+    pub fn runtime(&self, tenant: &Tenant, quota: &str) -> Arc<TenantRuntime> {
+        let settings = (tenant.gates.clone(), tenant.max_concurrent_items(), quota.to_string());
         let mut runtimes = lock(&self.runtimes);
         if let Some(r) = runtimes.get(&tenant.name)
             && r.settings == settings
         {
             return r.clone();
         }
-        let runtime = Arc::new(TenantRuntime {
-            gates: Arc::new(Gates::new(settings.0.clone(), tokio::time::Instant::now())),
-            items: Arc::new(Semaphore::new(settings.1)),
-            settings,
-        });
+        let now = tokio::time::Instant::now();
+        let gates = match &self.shared {
+            Some(conn) => {
+                let limiter = RedisLimiter::new(conn.clone(), quota, &format!("tenant={}", tenant.name));
+                Gates::shared(settings.0.clone(), now, Arc::new(limiter))
+            }
+            None => Gates::new(settings.0.clone(), now),
+        };
+        let runtime =
+            Arc::new(TenantRuntime { gates: Arc::new(gates), items: Arc::new(Semaphore::new(settings.1)), settings });
         runtimes.insert(tenant.name.clone(), runtime.clone());
         runtime
     }

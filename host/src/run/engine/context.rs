@@ -110,6 +110,60 @@ impl Observers {
     }
 }
 
+/// Where the ids of items on the wire are noted before they are sent: the
+/// journal file beside the results, or a journal shared by the hosts of a
+/// cluster (fenced: a host whose work was taken over may not add to it).
+#[derive(Debug)]
+pub enum InFlight {
+    File(Journal),
+    Shared(Arc<dyn SharedJournal>),
+}
+
+/// Why an item could not be journaled.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The item is no longer this host's to send (its work was taken over):
+    /// it ends here without a record, quietly.
+    #[error("{0}")]
+    Refused(String),
+    /// The journal could not be written: nothing more may be sent.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The in-flight journal of a cluster (see `cluster::batch`).
+pub trait SharedJournal: Send + Sync + std::fmt::Debug {
+    /// Notes that `id` is about to be sent; returns once it is durable.
+    fn started<'a>(&'a self, id: &'a str) -> futures_util::future::BoxFuture<'a, Result<(), JournalError>>;
+    /// Notes that `id` got a definite answer and is off the wire.
+    fn settled<'a>(&'a self, id: &'a str) -> futures_util::future::BoxFuture<'a, Result<(), JournalError>>;
+}
+
+impl InFlight {
+    /// Records that `id` is about to be sent.
+    pub async fn started(&self, id: &str) -> Result<(), JournalError> {
+        match self {
+            InFlight::File(journal) => journal.started(id).map_err(|e| JournalError::Failed(e.to_string())),
+            InFlight::Shared(journal) => journal.started(id).await,
+        }
+    }
+
+    /// Records that `id` is off the wire with a definite answer.
+    pub async fn settled(&self, id: &str) -> Result<(), JournalError> {
+        match self {
+            InFlight::File(journal) => journal.settled(id).map_err(|e| JournalError::Failed(e.to_string())),
+            InFlight::Shared(journal) => journal.settled(id).await,
+        }
+    }
+
+    /// Removes the journal file: every started item has its record.
+    pub fn remove(&self) {
+        if let InFlight::File(journal) = self {
+            journal.remove();
+        }
+    }
+}
+
 /// What every worker of a run shares.
 #[derive(Debug)]
 pub struct RunContext {
@@ -129,7 +183,7 @@ pub struct RunContext {
     /// `--schema`: every output must match it.
     pub schema: Option<Arc<crate::schema::OutputSchema>>,
     /// Ids of items on the wire, for at-most-once after a crash.
-    pub journal: Journal,
+    pub journal: InFlight,
     pub observe: Observers,
 }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use context::{Budgets, ItemSettings, Observers, Pricing, RunContext};
+pub use context::{Budgets, InFlight, ItemSettings, JournalError, Observers, Pricing, RunContext, SharedJournal};
 pub use control::{AbortMode, RunControl, StopHandle};
 pub use executor::{Executor, ExecutorFactory, PluginFactory};
 pub use sink::{RecordSink, Sink};

@@ -325,7 +325,7 @@ where
         pricing: Pricing { prices: crate::cost::PriceTable::load(None).expect("prices"), default_model: None },
         identity: RunIdentity { plugin: "p".into(), config: "c".into() },
         schema: None,
-        journal: Journal::create(&results, false).expect("journal"),
+        journal: super::InFlight::File(Journal::create(&results, false).expect("journal")),
         observe: Observers::default(),
     });
     let (producer, consumer) = queue::bounded::<Job>(setup.jobs + 2);

@@ -23,7 +23,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::context::RunContext;
+use super::context::{JournalError, RunContext};
 use super::executor::{Executor, ExecutorFactory};
 use super::record;
 use crate::model::{
@@ -156,10 +156,18 @@ impl<F: ExecutorFactory> Worker<F> {
                 Ok(ticket) => ticket,
                 Err(stop) => return finish(stop, &progress),
             };
-            if let Err(e) = ctx.journal.started(&item.id) {
-                // Never send what could not be journaled: a crash would resend it.
-                ctx.control.fail(e.to_string());
-                return finish(Stop::Vanish, &progress);
+            match ctx.journal.started(&item.id).await {
+                Ok(()) => {}
+                Err(JournalError::Refused(why)) => {
+                    // Another host owns the item now: it is not sent here.
+                    tracing::debug!(item = %item.id, %why, "not sent");
+                    return finish(Stop::Vanish, &progress);
+                }
+                Err(JournalError::Failed(e)) => {
+                    // Never send what could not be journaled: a crash would resend it.
+                    ctx.control.fail(e);
+                    return finish(Stop::Vanish, &progress);
+                }
             }
             let failure = match self.attempt(&item, &mut progress, ticket, item_deadline).await {
                 Ok(answer) => return Some(record::success(job, answer, &progress, started, &ctx.identity)),
@@ -175,8 +183,8 @@ impl<F: ExecutorFactory> Worker<F> {
             };
             // Off the wire with a definite answer: a crash from here on must
             // not make this item `outcome_unknown`.
-            if let Err(e) = ctx.journal.settled(&item.id) {
-                ctx.control.fail(e.to_string());
+            if let Err(JournalError::Failed(e)) = ctx.journal.settled(&item.id).await {
+                ctx.control.fail(e);
             }
             self.adapt(&item, &failure, &mut progress, item_deadline).await;
             ctx.observe.retrying.fetch_add(1, Ordering::Relaxed);
@@ -229,7 +237,8 @@ impl<F: ExecutorFactory> Worker<F> {
             progress.scope = Some(scope.authority.clone());
         }
         let classified = classify(outcome, self.ctx.schema.as_deref());
-        self.observe(item, progress, &classified, ticket);
+        let ctx = self.ctx.clone();
+        observe(&ctx, item, progress, &classified, ticket).await;
         match classified.result {
             Ok(answer) => Ok((answer, classified.exchanges)),
             Err(failure) => Err(Stop::Fail(failure)),
@@ -272,60 +281,6 @@ impl<F: ExecutorFactory> Worker<F> {
         stop_failure(FailureClass::OutcomeUnknown, message, progress)
     }
 
-    /// Tells the gates, the counters and the event log what happened.
-    fn observe(&self, item: &PluginItem, progress: &mut Progress, classified: &Classified, ticket: Ticket<'_>) {
-        let ctx = &self.ctx;
-        progress.usage.add(&classified.usage);
-        let sent = ticket.sent();
-        let verdict = match &classified.result {
-            Ok(_) => Verdict::Success,
-            Err(f) if f.class == FailureClass::RateLimited => {
-                Verdict::RateLimited { hint: f.server_wait, kind: LimitKind::from_message(&f.message) }
-            }
-            Err(_) => Verdict::Failed,
-        };
-        let now = Instant::now();
-        let scope = progress.scope.as_deref();
-        let changes = ticket.answered(scope, verdict, &classified.exchanges, classified.usage.total(), now);
-        if let Some(estimate) = changes.estimate {
-            let scope = scope.unwrap_or(NO_SCOPE);
-            ctx.observe.event(|| Event::RateEstimate {
-                scope,
-                requests: estimate.requests,
-                tokens: estimate.tokens,
-                window_seconds: estimate.window.map(|w| w.as_secs_f64()),
-            });
-        }
-        ctx.observe.event(|| {
-            let (outcome, class, status) = match &classified.result {
-                Ok(_) => ("ok", None, last_answer(&classified.exchanges).and_then(|e| e.status)),
-                Err(f) => ("failed", Some(f.class), f.http_status),
-            };
-            Event::Attempt {
-                item: &item.id,
-                number: progress.attempts,
-                outcome,
-                class,
-                http_status: status,
-                ms: (now - sent).as_secs_f64() * 1000.0,
-                input_tokens: classified.usage.input_tokens,
-                output_tokens: classified.usage.output_tokens,
-            }
-        });
-        let Err(failure) = &classified.result else { return };
-        if failure.class != FailureClass::RateLimited {
-            progress.counts.attempts += 1;
-            return;
-        }
-        progress.counts.rate_limits += 1;
-        let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
-        let hint_ms = failure.server_wait.map(millis);
-        ctx.observe.event(|| Event::RateLimited { item: &item.id, scope, hint_ms });
-        if let Some(RateLimitEffect::Started(d)) = changes.rate_limit {
-            ctx.observe.event(|| Event::CooldownStarted { scope, seconds: d.as_secs_f64() });
-        }
-    }
-
     /// Lets the plugin adjust the retry state before the next attempt.
     async fn adapt(
         &mut self,
@@ -361,6 +316,65 @@ impl<F: ExecutorFactory> Worker<F> {
             }
             Err(e) => tracing::warn!(item = %item.id, error = %e, "on-error failed; retrying with unchanged state"),
         }
+    }
+}
+
+/// Tells the gates, the counters and the event log what happened.
+async fn observe(
+    ctx: &RunContext,
+    item: &PluginItem,
+    progress: &mut Progress,
+    classified: &Classified,
+    ticket: Ticket<'_>,
+) {
+    progress.usage.add(&classified.usage);
+    let sent = ticket.sent();
+    let verdict = match &classified.result {
+        Ok(_) => Verdict::Success,
+        Err(f) if f.class == FailureClass::RateLimited => {
+            Verdict::RateLimited { hint: f.server_wait, kind: LimitKind::from_message(&f.message) }
+        }
+        Err(_) => Verdict::Failed,
+    };
+    let now = Instant::now();
+    let scope = progress.scope.as_deref();
+    let changes = ticket.settle(scope, verdict, &classified.exchanges, classified.usage.total(), now).await;
+    if let Some(estimate) = changes.estimate {
+        let scope = scope.unwrap_or(NO_SCOPE);
+        ctx.observe.event(|| Event::RateEstimate {
+            scope,
+            requests: estimate.requests,
+            tokens: estimate.tokens,
+            window_seconds: estimate.window.map(|w| w.as_secs_f64()),
+        });
+    }
+    ctx.observe.event(|| {
+        let (outcome, class, status) = match &classified.result {
+            Ok(_) => ("ok", None, last_answer(&classified.exchanges).and_then(|e| e.status)),
+            Err(f) => ("failed", Some(f.class), f.http_status),
+        };
+        Event::Attempt {
+            item: &item.id,
+            number: progress.attempts,
+            outcome,
+            class,
+            http_status: status,
+            ms: (now - sent).as_secs_f64() * 1000.0,
+            input_tokens: classified.usage.input_tokens,
+            output_tokens: classified.usage.output_tokens,
+        }
+    });
+    let Err(failure) = &classified.result else { return };
+    if failure.class != FailureClass::RateLimited {
+        progress.counts.attempts += 1;
+        return;
+    }
+    progress.counts.rate_limits += 1;
+    let scope = progress.scope.as_deref().unwrap_or(NO_SCOPE);
+    let hint_ms = failure.server_wait.map(millis);
+    ctx.observe.event(|| Event::RateLimited { item: &item.id, scope, hint_ms });
+    if let Some(RateLimitEffect::Started(d)) = changes.rate_limit {
+        ctx.observe.event(|| Event::CooldownStarted { scope, seconds: d.as_secs_f64() });
     }
 }
 

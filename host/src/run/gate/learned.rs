@@ -83,6 +83,12 @@ pub(super) fn observe(
     Some(report)
 }
 
+/// `(remaining, time to reset)` as the answer reported them, the reset cut
+/// to `max_wait` (what a shared gate is told).
+pub(super) fn reported(e: &Exchange, max_wait: Duration, wall_now: SystemTime) -> Option<(i64, Duration)> {
+    request_budget(e, wall_now).map(|(remaining, reset)| (remaining, reset.min(max_wait)))
+}
+
 /// `(remaining, time to reset)` of the requests limit in one response.
 fn request_budget(e: &Exchange, wall_now: SystemTime) -> Option<(i64, Duration)> {
     if let Some(rem) = e.header("x-ratelimit-remaining-requests") {

@@ -16,14 +16,19 @@
 //!
 //! Time comes in as an argument (`tokio::time::Instant`, so tests run on
 //! paused time) and every wait saturates at `policy::MAX_WAIT`.
+//!
+//! On several hosts the same decisions move into a [`SharedGate`] (one
+//! state for every host, see [`shared`]); these gates then keep only the
+//! waiting discipline and the counters.
 
 pub mod adaptive;
 pub mod admission;
 pub mod cooldown;
 pub mod learned;
+pub mod shared;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -32,6 +37,7 @@ pub use adaptive::{Estimate, LimitKind};
 pub use admission::AdmissionLimits;
 pub use cooldown::{CooldownPolicy, RateLimitEffect};
 pub use learned::parse_go_duration;
+pub use shared::{Reservation, Reserve, Settlement, SharedGate, SharedGateError};
 
 use crate::model::Exchange;
 use adaptive::Adaptive;
@@ -128,6 +134,8 @@ struct State {
     /// The admission number of the next attempt.
     next_seq: u64,
     stats: GateStats,
+    /// With a shared gate: the end of the last pause it reported.
+    shared_until: Option<Instant>,
 }
 
 /// The gates of a run, shared by every worker.
@@ -143,6 +151,8 @@ pub struct Gates {
     /// refund of over-estimated tokens, a new budget), so it never sleeps
     /// on a wait computed before the change.
     changed: tokio::sync::Notify,
+    /// Where the decisions are made when several hosts share the limits.
+    shared: Option<Arc<dyn SharedGate>>,
 }
 
 /// An admitted attempt. Report its answer with [`Ticket::answered`]; a
@@ -158,6 +168,8 @@ pub struct Ticket<'a> {
     /// Where the send was counted for the adaptive limit, by sequence.
     counted: Option<(String, u64)>,
     open: bool,
+    /// The slot a shared gate granted (`None`: decided locally).
+    reservation: Option<Reservation>,
 }
 
 /// What an answer changed, for events and logs.
@@ -182,10 +194,17 @@ impl Gates {
                 open: BTreeMap::new(),
                 next_seq: 0,
                 stats: GateStats::default(),
+                shared_until: None,
             }),
             queue: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
+            shared: None,
         }
+    }
+
+    /// Gates whose decisions `shared` makes, for every host at once.
+    pub fn shared(settings: GateSettings, now: Instant, shared: Arc<dyn SharedGate>) -> Self {
+        Gates { shared: Some(shared), ..Gates::new(settings, now) }
     }
 
     /// The settings the gates run with.
@@ -267,7 +286,7 @@ impl Gates {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.open.insert(seq, now);
-        Ok(Ticket { gates: self, sent: now, seq, tokens, counted, open: true })
+        Ok(Ticket { gates: self, sent: now, seq, tokens, counted, open: true, reservation: None })
     }
 
     /// Waits until an attempt is admitted, or `stop` resolves first (`None`).
@@ -277,6 +296,9 @@ impl Gates {
         tokens: u64,
         stop: impl std::future::Future<Output = ()>,
     ) -> Option<Ticket<'_>> {
+        if let Some(shared) = &self.shared {
+            return self.admit_shared(shared.as_ref(), scope, tokens, stop).await;
+        }
         if let Ok(ticket) = self.try_admit(scope, tokens, Instant::now()) {
             return Some(ticket);
         }
@@ -302,9 +324,125 @@ impl Gates {
         }
     }
 
+    /// [`Gates::admit`] through a shared gate: reserve a slot, sleep until
+    /// it, confirm it. While the gates are closed (or the shared gate cannot
+    /// be reached: fail closed) workers line up and only the head asks
+    /// again, after the wait the gate gave.
+    async fn admit_shared(
+        &self,
+        shared: &dyn SharedGate,
+        scope: Option<&str>,
+        tokens: u64,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Ticket<'_>> {
+        tokio::pin!(stop);
+        let mut turn = None;
+        loop {
+            let asked = tokio::select! {
+                asked = shared.reserve(&self.settings, scope, tokens) => asked,
+                () = &mut stop => return None,
+            };
+            let wait = match asked {
+                Ok(Reserve::Granted(reservation)) => {
+                    // The next worker may reserve the slot after this one.
+                    drop(turn.take());
+                    match self.hold(shared, scope, tokens, reservation, &mut stop).await {
+                        Held::Ticket(ticket) => return Some(ticket),
+                        Held::Stopped => return None,
+                        Held::Voided(wait) => wait,
+                    }
+                }
+                Ok(Reserve::Closed(wait)) => {
+                    self.note_shared_wait(wait);
+                    wait
+                }
+                Ok(Reserve::Later(wait)) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for the shared limiter (nothing is sent without it)");
+                    UNREACHABLE_RETRY
+                }
+            };
+            if turn.is_none() {
+                turn = tokio::select! {
+                    turn = self.queue.lock() => Some(turn),
+                    () = &mut stop => return None,
+                };
+                // At the head of the queue: ask again at once, the wait may
+                // have ended while in line.
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                () = &mut stop => return None,
+            }
+        }
+    }
+
+    /// Sleeps until a reserved slot and confirms it.
+    async fn hold(
+        &self,
+        shared: &dyn SharedGate,
+        scope: Option<&str>,
+        tokens: u64,
+        reservation: Reservation,
+        stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Held<'_> {
+        if !reservation.delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(reservation.delay) => {}
+                () = stop.as_mut() => {
+                    shared.release(&reservation);
+                    return Held::Stopped;
+                }
+            }
+            let confirmed = tokio::select! {
+                confirmed = shared.confirm(scope, &reservation) => confirmed,
+                () = stop.as_mut() => {
+                    shared.release(&reservation);
+                    return Held::Stopped;
+                }
+            };
+            match confirmed {
+                Ok(None) => {}
+                Ok(Some(wait)) => return Held::Voided(wait),
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for the shared limiter (nothing is sent without it)");
+                    shared.release(&reservation);
+                    return Held::Voided(UNREACHABLE_RETRY);
+                }
+            }
+        }
+        let now = Instant::now();
+        let seq = {
+            let mut state = self.lock();
+            state.in_flight += 1;
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.open.insert(seq, now);
+            seq
+        };
+        Held::Ticket(Ticket {
+            gates: self,
+            sent: now,
+            seq,
+            tokens,
+            counted: None,
+            open: true,
+            reservation: Some(reservation),
+        })
+    }
+
+    fn note_shared_wait(&self, wait: Duration) {
+        let until = policy_later(Instant::now(), wait);
+        let mut state = self.lock();
+        state.shared_until = Some(state.shared_until.map_or(until, |u| u.max(until)));
+    }
+
     /// Time left in the longest active cooldown (progress display).
     pub fn longest_cooldown(&self, now: Instant) -> Duration {
-        self.lock().scopes.values().map(|g| g.cooldown.remaining(now)).max().unwrap_or_default()
+        let state = self.lock();
+        let shared = state.shared_until.map(|u| u.saturating_duration_since(now)).unwrap_or_default();
+        state.scopes.values().map(|g| g.cooldown.remaining(now)).max().unwrap_or_default().max(shared)
     }
 
     /// Totals so far.
@@ -324,6 +462,22 @@ fn unseen_by_provider(open: &BTreeMap<u64, Instant>, sent: Instant, now: Instant
     let answered = sent + now.saturating_duration_since(sent) / 2;
     let unseen = open.values().rev().take_while(|admitted| **admitted > answered).count();
     i64::try_from(unseen).unwrap_or(i64::MAX)
+}
+
+/// How often the head of the queue asks again while the shared gate cannot
+/// be reached.
+const UNREACHABLE_RETRY: Duration = Duration::from_millis(500);
+
+/// What became of a reserved slot.
+enum Held<'a> {
+    Ticket(Ticket<'a>),
+    Stopped,
+    /// A cooldown began before the slot: line up again after this wait.
+    Voided(Duration),
+}
+
+fn policy_later(at: Instant, d: Duration) -> Instant {
+    crate::run::policy::later(at, d)
 }
 
 /// Calls `f` on the gate of `scope`, or on every known gate for `None`.
@@ -360,6 +514,80 @@ impl Ticket<'_> {
         let changes = self.record_answer(scope, verdict, exchanges, used_tokens, now);
         gates.changed.notify_waiters();
         changes
+    }
+
+    /// [`Ticket::answered`], told to the shared gate when there is one (the
+    /// local gates answer without waiting).
+    pub async fn settle(
+        mut self,
+        scope: Option<&str>,
+        verdict: Verdict,
+        exchanges: &[Exchange],
+        used_tokens: u64,
+        now: Instant,
+    ) -> Changes {
+        let gates = self.gates;
+        match (&gates.shared, self.reservation.take()) {
+            (Some(shared), Some(reservation)) => {
+                self.open = false;
+                let rate_limit =
+                    self.settle_shared(shared.as_ref(), &reservation, scope, verdict, exchanges, used_tokens).await;
+                Changes { rate_limit, estimate: None }
+            }
+            _ => self.answered(scope, verdict, exchanges, used_tokens, now),
+        }
+    }
+
+    async fn settle_shared(
+        &self,
+        shared: &dyn SharedGate,
+        reservation: &Reservation,
+        scope: Option<&str>,
+        verdict: Verdict,
+        exchanges: &[Exchange],
+        used_tokens: u64,
+    ) -> Option<RateLimitEffect> {
+        let settings = &self.gates.settings;
+        let verdict = match verdict {
+            Verdict::RateLimited { hint, kind } => {
+                Verdict::RateLimited { hint: hint.map(|h| h.min(settings.max_server_wait)), kind }
+            }
+            other => other,
+        };
+        let wall_now = SystemTime::now();
+        let budgets = if settings.learn_from_headers {
+            exchanges
+                .iter()
+                .filter(|e| !e.authority.is_empty())
+                .filter_map(|e| {
+                    learned::reported(e, settings.max_server_wait, wall_now).map(|(r, d)| (e.authority.as_str(), r, d))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let settlement = Settlement { scope, verdict, budgets, estimated_tokens: self.tokens, used_tokens };
+        let effect = match shared.settle(settings, reservation, settlement).await {
+            Ok(effect) => effect,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared limiter did not record an answer");
+                shared.release(reservation);
+                None
+            }
+        };
+        let mut state = self.gates.lock();
+        state.in_flight -= 1;
+        if matches!(verdict, Verdict::RateLimited { .. }) {
+            state.stats.rate_limits += 1;
+        }
+        if let Some(RateLimitEffect::Started(d)) = effect {
+            state.stats.cooldowns += 1;
+            state.stats.total_cooldown = state.stats.total_cooldown.saturating_add(d);
+            let until = policy_later(Instant::now(), d);
+            state.shared_until = Some(state.shared_until.map_or(until, |u| u.max(until)));
+            tracing::warn!(scope = scope.unwrap_or(NO_SCOPE), cooldown = ?d, "rate limited: pausing the scope on every host");
+        }
+        effect
     }
 
     fn record_answer(
@@ -462,6 +690,10 @@ impl Drop for Ticket<'_> {
                 if let Some(gate) = state.scopes.get_mut(&key) {
                     gate.adaptive.on_dropped(*seq);
                 }
+            }
+            drop(state);
+            if let (Some(shared), Some(reservation)) = (&self.gates.shared, &self.reservation) {
+                shared.release(reservation);
             }
         }
     }

@@ -1,0 +1,192 @@
+//! The shared limiter against a real `redis-server`: several hosts' gates
+//! (each with its own connection, as separate processes would have) share
+//! one RPM bucket, one cooldown and one learned budget, decided in Redis on
+//! the server's clock; with Redis gone, nothing is admitted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batchllm_host::cluster::limiter::{self, RedisLimiter};
+use batchllm_host::cluster::local::LocalRedis;
+use batchllm_host::model::Exchange;
+use batchllm_host::run::gate::{
+    AdmissionLimits, CooldownPolicy, GateSettings, Gates, LimitKind, RateLimitEffect, Verdict,
+};
+use tokio::time::Instant;
+
+/// A redis-server on loopback; fails (never skips) when it is not installed.
+pub async fn redis(dir: &tempfile::TempDir) -> LocalRedis {
+    LocalRedis::start(&dir.path().join("redis")).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn settings(rpm: Option<f64>, burst: f64) -> GateSettings {
+    GateSettings {
+        cooldown: CooldownPolicy { slow_start_attempts: 0, ..CooldownPolicy::default() },
+        admission: AdmissionLimits { rpm, tpm: None, burst_secs: burst },
+        learn_from_headers: true,
+        adaptive: false,
+        max_server_wait: Duration::from_secs(120),
+        startup_ramp: None,
+    }
+}
+
+/// `n` hosts' gates over one Redis, one connection each.
+async fn hosts(url: &str, n: usize, settings: &GateSettings, namespace: &str) -> Vec<Arc<Gates>> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        let conn = limiter::connect(url).await.expect("connects");
+        let shared = Arc::new(RedisLimiter::new(conn, namespace, "test"));
+        all.push(Arc::new(Gates::shared(settings.clone(), Instant::now(), shared)));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_share_one_rpm_bucket_and_reserve_slots_in_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = redis(&dir).await;
+    // 1,200 RPM = one every 50 ms, a burst of one.
+    let settings = settings(Some(1200.0), 0.05);
+    let gates = hosts(&server.url(), 3, &settings, "rpm").await;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (h, g) in gates.iter().enumerate() {
+        for _ in 0..4 {
+            let g = g.clone();
+            tasks.spawn(async move {
+                let mut sent = Vec::new();
+                for _ in 0..5 {
+                    let ticket = g.admit(Some("api:443"), 0, std::future::pending()).await.expect("admitted");
+                    sent.push(Instant::now());
+                    ticket.settle(Some("api:443"), Verdict::Success, &[], 0, Instant::now()).await;
+                }
+                (h, sent)
+            });
+        }
+    }
+    let mut all = Vec::new();
+    let mut per_host = [0; 3];
+    while let Some(done) = tasks.join_next().await {
+        let (h, sent) = done.expect("task");
+        per_host[h] += sent.len();
+        all.extend(sent);
+    }
+    all.sort();
+    assert_eq!(all.len(), 60);
+    // 60 admissions at 20/s: about 3 s (the first is free).
+    let span = *all.last().expect("some") - started;
+    assert!(span >= Duration::from_millis(2900), "faster than the shared limit: {span:?}");
+    assert!(span < Duration::from_millis(4500), "slower than the limit allows: {span:?}");
+    // No second anywhere holds more than the limit plus its burst.
+    for (i, first) in all.iter().enumerate() {
+        let in_second = all[i..].iter().take_while(|t| **t < *first + Duration::from_secs(1)).count();
+        assert!(in_second <= 21, "{in_second} admissions within one second");
+    }
+    assert!(per_host.iter().all(|&n| n == 20), "{per_host:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooldown_one_host_reports_pauses_every_host_and_an_echo_does_not_escalate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = redis(&dir).await;
+    let settings = settings(None, 1.0);
+    let gates = hosts(&server.url(), 3, &settings, "cooldown").await;
+    let a = gates[0].admit(Some("api:443"), 0, std::future::pending()).await.expect("open");
+    let early = gates[1].admit(Some("api:443"), 0, std::future::pending()).await.expect("open");
+    let hint = Some(Duration::from_millis(1500));
+    let effect = a
+        .settle(Some("api:443"), Verdict::RateLimited { hint, kind: LimitKind::Unknown }, &[], 0, Instant::now())
+        .await;
+    assert_eq!(effect.rate_limit, Some(RateLimitEffect::Started(Duration::from_millis(1500))));
+    let paused = Instant::now();
+    // A 429 for a request sent before the pause began: no second pause.
+    let echo = early
+        .settle(Some("api:443"), Verdict::RateLimited { hint: None, kind: LimitKind::Unknown }, &[], 0, Instant::now())
+        .await;
+    assert_eq!(echo.rate_limit, Some(RateLimitEffect::Absorbed));
+    let mut waits = tokio::task::JoinSet::new();
+    for g in &gates[1..] {
+        let g = g.clone();
+        waits.spawn(async move {
+            let t = g.admit(Some("api:443"), 0, std::future::pending()).await.expect("after the pause");
+            let at = Instant::now();
+            t.settle(Some("api:443"), Verdict::Success, &[], 0, at).await;
+            at
+        });
+    }
+    while let Some(at) = waits.join_next().await {
+        let waited = at.expect("task") - paused;
+        assert!(waited >= Duration::from_millis(1400), "a host sent during another host's cooldown ({waited:?})");
+        assert!(waited < Duration::from_millis(3000), "{waited:?}");
+    }
+    // Other scopes were never paused.
+    let other =
+        tokio::time::timeout(Duration::from_millis(500), gates[2].admit(Some("other:443"), 0, std::future::pending()));
+    assert!(other.await.expect("at once").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_learned_by_one_host_holds_the_others_until_its_reset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = redis(&dir).await;
+    let settings = settings(None, 1.0);
+    let gates = hosts(&server.url(), 2, &settings, "learned").await;
+    let t = gates[0].admit(None, 0, std::future::pending()).await.expect("open");
+    let headers = Exchange {
+        authority: "api:443".into(),
+        status: Some(200),
+        signal_headers: vec![
+            ("x-ratelimit-remaining-requests".into(), "1".into()),
+            ("x-ratelimit-reset-requests".into(), "1s".into()),
+        ],
+        ..Exchange::default()
+    };
+    t.settle(Some("api:443"), Verdict::Success, &[headers], 0, Instant::now()).await;
+    let learned = Instant::now();
+    let one = gates[1].admit(Some("api:443"), 0, std::future::pending()).await.expect("one left");
+    let next = gates[0].admit(Some("api:443"), 0, std::future::pending()).await.expect("after the reset");
+    assert!(
+        learned.elapsed() >= Duration::from_millis(900),
+        "the other host ignored the budget: {:?}",
+        learned.elapsed()
+    );
+    drop((one, next));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_nothing_is_admitted_and_the_state_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = redis(&dir).await;
+    let settings = settings(Some(60.0), 1.0);
+    let gates = hosts(&server.url(), 1, &settings, "down").await;
+    let g = gates[0].clone();
+    g.admit(Some("s"), 0, std::future::pending())
+        .await
+        .expect("the burst")
+        .settle(Some("s"), Verdict::Success, &[], 0, Instant::now())
+        .await;
+    server.kill();
+    let waiting = tokio::spawn({
+        let g = g.clone();
+        async move {
+            let t = g.admit(Some("s"), 0, std::future::pending()).await.expect("admitted once back");
+            let at = Instant::now();
+            drop(t);
+            at
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!waiting.is_finished(), "admitted while Redis was down");
+    let back = Instant::now();
+    server.restart().await.expect("restarts");
+    let at = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .expect("admitted after the restart")
+        .expect("task");
+    assert!(at >= back, "admitted before Redis was back");
+    // The bucket survived the restart (append-only file): the next slot is
+    // still a second after the last.
+    let t = g.admit(Some("s"), 0, std::future::pending()).await.expect("admitted");
+    assert!(at.elapsed() >= Duration::from_millis(900), "the bucket was lost: {:?}", at.elapsed());
+    drop(t);
+}
