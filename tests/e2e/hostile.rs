@@ -10,7 +10,7 @@
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,13 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{BIN, Workspace, cache_dir, job};
+
+/// The `VmHWM` line of `/proc/<pid>/status`, if the process still has memory.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
 
 /// A component of the `tests/plugins` workspace, built once per test run.
 fn plugin(name: &str) -> PathBuf {
@@ -65,7 +72,10 @@ struct Run {
     code: i32,
     stderr: String,
     results: Vec<Value>,
-    /// Peak resident set of the host process, KiB (`wait4` rusage).
+    /// Peak resident set of the host process, KiB: the highest `VmHWM` of
+    /// `/proc/<pid>/status` seen while it ran. Not `wait4`'s `ru_maxrss`:
+    /// Linux carries the parent's resident size at the spawn into the
+    /// child's, and this test process grows with the tests run before.
     max_rss_kib: i64,
     elapsed: Duration,
 }
@@ -95,8 +105,8 @@ impl Run {
     }
 }
 
-/// Runs the binary on `lines` and waits for it with `wait4`, which reports
-/// that one child's peak RSS. Killed after `limit` (a hang is a failure).
+/// Runs the binary on `lines`, sampling its peak RSS until it exits.
+/// Killed after `limit` (a hang is a failure).
 async fn run<S: AsRef<std::ffi::OsStr>>(
     ws: &Workspace,
     lines: &[String],
@@ -134,38 +144,39 @@ async fn run_with_cache<S: AsRef<std::ffi::OsStr>>(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
-    let (status, rusage, elapsed) = tokio::task::spawn_blocking(move || {
+    let (status, peak_kib, elapsed) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let child = cmd.spawn().expect("binary starts");
         let pid = libc::pid_t::try_from(child.id()).expect("pid");
-        let done = Arc::new(AtomicBool::new(false));
-        let watchdog = {
-            let done = done.clone();
-            std::thread::spawn(move || {
-                let until = Instant::now() + limit;
-                while Instant::now() < until {
-                    if done.load(Ordering::SeqCst) {
-                        return false;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+        let mut peak_kib = 0;
+        let mut killed = false;
+        let (status, rusage) = loop {
+            if let Some(kib) = vm_hwm_kib(pid) {
+                peak_kib = peak_kib.max(kib);
+            }
+            let mut status = 0;
+            // SAFETY: an all-zero rusage is a valid value to be overwritten.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `pid` is our child; `status` and `usage` are valid for writes.
+            let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+            if reaped == pid {
+                break (status, usage);
+            }
+            assert_eq!(reaped, 0, "wait4");
+            if !killed && started.elapsed() > limit {
                 // SAFETY: plain syscall; `pid` is our unreaped child (it
-                // cannot be reused before `wait4` below reaps it).
+                // cannot be reused before `wait4` reaps it).
                 unsafe { libc::kill(pid, libc::SIGKILL) };
-                true
-            })
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         };
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value to be overwritten.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our child; `status` and `usage` are valid for writes.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert_eq!(reaped, pid, "wait4");
-        done.store(true, Ordering::SeqCst);
-        let killed = watchdog.join().expect("watchdog");
         assert!(!killed, "the host did not finish within {limit:?}: it hung");
         std::mem::forget(child); // already reaped
-        (status, usage, started.elapsed())
+        // A run too short for one sample: wait4's figure, an upper bound
+        // (it includes this process's size at the spawn).
+        let peak_kib = if peak_kib == 0 { rusage.ru_maxrss } else { peak_kib };
+        (status, peak_kib, started.elapsed())
     })
     .await
     .expect("join");
@@ -176,8 +187,8 @@ async fn run_with_cache<S: AsRef<std::ffi::OsStr>>(
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("result line is not JSON ({e}): {l}")))
         .collect();
-    eprintln!("host exit {code}, peak RSS {} MiB, {elapsed:.2?}", rusage.ru_maxrss / 1024);
-    Run { code, stderr, results, max_rss_kib: rusage.ru_maxrss, elapsed }
+    eprintln!("host exit {code}, peak RSS {} MiB, {elapsed:.2?}", peak_kib / 1024);
+    Run { code, stderr, results, max_rss_kib: peak_kib, elapsed }
 }
 
 /// A job line whose prompt names the attack and whose params describe it.

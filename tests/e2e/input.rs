@@ -198,16 +198,20 @@ async fn gzip_jobs_and_a_gzip_results_file_survive_kill_9_and_resume() {
         cmd
     };
     let mut kills = 0;
+    let mut finished = Vec::new();
     for delay_ms in [300u64, 500, 250] {
         let mut child = run(&[]).spawn().expect("spawn");
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        if child.try_wait().expect("status").is_none() {
-            child.start_kill().expect("SIGKILL");
-            kills += 1;
+        match child.try_wait().expect("status") {
+            None => {
+                child.start_kill().expect("SIGKILL");
+                kills += 1;
+            }
+            Some(status) => finished.push((delay_ms, status)),
         }
         let _ = child.wait().await;
     }
-    assert!(kills >= 2, "the test must kill runs mid-way");
+    assert!(kills >= 2, "the test must kill runs mid-way; runs that ended before their kill: {finished:?}");
     let out = run(&["--retry-failed"]).output().await.expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let records = gunzip_lines(&results);
