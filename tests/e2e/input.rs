@@ -168,8 +168,10 @@ async fn an_empty_input_exits_0_with_an_empty_results_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_jobs_and_a_gzip_results_file_survive_kill_9_and_resume() {
+    // 40-60 ms per request: a run of 200 items at concurrency 8 takes over
+    // a second, so every kill below lands mid-run even on an idle machine.
     let server = mock(|c| {
-        c.latency_ms = 10;
+        c.latency_ms = 40;
         c.jitter_ms = 20;
     })
     .await;
