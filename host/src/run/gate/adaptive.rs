@@ -476,6 +476,15 @@ impl Adaptive {
                 false
             }
             Phase::Searching { .. } => false,
+            Phase::Pacing if self.announced.is_some() => {
+                // The provider announces its limit and what is left of it:
+                // its headers govern ([`super::learned`]) and the cooldown
+                // honours its retry-after. A refusal here is a request that
+                // raced the count (sent while others were on the way), not
+                // a smaller capacity; lowering the estimate on it left a run
+                // at a third of the announced rate under load.
+                false
+            }
             Phase::Pacing => {
                 if self.lowered_at.is_some_and(|at| sent < at) {
                     // Sent before the last correction: the same overload.
@@ -727,6 +736,21 @@ mod tests {
         let probe = a.admit(1, t0 + ms(2_800));
         assert!(a.on_accepted(probe, t0 + ms(2_810)));
         assert_eq!(a.estimate().window, Some(secs(2)));
+    }
+
+    #[test]
+    fn a_refusal_under_an_announced_limit_keeps_the_estimate() {
+        let t0 = Instant::now();
+        let mut a = Adaptive::default();
+        let first = a.admit(1, t0);
+        a.on_accepted(first, t0 + ms(5));
+        assert!(a.on_exhausted(t0, Some(600), t0 + Duration::from_secs(10), t0 + ms(5)));
+        let probe = a.admit(1, t0 + Duration::from_secs(10));
+        assert!(a.on_accepted(probe, t0 + Duration::from_secs(10) + ms(5)));
+        assert_eq!(a.estimate().requests, Some(600.0));
+        let raced = a.admit(1, t0 + Duration::from_secs(11));
+        assert!(!a.on_refused(raced, LimitKind::Requests, t0 + Duration::from_secs(11) + ms(5)));
+        assert_eq!(a.estimate().requests, Some(600.0));
     }
 
     #[test]
