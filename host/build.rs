@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 // The registry is data only; the build script reads the package and directory of each row.
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 #[path = "src/providers.rs"]
 mod providers;
 

@@ -31,7 +31,7 @@ use crate::host::Api;
 
 /// `batchllm-bench baseline`: the arguments of the plain client.
 #[derive(Debug, clap::Args)]
-pub struct BaselineArgs {
+pub(crate) struct BaselineArgs {
     /// The jobs file (`{"id","prompt"}` lines).
     pub jobs: PathBuf,
     /// The provider's OpenAI-compatible base URL, e.g. `http://127.0.0.1:8080/v1`.
@@ -71,7 +71,7 @@ const DEFAULT_429_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs the baseline client to completion on its own runtime (the same
 /// multi-threaded tokio runtime the host uses).
-pub fn main(args: BaselineArgs) -> anyhow::Result<()> {
+pub(crate) fn main(args: BaselineArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }

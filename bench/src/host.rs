@@ -13,11 +13,11 @@ use batchllm_mock::MockServer;
 use crate::process::{Usage, measure_until};
 
 /// The API key the mock requires and both clients send.
-pub const KEY: &str = "sk-bench";
+pub(crate) const KEY: &str = "sk-bench";
 
 /// Where to find the binaries and keep the files of a benchmark session.
 #[derive(Debug, Clone)]
-pub struct Setup {
+pub(crate) struct Setup {
     /// The release-built `batchllm-host`.
     pub host: PathBuf,
     /// This benchmark's own executable (the baseline client is a subcommand).
@@ -29,7 +29,7 @@ pub struct Setup {
 impl Setup {
     /// The host binary next to this executable (both come from
     /// `cargo build --release`), or `host` when given.
-    pub fn locate(host: Option<PathBuf>, work: PathBuf) -> anyhow::Result<Self> {
+    pub(crate) fn locate(host: Option<PathBuf>, work: PathBuf) -> anyhow::Result<Self> {
         let bench = std::env::current_exe().context("cannot find this executable")?;
         let host = match host {
             Some(path) => path,
@@ -46,7 +46,7 @@ impl Setup {
     }
 
     /// The compile cache every host run shares, so runs measure the engine.
-    pub fn cache_dir(&self) -> PathBuf {
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         self.work.join("compile-cache")
     }
 }
@@ -54,7 +54,7 @@ impl Setup {
 /// The provider API a run speaks: the plugin the host loads, the requests
 /// the baseline client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Api {
+pub(crate) enum Api {
     /// Chat completions (`--plugin openai`).
     #[value(name = "openai")]
     OpenAi,
@@ -66,7 +66,7 @@ pub enum Api {
 
 impl Api {
     /// The built-in plugin that speaks it.
-    pub fn plugin(self) -> &'static str {
+    pub(crate) fn plugin(self) -> &'static str {
         match self {
             Api::OpenAi => "openai",
             Api::Anthropic => "anthropic",
@@ -76,7 +76,7 @@ impl Api {
 
     /// The base URL its clients are given: `/v1` for OpenAI, the bare
     /// origin for the others (their paths carry the version).
-    pub fn base_url(self, server: &MockServer) -> String {
+    pub(crate) fn base_url(self, server: &MockServer) -> String {
         match self {
             Api::OpenAi => server.base_url(),
             Api::Anthropic | Api::Gemini => server.origin(),
@@ -86,7 +86,7 @@ impl Api {
 
 /// How a run ended: what it cost and how many records succeeded.
 #[derive(Debug, Clone, Copy)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub usage: Usage,
     /// Records without an error in the results file.
     pub succeeded: usize,
@@ -94,7 +94,7 @@ pub struct Outcome {
 
 /// Runs the host on `jobs` with `concurrency` against `server`, plus `extra`
 /// arguments, and returns its usage once every record has been checked.
-pub async fn run(
+pub(crate) async fn run(
     setup: &Setup,
     server: &MockServer,
     jobs: &Path,
@@ -117,7 +117,7 @@ pub async fn run(
 /// `deadline`, and counts the records that succeeded, whatever the exit
 /// code: for scenarios that report a failing run instead of stopping on it.
 #[allow(clippy::too_many_arguments)] // one call site per scenario; a struct would only rename them
-pub async fn run_with(
+pub(crate) async fn run_with(
     setup: &Setup,
     server: &MockServer,
     jobs: &Path,
@@ -152,7 +152,7 @@ pub async fn run_with(
 
 /// Counts the records of a results file that satisfy `succeeded`; fails on
 /// a line that is not JSON.
-pub fn count_succeeded(path: &Path, succeeded: impl Fn(&serde_json::Value) -> bool) -> anyhow::Result<usize> {
+pub(crate) fn count_succeeded(path: &Path, succeeded: impl Fn(&serde_json::Value) -> bool) -> anyhow::Result<usize> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut ok = 0;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -165,7 +165,7 @@ pub fn count_succeeded(path: &Path, succeeded: impl Fn(&serde_json::Value) -> bo
 }
 
 /// Runs this executable's `baseline` subcommand under the same conditions.
-pub async fn run_baseline(
+pub(crate) async fn run_baseline(
     setup: &Setup,
     server: &MockServer,
     jobs: &Path,
@@ -186,7 +186,7 @@ pub async fn run_baseline(
 /// Runs the baseline client speaking `api`, writing `results`, retrying
 /// 429s when `retry_429` (see `crate::baseline`), killed after `deadline`.
 #[allow(clippy::too_many_arguments)] // as `run_with`
-pub async fn run_baseline_with(
+pub(crate) async fn run_baseline_with(
     setup: &Setup,
     server: &MockServer,
     jobs: &Path,

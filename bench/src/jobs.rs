@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 /// Writes `items` jobs to `dir/jobs-<items>.jsonl` (once; reused when present).
-pub fn write(dir: &Path, items: usize) -> anyhow::Result<PathBuf> {
+pub(crate) fn write(dir: &Path, items: usize) -> anyhow::Result<PathBuf> {
     let path = dir.join(format!("jobs-{items}.jsonl"));
     if path.is_file() {
         return Ok(path);
@@ -26,7 +26,7 @@ pub fn write(dir: &Path, items: usize) -> anyhow::Result<PathBuf> {
 /// Writes `items` jobs whose prompts are exactly `chars` characters long to
 /// `dir/jobs-<items>x<chars>.jsonl` (once): for token-bound limits, where
 /// every request must charge the same.
-pub fn write_long(dir: &Path, items: usize, chars: usize) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_long(dir: &Path, items: usize, chars: usize) -> anyhow::Result<PathBuf> {
     let path = dir.join(format!("jobs-{items}x{chars}.jsonl"));
     if path.is_file() {
         return Ok(path);

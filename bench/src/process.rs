@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 /// What one child process cost.
 #[derive(Debug, Clone, Copy)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub wall: Duration,
     /// User + system CPU time.
     pub cpu: Duration,
@@ -26,7 +26,7 @@ pub struct Usage {
 
 impl Usage {
     /// Peak RSS in MiB.
-    pub fn peak_rss_mib(&self) -> f64 {
+    pub(crate) fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_bytes as f64 / f64::from(1u32 << 20)
     }
 }
@@ -40,7 +40,7 @@ impl Usage {
 /// while it runs, not from `wait4`'s `ru_maxrss`: Linux carries the
 /// parent's resident size at spawn time into the child's `ru_maxrss`, and
 /// this process (the mock, the job files) is larger than a small run.
-pub async fn measure_until(mut command: Command, deadline: Option<Duration>) -> anyhow::Result<Usage> {
+pub(crate) async fn measure_until(mut command: Command, deadline: Option<Duration>) -> anyhow::Result<Usage> {
     let program = command.get_program().to_string_lossy().into_owned();
     let child = command.spawn().with_context(|| format!("cannot start {program}"))?;
     measure_child(child, Instant::now(), deadline).await
@@ -48,7 +48,7 @@ pub async fn measure_until(mut command: Command, deadline: Option<Duration>) -> 
 
 /// [`measure_until`] for a child already spawned (at `started`), so that
 /// the caller can signal it by its id meanwhile.
-pub async fn measure_child(
+pub(crate) async fn measure_child(
     child: std::process::Child,
     started: Instant,
     deadline: Option<Duration>,
@@ -107,7 +107,7 @@ fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
 
 /// CPU time (user + sys) this process has used so far: in the benchmark,
 /// that is the in-process mock provider's share of the machine.
-pub fn own_cpu() -> Duration {
+pub(crate) fn own_cpu() -> Duration {
     // SAFETY: `rusage` is plain old data; zeroed is a valid value for it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: the pointer is to a live, writable local of the right type.

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// Whether a row has a target, and if so whether it was met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Met,
     Missed,
     /// A figure reported for information, without a target.
@@ -16,7 +16,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// `Met` when `ok`, else `Missed`.
-    pub fn of(ok: bool) -> Self {
+    pub(crate) fn of(ok: bool) -> Self {
         if ok { Verdict::Met } else { Verdict::Missed }
     }
 
@@ -31,7 +31,7 @@ impl Verdict {
 
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub section: &'static str,
     pub metric: String,
     pub measured: String,
@@ -45,7 +45,7 @@ pub struct Row {
 
 impl Row {
     /// A row with a figure and nothing to compare it with.
-    pub fn info(section: &'static str, metric: impl Into<String>, measured: impl Into<String>) -> Self {
+    pub(crate) fn info(section: &'static str, metric: impl Into<String>, measured: impl Into<String>) -> Self {
         Row {
             section,
             metric: metric.into(),
@@ -58,14 +58,14 @@ impl Row {
     }
 
     /// Sets what the figure is compared with and the ratio.
-    pub fn against(mut self, reference: impl Into<String>, ratio: impl Into<String>) -> Self {
+    pub(crate) fn against(mut self, reference: impl Into<String>, ratio: impl Into<String>) -> Self {
         self.reference = reference.into();
         self.ratio = ratio.into();
         self
     }
 
     /// Sets the target and whether it was met.
-    pub fn target(mut self, target: impl Into<String>, met: bool) -> Self {
+    pub(crate) fn target(mut self, target: impl Into<String>, met: bool) -> Self {
         self.target = target.into();
         self.verdict = Verdict::of(met);
         self
@@ -73,7 +73,7 @@ impl Row {
 }
 
 /// Renders rows as a Markdown table (what BENCHMARKS.md shows).
-pub fn markdown(rows: &[Row]) -> String {
+pub(crate) fn markdown(rows: &[Row]) -> String {
     let mut out = String::from("| Section | Metric | Measured | Compared with | Ratio | Target | |\n");
     out.push_str("|---|---|---:|---:|---:|---|---|\n");
     for r in rows {
@@ -92,17 +92,17 @@ pub fn markdown(rows: &[Row]) -> String {
 }
 
 /// `part / whole` as a whole percentage.
-pub fn percent(part: f64, whole: f64) -> String {
+pub(crate) fn percent(part: f64, whole: f64) -> String {
     if whole > 0.0 { format!("{:.0}%", 100.0 * part / whole) } else { "n/a".into() }
 }
 
 /// `a / b` as a factor.
-pub fn factor(a: f64, b: f64) -> String {
+pub(crate) fn factor(a: f64, b: f64) -> String {
     if b > 0.0 { format!("{:.2}x", a / b) } else { "n/a".into() }
 }
 
 /// A duration in the most readable unit.
-pub fn duration(d: std::time::Duration) -> String {
+pub(crate) fn duration(d: std::time::Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
     if us < 1_000.0 {
         format!("{us:.1} µs")

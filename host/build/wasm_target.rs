@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugins' target.
-pub const TARGET: &str = "wasm32-wasip2";
+pub(crate) const TARGET: &str = "wasm32-wasip2";
 
 /// The sysroot of `rustc`.
-pub fn sysroot(rustc: &Path) -> Result<PathBuf, String> {
+pub(crate) fn sysroot(rustc: &Path) -> Result<PathBuf, String> {
     let out = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
@@ -28,25 +28,29 @@ pub fn sysroot(rustc: &Path) -> Result<PathBuf, String> {
 }
 
 /// Whether the target's standard library is installed in `sysroot`.
-pub fn installed(sysroot: &Path) -> bool {
+pub(crate) fn installed(sysroot: &Path) -> bool {
     sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir()
 }
 
 /// `rustup` on `path` (a `PATH`-style list), if any.
-pub fn find_rustup(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+pub(crate) fn find_rustup(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     std::env::split_paths(path?).map(|dir| dir.join("rustup")).find(|candidate| candidate.is_file())
 }
 
 /// The toolchain to add the target to: rustup's own choice for this build
 /// when it set one, else the sysroot's folder name (rustup names toolchain
 /// folders after the toolchain).
-pub fn toolchain(rustup_toolchain: Option<String>, sysroot: &Path) -> Option<String> {
+pub(crate) fn toolchain(rustup_toolchain: Option<String>, sysroot: &Path) -> Option<String> {
     rustup_toolchain.filter(|t| !t.is_empty()).or_else(|| sysroot.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 /// Installs the target when it is missing. `Ok(Some(note))` when it was
 /// installed now, `Ok(None)` when it was there; `Err` says what to run.
-pub fn ensure(rustc: &Path, rustup: Option<&Path>, rustup_toolchain: Option<String>) -> Result<Option<String>, String> {
+pub(crate) fn ensure(
+    rustc: &Path,
+    rustup: Option<&Path>,
+    rustup_toolchain: Option<String>,
+) -> Result<Option<String>, String> {
     let sysroot = sysroot(rustc)?;
     if installed(&sysroot) {
         return Ok(None);

@@ -76,7 +76,7 @@ pub(crate) struct Incoming {
 
 impl Incoming {
     /// Reads the whole request (bounded by [`MAX_BODY_BYTES`]) and numbers it.
-    pub async fn read(app: &Shared, request: Request) -> Self {
+    pub(crate) async fn read(app: &Shared, request: Request) -> Self {
         let (parts, body) = request.into_parts();
         let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => RequestBody::parse(&bytes),
@@ -88,7 +88,7 @@ impl Incoming {
     }
 
     /// The `x-request-id` of this request.
-    pub fn request_id(&self) -> String {
+    pub(crate) fn request_id(&self) -> String {
         format!("req_mock_{}", self.seq)
     }
 
@@ -127,14 +127,14 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// An immediate answer with a JSON body.
-    pub fn json(status: StatusCode, body: Value) -> Self {
+    pub(crate) fn json(status: StatusCode, body: Value) -> Self {
         let (headers, delay) = (HeaderMap::new(), Duration::ZERO);
         Self { status, headers, body: ReplyBody::Json(body), delay, prompt: None, usage: None }
     }
 
     /// Adds (or replaces) a header; `name` must be a lower-case literal.
     /// Values that are not valid header text are dropped.
-    pub fn header(mut self, name: &'static str, value: impl Display) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Display) -> Self {
         if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
             self.headers.insert(HeaderName::from_static(name), value);
         }
@@ -144,7 +144,7 @@ impl Reply {
     /// Adds `headers` in order: the first of each name replaces what the
     /// reply already had under it, later ones of the same name are sent as
     /// well (so a test can send a header twice).
-    pub fn with_headers(mut self, headers: &[(HeaderName, HeaderValue)]) -> Self {
+    pub(crate) fn with_headers(mut self, headers: &[(HeaderName, HeaderValue)]) -> Self {
         let mut seen: Vec<&HeaderName> = Vec::with_capacity(headers.len());
         for (name, value) in headers {
             if seen.contains(&name) {
@@ -159,7 +159,7 @@ impl Reply {
 
     /// The same reply with its JSON cut in half (never valid JSON), as the
     /// `malformed` fault sends it.
-    pub fn malformed(self) -> Self {
+    pub(crate) fn malformed(self) -> Self {
         let ReplyBody::Json(json) = &self.body else {
             return self;
         };

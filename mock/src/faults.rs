@@ -252,7 +252,7 @@ pub(crate) struct Faults {
 
 impl Faults {
     /// A fault injector with the rates, delays and seed of `config`.
-    pub fn new(config: &MockConfig) -> Self {
+    pub(crate) fn new(config: &MockConfig) -> Self {
         Self {
             error_rate: config.error_rate,
             malformed_rate: config.malformed_rate,
@@ -266,7 +266,7 @@ impl Faults {
     }
 
     /// Decides the fate of one admitted request whose prompt is `prompt`.
-    pub fn plan(&self, prompt: Option<&str>) -> Plan {
+    pub(crate) fn plan(&self, prompt: Option<&str>) -> Plan {
         let markers = prompt.map(parse_markers).unwrap_or_default();
         let mut state = lock(&self.state);
         let draw: f64 = state.rng.random();
@@ -288,7 +288,7 @@ impl Faults {
     }
 
     /// Forgets the per-prompt counters and restarts the RNG from the seed.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         *lock(&self.state) = State::new(self.seed);
     }
 

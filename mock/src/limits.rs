@@ -71,7 +71,7 @@ pub(crate) enum Wait {
 
 impl Wait {
     /// The wait as a duration, when there is one.
-    pub fn duration(self) -> Option<Duration> {
+    pub(crate) fn duration(self) -> Option<Duration> {
         match self {
             Wait::Exact(wait) => Some(wait),
             Wait::Seconds(secs) => Some(Duration::from_secs(secs)),
@@ -120,7 +120,7 @@ pub(crate) struct Rules {
 
 impl Rules {
     /// The rules `config` describes.
-    pub fn of(config: &MockConfig) -> Self {
+    pub(crate) fn of(config: &MockConfig) -> Self {
         Self {
             rpm: config.rpm.map(u64::from),
             tpm: config.tpm,
@@ -133,7 +133,7 @@ impl Rules {
 
     /// Plain sliding limits, nothing else.
     #[cfg(test)]
-    pub fn sliding(rpm: Option<u64>, tpm: Option<u64>, length: Duration) -> Self {
+    pub(crate) fn sliding(rpm: Option<u64>, tpm: Option<u64>, length: Duration) -> Self {
         Self { rpm, tpm, length, kind: WindowKind::Sliding, schedule: Vec::new(), refuse_all: false }
     }
 
@@ -157,12 +157,12 @@ pub(crate) struct Window {
 
 impl Window {
     /// An empty window starting at `origin`, `phase` into a calendar window.
-    pub fn new(rules: Rules, origin: Instant, phase: Duration) -> Self {
+    pub(crate) fn new(rules: Rules, origin: Instant, phase: Duration) -> Self {
         Self { rules, origin, phase, entries: VecDeque::new(), used_tokens: 0 }
     }
 
     /// Admits a request charging `tokens` at `now`, or explains why not.
-    pub fn admit(&mut self, now: Instant, tokens: u64) -> Result<Snapshot, Rejection> {
+    pub(crate) fn admit(&mut self, now: Instant, tokens: u64) -> Result<Snapshot, Rejection> {
         if self.rules.unlimited() {
             return Ok(Snapshot::default());
         }
@@ -176,14 +176,14 @@ impl Window {
     }
 
     /// The budgets at `now` without admitting anything.
-    pub fn peek(&mut self, now: Instant) -> Snapshot {
+    pub(crate) fn peek(&mut self, now: Instant) -> Snapshot {
         self.expire(now);
         self.snapshot(now)
     }
 
     /// Forgets every admitted request; the schedule starts again at
     /// `origin`, `phase` into a calendar window.
-    pub fn restart(&mut self, origin: Instant, phase: Duration) {
+    pub(crate) fn restart(&mut self, origin: Instant, phase: Duration) {
         self.entries.clear();
         self.used_tokens = 0;
         self.origin = origin;
@@ -273,7 +273,7 @@ impl Window {
     /// Only the moments at which something changes are candidates: an entry
     /// leaving the window (sliding), the next calendar boundary (fixed) and
     /// the capacity schedule's edges.
-    pub fn earliest_fit(&self, now: Instant, tokens: u64) -> Option<Duration> {
+    pub(crate) fn earliest_fit(&self, now: Instant, tokens: u64) -> Option<Duration> {
         if self.rules.refuse_all {
             return None;
         }
@@ -384,26 +384,26 @@ pub(crate) struct Limits {
 
 impl Limits {
     /// Limits as configured, starting now.
-    pub fn new(config: &MockConfig) -> Self {
+    pub(crate) fn new(config: &MockConfig) -> Self {
         let (origin, phase) = now_and_phase(config.window());
         let window = Window::new(Rules::of(config), origin, phase);
         Self { window: Mutex::new(window), announce: config.limit_headers, retry_after: config.retry_after }
     }
 
     /// See [`Window::admit`]; the answer as the provider tells it.
-    pub fn admit(&self, now: Instant, tokens: u64) -> Result<Snapshot, Rejection> {
+    pub(crate) fn admit(&self, now: Instant, tokens: u64) -> Result<Snapshot, Rejection> {
         let decided = lock(&self.window).admit(now, tokens);
         decided.map(|snapshot| self.told(snapshot)).map_err(|rejection| self.tell(rejection))
     }
 
     /// See [`Window::peek`]; the budgets as the provider tells them.
-    pub fn peek(&self, now: Instant) -> Snapshot {
+    pub(crate) fn peek(&self, now: Instant) -> Snapshot {
         let snapshot = lock(&self.window).peek(now);
         self.told(snapshot)
     }
 
     /// Forgets every admitted request and restarts the capacity schedule.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut window = lock(&self.window);
         let (origin, phase) = now_and_phase(window.rules.length);
         window.restart(origin, phase);

@@ -112,7 +112,7 @@ impl RequestLog {
     ///
     /// With `keep` false, only the per-status counts are kept (and the file,
     /// if any, is still written).
-    pub fn open(file: Option<&Path>, keep: bool) -> anyhow::Result<Self> {
+    pub(crate) fn open(file: Option<&Path>, keep: bool) -> anyhow::Result<Self> {
         let file = match file {
             Some(path) => Some(Mutex::new(open_append(path)?)),
             None => None,
@@ -122,7 +122,7 @@ impl RequestLog {
     }
 
     /// Numbers a newly arrived request: its `seq` and `at_ms`.
-    pub fn arrival(&self) -> (u64, u64) {
+    pub(crate) fn arrival(&self) -> (u64, u64) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let at_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         (seq, at_ms)
@@ -130,28 +130,28 @@ impl RequestLog {
 
     /// Whether full entries are wanted; when not, callers need not build
     /// them and call [`count`](Self::count) only.
-    pub fn wants_entries(&self) -> bool {
+    pub(crate) fn wants_entries(&self) -> bool {
         self.keep || self.file.is_some()
     }
 
     /// Counts one request answered with `status`.
-    pub fn count(&self, status: u16) {
+    pub(crate) fn count(&self, status: u16) {
         lock(&self.tally).count(status, Instant::now());
     }
 
     /// Requests answered per status code since the last clear.
-    pub fn counts(&self) -> BTreeMap<u16, u64> {
+    pub(crate) fn counts(&self) -> BTreeMap<u16, u64> {
         lock(&self.tally).by_status.clone()
     }
 
     /// The pace of 2xx answers since start or the last clear.
-    pub fn pace(&self) -> Pace {
+    pub(crate) fn pace(&self) -> Pace {
         lock(&self.tally).pace
     }
 
     /// Counts `entry`, and appends it to the log (when kept) and to the log
     /// file.
-    pub fn record(&self, entry: LoggedRequest) {
+    pub(crate) fn record(&self, entry: LoggedRequest) {
         self.count(entry.status);
         if let Some(file) = &self.file
             && let Err(err) = write_line(&mut lock(file), &entry)
@@ -164,14 +164,14 @@ impl RequestLog {
     }
 
     /// A copy of the log, ordered by `seq`.
-    pub fn snapshot(&self) -> Vec<LoggedRequest> {
+    pub(crate) fn snapshot(&self) -> Vec<LoggedRequest> {
         let mut entries = lock(&self.entries).clone();
         entries.sort_by_key(|entry| entry.seq);
         entries
     }
 
     /// Empties the in-memory log (the log file keeps its lines).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         lock(&self.entries).clear();
         *lock(&self.tally) = Tally::new(Instant::now());
     }

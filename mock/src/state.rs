@@ -40,7 +40,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// State for a server configured by `config`, stopping when `stopping`
     /// turns `true`. Fails if the log file cannot be opened.
-    pub fn new(config: MockConfig, stopping: watch::Receiver<bool>) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: MockConfig, stopping: watch::Receiver<bool>) -> anyhow::Result<Self> {
         let log = RequestLog::open(config.log_file.as_deref(), config.keep_requests)?;
         let (limits, faults) = (Limits::new(&config), Faults::new(&config));
         let (prompt_cache, gemini_caches) = (PromptCache::default(), CacheStore::default());
@@ -51,7 +51,7 @@ impl Shared {
     /// Clears the log, the rate windows, the fault state (per-prompt
     /// counters, RNG) and the provider caches; `seq` and the clock keep
     /// running.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.log.clear();
         self.limits.clear();
         self.faults.reset();
@@ -61,7 +61,7 @@ impl Shared {
 
     /// Waits `delay`, or less if the server shuts down meanwhile (so that a
     /// hung request never holds up a shutdown).
-    pub async fn sleep(&self, delay: Duration) {
+    pub(crate) async fn sleep(&self, delay: Duration) {
         if delay.is_zero() {
             return;
         }

@@ -26,7 +26,7 @@ fn unavailable_note() -> PathBuf {
 
 /// The browser; `None` (said loudly) when the install script could not
 /// install it here; a failure with the command to run otherwise.
-pub fn chromium(step: &str) -> Option<&'static Path> {
+pub(crate) fn chromium(step: &str) -> Option<&'static Path> {
     let browser = browser_path();
     if browser.is_file() {
         return Some(browser);

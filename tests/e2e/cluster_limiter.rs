@@ -15,7 +15,7 @@ use batchllm_host::run::gate::{
 use tokio::time::Instant;
 
 /// A redis-server on loopback; fails (never skips) when it is not installed.
-pub async fn redis(dir: &tempfile::TempDir) -> LocalRedis {
+pub(crate) async fn redis(dir: &tempfile::TempDir) -> LocalRedis {
     LocalRedis::start(&dir.path().join("redis")).await.unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -21,14 +21,14 @@ type Cell = Arc<OnceLock<Result<PathBuf, String>>>;
 
 /// `build()`'s result for `key`, computed by the first test that asks; every
 /// other test (on any thread) waits for it and gets the same answer.
-pub fn once(key: &str, build: impl FnOnce() -> Result<PathBuf, String>) -> Result<PathBuf, String> {
+pub(crate) fn once(key: &str, build: impl FnOnce() -> Result<PathBuf, String>) -> Result<PathBuf, String> {
     static CELLS: Mutex<BTreeMap<String, Cell>> = Mutex::new(BTreeMap::new());
     let cell = CELLS.lock().unwrap_or_else(PoisonError::into_inner).entry(key.to_owned()).or_default().clone();
     cell.get_or_init(build).clone()
 }
 
 /// `cmd` with what belongs to the host's build removed from its environment.
-pub fn guest_build(mut cmd: Command) -> Command {
+pub(crate) fn guest_build(mut cmd: Command) -> Command {
     for var in HOST_ONLY_BUILD_ENV {
         cmd.env_remove(var);
     }
@@ -39,7 +39,7 @@ pub fn guest_build(mut cmd: Command) -> Command {
 /// workspace, which is built (release, wasm32-wasip2) on first use into
 /// `target/test-plugins`: its own target dir, so the nested cargo never waits
 /// on the outer build's lock.
-pub fn test_plugin(name: &str) -> PathBuf {
+pub(crate) fn test_plugin(name: &str) -> PathBuf {
     let dir = once("tests/plugins", || {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("host/ has a parent")?;
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().ok_or("target dir")?.join("test-plugins");
@@ -63,7 +63,7 @@ pub fn test_plugin(name: &str) -> PathBuf {
 
 /// Runs a plugin's `build.sh` with `env` added (the scripts are idempotent
 /// and print the component's path last) and returns the component.
-pub fn build_script(script: &Path, env: &[(&str, PathBuf)]) -> Result<PathBuf, String> {
+pub(crate) fn build_script(script: &Path, env: &[(&str, PathBuf)]) -> Result<PathBuf, String> {
     let started = std::time::Instant::now();
     let mut cmd = guest_build(Command::new("bash"));
     cmd.arg(script).envs(env.iter().map(|(k, v)| (*k, v.as_os_str()))).env("PYTHONDONTWRITEBYTECODE", "1");

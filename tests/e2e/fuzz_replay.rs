@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+// The fuzz crate's harnesses are `pub` for its targets; here they are a private module.
+#[allow(unreachable_pub)]
 #[path = "../../fuzz/src/lib.rs"]
 mod harness;
 

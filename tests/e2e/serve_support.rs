@@ -19,20 +19,20 @@ use crate::templates::repo;
 
 /// The variable the server reads the mock provider's key from (named by
 /// each tenant's `api-key-env`).
-pub const KEY_VAR: &str = "SERVE_E2E_PROVIDER_KEY";
+pub(crate) const KEY_VAR: &str = "SERVE_E2E_PROVIDER_KEY";
 
 /// A tenant's API key in these tests.
-pub fn key(tenant: &str) -> String {
+pub(crate) fn key(tenant: &str) -> String {
     format!("sk-batch-test-{tenant}-0123456789abcdef")
 }
 
 /// The tenants file entry for a key.
-pub fn digest(key: &str) -> String {
+pub(crate) fn digest(key: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
 /// A tenant that runs the openai plugin against `mock`, plus `extra` TOML lines.
-pub fn tenant(name: &str, mock: &MockServer, extra: &str) -> String {
+pub(crate) fn tenant(name: &str, mock: &MockServer, extra: &str) -> String {
     format!(
         "[tenants.{name}]\napi-keys = [\"{}\"]\nplugin = \"openai\"\nallow-host = [\"{}\"]\napi-key-env = \"{KEY_VAR}\"\n\
          {extra}\n[tenants.{name}.plugin-config]\nbase_url = \"{}\"\n",
@@ -43,19 +43,19 @@ pub fn tenant(name: &str, mock: &MockServer, extra: &str) -> String {
 }
 
 /// The operator section, with key `operator`.
-pub fn operator() -> String {
+pub(crate) fn operator() -> String {
     format!("[operator]\napi-keys = [\"{}\"]\n", digest(&key("operator")))
 }
 
 /// One OpenAI Batch input line for the chat endpoint.
-pub fn line(id: &str, prompt: &str) -> String {
+pub(crate) fn line(id: &str, prompt: &str) -> String {
     json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions",
            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}})
     .to_string()
 }
 
 /// The server under test.
-pub struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
     pub base: String,
     log: PathBuf,
@@ -64,18 +64,18 @@ pub struct Server {
 impl Server {
     /// Starts `serve` on `dir/tenants.toml` (written from `tenants`) and
     /// `dir/data`, and waits for its "listening on" line.
-    pub async fn start(dir: &Path, tenants: &str) -> Server {
+    pub(crate) async fn start(dir: &Path, tenants: &str) -> Server {
         std::fs::write(dir.join("tenants.toml"), tenants).expect("write tenants");
         Self::restart(dir).await
     }
 
     /// Starts `serve` again on the same files (after a kill).
-    pub async fn restart(dir: &Path) -> Server {
+    pub(crate) async fn restart(dir: &Path) -> Server {
         Self::restart_with(dir, &[]).await
     }
 
     /// [`Server::start`] with more arguments (e.g. `--cluster URL`).
-    pub async fn start_with(dir: &Path, tenants: &str, args: &[&str]) -> Server {
+    pub(crate) async fn start_with(dir: &Path, tenants: &str, args: &[&str]) -> Server {
         std::fs::write(dir.join("tenants.toml"), tenants).expect("write tenants");
         Self::restart_with(dir, args).await
     }
@@ -111,25 +111,25 @@ impl Server {
         Server { child, base: addr.to_string(), log }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id().and_then(|p| i32::try_from(p).ok()).expect("running")
     }
 
     /// SIGKILL: no cleanup, no flush.
-    pub async fn kill9(mut self) {
+    pub(crate) async fn kill9(mut self) {
         self.child.kill().await.expect("kill -9");
     }
 
     /// SIGTERM and wait; returns the exit code.
-    pub async fn stop(mut self) -> Option<i32> {
+    pub(crate) async fn stop(mut self) -> Option<i32> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.pid(), libc::SIGTERM) };
         let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
@@ -137,25 +137,25 @@ impl Server {
     }
 
     /// SIGHUP: reload the tenants file.
-    pub fn hup(&self) {
+    pub(crate) fn hup(&self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.pid(), libc::SIGHUP) };
     }
 
     /// An authenticated request.
-    pub fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
         http().request(method, self.url(path)).bearer_auth(key)
     }
 
     /// Uploads `text` as a batch input file; returns the file id.
-    pub async fn upload(&self, key: &str, text: &str) -> String {
+    pub(crate) async fn upload(&self, key: &str, text: &str) -> String {
         let (status, body, _) = upload(self, key, text.as_bytes(), "batch").await;
         assert_eq!(status, 200, "upload: {body}");
         body["id"].as_str().expect("file id").to_string()
     }
 
     /// Creates a chat-completions batch; returns it.
-    pub async fn create(&self, key: &str, file: &str) -> Value {
+    pub(crate) async fn create(&self, key: &str, file: &str) -> Value {
         let body = json!({"input_file_id": file, "endpoint": "/v1/chat/completions", "completion_window": "24h"});
         let r = self
             .req(reqwest::Method::POST, "/v1/batches", key)
@@ -170,13 +170,13 @@ impl Server {
         body
     }
 
-    pub async fn batch(&self, key: &str, id: &str) -> Value {
+    pub(crate) async fn batch(&self, key: &str, id: &str) -> Value {
         let r = self.req(reqwest::Method::GET, &format!("/v1/batches/{id}"), key).send().await.expect("retrieve");
         json_of(r).await
     }
 
     /// Polls until the batch reaches an end state.
-    pub async fn wait_end(&self, key: &str, id: &str, timeout: Duration) -> Value {
+    pub(crate) async fn wait_end(&self, key: &str, id: &str, timeout: Duration) -> Value {
         let started = Instant::now();
         loop {
             let b = self.batch(key, id).await;
@@ -189,7 +189,7 @@ impl Server {
     }
 
     /// The lines of a file (empty for `null`).
-    pub async fn lines(&self, key: &str, file: &Value) -> Vec<Value> {
+    pub(crate) async fn lines(&self, key: &str, file: &Value) -> Vec<Value> {
         let Some(id) = file.as_str() else { return Vec::new() };
         let r = self.req(reqwest::Method::GET, &format!("/v1/files/{id}/content"), key).send().await.expect("content");
         assert!(r.status().is_success(), "content of {id}: {}", r.status());
@@ -199,18 +199,18 @@ impl Server {
 }
 
 /// A response body as JSON.
-pub async fn json_of(r: reqwest::Response) -> Value {
+pub(crate) async fn json_of(r: reqwest::Response) -> Value {
     let text = r.text().await.unwrap_or_default();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
 }
 
 /// A multipart upload, built by hand (the host's reqwest has no multipart
 /// feature); returns status, body and headers.
-pub async fn upload(
+pub(crate) async fn upload(
     server: &Server,
     key: &str,
     bytes: &[u8],
@@ -245,7 +245,7 @@ pub async fn upload(
 
 /// The Python of the pinned SDK venv; fails with the install command when
 /// it is missing (these tests never skip).
-pub fn sdk_python() -> PathBuf {
+pub(crate) fn sdk_python() -> PathBuf {
     let dir = repo().join("tests/peers");
     let venv = dir.join(".venv-openai-sdk");
     let want = hex::encode(Sha256::digest(std::fs::read(dir.join("openai-sdk.txt")).expect("openai-sdk.txt")));
@@ -260,7 +260,7 @@ pub fn sdk_python() -> PathBuf {
 }
 
 /// Runs `tests/serve/sdk_flow.py SCENARIO` and returns the facts it printed.
-pub async fn sdk(server: &Server, scenario: &str, key: &str, jobs: &Path, other_key: Option<&str>) -> Value {
+pub(crate) async fn sdk(server: &Server, scenario: &str, key: &str, jobs: &Path, other_key: Option<&str>) -> Value {
     let mut cmd = tokio::process::Command::new(sdk_python());
     cmd.arg(repo().join("tests/serve/sdk_flow.py"))
         .arg(server.url("/v1"))
@@ -286,7 +286,7 @@ pub async fn sdk(server: &Server, scenario: &str, key: &str, jobs: &Path, other_
 }
 
 /// Every custom_id of `lines`, counted.
-pub fn id_counts(lines: &[Value]) -> HashMap<String, usize> {
+pub(crate) fn id_counts(lines: &[Value]) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for l in lines {
         *counts.entry(l["custom_id"].as_str().unwrap_or("?").to_string()).or_default() += 1;
@@ -295,7 +295,7 @@ pub fn id_counts(lines: &[Value]) -> HashMap<String, usize> {
 }
 
 /// Requests the mock provider saw, per prompt (the items' prompts are unique).
-pub fn prompts_sent(mock: &MockServer) -> HashMap<String, usize> {
+pub(crate) fn prompts_sent(mock: &MockServer) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for r in mock.requests() {
         if let Some(p) = r.prompt {

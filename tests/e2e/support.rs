@@ -8,32 +8,32 @@ use batchllm_mock::{LoggedRequest, MockConfig, MockServer};
 use serde_json::Value;
 
 /// The binary under test, built by cargo for this test target.
-pub const BIN: &str = env!("CARGO_BIN_EXE_batchllm-host");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_batchllm-host");
 
 /// The API key the mock providers in tests demand.
-pub const API_KEY: &str = "sk-test-e2e-0123456789";
+pub(crate) const API_KEY: &str = "sk-test-e2e-0123456789";
 
 /// A compile cache shared by every test (and every test run), so each plugin
 /// is compiled once.
-pub fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
 }
 
 /// A mock provider demanding [`API_KEY`], plus `tweak`.
-pub async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> MockServer {
+pub(crate) async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> MockServer {
     let mut config = MockConfig { api_key: Some(API_KEY.into()), ..MockConfig::default() };
     tweak(&mut config);
     MockServer::start(config).await.expect("mock provider starts")
 }
 
 /// The `--allow-host` grant for a mock.
-pub fn grant(server: &MockServer) -> String {
+pub(crate) fn grant(server: &MockServer) -> String {
     format!("127.0.0.1:{}", server.addr().port())
 }
 
 /// What one run of the binary produced.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub code: i32,
     pub stderr: String,
     pub results: Vec<Value>,
@@ -41,7 +41,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The results line for `id`; panics when it is not there exactly once.
-    pub fn result(&self, id: &str) -> &Value {
+    pub(crate) fn result(&self, id: &str) -> &Value {
         let mut matches = self.results.iter().filter(|r| r["custom_id"] == id);
         let first = matches.next().unwrap_or_else(|| panic!("no result for {id}; stderr:\n{}", self.stderr));
         assert!(matches.next().is_none(), "{id} has more than one result");
@@ -50,21 +50,21 @@ impl Outcome {
 }
 
 /// A scratch directory with a jobs file.
-pub struct Workspace {
+pub(crate) struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Workspace { dir: tempfile::tempdir().expect("tempdir") }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Writes `lines` as the jobs file and returns its path.
-    pub fn jobs(&self, lines: &[String]) -> PathBuf {
+    pub(crate) fn jobs(&self, lines: &[String]) -> PathBuf {
         let path = self.path("jobs.jsonl");
         std::fs::write(&path, lines.join("\n") + "\n").expect("write jobs");
         path
@@ -73,17 +73,17 @@ impl Workspace {
     /// Runs the binary on `jobs` with `args`, `OPENAI_API_KEY`-style secrets
     /// coming from `env`. Results go to `results.jsonl` in the workspace,
     /// replacing earlier ones.
-    pub async fn run(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    pub(crate) async fn run(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
         self.run_inner(jobs, &[&["--overwrite"][..], args].concat(), env).await
     }
 
     /// Like [`Workspace::run`], but resuming from earlier results.
-    pub async fn resume(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    pub(crate) async fn resume(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
         self.run_inner(jobs, args, env).await
     }
 
     /// The command `run` and `resume` execute, for tests that manage the process.
-    pub fn command(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    pub(crate) fn command(&self, jobs: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.arg(jobs)
             .arg("--output")
@@ -99,7 +99,7 @@ impl Workspace {
     }
 
     /// The records in the results file.
-    pub fn results(&self) -> Vec<Value> {
+    pub(crate) fn results(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.path("results.jsonl")).unwrap_or_default();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("result line is not JSON ({e}): {l}")))
@@ -135,12 +135,12 @@ impl Workspace {
 }
 
 /// A simple job line.
-pub fn job(id: &str, prompt: &str) -> String {
+pub(crate) fn job(id: &str, prompt: &str) -> String {
     serde_json::json!({ "id": id, "prompt": prompt }).to_string()
 }
 
 /// The arguments that point the openai plugin at `server` with its key.
-pub fn openai_args(server: &MockServer) -> Vec<String> {
+pub(crate) fn openai_args(server: &MockServer) -> Vec<String> {
     vec![
         "--plugin".into(),
         "openai".into(),
@@ -154,13 +154,13 @@ pub fn openai_args(server: &MockServer) -> Vec<String> {
 }
 
 /// Requests the mock saw on its chat endpoint.
-pub fn chat_requests(server: &MockServer) -> Vec<LoggedRequest> {
+pub(crate) fn chat_requests(server: &MockServer) -> Vec<LoggedRequest> {
     server.requests().into_iter().filter(|r| r.path.ends_with("/chat/completions")).collect()
 }
 
 /// `&[String]` as `&[&str]`.
-pub fn strs(v: &[String]) -> Vec<&str> {
+pub(crate) fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-pub use crate::fixtures::build_script as run_build_script;
+pub(crate) use crate::fixtures::build_script as run_build_script;

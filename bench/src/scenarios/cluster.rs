@@ -43,7 +43,7 @@ const HOSTS: usize = 3;
 /// sharing a Redis, a limit of 60 RPM.
 const LITELLM: &str = "280 (LiteLLM router + Redis, 3 processes)";
 
-pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
+pub(crate) async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let secs = if options.quick { 75 } else { 150 };
     let (slow, fast) =

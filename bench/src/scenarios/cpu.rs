@@ -13,7 +13,7 @@ use crate::scenarios::{Options, mock, rate, thousands};
 const CONCURRENCY: usize = 100;
 const ROUNDS: usize = 3;
 
-pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
+pub(crate) async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
     let items = if options.quick { 2_000 } else { 20_000 };
     let jobs = jobs::write(&setup.work, items)?;
     let server = mock(|_| {}).await?;

@@ -11,7 +11,7 @@ use crate::scenarios::{Options, mock, thousands};
 const CONCURRENCY: usize = 100;
 const SMALL: usize = 10_000;
 
-pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
+pub(crate) async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
     let big = if options.quick { 50_000 } else { options.big_input };
     let server = mock(|_| {}).await?;
     let mut peaks = Vec::new();

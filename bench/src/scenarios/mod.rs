@@ -1,11 +1,11 @@
 //! The scenarios, one module each; every one returns its rows of the table.
 
-pub mod cluster;
-pub mod cpu;
-pub mod memory;
-pub mod plugins;
-pub mod quota;
-pub mod throughput;
+pub(crate) mod cluster;
+pub(crate) mod cpu;
+pub(crate) mod memory;
+pub(crate) mod plugins;
+pub(crate) mod quota;
+pub(crate) mod throughput;
 
 use batchllm_mock::{MockConfig, MockServer, RateProfile};
 
@@ -13,7 +13,7 @@ use crate::host::KEY;
 
 /// Knobs shared by the scenarios.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Smaller runs: a smoke test of the harness, not figures to quote.
     pub quick: bool,
     /// Lines of the large input of the memory scenario.
@@ -27,19 +27,19 @@ pub struct Options {
 /// A mock provider that requires the bench key, counts requests without
 /// keeping them (its bookkeeping must not steal CPU from the host), and
 /// takes `tweak`.
-pub async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> anyhow::Result<MockServer> {
+pub(crate) async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> anyhow::Result<MockServer> {
     let mut config = MockConfig { api_key: Some(KEY.into()), keep_requests: false, ..MockConfig::default() };
     tweak(&mut config);
     MockServer::start(config).await
 }
 
 /// Items per second.
-pub fn rate(items: usize, wall: std::time::Duration) -> f64 {
+pub(crate) fn rate(items: usize, wall: std::time::Duration) -> f64 {
     items as f64 / wall.as_secs_f64().max(1e-9)
 }
 
 /// A count with thousands separators, e.g. `9,312`.
-pub fn thousands(n: f64) -> String {
+pub(crate) fn thousands(n: f64) -> String {
     let digits = format!("{:.0}", n.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -74,7 +74,7 @@ struct Costs {
 
 /// The plugin scenario's rows (its targets) and its own table: one line per
 /// plugin with every cost.
-pub async fn run(_setup: &crate::host::Setup, options: &Options) -> anyhow::Result<(Vec<Row>, String)> {
+pub(crate) async fn run(_setup: &crate::host::Setup, options: &Options) -> anyhow::Result<(Vec<Row>, String)> {
     let server = mock(|_| {}).await?;
     let client = reqwest::Client::builder().no_proxy().tcp_nodelay(true).build()?;
     let mut measured = Vec::new();

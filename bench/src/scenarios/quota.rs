@@ -161,7 +161,7 @@ impl Trial {
     }
 }
 
-pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<(Vec<Row>, String)> {
+pub(crate) async fn run(setup: &Setup, options: &Options) -> anyhow::Result<(Vec<Row>, String)> {
     let scale = if options.quick { QUICK } else { FULL };
     let mut results = Vec::new();
     for windows in LENGTHS {

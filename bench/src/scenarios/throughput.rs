@@ -16,7 +16,7 @@ const LATENCY_MS: u64 = 100;
 /// toy one.
 const IDEAL_SECONDS: usize = 15;
 
-pub async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
+pub(crate) async fn run(setup: &Setup, options: &Options) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let server = mock(|c| c.latency_ms = LATENCY_MS).await?;
     for concurrency in [100usize, 1_000, 5_000] {

@@ -54,7 +54,7 @@ impl Resolve for GuardedResolver {
 }
 
 /// Keeps the public addresses among `addrs`; none left is an error.
-pub fn screen(host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, BlockedAddresses> {
+pub(super) fn screen(host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, BlockedAddresses> {
     let (kept, dropped): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| internal_range(a.ip()).is_none());
     if !dropped.is_empty() {
         tracing::debug!(target: "batchllm::egress", host, ?dropped, "dropped internal addresses after DNS");
@@ -71,7 +71,7 @@ pub fn screen(host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Blo
 }
 
 /// Finds a [`BlockedAddresses`] in an error's source chain.
-pub fn find_blocked(e: &(dyn std::error::Error + 'static)) -> Option<BlockedAddresses> {
+pub(super) fn find_blocked(e: &(dyn std::error::Error + 'static)) -> Option<BlockedAddresses> {
     let mut current = Some(e);
     while let Some(err) = current {
         if let Some(b) = err.downcast_ref::<BlockedAddresses>() {

@@ -37,14 +37,14 @@ use std::str::FromStr;
 use super::policy::{Denial, EgressPolicy, GrantParseError, HostGrant, is_loopback};
 
 /// Shortest secret value scrubbed from answers.
-pub const MIN_SCRUBBABLE_LEN: usize = 8;
+pub(super) const MIN_SCRUBBABLE_LEN: usize = 8;
 
 /// Fewest distinct characters a scrubbed secret value has.
-pub const MIN_DISTINCT_CHARS: usize = 4;
+pub(super) const MIN_DISTINCT_CHARS: usize = 4;
 
 /// Whether `value` is distinctive enough to be replaced wherever it appears
 /// without rewriting unrelated text.
-pub fn is_scrubbable(value: &str) -> bool {
+pub(super) fn is_scrubbable(value: &str) -> bool {
     let distinct: std::collections::BTreeSet<char> = value.chars().collect();
     value.chars().count() >= MIN_SCRUBBABLE_LEN && distinct.len() >= MIN_DISTINCT_CHARS
 }

@@ -77,7 +77,7 @@ const API_KEY: &str = "api-key";
 
 /// Decides grants, secrets and the plugin configuration. `env` reads the
 /// host's environment (a parameter, for tests).
-pub fn resolve(
+pub(super) fn resolve(
     settings: &Settings,
     plugin: &PluginSource,
     extras: Extras,

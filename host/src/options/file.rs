@@ -49,13 +49,13 @@ fn hint(nearest: &Option<String>) -> String {
 }
 
 /// Reads and parses `path`.
-pub fn load(path: &Path) -> Result<RunOptions, FileError> {
+pub(super) fn load(path: &Path) -> Result<RunOptions, FileError> {
     let text = std::fs::read_to_string(path).map_err(|source| FileError::Read { path: path.into(), source })?;
     parse(&text, path)
 }
 
 /// Parses TOML `text`; `path` is for messages.
-pub fn parse(text: &str, path: &Path) -> Result<RunOptions, FileError> {
+pub(super) fn parse(text: &str, path: &Path) -> Result<RunOptions, FileError> {
     let parse_error = |e: toml::de::Error| {
         let mut at = e.span().map_or(0, |s| s.start).min(text.len());
         while !text.is_char_boundary(at) {

@@ -137,7 +137,7 @@ pub(crate) use {default_layer, first, options, resolve_field, resolved_type};
 
 /// How one layer's field combines with the layer below it, and which values
 /// it holds (to check each).
-pub trait Layer {
+pub(crate) trait Layer {
     /// One value of the field.
     type Value;
     /// This layer over `lower`.
@@ -172,7 +172,7 @@ impl<T> Layer for Vec<T> {
 }
 
 /// How a default reads in `--help` (`None`: not shown, e.g. a switch's `false`).
-pub trait ShowDefault {
+pub(crate) trait ShowDefault {
     fn show(&self) -> Option<String>;
 }
 

@@ -15,7 +15,7 @@ use super::table::ShowDefault;
 
 /// `--plugin-config KEY=VALUE`: VALUE is JSON when it parses as JSON, else a
 /// string (so `model=gpt-4o` needs no quotes).
-pub fn parse_key_value(s: &str) -> Result<(String, Value), String> {
+pub(super) fn parse_key_value(s: &str) -> Result<(String, Value), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
     if k.is_empty() {
         return Err(format!("empty key in `{s}`"));
@@ -25,12 +25,12 @@ pub fn parse_key_value(s: &str) -> Result<(String, Value), String> {
 }
 
 /// `[plugin-config]` in the file: a table, read as the same pairs the flag gives.
-pub fn key_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, Value)>, D::Error> {
+pub(super) fn key_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, Value)>, D::Error> {
     Ok(serde_json::Map::<String, Value>::deserialize(d)?.into_iter().collect())
 }
 
 /// A list of strings in the file, each parsed like the flag's value.
-pub fn parsed_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+pub(super) fn parsed_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: FromStr,

@@ -164,7 +164,7 @@ impl Seconds {
 }
 
 /// Reads the results (and events) into what the page shows.
-pub fn gather(results: &Path, events: Option<&Path>) -> Result<ReportData, ReportError> {
+pub(super) fn gather(results: &Path, events: Option<&Path>) -> Result<ReportData, ReportError> {
     let mut data = ReportData {
         results: results.display().to_string(),
         events: events.map(|e| e.display().to_string()),

@@ -59,7 +59,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:8px; 
 "#;
 
 /// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -72,7 +72,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// Dollars: four decimals below a dollar, two above.
-pub fn dollars(usd: f64) -> String {
+pub(super) fn dollars(usd: f64) -> String {
     if usd.abs() < 1.0 { format!("${usd:.4}") } else { format!("${}", with_cents(usd)) }
 }
 
@@ -82,7 +82,7 @@ fn with_cents(usd: f64) -> String {
 }
 
 /// A duration for people: `850 ms`, `12.4 s`, `4 min 05 s`, `2 h 07 min`.
-pub fn duration(seconds: f64) -> String {
+pub(super) fn duration(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {
         return "-".into();
     }
@@ -100,7 +100,7 @@ pub fn duration(seconds: f64) -> String {
 }
 
 /// Milliseconds for a latency: `4.2 ms`, `180 ms`, `2.35 s`.
-pub fn millis(ms: f64) -> String {
+pub(super) fn millis(ms: f64) -> String {
     if ms < 10.0 {
         format!("{ms:.1} ms")
     } else if ms < 1000.0 {
@@ -132,7 +132,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// The whole page.
-pub fn render(data: &ReportData, generated: &str) -> String {
+pub(super) fn render(data: &ReportData, generated: &str) -> String {
     let t = &data.totals;
     let mut page = String::with_capacity(64 * 1024);
     let all_ok = t.failed == 0 && t.items > 0;

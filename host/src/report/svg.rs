@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 /// Text safe in HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -22,7 +22,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// An SVG document being written.
-pub struct Svg {
+pub(super) struct Svg {
     out: String,
 }
 
@@ -36,7 +36,7 @@ fn n(x: f64) -> String {
 }
 
 impl Svg {
-    pub fn new(width: f64, height: f64, label: &str) -> Self {
+    pub(super) fn new(width: f64, height: f64, label: &str) -> Self {
         let mut out = String::new();
         let _ = write!(
             out,
@@ -49,7 +49,7 @@ impl Svg {
     }
 
     /// A rectangle; `title` becomes its hover tooltip.
-    pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, class: &str, title: Option<&str>) {
+    pub(super) fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, class: &str, title: Option<&str>) {
         if w <= 0.0 || h <= 0.0 {
             return;
         }
@@ -63,13 +63,13 @@ impl Svg {
         }
     }
 
-    pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, class: &str) {
+    pub(super) fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, class: &str) {
         let _ =
             write!(self.out, r#"<line x1="{}" y1="{}" x2="{}" y2="{}" class="{class}"/>"#, n(x1), n(y1), n(x2), n(y2));
     }
 
     /// Text anchored at `anchor` (`start`, `middle`, `end`).
-    pub fn text(&mut self, x: f64, y: f64, anchor: &str, class: &str, text: &str) {
+    pub(super) fn text(&mut self, x: f64, y: f64, anchor: &str, class: &str, text: &str) {
         let _ = write!(
             self.out,
             r#"<text x="{}" y="{}" text-anchor="{anchor}" class="{class}">{}</text>"#,
@@ -79,14 +79,14 @@ impl Svg {
         );
     }
 
-    pub fn finish(mut self) -> String {
+    pub(super) fn finish(mut self) -> String {
         self.out.push_str("</svg>");
         self.out
     }
 }
 
 /// About five round tick values from 0 to at least `max`.
-pub fn ticks(max: f64) -> Vec<f64> {
+pub(super) fn ticks(max: f64) -> Vec<f64> {
     let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
     let step = super::data::nice_step(max / 4.0);
     let mut out = vec![0.0];

@@ -91,7 +91,7 @@ pub fn for_each_line<E>(
 }
 
 /// One gzip member holding `text`.
-pub fn gzip_member(text: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(super) fn gzip_member(text: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 4 + 64), flate2::Compression::default());
     gz.write_all(text)?;
     gz.finish()
@@ -100,7 +100,7 @@ pub fn gzip_member(text: &[u8]) -> std::io::Result<Vec<u8>> {
 /// A results file written in one go to a temporary file, then put in place
 /// atomically (a rewrite after a resume dropped records, the input-order
 /// sort). Compressed like the file it replaces.
-pub struct Replacement {
+pub(super) struct Replacement {
     target: PathBuf,
     tmp: PathBuf,
     out: std::io::BufWriter<std::fs::File>,
@@ -110,7 +110,7 @@ pub struct Replacement {
 
 impl Replacement {
     /// Starts the replacement of `target`; `tag` names the temporary file.
-    pub fn create(target: &Path, tag: &str) -> std::io::Result<Self> {
+    pub(super) fn create(target: &Path, tag: &str) -> std::io::Result<Self> {
         let tmp = target.with_extension(format!("{tag}-tmp{}", std::process::id()));
         let file = super::private_file().write(true).create(true).truncate(true).open(&tmp)?;
         Ok(Replacement {
@@ -123,7 +123,7 @@ impl Replacement {
     }
 
     /// Appends one line (`text` without its newline).
-    pub fn line(&mut self, text: &[u8]) -> std::io::Result<()> {
+    pub(super) fn line(&mut self, text: &[u8]) -> std::io::Result<()> {
         if !self.gzip {
             self.out.write_all(text)?;
             return self.out.write_all(b"\n");
@@ -143,7 +143,7 @@ impl Replacement {
     }
 
     /// Syncs the new file and renames it over the target.
-    pub fn commit(mut self) -> std::io::Result<()> {
+    pub(super) fn commit(mut self) -> std::io::Result<()> {
         let flushed = self.flush_member();
         let Replacement { target, tmp, out, .. } = self;
         let result = flushed.and_then(|()| {
@@ -158,7 +158,7 @@ impl Replacement {
     }
 
     /// Gives up: the target stays as it was.
-    pub fn abandon(self) {
+    pub(super) fn abandon(self) {
         let _ = std::fs::remove_file(&self.tmp);
     }
 }

@@ -32,7 +32,7 @@ use crate::egress::CallScope;
 use crate::model::{Answer, AttemptInfo, CallFailure, CallOutcome, PluginError, PluginItem, RetryState, StateChange};
 
 /// Extra wall-clock time a call gets beyond its HTTP deadline.
-pub const CALL_GRACE: Duration = Duration::from_millis(500);
+pub(super) const CALL_GRACE: Duration = Duration::from_millis(500);
 
 /// wasmtime's message for exhausted hostcall fuel (its error type is private).
 const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";

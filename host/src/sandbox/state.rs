@@ -46,7 +46,7 @@ pub struct HostState {
 /// The store's resource limiter: wasmtime's [`StoreLimits`], plus a note of
 /// the last memory growth it refused, so an out-of-memory trap is reported
 /// as such.
-pub struct InstanceLimiter {
+pub(crate) struct InstanceLimiter {
     limits: StoreLimits,
     /// Bytes the plugin last tried to grow a memory to, when refused.
     pub(crate) memory_refused: Option<usize>,

@@ -555,21 +555,21 @@ async fn list_batches(
 mod tempfile_guard {
     use std::path::{Path, PathBuf};
 
-    pub struct Scratch {
+    pub(super) struct Scratch {
         path: PathBuf,
         keep: bool,
     }
 
     impl Scratch {
-        pub fn new(path: PathBuf) -> Self {
+        pub(super) fn new(path: PathBuf) -> Self {
             Scratch { path, keep: false }
         }
 
-        pub fn path(&self) -> &Path {
+        pub(super) fn path(&self) -> &Path {
             &self.path
         }
 
-        pub fn keep(mut self) {
+        pub(super) fn keep(mut self) {
             self.keep = true;
         }
     }

@@ -33,17 +33,17 @@ impl ApiError {
     }
 
     /// 400 `invalid_request_error`.
-    pub fn invalid_request(message: impl Into<String>) -> Self {
+    pub(super) fn invalid_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }
 
     /// 401 for a missing or wrong `x-api-key`.
-    pub fn authentication() -> Self {
+    pub(super) fn authentication() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid x-api-key")
     }
 
     /// 413 for a body that could not be read.
-    pub fn too_large() -> Self {
+    pub(super) fn too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
@@ -52,7 +52,7 @@ impl ApiError {
     }
 
     /// 429 for a request over the configured rate window.
-    pub fn rate_limited(rejection: &Rejection) -> Self {
+    pub(super) fn rate_limited(rejection: &Rejection) -> Self {
         let what = match rejection.kind {
             LimitKind::Requests => "requests",
             LimitKind::Tokens => "input tokens",
@@ -73,12 +73,12 @@ impl ApiError {
     }
 
     /// 400 "credit balance is too low" (billing, not a rate limit).
-    pub fn credit_too_low() -> Self {
+    pub(super) fn credit_too_low() -> Self {
         Self::invalid_request(CREDIT_TOO_LOW)
     }
 
     /// A realistic error for an injected status code (400..=599).
-    pub fn for_status(code: u16) -> Self {
+    pub(super) fn for_status(code: u16) -> Self {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match code {
             400 => Self::invalid_request("Invalid request (injected by the mock)."),
@@ -104,12 +104,12 @@ impl ApiError {
     }
 
     /// The JSON body (with the request id, as Anthropic sends it).
-    pub fn body(&self, request_id: &str) -> Value {
+    pub(super) fn body(&self, request_id: &str) -> Value {
         json!({"type": "error", "error": {"type": self.kind, "message": self.message}, "request_id": request_id})
     }
 
     /// The reply: status, body and (for 429s) `retry-after`.
-    pub fn into_reply(self, request_id: &str) -> Reply {
+    pub(super) fn into_reply(self, request_id: &str) -> Reply {
         let reply = Reply::json(self.status, self.body(request_id));
         match self.retry_after.duration() {
             Some(wait) => reply.header("retry-after", wait.as_millis().div_ceil(1000).max(1)),

@@ -55,14 +55,14 @@ impl PromptCache {
     }
 
     /// Forgets every prefix.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         lock(&self.seen).clear();
     }
 }
 
 impl MessagesRequest {
     /// Validates a Messages body; errors are 400s naming the field.
-    pub fn parse(body: &Value) -> Result<Self, ApiError> {
+    pub(super) fn parse(body: &Value) -> Result<Self, ApiError> {
         let body =
             body.as_object().ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
         if body.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -113,18 +113,18 @@ impl MessagesRequest {
     }
 
     /// The text of the last user message.
-    pub fn prompt(&self) -> Option<String> {
+    pub(super) fn prompt(&self) -> Option<String> {
         self.last_user.clone()
     }
 
     /// The whole prompt's tokens, cached prefix included.
-    pub fn prompt_tokens(&self) -> u64 {
+    pub(super) fn prompt_tokens(&self) -> u64 {
         let text: u64 = self.segments.iter().map(|s| tokens::text_tokens(&s.text)).sum();
         text + self.framed * tokens::PER_MESSAGE_TOKENS
     }
 
     /// Tokens charged against the rate window: prompt plus `max_tokens`.
-    pub fn charge(&self) -> u64 {
+    pub(super) fn charge(&self) -> u64 {
         self.prompt_tokens().saturating_add(self.max_tokens)
     }
 
@@ -138,7 +138,7 @@ impl MessagesRequest {
     }
 
     /// The success body and its `usage` object; `cache` decides hits.
-    pub fn render(&self, seq: u64, cache: &PromptCache) -> (Value, Value) {
+    pub(super) fn render(&self, seq: u64, cache: &PromptCache) -> (Value, Value) {
         let full = format!("echo: {}", self.last_user.as_deref().unwrap_or_default());
         let (answer, stop_reason) = if tokens::completion_tokens(&full) > self.max_tokens {
             let chars = usize::try_from(self.max_tokens.saturating_mul(4)).unwrap_or(usize::MAX);

@@ -61,7 +61,7 @@ pub(crate) struct CacheStore {
 
 impl CacheStore {
     /// `POST cachedContents`: validates `body` and stores a new cache.
-    pub fn create(&self, body: &Value, now: SystemTime) -> Result<Value, GoogleError> {
+    pub(crate) fn create(&self, body: &Value, now: SystemTime) -> Result<Value, GoogleError> {
         let body = body
             .as_object()
             .ok_or_else(|| GoogleError::invalid_argument("The body must be a CachedContent object."))?;
@@ -94,14 +94,14 @@ impl CacheStore {
     }
 
     /// `GET cachedContents/<id>`.
-    pub fn get(&self, name: &str, now: SystemTime) -> Result<Value, GoogleError> {
+    pub(crate) fn get(&self, name: &str, now: SystemTime) -> Result<Value, GoogleError> {
         let mut entries = lock(&self.entries);
         purge(&mut entries, now);
         entries.get(name).map(Entry::to_json).ok_or_else(GoogleError::cache_not_found)
     }
 
     /// `GET cachedContents`: the live caches, by name.
-    pub fn list(&self, now: SystemTime) -> Value {
+    pub(crate) fn list(&self, now: SystemTime) -> Value {
         let mut entries = lock(&self.entries);
         purge(&mut entries, now);
         let mut live: Vec<&Entry> = entries.values().collect();
@@ -111,7 +111,7 @@ impl CacheStore {
 
     /// `PATCH cachedContents/<id>`: only the expiry (`ttl` or `expireTime`)
     /// can change.
-    pub fn update(&self, name: &str, body: &Value, now: SystemTime) -> Result<Value, GoogleError> {
+    pub(crate) fn update(&self, name: &str, body: &Value, now: SystemTime) -> Result<Value, GoogleError> {
         let body = body
             .as_object()
             .ok_or_else(|| GoogleError::invalid_argument("The body must be a CachedContent object."))?;
@@ -126,21 +126,21 @@ impl CacheStore {
     }
 
     /// `DELETE cachedContents/<id>`.
-    pub fn delete(&self, name: &str, now: SystemTime) -> Result<Value, GoogleError> {
+    pub(crate) fn delete(&self, name: &str, now: SystemTime) -> Result<Value, GoogleError> {
         let mut entries = lock(&self.entries);
         purge(&mut entries, now);
         entries.remove(name).map(|_| json!({})).ok_or_else(GoogleError::cache_not_found)
     }
 
     /// The live cache `name`, for a `generateContent` request.
-    pub fn lookup(&self, name: &str, now: SystemTime) -> Option<CacheRef> {
+    pub(crate) fn lookup(&self, name: &str, now: SystemTime) -> Option<CacheRef> {
         let mut entries = lock(&self.entries);
         purge(&mut entries, now);
         entries.get(name).map(|e| CacheRef { model: e.model.clone(), tokens: e.tokens })
     }
 
     /// Forgets every cache (numbering continues).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         lock(&self.entries).clear();
     }
 }

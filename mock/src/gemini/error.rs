@@ -46,37 +46,37 @@ impl GoogleError {
     }
 
     /// 400 `INVALID_ARGUMENT`.
-    pub fn invalid_argument(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
     }
 
     /// 400 for a wrong API key, as Gemini answers it (not a 401).
-    pub fn api_key_invalid() -> Self {
+    pub(crate) fn api_key_invalid() -> Self {
         let details = vec![json!({"@type": ERROR_INFO, "reason": "API_KEY_INVALID", "domain": "googleapis.com",
             "metadata": {"service": "generativelanguage.googleapis.com"}})];
         Self { details, ..Self::invalid_argument("API key not valid. Please pass a valid API key.") }
     }
 
     /// 403 for a request without any API key.
-    pub fn unregistered_caller() -> Self {
+    pub(crate) fn unregistered_caller() -> Self {
         let message = "Method doesn't allow unregistered callers (callers without established identity). \
             Please use API Key or other form of API consumer identity to call this API.";
         Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", message)
     }
 
     /// 404 `NOT_FOUND`.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
 
     /// 403 for a cached content that does not exist (or has expired), as
     /// Gemini answers it.
-    pub fn cache_not_found() -> Self {
+    pub(crate) fn cache_not_found() -> Self {
         Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "CachedContent not found (or permission denied)")
     }
 
     /// 413 for a body that could not be read.
-    pub fn too_large() -> Self {
+    pub(crate) fn too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "INVALID_ARGUMENT",
@@ -86,7 +86,7 @@ impl GoogleError {
 
     /// 429 per-minute `RESOURCE_EXHAUSTED` with a `retryDelay` of `wait`
     /// (no `RetryInfo` without one).
-    pub fn per_minute(quota_id: &str, wait: Option<Duration>) -> Self {
+    pub(crate) fn per_minute(quota_id: &str, wait: Option<Duration>) -> Self {
         let mut details =
             vec![json!({"@type": QUOTA_FAILURE, "violations": [{"quotaMetric": QUOTA_METRIC, "quotaId": quota_id}]})];
         if let Some(wait) = wait {
@@ -98,7 +98,7 @@ impl GoogleError {
     /// 429 for a request over the configured rate window. Gemini never
     /// states the limit, so only the wait depends on what the provider
     /// tells.
-    pub fn rate_limited(rejection: &Rejection) -> Self {
+    pub(crate) fn rate_limited(rejection: &Rejection) -> Self {
         let quota_id = match rejection.kind {
             LimitKind::Requests => PER_MINUTE_REQUESTS,
             LimitKind::Tokens => PER_MINUTE_TOKENS,
@@ -113,7 +113,7 @@ impl GoogleError {
     /// 429 `RESOURCE_EXHAUSTED` where only the per-day quota is exhausted:
     /// waiting minutes does not help (the `retryDelay` Gemini sends anyway
     /// is included).
-    pub fn per_day() -> Self {
+    pub(crate) fn per_day() -> Self {
         let details = vec![
             json!({"@type": QUOTA_FAILURE, "violations": [{"quotaMetric": QUOTA_METRIC, "quotaId": PER_DAY_REQUESTS}]}),
             json!({"@type": RETRY_INFO, "retryDelay": "30s"}),
@@ -122,7 +122,7 @@ impl GoogleError {
     }
 
     /// A realistic error for an injected status code (400..=599).
-    pub fn for_status(code: u16) -> Self {
+    pub(crate) fn for_status(code: u16) -> Self {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match code {
             400 => Self::invalid_argument("Request contains an invalid argument."),
@@ -140,7 +140,7 @@ impl GoogleError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let mut error = json!({"code": self.code.as_u16(), "message": self.message, "status": self.status});
         if !self.details.is_empty() {
             error["details"] = Value::Array(self.details.clone());
@@ -149,7 +149,7 @@ impl GoogleError {
     }
 
     /// The reply (Gemini sends no `retry-after`; the wait is in the body).
-    pub fn into_reply(self) -> Reply {
+    pub(crate) fn into_reply(self) -> Reply {
         Reply::json(self.code, self.body())
     }
 }

@@ -38,7 +38,11 @@ pub(crate) struct GenerateRequest {
 
 impl GenerateRequest {
     /// Validates a body for `model`; `lookup` finds a live cache by name.
-    pub fn parse(model: &str, body: &Value, lookup: impl Fn(&str) -> Option<CacheRef>) -> Result<Self, GoogleError> {
+    pub(super) fn parse(
+        model: &str,
+        body: &Value,
+        lookup: impl Fn(&str) -> Option<CacheRef>,
+    ) -> Result<Self, GoogleError> {
         let body = body.as_object().ok_or_else(|| GoogleError::invalid_argument("The body must be a JSON object."))?;
         let model = full_model(model);
         let turns = content::turns(body.get("contents"), "contents", true)?;
@@ -76,22 +80,22 @@ impl GenerateRequest {
     }
 
     /// The text of the last user turn.
-    pub fn prompt(&self) -> Option<String> {
+    pub(super) fn prompt(&self) -> Option<String> {
         self.turns.iter().rev().find(|t| t.role == "user").map(|t| t.text.clone())
     }
 
     /// The whole prompt's tokens, cached content included.
-    pub fn prompt_tokens(&self) -> u64 {
+    pub(super) fn prompt_tokens(&self) -> u64 {
         content::prompt_tokens(&self.turns, self.system.as_ref()) + self.cache.as_ref().map_or(0, |c| c.tokens)
     }
 
     /// Tokens charged against the rate window: prompt plus the output budget.
-    pub fn charge(&self) -> u64 {
+    pub(super) fn charge(&self) -> u64 {
         self.prompt_tokens().saturating_add(self.max_output_tokens.unwrap_or(tokens::DEFAULT_MAX_TOKENS))
     }
 
     /// The success body and its `usageMetadata`.
-    pub fn render(&self, seq: u64) -> (Value, Value) {
+    pub(super) fn render(&self, seq: u64) -> (Value, Value) {
         let full = format!("echo: {}", self.prompt().unwrap_or_default());
         let (answer, finish_reason) = match self.max_output_tokens {
             Some(max) if tokens::completion_tokens(&full) > max => {

@@ -38,23 +38,23 @@ impl ApiError {
     }
 
     /// 400 `invalid_request_error` about `param`.
-    pub fn invalid_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+    pub(crate) fn invalid_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
         Self { param, ..Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, None, message) }
     }
 
     /// 401 for a missing or wrong API key.
-    pub fn invalid_api_key() -> Self {
+    pub(crate) fn invalid_api_key() -> Self {
         let message = "Incorrect API key provided";
         Self::new(StatusCode::UNAUTHORIZED, INVALID_REQUEST, Some("invalid_api_key"), message)
     }
 
     /// 404 for a path (or method) the mock does not serve.
-    pub fn unknown_url(method: &Method, path: &str) -> Self {
+    pub(crate) fn unknown_url(method: &Method, path: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, None, format!("Invalid URL ({method} {path})"))
     }
 
     /// 413 for a body that could not be read.
-    pub fn unreadable_body(reason: &str) -> Self {
+    pub(crate) fn unreadable_body(reason: &str) -> Self {
         let message = format!("Request body too large or unreadable: {reason}");
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, INVALID_REQUEST, Some("request_too_large"), message)
     }
@@ -62,7 +62,7 @@ impl ApiError {
     /// 429 for a request over the configured rate window. A provider that
     /// announces its budgets states the limit, the usage and the wait in the
     /// message; one that does not says only which budget ran out.
-    pub fn rate_limited(rejection: &Rejection) -> Self {
+    pub(crate) fn rate_limited(rejection: &Rejection) -> Self {
         let (kind, unit) = match rejection.kind {
             LimitKind::Requests => ("requests", "RPM"),
             LimitKind::Tokens => ("tokens", "TPM"),
@@ -83,20 +83,20 @@ impl ApiError {
     }
 
     /// 429 `insufficient_quota` (billing, not rate: retrying does not help).
-    pub fn insufficient_quota() -> Self {
+    pub(crate) fn insufficient_quota() -> Self {
         let message = "You exceeded your current quota, please check your plan and billing details.";
         let code = Some("insufficient_quota");
         Self::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", code, message)
     }
 
     /// 504 sent once a hung request finally gives up after `after`.
-    pub fn hung(after: Duration) -> Self {
+    pub(crate) fn hung(after: Duration) -> Self {
         let message = format!("The mock hung this request for {}.", go_duration(after));
         Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", None, message)
     }
 
     /// A realistic error for an injected status code (400..=599).
-    pub fn for_status(code: u16) -> Self {
+    pub(crate) fn for_status(code: u16) -> Self {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match code {
             400 => Self::invalid_request("Invalid request (injected by the mock).", None),
@@ -120,12 +120,12 @@ impl ApiError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
     }
 
     /// The reply: status, body and (for 429s) retry headers.
-    pub fn into_reply(self) -> Reply {
+    pub(crate) fn into_reply(self) -> Reply {
         let reply = Reply::json(self.status, self.body());
         match self.retry_after {
             Wait::Exact(wait) => retry_headers(reply, wait),

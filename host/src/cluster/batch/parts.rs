@@ -27,7 +27,7 @@ pub fn parts_dir(results: &Path) -> PathBuf {
 }
 
 /// The part file of one claim.
-pub fn part_file(dir: &Path, chunk: u32, epoch: u64) -> PathBuf {
+pub(super) fn part_file(dir: &Path, chunk: u32, epoch: u64) -> PathBuf {
     dir.join(format!("c{chunk:07}.e{epoch}.jsonl"))
 }
 
@@ -56,7 +56,12 @@ fn complete_lines(path: &Path) -> std::io::Result<Vec<String>> {
 }
 
 /// The records kept from earlier claims of a chunk: id -> line text.
-pub fn salvage(dir: &Path, chunk: u32, before: u64, ids: &HashSet<String>) -> std::io::Result<HashMap<String, String>> {
+pub(super) fn salvage(
+    dir: &Path,
+    chunk: u32,
+    before: u64,
+    ids: &HashSet<String>,
+) -> std::io::Result<HashMap<String, String>> {
     let mut kept = HashMap::new();
     for epoch in (1..before).rev() {
         for line in complete_lines(&part_file(dir, chunk, epoch))? {
@@ -71,7 +76,7 @@ pub fn salvage(dir: &Path, chunk: u32, before: u64, ids: &HashSet<String>) -> st
 
 /// Starts the part file of a claim with the salvaged lines and the
 /// `outcome_unknown` records, synced before anything new is sent.
-pub fn start_part(path: &Path, kept: &[String], unknown: &[ResultRecord]) -> std::io::Result<()> {
+pub(super) fn start_part(path: &Path, kept: &[String], unknown: &[ResultRecord]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -90,7 +95,7 @@ pub fn start_part(path: &Path, kept: &[String], unknown: &[ResultRecord]) -> std
 }
 
 /// The record of an item a host sent and did not record before it stopped.
-pub fn outcome_unknown(id: &str, line: usize, fingerprint: Fingerprint) -> ResultRecord {
+pub(super) fn outcome_unknown(id: &str, line: usize, fingerprint: Fingerprint) -> ResultRecord {
     ResultRecord {
         id: line_id(id),
         custom_id: id.to_string(),
@@ -140,7 +145,7 @@ struct StatusBlock {
 /// Writes `results` from the committed part file of every chunk, in chunk
 /// order, atomically (temporary file, then rename). Every host may do it:
 /// the committed epochs decide the content, so they all write the same.
-pub fn merge(results: &Path, chunks: u64, committed: &HashMap<u32, u64>) -> std::io::Result<Merged> {
+pub(super) fn merge(results: &Path, chunks: u64, committed: &HashMap<u32, u64>) -> std::io::Result<Merged> {
     let dir = parts_dir(results);
     let tmp = results.with_extension(format!("merge-{}.tmp", std::process::id()));
     let file = crate::results::private_file().write(true).create(true).truncate(true).open(&tmp)?;

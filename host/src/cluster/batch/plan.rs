@@ -14,14 +14,14 @@ use super::store::Range;
 
 /// The jobs file as the cluster sees it.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Hex SHA-256 of the whole file.
     pub digest: String,
     pub ranges: Vec<Range>,
 }
 
 /// Reads `path` once: its digest and its chunks of `chunk_lines` lines.
-pub fn plan(path: &Path, chunk_lines: u64) -> std::io::Result<Plan> {
+pub(super) fn plan(path: &Path, chunk_lines: u64) -> std::io::Result<Plan> {
     let file = std::fs::File::open(path)?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut hasher = Sha256::new();
@@ -52,7 +52,7 @@ pub fn plan(path: &Path, chunk_lines: u64) -> std::io::Result<Plan> {
 }
 
 /// The lines of one chunk: `(line number, text)`, blank lines included.
-pub fn read_range(path: &Path, range: Range) -> std::io::Result<Vec<(usize, String)>> {
+pub(super) fn read_range(path: &Path, range: Range) -> std::io::Result<Vec<(usize, String)>> {
     let mut file = std::fs::File::open(path)?;
     file.seek(SeekFrom::Start(range.start))?;
     let mut bytes = Vec::new();

@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 
 /// A chunk of the jobs file: whole lines, by byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
+pub(super) struct Range {
     pub start: u64,
     pub end: u64,
     /// Line number of the first line (from 1).
@@ -20,7 +20,7 @@ pub struct Range {
 
 /// A chunk this host now holds.
 #[derive(Debug, Clone)]
-pub struct Claim {
+pub(super) struct Claim {
     pub chunk: u32,
     pub epoch: u64,
     /// The stream entry (for the heartbeat and the final XACK).
@@ -32,7 +32,7 @@ pub struct Claim {
 
 /// What a claim found.
 #[derive(Debug)]
-pub enum Claimed {
+pub(super) enum Claimed {
     Chunk(Claim),
     /// Nothing to claim now: `done` of `chunks` are committed.
     Nothing {
@@ -45,7 +45,7 @@ pub enum Claimed {
 
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(super) enum StoreError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("unexpected reply from the batch script: {0:?}")]
@@ -67,7 +67,7 @@ struct Scripts {
 
 /// One batch's keys in Redis.
 #[derive(Clone)]
-pub struct BatchStore {
+pub(super) struct BatchStore {
     conn: ConnectionManager,
     prefix: String,
     /// This host's name in the consumer group.
@@ -86,7 +86,7 @@ fn reply_err(reply: Vec<String>) -> StoreError {
 }
 
 impl BatchStore {
-    pub fn new(conn: ConnectionManager, batch: &str, consumer: String) -> Self {
+    pub(super) fn new(conn: ConnectionManager, batch: &str, consumer: String) -> Self {
         let script = |body: &str| Arc::new(redis::Script::new(body));
         BatchStore {
             conn,
@@ -102,12 +102,12 @@ impl BatchStore {
         }
     }
 
-    pub fn consumer(&self) -> &str {
+    pub(super) fn consumer(&self) -> &str {
         &self.consumer
     }
 
     /// Creates the batch unless another host did; returns the number of chunks.
-    pub async fn init(&self, chunk_lines: u64, jobs: usize, ranges: &[Range]) -> Result<u64, StoreError> {
+    pub(super) async fn init(&self, chunk_lines: u64, jobs: usize, ranges: &[Range]) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.init.key(&self.prefix);
         call.arg(chunk_lines).arg(jobs).arg(ranges.len());
@@ -128,7 +128,7 @@ impl BatchStore {
     }
 
     /// Claims the next chunk (new, or taken over after `lease`).
-    pub async fn claim(&self, lease: Duration) -> Result<Claimed, StoreError> {
+    pub(super) async fn claim(&self, lease: Duration) -> Result<Claimed, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
             .scripts
@@ -170,7 +170,7 @@ impl BatchStore {
 
     /// Restarts the leases of `held` (chunk, epoch, entry); returns the
     /// chunks taken over meanwhile.
-    pub async fn renew(&self, held: &[(u32, u64, String)]) -> Result<Vec<u32>, StoreError> {
+    pub(super) async fn renew(&self, held: &[(u32, u64, String)]) -> Result<Vec<u32>, StoreError> {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.renew.key(&self.prefix);
         call.arg(&self.consumer);
@@ -183,7 +183,7 @@ impl BatchStore {
 
     /// Notes `id` as sent (`start`) or answered (`settle`) under `epoch`;
     /// `Ok(false)` when the chunk was taken over.
-    pub async fn journal(&self, start: bool, chunk: u32, epoch: u64, id: &str) -> Result<bool, StoreError> {
+    pub(super) async fn journal(&self, start: bool, chunk: u32, epoch: u64, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let reply: String = self
             .scripts
@@ -200,7 +200,7 @@ impl BatchStore {
 
     /// Commits a chunk whose records are durable; `Ok(None)` when it was
     /// taken over (the commit is refused), else `(done, chunks)`.
-    pub async fn commit(&self, chunk: u32, epoch: u64, entry: &str) -> Result<Option<(u64, u64)>, StoreError> {
+    pub(super) async fn commit(&self, chunk: u32, epoch: u64, entry: &str) -> Result<Option<(u64, u64)>, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> =
             self.scripts.commit.key(&self.prefix).arg(chunk).arg(epoch).arg(entry).invoke_async(&mut conn).await?;
@@ -213,7 +213,7 @@ impl BatchStore {
     }
 
     /// The committed epoch of every chunk (for the merge).
-    pub async fn committed(&self) -> Result<HashMap<u32, u64>, StoreError> {
+    pub(super) async fn committed(&self) -> Result<HashMap<u32, u64>, StoreError> {
         let mut conn = self.conn.clone();
         let map: HashMap<String, String> =
             redis::cmd("HGETALL").arg(format!("{}:committed", self.prefix)).query_async(&mut conn).await?;

@@ -30,7 +30,7 @@ const JOURNAL_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Appends records to one claim's part file.
 #[derive(Debug)]
-pub struct PartWriter {
+pub(super) struct PartWriter {
     path: PathBuf,
     out: std::io::BufWriter<std::fs::File>,
     fsync: bool,
@@ -38,7 +38,7 @@ pub struct PartWriter {
 
 impl PartWriter {
     /// Opens a part file (already started by `parts::start_part`) for appending.
-    pub fn open(path: PathBuf, fsync: bool) -> std::io::Result<Self> {
+    pub(super) fn open(path: PathBuf, fsync: bool) -> std::io::Result<Self> {
         let file = crate::results::private_file().append(true).open(&path)?;
         Ok(PartWriter { path, out: std::io::BufWriter::new(file), fsync })
     }
@@ -67,7 +67,7 @@ impl PartWriter {
 
 /// A chunk whose records are all durable, for the committer.
 #[derive(Debug, Clone)]
-pub struct Commit {
+pub(super) struct Commit {
     pub chunk: u32,
     pub epoch: u64,
     pub entry: String,
@@ -98,7 +98,7 @@ struct Table {
 
 /// The table and the ways out of it.
 #[derive(Debug)]
-pub struct Chunks {
+pub(super) struct Chunks {
     table: Mutex<Table>,
     pub store: BatchStore,
     commits: mpsc::UnboundedSender<Commit>,
@@ -109,7 +109,7 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    pub fn new(store: BatchStore) -> (Arc<Self>, mpsc::UnboundedReceiver<Commit>) {
+    pub(super) fn new(store: BatchStore) -> (Arc<Self>, mpsc::UnboundedReceiver<Commit>) {
         let (commits, rx) = mpsc::unbounded_channel();
         let unknown = std::sync::atomic::AtomicU64::new(0);
         let pending = std::sync::atomic::AtomicU64::new(0);
@@ -123,7 +123,7 @@ impl Chunks {
     /// Registers a claim owing records for `expected`; returns the ids to
     /// queue (an id still queued here from an earlier claim of the chunk is
     /// not queued twice: it runs under this claim).
-    pub fn hold(&self, claim: &Claim, writer: PartWriter, expected: Vec<String>) -> Vec<String> {
+    pub(super) fn hold(&self, claim: &Claim, writer: PartWriter, expected: Vec<String>) -> Vec<String> {
         let mut table = self.lock();
         let to_queue: Vec<String> = expected.iter().filter(|id| !table.owner.contains_key(*id)).cloned().collect();
         for id in &to_queue {
@@ -147,12 +147,12 @@ impl Chunks {
     }
 
     /// The claims to keep alive.
-    pub fn held(&self) -> Vec<(u32, u64, String)> {
+    pub(super) fn held(&self) -> Vec<(u32, u64, String)> {
         self.lock().current.iter().filter(|(_, h)| !h.lost).map(|(c, h)| (*c, h.epoch, h.entry.clone())).collect()
     }
 
     /// Marks a chunk as no longer this host's (taken over, or given up).
-    pub fn lose(&self, chunk: u32) {
+    pub(super) fn lose(&self, chunk: u32) {
         if let Some(held) = self.lock().current.get_mut(&chunk)
             && !held.lost
         {
@@ -234,7 +234,7 @@ impl Chunks {
 
 /// The sink's end: records into part files.
 #[derive(Debug)]
-pub struct ChunkSink(pub Arc<Chunks>);
+pub(super) struct ChunkSink(pub Arc<Chunks>);
 
 impl RecordSink for ChunkSink {
     fn write_all(&mut self, records: &[ResultRecord]) -> Result<(), ResultsError> {
@@ -244,7 +244,7 @@ impl RecordSink for ChunkSink {
 
 /// The in-flight journal of a chunk, in Redis, fenced by the claim's epoch.
 #[derive(Debug)]
-pub struct ClusterJournal(pub Arc<Chunks>);
+pub(super) struct ClusterJournal(pub Arc<Chunks>);
 
 impl ClusterJournal {
     async fn note(&self, start: bool, id: &str) -> Result<(), JournalError> {
