@@ -784,7 +784,6 @@ mod tests {
         let g = Gates::new(settings(), t0);
         let a = g.try_admit(None, 0, t0).expect("nothing known yet");
         // Sent after `a`: the budget in `a`'s answer may not count it.
-
         let b = g.try_admit(None, 0, t0 + ms(8)).expect("nothing known yet");
         a.answered(Some("api:443"), Verdict::Success, &[limit_headers("2", "10s")], 0, t0 + ms(10));
         let c = g.try_admit(Some("api:443"), 0, t0 + ms(10)).expect("one left");
