@@ -370,7 +370,12 @@ impl Adaptive {
     /// `sent`; `limit` is the capacity they announce, `reset_at` when they
     /// say it is restored. Returns whether the estimate changed.
     pub(super) fn on_exhausted(&mut self, sent: Instant, limit: Option<u64>, reset_at: Instant, now: Instant) -> bool {
-        if self.phase != Phase::Open {
+        // Headers are better evidence than 429s: they replace a suspicion
+        // or a search that 429s started (a search without the announced
+        // window waits for late probes and can settle on a window several
+        // times too wide), but not a limit already being paced.
+        let searching_blind = matches!(self.phase, Phase::Searching { .. }) && self.announced.is_none();
+        if !(matches!(self.phase, Phase::Open | Phase::Suspect { .. }) || searching_blind) {
             return false;
         }
         self.kind = LimitKind::Requests;
@@ -736,6 +741,23 @@ mod tests {
         let probe = a.admit(1, t0 + ms(2_800));
         assert!(a.on_accepted(probe, t0 + ms(2_810)));
         assert_eq!(a.estimate().window, Some(secs(2)));
+    }
+
+    #[test]
+    fn headers_replace_a_suspicion_that_a_429_started() {
+        let t0 = Instant::now();
+        let mut a = Adaptive::default();
+        let accepted = a.admit(1, t0);
+        a.on_accepted(accepted, t0 + ms(5));
+        let refused = a.admit(1, t0 + ms(10));
+        assert!(!a.on_refused(refused, LimitKind::Requests, t0 + ms(15)));
+        // The next answer's headers say the window is full: that is the limit,
+        // with the window its reset names, not a search by probes.
+        assert!(a.on_exhausted(t0 + ms(10), Some(120), t0 + Duration::from_secs(2), t0 + ms(20)));
+        let probe = a.admit(1, t0 + Duration::from_secs(2));
+        assert!(a.on_accepted(probe, t0 + Duration::from_secs(2) + ms(5)));
+        assert_eq!(a.estimate().window, Some(Duration::from_secs(2)));
+        assert_eq!(a.estimate().requests, Some(120.0));
     }
 
     #[test]
