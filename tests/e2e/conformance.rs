@@ -89,7 +89,7 @@ fn warm(plugin: &Plugin) {
 /// The component built by `plugins/<dir>/build.sh` (once per test run).
 fn built(dir: &str) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(dir).join("build.sh");
-    let result = crate::fixtures::once(&format!("plugins/{dir}"), || run_build_script(&script, &[]));
+    let result = crate::fixtures::once(&format!("plugins/{dir}"), || crate::fixtures::build_script(&script, &[]));
     match result {
         Ok(path) => path.clone(),
         Err(e) => panic!(

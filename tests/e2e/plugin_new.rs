@@ -58,10 +58,12 @@ async fn a_new_rust_plugin_builds_outside_the_repository_and_passes_plugin_check
         plugin_new(&["acme-strategy", "--lang", "rust", "--dir", &project.display().to_string()]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("dist/acme-strategy.wasm"), "{stdout}");
-    let wasm = tokio::task::spawn_blocking(move || run_build_script(&project.join("build.sh"), &rust_target_dir()))
-        .await
-        .expect("build task")
-        .unwrap_or_else(|e| panic!("the new project does not build:\n{e}"));
+    let wasm = tokio::task::spawn_blocking(move || {
+        crate::fixtures::build_script(&project.join("build.sh"), &rust_target_dir())
+    })
+    .await
+    .expect("build task")
+    .unwrap_or_else(|e| panic!("the new project does not build:\n{e}"));
     assert!(wasm.starts_with(tmp.path()), "the component is the project's own: {}", wasm.display());
     assert_eq!(wasm.file_name().and_then(|n| n.to_str()), Some("acme-strategy.wasm"));
     let table = plugin_check(&wasm).await.unwrap_or_else(|e| panic!("{e}"));

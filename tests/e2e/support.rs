@@ -162,5 +162,3 @@ pub(crate) fn chat_requests(server: &MockServer) -> Vec<LoggedRequest> {
 pub(crate) fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
-
-pub(crate) use crate::fixtures::build_script as run_build_script;

@@ -105,7 +105,7 @@ pub(crate) fn built(template: Template) -> Result<PathBuf, String> {
 
 fn build(template: Template) -> Result<PathBuf, String> {
     let script = repo().join("plugins/templates").join(template.dir).join("build.sh");
-    run_build_script(&script, &(template.build_env)())
+    crate::fixtures::build_script(&script, &(template.build_env)())
 }
 
 /// Runs `plugin check` on `wasm`: every row must pass.

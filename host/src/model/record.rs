@@ -23,6 +23,36 @@ pub struct ResultRecord {
     pub batchllm: HostBlock,
 }
 
+impl ResultRecord {
+    /// The record of an item whose request was on the wire when whatever ran
+    /// it stopped: the provider may have answered (and billed) it, so it is
+    /// not sent again; `message` says who stopped and what to do.
+    pub fn outcome_unknown(id: &str, line: usize, fingerprint: Fingerprint, message: &str) -> Self {
+        ResultRecord {
+            id: line_id(id),
+            custom_id: id.to_string(),
+            response: None,
+            error: Some(ResultError { code: FailureClass::OutcomeUnknown, message: message.to_string() }),
+            batchllm: HostBlock {
+                status: ItemStatus::Failed,
+                output: None,
+                attempts: 0,
+                rate_limit_retries: 0,
+                usage: TokenUsage::default(),
+                latency_ms: 0.0,
+                error_class: Some(FailureClass::OutcomeUnknown),
+                http_status: None,
+                metadata: None,
+                context: None,
+                line,
+                finished_at: Some(now_rfc3339()),
+                fingerprint,
+                cost_usd: None,
+            },
+        }
+    }
+}
+
 /// The provider's answer, as in OpenAI Batch output.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderResponse {

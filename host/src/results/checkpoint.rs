@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use super::lines::{Replacement, for_each_line};
 use super::{ResultWriter, ResultsError, journal_path, read_journal};
-use crate::model::{FailureClass, Fingerprint, HostBlock, ItemStatus, ResultError, ResultRecord, line_id};
+use crate::model::{FailureClass, Fingerprint, ItemStatus, ResultRecord};
 
 /// How to treat an existing results file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -343,7 +343,7 @@ impl Checkpoint {
         let RunIdentity { plugin, config } = previous.identity;
         for (id, line, input) in previous.unknown {
             let fingerprint = Fingerprint { input, plugin: plugin.clone(), config: config.clone() };
-            writer.write(&outcome_unknown_record(&id, line, fingerprint))?;
+            writer.write(&ResultRecord::outcome_unknown(&id, line, fingerprint, IN_FLIGHT_AT_DEATH))?;
             counts.kept_failed += 1;
             counts.outcome_unknown += 1;
         }
@@ -358,36 +358,9 @@ impl Checkpoint {
     }
 }
 
-/// The record of an item that was in flight when a run died.
-fn outcome_unknown_record(id: &str, line: usize, fingerprint: Fingerprint) -> ResultRecord {
-    ResultRecord {
-        id: line_id(id),
-        custom_id: id.to_string(),
-        response: None,
-        error: Some(ResultError {
-            code: FailureClass::OutcomeUnknown,
-            message: "the process stopped while this item's request was in flight; the provider may have answered \
-                      (and billed) it, so it was not sent again; run with --retry-failed to send it"
-                .into(),
-        }),
-        batchllm: HostBlock {
-            status: ItemStatus::Failed,
-            output: None,
-            attempts: 0,
-            rate_limit_retries: 0,
-            usage: crate::model::TokenUsage::default(),
-            latency_ms: 0.0,
-            error_class: Some(FailureClass::OutcomeUnknown),
-            http_status: None,
-            metadata: None,
-            context: None,
-            line,
-            finished_at: Some(crate::model::now_rfc3339()),
-            fingerprint,
-            cost_usd: None,
-        },
-    }
-}
+/// Why an item that was in flight when a run died ends `outcome_unknown`.
+const IN_FLIGHT_AT_DEATH: &str = "the process stopped while this item's request was in flight; the provider may have answered \
+                      (and billed) it, so it was not sent again; run with --retry-failed to send it";
 
 /// Records that never ran their item to an answer.
 fn is_replayable(class: Option<FailureClass>) -> bool {
@@ -774,10 +747,11 @@ mod tests {
         assert!(cp.counts.repaired);
         assert_eq!(ids_in(&path), ["a"]);
         let mut w = cp.writer;
-        w.write(&outcome_unknown_record(
+        w.write(&ResultRecord::outcome_unknown(
             "b",
             2,
             Fingerprint { input: "i".into(), plugin: "p".into(), config: "c".into() },
+            IN_FLIGHT_AT_DEATH,
         ))
         .expect("append");
         drop(w);

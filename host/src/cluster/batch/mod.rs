@@ -313,7 +313,12 @@ fn queue_claim(
                 plugin: setup.identity.plugin.clone(),
                 config: setup.identity.config.clone(),
             };
-            unknown.push(parts::outcome_unknown(&job.id, job.line, fingerprint));
+            unknown.push(crate::model::ResultRecord::outcome_unknown(
+                &job.id,
+                job.line,
+                fingerprint,
+                parts::IN_FLIGHT_ON_A_STOPPED_HOST,
+            ));
         } else {
             to_run.push(job);
         }

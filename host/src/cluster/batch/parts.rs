@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::model::{FailureClass, Fingerprint, HostBlock, ItemStatus, ResultError, ResultRecord, line_id};
+use crate::model::{ItemStatus, ResultRecord};
 
 /// The folder of part files of `results`.
 pub fn parts_dir(results: &Path) -> PathBuf {
@@ -94,36 +94,10 @@ pub(super) fn start_part(path: &Path, kept: &[String], unknown: &[ResultRecord])
     file.sync_all()
 }
 
-/// The record of an item a host sent and did not record before it stopped.
-pub(super) fn outcome_unknown(id: &str, line: usize, fingerprint: Fingerprint) -> ResultRecord {
-    ResultRecord {
-        id: line_id(id),
-        custom_id: id.to_string(),
-        response: None,
-        error: Some(ResultError {
-            code: FailureClass::OutcomeUnknown,
-            message: "the host running this item stopped (or lost its claim) while the item's request was in flight; \
-                      the provider may have answered (and billed) it, so it was not sent again"
-                .into(),
-        }),
-        batchllm: HostBlock {
-            status: ItemStatus::Failed,
-            output: None,
-            attempts: 0,
-            rate_limit_retries: 0,
-            usage: crate::model::TokenUsage::default(),
-            latency_ms: 0.0,
-            error_class: Some(FailureClass::OutcomeUnknown),
-            http_status: None,
-            metadata: None,
-            context: None,
-            line,
-            finished_at: Some(crate::model::now_rfc3339()),
-            fingerprint,
-            cost_usd: None,
-        },
-    }
-}
+/// Why an item a host sent and did not record before it stopped ends
+/// `outcome_unknown`.
+pub(super) const IN_FLIGHT_ON_A_STOPPED_HOST: &str = "the host running this item stopped (or lost its claim) while the item's request was in flight; \
+                      the provider may have answered (and billed) it, so it was not sent again";
 
 /// What the merged results file holds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

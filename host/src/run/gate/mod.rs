@@ -411,7 +411,7 @@ impl Gates {
     }
 
     fn note_shared_wait(&self, wait: Duration) {
-        let until = policy_later(Instant::now(), wait);
+        let until = crate::run::policy::later(Instant::now(), wait);
         let mut state = self.lock();
         state.shared_until = Some(state.shared_until.map_or(until, |u| u.max(until)));
     }
@@ -439,10 +439,6 @@ enum Held<'a> {
     Stopped,
     /// A cooldown began before the slot: line up again after this wait.
     Voided(Duration),
-}
-
-fn policy_later(at: Instant, d: Duration) -> Instant {
-    crate::run::policy::later(at, d)
 }
 
 /// Calls `f` on the gate of `scope`, or on every known gate for `None`.
@@ -548,7 +544,7 @@ impl Ticket<'_> {
         if let Some(RateLimitEffect::Started(d)) = effect {
             state.stats.cooldowns += 1;
             state.stats.total_cooldown = state.stats.total_cooldown.saturating_add(d);
-            let until = policy_later(Instant::now(), d);
+            let until = crate::run::policy::later(Instant::now(), d);
             state.shared_until = Some(state.shared_until.map_or(until, |u| u.max(until)));
             tracing::warn!(scope = scope.unwrap_or(NO_SCOPE), cooldown = ?d, "rate limited: pausing the scope on every host");
         }
