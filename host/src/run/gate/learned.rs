@@ -3,10 +3,10 @@
 //! When the user gives no `--rpm`, the host still avoids running into the
 //! wall: every response's `x-ratelimit-remaining-requests` (OpenAI style) or
 //! `anthropic-ratelimit-requests-remaining` says how many requests the
-//! scope has left until the matching reset. The host keeps that budget,
-//! spends one per admitted attempt, and when it is used up holds new
-//! attempts until the reset, instead of learning about the limit from a
-//! burst of 429s.
+//! scope has left until the matching reset. The host keeps the lowest
+//! count of the window, spends the attempts in flight from it, and when it
+//! is used up holds new attempts until the reset, instead of learning about
+//! the limit from a burst of 429s.
 //!
 //! Headers are untrusted text from a server: missing or unparsable ones
 //! change nothing, numbers saturate, and a reset further away than the
@@ -23,21 +23,28 @@ use crate::run::policy::{later, saturating_duration};
 /// The request budget of one scope, as last reported.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Budget {
-    /// Requests left before `reset_at`, after the ones admitted since.
+    /// The fewest requests left the server reported in this window: its
+    /// own count, which includes every attempt answered so far and maybe
+    /// some still in flight.
     remaining: i64,
     reset_at: Instant,
 }
 
 impl Budget {
-    /// Time until an attempt may start (zero: the budget allows it now).
-    pub(super) fn wait(&self, now: Instant) -> Duration {
-        if self.remaining <= 0 && self.reset_at > now { self.reset_at - now } else { Duration::ZERO }
-    }
-
-    /// Spends one request of the current window.
-    pub(super) fn spend(&mut self, now: Instant) {
-        if self.reset_at > now {
-            self.remaining = self.remaining.saturating_sub(1);
+    /// Time until an attempt may start (zero: the budget allows it now),
+    /// with `in_flight` attempts sent and not answered. The server's count
+    /// may or may not include those yet, so all of them are spent from what
+    /// it reported: never more than the budget, and the exact budget once
+    /// they are answered. (Spending from a copy of the budget frozen at
+    /// each answer instead never got back the attempts that were in flight
+    /// at the answer and already counted by the server: a burst fell short
+    /// of its window by about the concurrency, and a run needing two
+    /// windows took three.) An answer wakes waiting attempts to look again.
+    pub(super) fn wait(&self, in_flight: i64, now: Instant) -> Duration {
+        if self.remaining.saturating_sub(in_flight.max(0)) <= 0 && self.reset_at > now {
+            self.reset_at - now
+        } else {
+            Duration::ZERO
         }
     }
 }
@@ -45,7 +52,7 @@ impl Budget {
 /// What one answer's headers said about the requests limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Report {
-    /// Requests left, less the attempts in flight.
+    /// Requests left, as the server counted at this answer.
     pub remaining: i64,
     /// When the window is restored.
     pub reset_at: Instant,
@@ -54,9 +61,9 @@ pub(super) struct Report {
 }
 
 /// Learns from one answer: `budget` is the scope's budget so far,
-/// `in_flight` the attempts sent and not yet answered (the server's count
-/// may not include them), `max_wait` the longest reset honoured. Returns
-/// what the headers said, if they said anything usable.
+/// `in_flight` the attempts sent and not yet answered, `max_wait` the
+/// longest reset honoured. Returns what the headers said, if they said
+/// anything usable.
 pub(super) fn observe(
     budget: &mut Option<Budget>,
     exchange: &Exchange,
@@ -66,19 +73,24 @@ pub(super) fn observe(
     wall_now: SystemTime,
 ) -> Option<Report> {
     let (remaining, reset) = request_budget(exchange, wall_now)?;
-    let reported = remaining.saturating_sub(in_flight.max(0));
     let reset_at = later(now, reset.min(max_wait));
     let limit = ["x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit"]
         .iter()
         .find_map(|name| exchange.header(name)?.trim().parse::<u64>().ok());
-    let report = Report { remaining: reported, reset_at, limit };
+    let report = Report { remaining, reset_at, limit };
     match budget {
-        Some(b) if !(reset_at > b.reset_at + Duration::from_millis(50) && b.remaining <= 0) => {
-            b.remaining = b.remaining.min(reported);
+        // The same window: the server's count only grows in it (a sliding
+        // window that frees room is seen at its reset).
+        Some(b)
+            if now < b.reset_at
+                && !(reset_at > b.reset_at + Duration::from_millis(50) && b.wait(in_flight, now) > Duration::ZERO) =>
+        {
+            b.remaining = b.remaining.min(remaining);
             b.reset_at = b.reset_at.max(reset_at);
         }
-        // First report, or a new window replacing an exhausted budget.
-        _ => *budget = Some(Budget { remaining: reported, reset_at }),
+        // First report, a window past its reset, or a new window replacing
+        // an exhausted budget.
+        _ => *budget = Some(Budget { remaining, reset_at }),
     }
     Some(report)
 }
@@ -173,12 +185,10 @@ mod tests {
         let now = Instant::now();
         let mut b = None;
         learn(&mut b, &exchange("2", "2s"), 0, now);
-        let budget = b.as_mut().expect("learned");
-        budget.spend(now);
-        assert_eq!(budget.wait(now), Duration::ZERO, "one left");
-        budget.spend(now);
-        assert_eq!(budget.wait(now), Duration::from_secs(2));
-        assert_eq!(budget.wait(now + Duration::from_secs(2)), Duration::ZERO);
+        let budget = b.expect("learned");
+        assert_eq!(budget.wait(1, now), Duration::ZERO, "one sent, one left");
+        assert_eq!(budget.wait(2, now), Duration::from_secs(2));
+        assert_eq!(budget.wait(2, now + Duration::from_secs(2)), Duration::ZERO);
     }
 
     #[test]
@@ -186,7 +196,8 @@ mod tests {
         let now = Instant::now();
         let mut b = None;
         learn(&mut b, &exchange("2", "5s"), 2, now);
-        assert!(b.expect("learned").wait(now) > Duration::ZERO, "2 left minus 2 in flight");
+        assert!(b.expect("learned").wait(2, now) > Duration::ZERO, "2 left minus 2 in flight");
+        assert_eq!(b.expect("learned").wait(1, now), Duration::ZERO, "one of them answered");
     }
 
     #[test]
@@ -194,10 +205,10 @@ mod tests {
         let now = Instant::now();
         let mut b = None;
         learn(&mut b, &exchange("0", "20ms"), 0, now);
-        assert!(b.expect("learned").wait(now) > Duration::ZERO);
+        assert!(b.expect("learned").wait(0, now) > Duration::ZERO);
         let later = now + Duration::from_millis(30);
         learn(&mut b, &exchange("10", "1s"), 0, later);
-        assert_eq!(b.expect("learned").wait(later), Duration::ZERO);
+        assert_eq!(b.expect("learned").wait(0, later), Duration::ZERO);
     }
 
     #[test]
@@ -206,7 +217,7 @@ mod tests {
         for (remaining, reset) in [("0", "100000h"), ("0", "99999999999999999999s"), ("-9223372036854775808", "1s")] {
             let mut b = None;
             learn(&mut b, &exchange(remaining, reset), i64::MAX, now);
-            assert!(b.expect("learned").wait(now) <= Duration::from_secs(120), "{reset}");
+            assert!(b.expect("learned").wait(0, now) <= Duration::from_secs(120), "{reset}");
         }
         let anthropic = Exchange {
             authority: "api:443".into(),
@@ -218,7 +229,7 @@ mod tests {
         };
         let mut b = None;
         learn(&mut b, &anthropic, 0, now);
-        assert_eq!(b.expect("learned").wait(now), Duration::from_secs(120));
+        assert_eq!(b.expect("learned").wait(0, now), Duration::from_secs(120));
     }
 
     #[test]

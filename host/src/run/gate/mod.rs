@@ -239,12 +239,13 @@ impl Gates {
         let counted =
             scope.map(str::to_string).or_else(|| state.default_scope.clone()).unwrap_or_else(|| UNSCOPED.to_string());
         let mut wait = Duration::ZERO;
+        let in_flight = state.in_flight;
         for_scopes(&mut state.scopes, scope, |gate| {
             wait = wait.max(gate.cooldown.wait(now));
             // Once the limit is learned, the mirror paces instead of the
             // header budget (which waits until the window is empty).
             if let Some(budget) = gate.budget.as_ref().filter(|_| !(adaptive && gate.adaptive.is_active())) {
-                wait = wait.max(budget.wait(now));
+                wait = wait.max(budget.wait(in_flight, now));
             }
         });
         if adaptive && let Some(gate) = state.scopes.get_mut(&counted) {
@@ -263,9 +264,6 @@ impl Gates {
         }
         for_scopes(&mut state.scopes, scope, |gate| {
             gate.cooldown.admit(policy, now);
-            if let Some(budget) = &mut gate.budget {
-                budget.spend(now);
-            }
         });
         let counted = adaptive.then(|| {
             let gate = state.scopes.entry(counted.clone()).or_default();
@@ -602,6 +600,8 @@ impl Ticket<'_> {
                 let gate = state.scopes.entry(e.authority.clone()).or_default();
                 let report =
                     learned::observe(&mut gate.budget, e, state.in_flight, settings.max_server_wait, now, wall_now);
+                // The server's own count says the window is full (not the
+                // budget less what is in flight, which may still fit).
                 if settings.adaptive
                     && let Some(report) = report.filter(|r| r.remaining <= 0)
                     && gate.adaptive.on_exhausted(self.sent, report.limit, report.reset_at, now)
@@ -748,6 +748,30 @@ mod tests {
         let c = g.try_admit(Some("api:443"), 0, now).expect("one left");
         assert_eq!(g.try_admit(Some("api:443"), 0, now).map(|_| ()), Err(Duration::from_secs(10)));
         drop((b, c));
+    }
+
+    #[test]
+    fn a_burst_spends_the_whole_announced_budget_whatever_order_its_answers_come_in() {
+        let now = Instant::now();
+        let g = Gates::new(settings(), now);
+        let scope = Some("api:443");
+        // A window of 6: three attempts reach the server, which answers 5,
+        // 4 and 3 left; the answers come back last first.
+        let mut sent = (0..3).map(|_| g.try_admit(None, 0, now).expect("nothing known yet")).collect::<Vec<_>>();
+        let (c, b, a) = (sent.pop().expect("c"), sent.pop().expect("b"), sent.pop().expect("a"));
+        c.answered(scope, Verdict::Success, &[limit_headers("3", "10s")], 0, now);
+        // The two still in flight may not be counted yet: one more now.
+        let d = g.try_admit(scope, 0, now).expect("3 left less 2 in flight");
+        assert!(g.try_admit(scope, 0, now).is_err());
+        // They were counted: each answer gives its place back.
+        a.answered(scope, Verdict::Success, &[limit_headers("5", "10s")], 0, now);
+        b.answered(scope, Verdict::Success, &[limit_headers("4", "10s")], 0, now);
+        let e = g.try_admit(scope, 0, now).expect("3 left less 1 in flight");
+        let f = g.try_admit(scope, 0, now).expect("3 left less 2 in flight");
+        assert_eq!(g.try_admit(scope, 0, now).map(|_| ()), Err(Duration::from_secs(10)), "the seventh waits");
+        d.answered(scope, Verdict::Success, &[limit_headers("2", "10s")], 0, now);
+        assert!(g.try_admit(scope, 0, now).is_err(), "2 left less the 2 in flight");
+        drop((e, f));
     }
 
     #[test]
