@@ -145,6 +145,13 @@ pub(super) struct Adaptive {
     window: Option<Duration>,
     /// The best request capacity that ran clean.
     peak: f64,
+    /// The last step beyond `peak`: when it was made and the estimate
+    /// before it, restored if the provider refuses the step.
+    step_beyond: Option<(Instant, Option<f64>, Option<f64>)>,
+    /// Clean windows, in threes, to wait before the next step beyond the
+    /// peak: doubles each time a step is refused (the limit did not move),
+    /// back to one when a step runs clean.
+    step_holdoff: u32,
     /// When the estimate last went down (429s for earlier sends are echoes).
     lowered_at: Option<Instant>,
     /// When the estimate last changed, and whether it bound since.
@@ -164,6 +171,8 @@ impl Default for Adaptive {
             announced: None,
             window: None,
             peak: 0.0,
+            step_beyond: None,
+            step_holdoff: 1,
             lowered_at: None,
             changed_at: None,
             bound: false,
@@ -262,17 +271,28 @@ impl Adaptive {
     }
 
     /// The widest candidate window, from `candidate` on, that a probe sent
-    /// at `probe` and accepted allows: room had come back by then, so the
-    /// window is no longer than the probe's distance from the oldest send
-    /// the provider counted. A probe held back (a cooldown that outlasted
-    /// the candidate's time) proves less than its candidate: taking the
-    /// candidate then paced a 2 s window as if it were 1 s, a 429 a second.
-    fn widest_proven(&self, candidate: usize, hit: Instant, probe: Instant) -> usize {
+    /// at `probe` and accepted allows: the provider had room for it, so the
+    /// sends accepted in the window before it (less a margin for the
+    /// network's jitter) were fewer than the capacity. A probe held back (a
+    /// cooldown that outlasted the candidate's time) proves more than its
+    /// candidate: taking the candidate then paced a 2 s window as if it
+    /// were 1 s, a 429 a second. Counting the sends, not timing the oldest
+    /// one before the refusal, keeps a window refilled after the refusal in
+    /// view: timing alone took a 10 s window for 15 s.
+    fn widest_proven(&self, candidate: usize, probe: Instant) -> usize {
         (candidate..CANDIDATE_WINDOWS.len())
             .take_while(|&c| {
                 let window = candidate_window(c);
-                let oldest = self.oldest_accepted_after(hit.checked_sub(window), hit).unwrap_or(probe);
-                later(later(oldest, window), margin(window)) <= probe
+                let from = probe.checked_sub(window.saturating_sub(margin(window)));
+                let (n, t) = self
+                    .sends
+                    .iter()
+                    .filter(|s| s.answer == Answer::Accepted && s.at < probe && from.is_none_or(|f| s.at > f))
+                    .fold((0.0f64, 0.0f64), |(n, t), s| (n + 1.0, t + s.tokens as f64));
+                // Clearly below: our count of a full window can be a send
+                // or two short of the provider's (a refusal racing the
+                // window's edge), and 599 of 600 proved a 20 s window.
+                c == candidate || (self.requests.is_none_or(|r| n < 0.9 * r) && self.tokens.is_none_or(|x| t < 0.9 * x))
             })
             .last()
             .unwrap_or(candidate)
@@ -280,11 +300,19 @@ impl Adaptive {
 
     /// Whether a sliding window of `window` explains what was seen: every
     /// accepted send found at most as many accepted sends in the window
-    /// before it (itself included) as the refusal at `hit` found.
+    /// before it (itself included) as the refusal at `hit` found. The
+    /// refusal's count includes the sends not answered yet (the provider
+    /// may have counted them): answers race, and a burst whose successes
+    /// were still on the way ruled out the true window.
     fn consistent(&self, window: Duration, hit: Instant) -> bool {
         let accepted: Vec<Instant> =
             self.sends.iter().filter(|s| s.answer == Answer::Accepted && s.at <= hit).map(|s| s.at).collect();
-        let at_hit = accepted.iter().filter(|&&t| hit.checked_sub(window).is_none_or(|f| t > f)).count();
+        let from = hit.checked_sub(window);
+        let at_hit = self
+            .sends
+            .iter()
+            .filter(|s| s.answer != Answer::Refused && s.at <= hit && from.is_none_or(|f| s.at > f))
+            .count();
         let mut first = 0;
         for (j, &t) in accepted.iter().enumerate() {
             while accepted.get(first).is_some_and(|&o| t.checked_sub(window).is_some_and(|f| o <= f)) {
@@ -309,6 +337,15 @@ impl Adaptive {
         self.sends
             .iter()
             .filter(|s| s.answer == Answer::Accepted && s.at <= until)
+            .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+    }
+
+    /// Sends made after `from` and up to `until` and not refused (accepted,
+    /// or not answered yet), and their tokens.
+    fn counted_between(&self, from: Instant, until: Instant) -> (f64, f64) {
+        self.sends
+            .iter()
+            .filter(|s| s.answer != Answer::Refused && s.at > from && s.at <= until)
             .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
     }
 
@@ -340,8 +377,7 @@ impl Adaptive {
                 // An announced limit's reset named the window; the probe
                 // waited for the header budget's reset (a window after the
                 // last send of the burst), so its lateness proves nothing.
-                let window =
-                    if self.announced.is_some() { candidate } else { self.widest_proven(candidate, hit, sent) };
+                let window = if self.announced.is_some() { candidate } else { self.widest_proven(candidate, sent) };
                 self.window = Some(candidate_window(window));
                 self.set_capacity(hit, true);
                 self.peak = self.requests.unwrap_or(0.0);
@@ -425,7 +461,10 @@ impl Adaptive {
         // window; beyond it, a small step after three: a step that finds the
         // limit unchanged costs a few refusals, so it is made rarely.
         let recovering = r < self.peak;
-        let clean = if recovering { window } else { window * 3 };
+        // A step beyond the peak that is still unrefused has run clean
+        // since it was made: the next one comes at the usual pace.
+        let holdoff = if self.step_beyond.is_some() { 1 } else { self.step_holdoff };
+        let clean = if recovering { window } else { window * 3 * holdoff };
         // Never above a limit the provider announces.
         let capped = self.announced.is_some_and(|a| r >= a);
         if !self.bound || capped || now < later(changed, clean) {
@@ -435,7 +474,14 @@ impl Adaptive {
             if x < ceiling { (x * 1.25).min(ceiling) } else { x + (x / 50.0).max(1.0) }
         };
         let per_request = self.tokens.map(|t| t / r.max(1.0));
+        if self.step_beyond.take().is_some() {
+            // The last step beyond the peak ran clean: the limit was raised.
+            self.step_holdoff = 1;
+        }
         self.peak = self.peak.max(r);
+        if r >= self.peak {
+            self.step_beyond = Some((now, self.requests, self.tokens));
+        }
         let grown = grow(r, self.peak);
         self.requests = Some(self.announced.map_or(grown, |a| grown.min(a)));
         if let (Some(t), Some(ratio)) = (self.tokens, per_request) {
@@ -464,9 +510,17 @@ impl Adaptive {
                 // The capacity: what was accepted until the first refusal
                 // came back (sends racing it may have reached the provider
                 // first, and nothing leaves a window that quickly).
-                let hit = since;
+                self.set_capacity(since, false);
+                // The window is looked for from the last time it was seen
+                // full: the first refusal, or this one if the sends between
+                // them filled it again (a truthful retry-after lets a whole
+                // window's worth through before the second refusal, and
+                // probes timed from the first then found the window still
+                // full of the refill: a 10 s window was taken for 20 s).
+                let (n, t) = self.counted_between(since, sent);
+                let refilled = self.requests.is_some_and(|r| n >= r / 2.0) || self.tokens.is_some_and(|x| t >= x / 2.0);
+                let hit = if refilled { sent } else { since };
                 self.phase = Phase::Searching { hit, candidate: self.next_candidate(0, hit), probe: None };
-                self.set_capacity(hit, false);
                 self.changed_at = Some(now);
                 true
             }
@@ -494,6 +548,23 @@ impl Adaptive {
                 if self.lowered_at.is_some_and(|at| sent < at) {
                     // Sent before the last correction: the same overload.
                     return false;
+                }
+                if let Some((stepped, requests, tokens)) = self.step_beyond
+                    && sent >= stepped
+                {
+                    // A step beyond the best clean capacity was refused: the
+                    // limit has not moved. Back to what ran clean (what the
+                    // window held when refused counts the margin and any
+                    // pause, and undershot: a run then spilled its last
+                    // items into one more window), and step again later.
+                    self.step_beyond = None;
+                    self.step_holdoff = (self.step_holdoff * 2).min(16);
+                    self.requests = requests;
+                    self.tokens = tokens;
+                    self.lowered_at = Some(now);
+                    self.changed_at = Some(now);
+                    self.bound = false;
+                    return true;
                 }
                 let before = (self.requests, self.tokens);
                 let window = self.window.unwrap_or(Duration::from_secs(60));
@@ -577,10 +648,24 @@ mod tests {
     }
 
     /// Runs `n` sends as fast as the learner allows, answers after
-    /// `latency` with up to `concurrency` in flight, and pauses 1 s after a
-    /// refusal then ramps up as the cooldown does; returns (finish time,
-    /// refused count).
+    /// `latency` with up to `concurrency` in flight, and, as the gates do,
+    /// pauses 1 s after a refusal then ramps up as the cooldown does unless
+    /// the learned limit has taken over; returns (finish time, refused
+    /// count).
     fn simulate(n: usize, r: usize, w: Duration, concurrency: usize, latency: Duration) -> (Duration, usize, Adaptive) {
+        simulate_with(n, r, w, concurrency, latency, false)
+    }
+
+    /// [`simulate`]; `truthful`: the pause after a refusal lasts until the
+    /// provider has room again (as Gemini's `RetryInfo` says), not 1 s.
+    fn simulate_with(
+        n: usize,
+        r: usize,
+        w: Duration,
+        concurrency: usize,
+        latency: Duration,
+        truthful: bool,
+    ) -> (Duration, usize, Adaptive) {
         let start = Instant::now();
         let mut now = start;
         let mut a = Adaptive::default();
@@ -603,8 +688,9 @@ mod tests {
                 } else {
                     a.on_refused(seq, LimitKind::Unknown, due);
                     refused += 1;
-                    if due >= paused_until {
-                        paused_until = due + Duration::from_secs(1);
+                    if !a.is_active() && due >= paused_until {
+                        let room = server.admitted.front().map(|&t| (t + w).saturating_duration_since(due));
+                        paused_until = due + if truthful { room.unwrap_or_default() } else { Duration::from_secs(1) };
                         ramp_left = 16;
                     }
                 }
@@ -657,6 +743,61 @@ mod tests {
     }
 
     #[test]
+    fn a_truthful_retry_after_that_lets_a_window_refill_still_finds_the_window() {
+        // After the first refusal the pause ends when room comes back, and
+        // a whole window's worth goes before the second refusal: the
+        // window is timed from that refill, not from the first refusal.
+        let (took, refused, a) = simulate_with(3000, 600, Duration::from_secs(10), 50, ms(10), true);
+        assert_eq!(a.estimate().window, Some(Duration::from_secs(10)));
+        let ideal = Duration::from_secs(40);
+        assert!(took <= ideal.mul_f64(1.1), "took {took:?} against an ideal {ideal:?}");
+        assert!(refused <= 2 * 50 + 10, "{refused} refused");
+    }
+
+    #[test]
+    fn a_window_a_send_short_of_full_does_not_prove_a_wider_one() {
+        let t0 = Instant::now();
+        let mut a = Adaptive { requests: Some(600.0), ..Adaptive::default() };
+        // 599 sends accepted in the half second after t0 + 10 s; a probe
+        // 10.4 s later is accepted: the 10 s window is proven, not 20 s.
+        for i in 0..599u64 {
+            let at = t0 + Duration::from_secs(10) + ms(i / 2);
+            let seq = a.admit(1, at);
+            a.on_accepted(seq, at);
+        }
+        let ten = CANDIDATE_WINDOWS.iter().position(|&w| w == 10).expect("a candidate");
+        assert_eq!(a.widest_proven(ten, t0 + ms(20_400)), ten);
+        // Held back until the whole burst left a 20 s window: 20 s it may be.
+        let twenty = CANDIDATE_WINDOWS.iter().position(|&w| w == 20).expect("a candidate");
+        assert_eq!(a.widest_proven(ten, t0 + ms(30_600)), twenty);
+    }
+
+    #[test]
+    fn sends_still_on_the_way_count_towards_the_refusal_that_confirms_a_limit() {
+        let t0 = Instant::now();
+        let mut a = Adaptive::default();
+        let burst = |a: &mut Adaptive, from: Instant, answered: u64| {
+            let seqs: Vec<u64> = (0..600u64).map(|i| a.admit(1, from + ms(i / 10))).collect();
+            for &seq in seqs.iter().take(answered as usize) {
+                a.on_accepted(seq, from + ms(100));
+            }
+        };
+        burst(&mut a, t0, 600);
+        let first = a.admit(1, t0 + ms(100));
+        a.on_refused(first, LimitKind::Requests, t0 + ms(110));
+        // A window later the next burst fills it; half its answers are on
+        // the way when the refusal that confirms the limit comes back.
+        let refill = t0 + Duration::from_secs(10) + ms(200);
+        burst(&mut a, refill, 300);
+        let second = a.admit(1, refill + ms(70));
+        assert!(a.on_refused(second, LimitKind::Requests, refill + ms(80)));
+        let Phase::Searching { hit, candidate, .. } = a.phase else { panic!("{:?}", a.phase) };
+        assert_eq!(hit, refill + ms(70), "the window is timed from the refill");
+        assert_eq!(candidate_window(candidate), Duration::from_secs(1), "no candidate ruled out by answers on the way");
+        assert!(a.consistent(Duration::from_secs(10), hit));
+    }
+
+    #[test]
     fn a_probe_per_candidate_finds_a_minute_window() {
         let (took, refused, a) = simulate(300, 100, Duration::from_secs(60), 10, ms(50));
         assert_eq!(a.estimate().window, Some(Duration::from_secs(60)));
@@ -689,6 +830,39 @@ mod tests {
         let s = a.admit(1, later_t);
         assert!(a.on_accepted(s, later_t));
         assert_eq!(a.estimate().requests, Some(62.5));
+    }
+
+    #[test]
+    fn a_refused_step_beyond_the_clean_capacity_goes_back_to_it_and_waits_longer() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let mut a = Adaptive { phase: Phase::Pacing, window: Some(w), ..Adaptive::default() };
+        a.requests = Some(100.0);
+        a.peak = 100.0;
+        a.changed_at = Some(t0);
+        a.bound = true;
+        // Three clean windows at the capacity: a step beyond it.
+        let at = t0 + w * 3;
+        let s = a.admit(1, at);
+        assert!(a.on_accepted(s, at));
+        assert_eq!(a.estimate().requests, Some(102.0));
+        // The provider refuses the step: back to 100, not to what the
+        // window held when refused.
+        let refused = a.admit(1, at + ms(10));
+        assert!(a.on_refused(refused, LimitKind::Unknown, at + ms(20)));
+        assert_eq!(a.estimate().requests, Some(100.0));
+        // The next step waits six clean windows, not three.
+        a.bound = true;
+        let s = a.admit(1, at + w * 4);
+        assert!(!a.on_accepted(s, at + w * 4));
+        let s = a.admit(1, at + w * 7);
+        assert!(a.on_accepted(s, at + w * 7));
+        assert_eq!(a.estimate().requests, Some(102.0));
+        // That one runs clean: steps go back to every three windows.
+        a.bound = true;
+        let s = a.admit(1, at + w * 10);
+        assert!(a.on_accepted(s, at + w * 10));
+        assert_eq!(a.estimate().requests, Some(102.0 + 102.0 / 50.0));
     }
 
     #[test]

@@ -580,6 +580,8 @@ impl Ticket<'_> {
             (UNSCOPED, Some(scope)) => (scope.clone(), *seq),
             _ => (key.clone(), *seq),
         });
+        // Whether the learned limit decides when this scope sends again.
+        let mut learned_governs = false;
         if let Some((key, seq)) = &counted
             && let Some(gate) = state.scopes.get_mut(key)
         {
@@ -587,6 +589,7 @@ impl Ticket<'_> {
                 Verdict::RateLimited { kind, .. } => gate.adaptive.on_refused(*seq, kind, now),
                 Verdict::Success | Verdict::Failed => gate.adaptive.on_accepted(*seq, now),
             };
+            learned_governs = settings.adaptive && gate.adaptive.is_active();
             if changed {
                 let estimate = gate.adaptive.estimate();
                 tracing::info!(scope = %key, ?estimate, "learned rate limit");
@@ -617,6 +620,15 @@ impl Ticket<'_> {
                     gate.cooldown.on_success(self.sent);
                 }
                 None
+            }
+            Verdict::RateLimited { .. } if learned_governs => {
+                // The learned limit has taken this refusal in (a probe of a
+                // window, a step beyond the capacity, or a capacity that
+                // dropped) and holds the scope exactly as long as its count
+                // says. A cooldown on top (a second or more, then a ramp)
+                // idled a run a window's worth for every refusal.
+                state.stats.rate_limits += 1;
+                Some(RateLimitEffect::Absorbed)
             }
             Verdict::RateLimited { hint, .. } => {
                 let hint = hint.map(|h| h.min(settings.max_server_wait));
@@ -772,6 +784,27 @@ mod tests {
         d.answered(scope, Verdict::Success, &[limit_headers("2", "10s")], 0, now);
         assert!(g.try_admit(scope, 0, now).is_err(), "2 left less the 2 in flight");
         drop((e, f));
+    }
+
+    #[test]
+    fn a_refusal_the_learned_limit_takes_in_starts_no_cooldown() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let g = Gates::new(GateSettings { adaptive: true, ..settings() }, now);
+        let scope = Some("api:443");
+        let limited = Verdict::RateLimited { hint: Some(Duration::from_secs(1)), kind: LimitKind::Requests };
+        g.try_admit(scope, 0, now).expect("open").answered(scope, Verdict::Success, &[], 0, now + ms(1));
+        let first = g.try_admit(scope, 0, now + ms(2)).expect("open");
+        let changes = first.answered(scope, limited, &[], 0, now + ms(10));
+        assert!(matches!(changes.rate_limit, Some(RateLimitEffect::Started(_))), "one refusal: a cooldown only");
+        assert_eq!(changes.estimate, None);
+        let after = now + Duration::from_secs(2);
+        let second = g.try_admit(scope, 0, after).expect("the cooldown is over");
+        let changes = second.answered(scope, limited, &[], 0, after + ms(10));
+        assert!(changes.estimate.is_some(), "a second refusal confirms a limit");
+        assert_eq!(changes.rate_limit, Some(RateLimitEffect::Absorbed));
+        assert_eq!(g.longest_cooldown(after + ms(10)), Duration::ZERO, "the learned limit holds the scope alone");
+        assert_eq!(g.stats().rate_limits, 2);
     }
 
     #[test]
