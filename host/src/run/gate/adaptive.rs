@@ -145,6 +145,9 @@ pub(super) struct Adaptive {
     window: Option<Duration>,
     /// The best request capacity that ran clean.
     peak: f64,
+    /// While searching: the sends up to this moment are the capacity (the
+    /// search's `hit` may be a later refill of the window).
+    capacity_at: Option<Instant>,
     /// The last step beyond `peak`: when it was made and the estimate
     /// before it, restored if the provider refuses the step.
     step_beyond: Option<(Instant, Option<f64>, Option<f64>)>,
@@ -171,6 +174,7 @@ impl Default for Adaptive {
             announced: None,
             window: None,
             peak: 0.0,
+            capacity_at: None,
             step_beyond: None,
             step_holdoff: 1,
             lowered_at: None,
@@ -178,6 +182,10 @@ impl Default for Adaptive {
             bound: false,
         }
     }
+}
+
+fn candidate_of(phase: &Phase) -> usize {
+    if let Phase::Searching { candidate, .. } = phase { *candidate } else { 0 }
 }
 
 fn candidate_window(index: usize) -> Duration {
@@ -318,7 +326,8 @@ impl Adaptive {
             while accepted.get(first).is_some_and(|&o| t.checked_sub(window).is_some_and(|f| o <= f)) {
                 first += 1;
             }
-            if j + 1 - first > at_hit {
+            // A send or two either way is the network's jitter, not proof.
+            if j + 1 - first > at_hit + at_hit / 20 + 1 {
                 return false;
             }
         }
@@ -378,6 +387,7 @@ impl Adaptive {
                 // waited for the header budget's reset (a window after the
                 // last send of the burst), so its lateness proves nothing.
                 let window = if self.announced.is_some() { candidate } else { self.widest_proven(candidate, sent) };
+                tracing::debug!(candidate = ?candidate_window(candidate), window = ?candidate_window(window), "window probe accepted");
                 self.window = Some(candidate_window(window));
                 self.set_capacity(hit, true);
                 self.peak = self.requests.unwrap_or(0.0);
@@ -387,8 +397,9 @@ impl Adaptive {
                 true
             }
             Phase::Searching { hit, .. } => {
-                // A late success sent before the limit was hit adds to the capacity.
-                self.set_capacity(hit, false);
+                // A late success sent before the limit was hit adds to the
+                // capacity (counted up to the first refusal, not a refill).
+                self.set_capacity(self.capacity_at.unwrap_or(hit), false);
                 false
             }
 
@@ -427,6 +438,7 @@ impl Adaptive {
             .min_by(|a, b| (*a.1 as f64 - hint).abs().total_cmp(&(*b.1 as f64 - hint).abs()))
             .map_or(0, |(i, _)| i);
         self.phase = Phase::Searching { hit: sent, candidate: self.next_candidate(first, sent), probe: None };
+        self.capacity_at = Some(sent);
         self.set_capacity(sent, false);
         self.changed_at = Some(now);
         true
@@ -511,21 +523,26 @@ impl Adaptive {
                 // came back (sends racing it may have reached the provider
                 // first, and nothing leaves a window that quickly).
                 self.set_capacity(since, false);
+                self.capacity_at = Some(since);
                 // The window is looked for from the last time it was seen
-                // full: the first refusal, or this one if the sends between
-                // them filled it again (a truthful retry-after lets a whole
-                // window's worth through before the second refusal, and
-                // probes timed from the first then found the window still
-                // full of the refill: a 10 s window was taken for 20 s).
+                // full: when the first refusal came back, or this one if the
+                // sends between them filled it again (a truthful retry-after
+                // lets a whole window's worth through before the second
+                // refusal, and probes timed from the first then found the
+                // window still full of the refill: a 10 s window was taken
+                // for 20 s). The answer's time, not the send's: sends made
+                // after the refused one can reach the provider first.
                 let (n, t) = self.counted_between(since, sent);
                 let refilled = self.requests.is_some_and(|r| n >= r / 2.0) || self.tokens.is_some_and(|x| t >= x / 2.0);
-                let hit = if refilled { sent } else { since };
+                let hit = if refilled { now } else { since };
                 self.phase = Phase::Searching { hit, candidate: self.next_candidate(0, hit), probe: None };
+                tracing::debug!(refilled, first = ?candidate_window(candidate_of(&self.phase)), "limit confirmed, looking for its window");
                 self.changed_at = Some(now);
                 true
             }
             Phase::Suspect { .. } => false,
             Phase::Searching { hit, candidate, probe: Some(p) } if p == seq => {
+                tracing::debug!(candidate = ?candidate_window(candidate), "window probe refused");
                 let next = if candidate + 1 < CANDIDATE_WINDOWS.len() {
                     self.next_candidate(candidate + 1, hit)
                 } else {
@@ -776,25 +793,44 @@ mod tests {
     fn sends_still_on_the_way_count_towards_the_refusal_that_confirms_a_limit() {
         let t0 = Instant::now();
         let mut a = Adaptive::default();
-        let burst = |a: &mut Adaptive, from: Instant, answered: u64| {
-            let seqs: Vec<u64> = (0..600u64).map(|i| a.admit(1, from + ms(i / 10))).collect();
-            for &seq in seqs.iter().take(answered as usize) {
-                a.on_accepted(seq, from + ms(100));
-            }
-        };
-        burst(&mut a, t0, 600);
-        let first = a.admit(1, t0 + ms(100));
-        a.on_refused(first, LimitKind::Requests, t0 + ms(110));
-        // A window later the next burst fills it; half its answers are on
-        // the way when the refusal that confirms the limit comes back.
+        let first: Vec<u64> = (0..600u64).map(|i| a.admit(1, t0 + ms(i / 10))).collect();
+        for &seq in &first {
+            a.on_accepted(seq, t0 + ms(70));
+        }
+        let refused = a.admit(1, t0 + ms(70));
+        a.on_refused(refused, LimitKind::Requests, t0 + ms(80));
+        // A window later the next burst fills it. The refusal that confirms
+        // the limit is for a send made in its middle (later sends reached
+        // the provider first), and comes back while half the burst's
+        // answers are on the way.
         let refill = t0 + Duration::from_secs(10) + ms(200);
-        burst(&mut a, refill, 300);
-        let second = a.admit(1, refill + ms(70));
-        assert!(a.on_refused(second, LimitKind::Requests, refill + ms(80)));
+        let (before, after): (Vec<u64>, Vec<u64>) = {
+            let b: Vec<u64> = (0..300u64).map(|i| a.admit(1, refill + ms(i / 10))).collect();
+            let second = a.admit(1, refill + ms(30));
+            let rest: Vec<u64> = (0..311u64).map(|i| a.admit(1, refill + ms(30 + i / 10))).collect();
+            for &seq in &b {
+                a.on_accepted(seq, refill + ms(60));
+            }
+            assert!(a.on_refused(second, LimitKind::Requests, refill + ms(80)), "confirmed");
+            (b, rest)
+        };
         let Phase::Searching { hit, candidate, .. } = a.phase else { panic!("{:?}", a.phase) };
-        assert_eq!(hit, refill + ms(70), "the window is timed from the refill");
+        assert_eq!(hit, refill + ms(80), "the window is timed from the refill's refusal");
         assert_eq!(candidate_window(candidate), Duration::from_secs(1), "no candidate ruled out by answers on the way");
-        assert!(a.consistent(Duration::from_secs(10), hit));
+        // The rest of the burst comes back, the last 11 over the limit
+        // refused: the windows the probes have not tried are still possible.
+        for (i, &seq) in after.iter().enumerate() {
+            if i % 30 == 0 {
+                a.on_refused(seq, LimitKind::Requests, refill + ms(90))
+            } else {
+                a.on_accepted(seq, refill + ms(90))
+            };
+        }
+        assert_eq!(before.len(), 300);
+        assert_eq!(a.estimate().requests, Some(600.0), "the capacity is the first window's, not both");
+        for window in [2, 5, 10] {
+            assert!(a.consistent(Duration::from_secs(window), hit), "{window} s");
+        }
     }
 
     #[test]
