@@ -26,9 +26,9 @@ fn assert_each_id_once(out: &Outcome, n: usize) {
     assert_eq!(ids.len(), n, "every id exactly once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limit_pauses_every_worker_until_the_cooldown_ends() {
-    // 5 requests per sliding second; 8 workers want to go faster.
+/// 20 jobs, 8 workers, 5 requests per sliding second (the mock announces
+/// the limit in headers): what the server saw, and the run.
+async fn run_into_a_rate_limit(extra: &[&str]) -> (Vec<(u64, u16)>, Outcome) {
     let server = mock(|c| {
         c.rpm = Some(5);
         c.window_ms = 1000;
@@ -38,30 +38,57 @@ async fn a_rate_limit_pauses_every_worker_until_the_cooldown_ends() {
     let jobs = ws.jobs(&(0..20).map(|i| job(&format!("j{i}"), &format!("q{i}"))).collect::<Vec<_>>());
     let args = openai_args(&server);
     let flags = ["--concurrency", "8", "--cooldown", "1", "--slow-start-attempts", "0"];
-    let out = ws.run(&jobs, &[&strs(&args)[..], &flags, &FAST_BACKOFF].concat(), &[("E2E_API_KEY", API_KEY)]).await;
+    let out =
+        ws.run(&jobs, &[&strs(&args)[..], &flags, &FAST_BACKOFF, extra].concat(), &[("E2E_API_KEY", API_KEY)]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_each_id_once(&out, 20);
-
     let seen = arrivals(&server);
     let ok = seen.iter().filter(|(_, s)| *s == 200).count();
-    let limited: Vec<u64> = seen.iter().filter(|(_, s)| *s == 429).map(|(t, _)| *t).collect();
     assert_eq!(ok, 20, "every item succeeded exactly once at the server");
-    let first_429 = *limited.first().expect("the limit was hit");
+    let limited = seen.iter().filter(|(_, s)| *s == 429).count();
+    let report: u64 = out.results.iter().map(|r| r["batchllm"]["rate_limit_retries"].as_u64().expect("n")).sum();
+    assert_eq!(report as usize, limited, "each 429 is one rate-limit retry of one item");
+    (seen, out)
+}
+
+/// Nothing reaches the server in the second after the first 429 but the
+/// requests that were in flight when it came back.
+fn assert_quiet_after_the_first_429(seen: &[(u64, u16)]) -> u64 {
+    let first_429 = seen.iter().find(|(_, s)| *s == 429).map(|(t, _)| *t).expect("the limit was hit");
+    let quiet: Vec<_> = seen.iter().filter(|(t, _)| *t > first_429 + 150 && *t < first_429 + 900).collect();
+    assert!(quiet.is_empty(), "requests during the pause: {quiet:?} (first 429 at {first_429} ms)");
+    first_429
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_pauses_every_worker_until_the_cooldown_ends() {
+    // The coordinated cooldown alone (no learned limit to take over).
+    let (seen, out) = run_into_a_rate_limit(&["--adaptive-rate", "false"]).await;
     // Requests in flight when the cooldown began may still land in its first
     // moments; after that, nothing reaches the server until the cooldown
     // (max(1 s policy, server hint)) is over.
-    let quiet: Vec<_> = seen.iter().filter(|(t, _)| *t > first_429 + 150 && *t < first_429 + 900).collect();
-    assert!(quiet.is_empty(), "requests during the cooldown: {quiet:?} (first 429 at {first_429} ms)");
+    assert_quiet_after_the_first_429(&seen);
     // No retry storm: each cooldown costs at most one wave of the requests
     // already in flight (one per worker).
+    let limited = seen.iter().filter(|(_, s)| *s == 429).count();
     let cooldowns = summary_number(&out.stderr, "cooldowns ");
-    assert!(
-        cooldowns >= 1 && limited.len() <= cooldowns * 8,
-        "{} 429s, {cooldowns} cooldowns: {seen:?}",
-        limited.len()
-    );
-    let report: u64 = out.results.iter().map(|r| r["batchllm"]["rate_limit_retries"].as_u64().expect("n")).sum();
-    assert_eq!(report as usize, limited.len(), "each 429 is one rate-limit retry of one item");
+    assert!(cooldowns >= 1 && limited <= cooldowns * 8, "{limited} 429s, {cooldowns} cooldowns: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_limit_is_learned_it_paces_the_run_without_a_cooldown() {
+    // The same provider at the defaults: its headers and first refusals
+    // teach the limit, which then holds every worker as long as the window
+    // is full, and nothing more is refused.
+    let (seen, _) = run_into_a_rate_limit(&[]).await;
+    let first_429 = assert_quiet_after_the_first_429(&seen);
+    let limited = seen.iter().filter(|(_, s)| *s == 429).count();
+    assert!(limited <= 8, "one wave of the requests in flight at most: {seen:?}");
+    let late: Vec<_> = seen.iter().filter(|(t, s)| *s == 429 && *t > first_429 + 150).collect();
+    assert!(late.is_empty(), "refused after the limit was learned: {late:?}");
+    // 5 per second: 20 requests need the first second and three more.
+    let last = seen.iter().map(|(t, _)| *t).max().unwrap_or(0);
+    assert!(last < first_429 + 3_600, "paced at the limit, not slower: {seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
