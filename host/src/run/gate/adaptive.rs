@@ -130,6 +130,17 @@ enum Phase {
     Pacing,
 }
 
+/// A limit guessed from one refusal whose wait named when room comes back
+/// (`since + wait - oldest send` is the window, what was accepted until the
+/// refusal the capacity): paced to while the refusal is only suspected, so
+/// the window it let refill is not overrun by every worker at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tentative {
+    window: Duration,
+    requests: Option<f64>,
+    tokens: Option<f64>,
+}
+
 /// The learned limit of one scope.
 #[derive(Debug, Clone)]
 pub(super) struct Adaptive {
@@ -148,6 +159,8 @@ pub(super) struct Adaptive {
     /// While searching: the sends up to this moment are the capacity (the
     /// search's `hit` may be a later refill of the window).
     capacity_at: Option<Instant>,
+    /// While suspect: the limit the refusal's wait suggests.
+    tentative: Option<Tentative>,
     /// The last step beyond `peak`: when it was made and the estimate
     /// before it, restored if the provider refuses the step.
     step_beyond: Option<(Instant, Option<f64>, Option<f64>)>,
@@ -175,6 +188,7 @@ impl Default for Adaptive {
             window: None,
             peak: 0.0,
             capacity_at: None,
+            tentative: None,
             step_beyond: None,
             step_holdoff: 1,
             lowered_at: None,
@@ -197,17 +211,56 @@ fn margin(window: Duration) -> Duration {
     (window / 50).max(Duration::from_millis(20))
 }
 
+/// Time until a send costing `tokens` fits a mirror of the provider's
+/// count: fewer than `requests` sends, and `capacity_tokens` tokens, not
+/// refused in the last `window` plus its margin.
+fn mirror_wait(
+    sends: &VecDeque<Send>,
+    requests: Option<f64>,
+    capacity_tokens: Option<f64>,
+    window: Duration,
+    tokens: u64,
+    now: Instant,
+) -> Duration {
+    let span = window + margin(window);
+    let counted = sends.iter().filter(|s| s.answer != Answer::Refused && now < later(s.at, span));
+    let (mut count, mut used) = (0.0f64, 0.0f64);
+    let mut oldest = None;
+    for s in counted {
+        count += 1.0;
+        used += s.tokens as f64;
+        oldest.get_or_insert(s.at);
+    }
+    let full_requests = requests.is_some_and(|r| count + 1.0 > r.max(1.0));
+    // A send larger than the whole token window goes alone.
+    let full_tokens = capacity_tokens.is_some_and(|t| count > 0.0 && used + tokens as f64 > t);
+    if !(full_requests || full_tokens) {
+        return Duration::ZERO;
+    }
+    // The earliest counted send leaving the window makes room.
+    oldest.map_or(Duration::ZERO, |at| later(at, span).saturating_duration_since(now).max(Duration::from_millis(1)))
+}
+
 impl Adaptive {
     /// The current estimate (for events, progress and metrics).
     pub(super) fn estimate(&self) -> Estimate {
-        Estimate { requests: self.requests, tokens: self.tokens, window: self.window }
+        match (self.phase, self.tentative) {
+            (Phase::Suspect { .. }, Some(t)) => {
+                Estimate { requests: t.requests, tokens: t.tokens, window: Some(t.window) }
+            }
+            _ => Estimate { requests: self.requests, tokens: self.tokens, window: self.window },
+        }
     }
 
     /// Time until a send costing `tokens` may go (zero: now).
     pub(super) fn wait(&mut self, tokens: u64, now: Instant) -> Duration {
         self.prune(now);
         match self.phase {
-            Phase::Open | Phase::Suspect { .. } => Duration::ZERO,
+            Phase::Open => Duration::ZERO,
+            Phase::Suspect { .. } => match self.tentative {
+                Some(t) => mirror_wait(&self.sends, t.requests, t.tokens, t.window, tokens, now),
+                None => Duration::ZERO,
+            },
             Phase::Searching { probe: Some(_), .. } => {
                 // One probe at a time; the others wait for its answer.
                 self.bound = true;
@@ -232,23 +285,7 @@ impl Adaptive {
 
     fn pacing_wait(&self, tokens: u64, now: Instant) -> Duration {
         let Some(window) = self.window else { return Duration::ZERO };
-        let span = window + margin(window);
-        let counted = self.sends.iter().filter(|s| s.answer != Answer::Refused && now < later(s.at, span));
-        let (mut count, mut used) = (0.0f64, 0.0f64);
-        let mut oldest = None;
-        for s in counted {
-            count += 1.0;
-            used += s.tokens as f64;
-            oldest.get_or_insert(s.at);
-        }
-        let full_requests = self.requests.is_some_and(|r| count + 1.0 > r.max(1.0));
-        // A send larger than the whole token window goes alone.
-        let full_tokens = self.tokens.is_some_and(|t| count > 0.0 && used + tokens as f64 > t);
-        if !(full_requests || full_tokens) {
-            return Duration::ZERO;
-        }
-        // The earliest counted send leaving the window makes room.
-        oldest.map_or(Duration::ZERO, |at| later(at, span).saturating_duration_since(now).max(Duration::from_millis(1)))
+        mirror_wait(&self.sends, self.requests, self.tokens, window, tokens, now)
     }
 
     /// Records a send admitted at `now`; returns its sequence number.
@@ -379,9 +416,23 @@ impl Adaptive {
             {
                 // Sends long after the refusal go through: it was a hiccup.
                 self.phase = Phase::Open;
-                false
+                self.tentative.take().is_some()
             }
-            Phase::Suspect { .. } => false,
+            Phase::Suspect { since, .. } => {
+                // A late success sent before the refusal adds to the
+                // capacity the refusal's wait suggested (answers race: at
+                // the refusal, part of the window's successes were still on
+                // the way, and a capacity short of them spilled a run's last
+                // items into one more window).
+                let Some(t) = self.tentative.filter(|_| sent <= since) else { return false };
+                let (n, tokens) = self.accepted_until(since);
+                self.tentative = Some(Tentative {
+                    requests: t.requests.map(|_| n.max(1.0)),
+                    tokens: t.tokens.map(|_| tokens.max(1.0)),
+                    ..t
+                });
+                self.tentative != Some(t)
+            }
             Phase::Searching { hit, candidate, probe: Some(p) } if p == seq => {
                 // An announced limit's reset named the window; the probe
                 // waited for the header budget's reset (a window after the
@@ -439,6 +490,7 @@ impl Adaptive {
             .map_or(0, |(i, _)| i);
         self.phase = Phase::Searching { hit: sent, candidate: self.next_candidate(first, sent), probe: None };
         self.capacity_at = Some(sent);
+        self.tentative = None;
         self.set_capacity(sent, false);
         self.changed_at = Some(now);
         true
@@ -524,6 +576,7 @@ impl Adaptive {
                 // first, and nothing leaves a window that quickly).
                 self.set_capacity(since, false);
                 self.capacity_at = Some(since);
+                self.tentative = None;
                 // The window is looked for from the last time it was seen
                 // full: when the first refusal came back, or this one if the
                 // sends between them filled it again (a truthful retry-after
@@ -604,6 +657,36 @@ impl Adaptive {
                 before != (self.requests, self.tokens)
             }
         }
+    }
+
+    /// The refusal just reported said when to try again (`retry-after`,
+    /// `RetryInfo`). If it began a suspicion, the wait suggests a limit to
+    /// pace to until the suspicion is confirmed or fades: the window from
+    /// the oldest send the provider still counts to the end of the wait, the
+    /// capacity what it accepted until then. A wait that ends sooner than a
+    /// second after the oldest send (an untruthful `retry-after: 1` after a
+    /// long run, say) suggests nothing. Returns whether the estimate changed.
+    pub(super) fn on_refusal_hint(&mut self, hint: Duration, now: Instant) -> bool {
+        let Phase::Suspect { since, .. } = self.phase else { return false };
+        if since != now || self.tentative.is_some() {
+            return false;
+        }
+        let Some(oldest) = self.sends.iter().find(|s| s.answer == Answer::Accepted && s.at <= since).map(|s| s.at)
+        else {
+            return false;
+        };
+        let window = later(now, hint).saturating_duration_since(oldest);
+        if window < Duration::from_secs(1) || window > MAX_HISTORY {
+            return false;
+        }
+        let (n, t) = self.accepted_until(since);
+        let (requests, tokens) = match self.kind {
+            LimitKind::Requests => (Some(n.max(1.0)), None),
+            LimitKind::Tokens => (None, Some(t.max(1.0))),
+            LimitKind::Unknown => (Some(n.max(1.0)), Some(t.max(1.0))),
+        };
+        self.tentative = Some(Tentative { window, requests, tokens });
+        true
     }
 
     /// A send whose call was dropped: the provider may have counted it.
@@ -705,8 +788,11 @@ mod tests {
                 } else {
                     a.on_refused(seq, LimitKind::Unknown, due);
                     refused += 1;
+                    let room = server.admitted.front().map(|&t| (t + w).saturating_duration_since(due));
+                    if truthful && let Some(room) = room {
+                        a.on_refusal_hint(room, due);
+                    }
                     if !a.is_active() && due >= paused_until {
-                        let room = server.admitted.front().map(|&t| (t + w).saturating_duration_since(due));
                         paused_until = due + if truthful { room.unwrap_or_default() } else { Duration::from_secs(1) };
                         ramp_left = 16;
                     }
@@ -760,15 +846,18 @@ mod tests {
     }
 
     #[test]
-    fn a_truthful_retry_after_that_lets_a_window_refill_still_finds_the_window() {
-        // After the first refusal the pause ends when room comes back, and
-        // a whole window's worth goes before the second refusal: the
-        // window is timed from that refill, not from the first refusal.
+    fn a_truthful_retry_after_paces_the_refill_to_the_limit_it_suggests() {
+        // The first refusal's wait ends when the oldest send leaves the
+        // window: that is the window, what was accepted the capacity, and
+        // the refill after the pause is paced to it instead of running into
+        // the wall again with every worker (69 refusals before, 50 now: the
+        // first wall's calls in flight only).
         let (took, refused, a) = simulate_with(3000, 600, Duration::from_secs(10), 50, ms(10), true);
         assert_eq!(a.estimate().window, Some(Duration::from_secs(10)));
+        assert_eq!(a.estimate().requests, Some(600.0));
         let ideal = Duration::from_secs(40);
         assert!(took <= ideal.mul_f64(1.1), "took {took:?} against an ideal {ideal:?}");
-        assert!(refused <= 2 * 50 + 10, "{refused} refused");
+        assert!(refused <= 50 + 2, "{refused} refused");
     }
 
     #[test]
@@ -831,6 +920,26 @@ mod tests {
         for window in [2, 5, 10] {
             assert!(a.consistent(Duration::from_secs(window), hit), "{window} s");
         }
+    }
+
+    #[test]
+    fn late_successes_count_towards_the_limit_a_refusal_suggests() {
+        let t0 = Instant::now();
+        let mut a = Adaptive::default();
+        let sends: Vec<u64> = (0..10u64).map(|i| a.admit(1, t0 + ms(i))).collect();
+        for &seq in &sends[..6] {
+            a.on_accepted(seq, t0 + ms(20));
+        }
+        a.on_refused(sends[9], LimitKind::Requests, t0 + ms(30));
+        assert!(a.on_refusal_hint(Duration::from_secs(2), t0 + ms(30)));
+        assert_eq!(a.estimate().requests, Some(6.0));
+        assert_eq!(a.estimate().window, Some(ms(2030)));
+        // Two more successes of the window come back after the refusal.
+        assert!(a.on_accepted(sends[6], t0 + ms(40)));
+        assert!(a.on_accepted(sends[7], t0 + ms(40)));
+        assert_eq!(a.estimate().requests, Some(8.0));
+        // The window is full: the next send waits for the oldest to leave.
+        assert!(a.wait(1, t0 + ms(50)) > Duration::ZERO);
     }
 
     #[test]

@@ -586,7 +586,12 @@ impl Ticket<'_> {
             && let Some(gate) = state.scopes.get_mut(key)
         {
             let changed = match verdict {
-                Verdict::RateLimited { kind, .. } => gate.adaptive.on_refused(*seq, kind, now),
+                Verdict::RateLimited { kind, hint } => {
+                    let refused = gate.adaptive.on_refused(*seq, kind, now);
+                    let hinted =
+                        hint.is_some_and(|h| gate.adaptive.on_refusal_hint(h.min(settings.max_server_wait), now));
+                    refused || hinted
+                }
                 Verdict::Success | Verdict::Failed => gate.adaptive.on_accepted(*seq, now),
             };
             learned_governs = settings.adaptive && gate.adaptive.is_active();
@@ -792,7 +797,7 @@ mod tests {
         let ms = Duration::from_millis;
         let g = Gates::new(GateSettings { adaptive: true, ..settings() }, now);
         let scope = Some("api:443");
-        let limited = Verdict::RateLimited { hint: Some(Duration::from_secs(1)), kind: LimitKind::Requests };
+        let limited = Verdict::RateLimited { hint: None, kind: LimitKind::Requests };
         g.try_admit(scope, 0, now).expect("open").answered(scope, Verdict::Success, &[], 0, now + ms(1));
         let first = g.try_admit(scope, 0, now + ms(2)).expect("open");
         let changes = first.answered(scope, limited, &[], 0, now + ms(10));
