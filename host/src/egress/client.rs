@@ -286,7 +286,7 @@ impl Egress {
         request: OutboundRequest,
         exchange: &mut Exchange,
     ) -> Result<InboundResponse, EgressError> {
-        let url: Result<reqwest::Url, _> = request.url.parse();
+        let url = parse_url(&request.url);
         if let Ok(url) = &url {
             exchange.authority = authority_of(url);
         }
@@ -343,7 +343,7 @@ impl Egress {
         let Received { status, headers, body, hold } = received;
         let secrets = &self.inner.secrets;
         let mut headers: Vec<(String, String)> =
-            headers.into_iter().map(|(k, v)| (secrets.scrub(&k), secrets.scrub(&v))).collect();
+            headers.into_iter().map(|(k, v)| (secrets.scrub_owned(k), secrets.scrub_owned(v))).collect();
         let encoding = headers
             .iter()
             .find(|(k, _)| k == "content-encoding")
@@ -426,6 +426,26 @@ impl Egress {
         }
         Ok(body)
     }
+}
+
+/// Parses a request's URL. A plugin sends request after request to the same
+/// URL, so each thread keeps the last one parsed: a clone instead of a
+/// parse (a pure function of the text, so any caller may share it).
+fn parse_url(text: &str) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, reqwest::Url)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else { return text.parse() };
+        if let Some((seen, url)) = last.as_ref()
+            && seen == text
+        {
+            return Ok(url.clone());
+        }
+        let url: reqwest::Url = text.parse()?;
+        *last = Some((text.to_owned(), url.clone()));
+        Ok(url)
+    })
 }
 
 fn authority_of(url: &reqwest::Url) -> String {
@@ -516,6 +536,15 @@ mod tests {
     const GZIPPED: &[u8] =
         b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 4\r\nconnection: close\r\n\r\n\x1f\x8b\x08\x00";
     const SIXTY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 60\r\nconnection: close\r\n\r\n012345678901234567890123456789012345678901234567890123456789";
+
+    #[test]
+    fn a_url_parsed_again_is_the_same_url() {
+        for text in ["http://127.0.0.1:9/v1/chat", "http://127.0.0.1:9/v1/chat", "https://a.example/x", "not a url"] {
+            assert_eq!(parse_url(text), text.parse::<reqwest::Url>(), "{text}");
+        }
+        assert_eq!(parse_url("http://h/a").map(String::from), Ok("http://h/a".to_string()));
+        assert_eq!(parse_url("http://h/b").map(String::from), Ok("http://h/b".to_string()), "not the last one");
+    }
 
     #[tokio::test]
     async fn the_host_asks_for_identity_whatever_the_plugin_asks_for() {

@@ -144,6 +144,21 @@ struct Secret {
     value: String,
     /// Hosts this secret is restricted to; `None` = all the plugin's grants.
     hosts: Option<EgressPolicy>,
+    /// A searcher for `value` when it is scrubbed ([`is_scrubbable`]):
+    /// every answer is searched, so the searcher is built once.
+    finder: Option<memchr::memmem::Finder<'static>>,
+}
+
+impl Secret {
+    fn new(name: String, value: String, hosts: Option<EgressPolicy>) -> Self {
+        let finder = is_scrubbable(&value).then(|| memchr::memmem::Finder::new(value.as_bytes()).into_owned());
+        Secret { name, value, hosts, finder }
+    }
+
+    /// Where the (scrubbed) value first occurs in `haystack`.
+    fn find_in(&self, haystack: &[u8]) -> Option<usize> {
+        self.finder.as_ref().and_then(|f| f.find(haystack))
+    }
 }
 
 /// The secrets of one run, with the policy deciding where each may go.
@@ -182,7 +197,7 @@ impl Secrets {
                 return Err(SecretError::Empty(spec.name.clone()));
             }
             warn_if_unscrubbable(&spec.name, &value);
-            secrets.push(Secret { name: spec.name.clone(), value, hosts: None });
+            secrets.push(Secret::new(spec.name.clone(), value, None));
         }
         Ok(Secrets { secrets, policy })
     }
@@ -205,7 +220,7 @@ impl Secrets {
 
     /// A set holding literal values, for tests and the bundled mock provider.
     pub fn from_values(values: Vec<(String, String)>, policy: EgressPolicy) -> Self {
-        let secrets = values.into_iter().map(|(name, value)| Secret { name, value, hosts: None }).collect();
+        let secrets = values.into_iter().map(|(name, value)| Secret::new(name, value, None)).collect();
         Secrets { secrets, policy }
     }
 
@@ -214,7 +229,7 @@ impl Secrets {
     pub fn insert(&mut self, name: String, value: String) {
         warn_if_unscrubbable(&name, &value);
         self.secrets.retain(|s| s.name != name);
-        self.secrets.push(Secret { name, value, hosts: None });
+        self.secrets.push(Secret::new(name, value, None));
     }
 
     /// A short digest of every secret's name and value: what tells two API
@@ -276,26 +291,28 @@ impl Secrets {
     /// - plain http only to this machine, or where a `--secret-host` entry
     ///   names `http://` itself: a key in clear text can be read on the way.
     fn may_send(&self, secret: &Secret, url: &reqwest::Url) -> Result<(), Denial> {
-        let name = secret.name.clone();
-        let host = authority(url);
+        // Checked for every request carrying a secret: the names in a
+        // denial are only spelt out when there is one.
+        let name = || secret.name.clone();
+        let host = || authority(url);
         if self.policy.check(url).is_err() {
-            return Err(Denial::SecretNotGranted { name, host });
+            return Err(Denial::SecretNotGranted { name: name(), host: host() });
         }
         match &secret.hosts {
             Some(hosts) if hosts.matching(url).next().is_none() => {
-                return Err(Denial::SecretNotGranted { name, host });
+                return Err(Denial::SecretNotGranted { name: name(), host: host() });
             }
             Some(_) => {}
             None => {
                 if !self.policy.matching(url).any(|g| !g.is_wildcard()) {
                     let wildcard = self.policy.matching(url).next().map(ToString::to_string).unwrap_or_default();
-                    return Err(Denial::SecretOnlyWildcard { name, host, wildcard });
+                    return Err(Denial::SecretOnlyWildcard { name: name(), host: host(), wildcard });
                 }
             }
         }
         let plain_http_allowed = || secret.hosts.as_ref().is_some_and(|h| h.matching(url).any(|g| g.is_plain_http()));
         if url.scheme() == "http" && !is_loopback(url) && !plain_http_allowed() {
-            return Err(Denial::PlaintextSecret { name, host });
+            return Err(Denial::PlaintextSecret { name: name(), host: host() });
         }
         Ok(())
     }
@@ -310,24 +327,29 @@ impl Secrets {
     /// a value echoed by a server (or an error message) never reaches a plugin
     /// or a log.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
+        self.scrub_owned(text.to_string())
+    }
+
+    /// [`Secrets::scrub`] of a string the caller owns: unchanged (and not
+    /// copied) when it holds no secret, the usual case.
+    pub fn scrub_owned(&self, mut text: String) -> String {
         for s in self.scrubbed() {
-            if out.contains(&s.value) {
-                out = out.replace(&s.value, &marker(&s.name));
+            if s.find_in(text.as_bytes()).is_some() {
+                text = text.replace(&s.value, &marker(&s.name));
             }
         }
-        out
+        text
     }
 
     fn scrubbed(&self) -> impl Iterator<Item = &Secret> {
-        self.secrets.iter().filter(|s| is_scrubbable(&s.value))
+        self.secrets.iter().filter(|s| s.finder.is_some())
     }
 
     /// Like [`Secrets::scrub`], for raw bytes (response bodies). A JSON body
     /// stays valid JSON: only occurrences inside string literals are
     /// replaced, and a body with one elsewhere is withheld.
     pub fn scrub_bytes(&self, body: Vec<u8>) -> Vec<u8> {
-        let contains_any = self.scrubbed().any(|s| find(&body, s.value.as_bytes()).is_some());
+        let contains_any = self.scrubbed().any(|s| s.find_in(&body).is_some());
         if !contains_any {
             return body;
         }
@@ -388,13 +410,6 @@ impl Secrets {
 
 fn marker(name: &str) -> String {
     format!("[secret:{name}]")
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A body that is JSON by its first non-blank byte (and parses as such).
@@ -670,7 +685,7 @@ mod tests {
             value in "\\PC{1,16}",
             body in prop::collection::vec(any::<u8>(), 0..64),
         ) {
-            prop_assume!(find(&body, value.as_bytes()).is_none());
+            prop_assume!(memchr::memmem::find(&body, value.as_bytes()).is_none());
             prop_assert_eq!(with_value(&value).scrub_bytes(body.clone()), body);
         }
 

@@ -171,6 +171,12 @@ impl PluginOutput {
         if !sink.spend(end, message.len()) {
             return;
         }
+        // Counted against the budget either way (above), but a message no
+        // subscriber wants is not scrubbed and escaped for nothing: plugins
+        // log per item at levels that are usually off.
+        if !level_enabled(level) {
+            return;
+        }
         let mut text = printable(&sink.ctx.secrets.scrub(&message[..end])).into_owned();
         if end < message.len() {
             text.push_str("…[truncated]");
@@ -183,6 +189,17 @@ impl PluginOutput {
             tracing::Level::WARN => tracing::warn!(target: "batchllm::plugin", %plugin, %item, "{text}"),
             _ => tracing::error!(target: "batchllm::plugin", %plugin, %item, "{text}"),
         }
+    }
+}
+
+/// Whether a plugin message at `level` would be written anywhere.
+fn level_enabled(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::TRACE => tracing::enabled!(target: "batchllm::plugin", tracing::Level::TRACE),
+        tracing::Level::DEBUG => tracing::enabled!(target: "batchllm::plugin", tracing::Level::DEBUG),
+        tracing::Level::INFO => tracing::enabled!(target: "batchllm::plugin", tracing::Level::INFO),
+        tracing::Level::WARN => tracing::enabled!(target: "batchllm::plugin", tracing::Level::WARN),
+        _ => tracing::enabled!(target: "batchllm::plugin", tracing::Level::ERROR),
     }
 }
 
