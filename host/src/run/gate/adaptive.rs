@@ -464,6 +464,22 @@ impl Adaptive {
         matches!(self.phase, Phase::Searching { .. } | Phase::Pacing)
     }
 
+    /// Whether a refusal now is answered by the learned limit itself, so no
+    /// cooldown is needed on top: a search holds every send but its probe,
+    /// and pacing a limit learned from refusals lowers it to what the
+    /// provider accepted. Pacing an announced limit does neither (a refusal
+    /// there is another client on the same key, or a race with the count),
+    /// so the cooldown and its `retry-after` still pause the scope; without
+    /// them a retry would find the mirror's room at once and be refused
+    /// again, and again.
+    pub(super) fn answers_refusals(&self) -> bool {
+        match self.phase {
+            Phase::Searching { .. } => true,
+            Phase::Pacing => self.announced.is_none(),
+            Phase::Open | Phase::Suspect { .. } => false,
+        }
+    }
+
     /// The provider's headers say the window is full after the send made at
     /// `sent`; `limit` is the capacity they announce, `reset_at` when they
     /// say it is restored. Returns whether the estimate changed.

@@ -594,7 +594,7 @@ impl Ticket<'_> {
                 }
                 Verdict::Success | Verdict::Failed => gate.adaptive.on_accepted(*seq, now),
             };
-            learned_governs = settings.adaptive && gate.adaptive.is_active();
+            learned_governs = settings.adaptive && gate.adaptive.answers_refusals();
             if changed {
                 let estimate = gate.adaptive.estimate();
                 tracing::info!(scope = %key, ?estimate, "learned rate limit");
@@ -810,6 +810,34 @@ mod tests {
         assert_eq!(changes.rate_limit, Some(RateLimitEffect::Absorbed));
         assert_eq!(g.longest_cooldown(after + ms(10)), Duration::ZERO, "the learned limit holds the scope alone");
         assert_eq!(g.stats().rate_limits, 2);
+    }
+
+    #[test]
+    fn a_refusal_under_an_announced_limit_still_pauses_the_scope() {
+        // Another client on the same key: the announced limit is paced, and
+        // the provider refuses anyway. A retry must wait for its
+        // retry-after, not find the mirror's room at once.
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let g = Gates::new(GateSettings { adaptive: true, ..settings() }, now);
+        let scope = Some("api:443");
+        let announced = |remaining: &str| {
+            let mut e = limit_headers(remaining, "1s");
+            e.signal_headers.push(("x-ratelimit-limit-requests".into(), "10".into()));
+            e
+        };
+        let full = g.try_admit(scope, 0, now).expect("open");
+        let changes = full.answered(scope, Verdict::Success, &[announced("0")], 0, now + ms(1));
+        assert!(changes.estimate.is_some(), "the window is full: the announced limit is learned");
+        // The probe a window later is accepted: the limit is paced.
+        let probe_at = now + ms(1100);
+        let probe = g.try_admit(scope, 0, probe_at).expect("the window has room again");
+        probe.answered(scope, Verdict::Success, &[announced("9")], 0, probe_at + ms(1));
+        let refused = g.try_admit(scope, 0, probe_at + ms(2)).expect("room for ten");
+        let limited = Verdict::RateLimited { hint: Some(Duration::from_secs(1)), kind: LimitKind::Requests };
+        let changes = refused.answered(scope, limited, &[], 0, probe_at + ms(3));
+        assert!(matches!(changes.rate_limit, Some(RateLimitEffect::Started(_))), "{changes:?}");
+        assert!(g.try_admit(scope, 0, probe_at + ms(4)).is_err(), "the retry waits");
     }
 
     #[test]
