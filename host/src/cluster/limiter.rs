@@ -193,11 +193,11 @@ impl RedisLimiter {
 }
 
 fn unreachable(e: TickError) -> SharedGateError {
-    SharedGateError { message: e.message }
+    SharedGateError { message: e.to_string(), source: Some(Box::new(e)) }
 }
 
 fn bad_reply(reply: &str) -> SharedGateError {
-    SharedGateError { message: format!("unexpected reply from the limiter script: {reply:?}") }
+    SharedGateError { message: format!("unexpected reply from the limiter script: {reply:?}"), source: None }
 }
 
 fn millis(d: Duration) -> u64 {

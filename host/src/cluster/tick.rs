@@ -41,10 +41,15 @@ const MAX_REQUESTS: usize = 512;
 const REFRESH: Duration = Duration::from_secs(60);
 
 /// A tick failed: Redis unreachable, timed out, or a reply not understood.
+/// Cloned to every request the tick carried, so Redis's error is shared.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct TickError {
-    pub message: String,
+pub enum TickError {
+    #[error("Redis did not run the tick: {0}")]
+    Redis(#[source] Arc<redis::RedisError>),
+    #[error("the Redis ticker stopped")]
+    Stopped,
+    #[error("{0}")]
+    BadReply(String),
 }
 
 /// A limiter's settings, sent once per tick for all its requests.
@@ -176,7 +181,7 @@ impl Ticker {
     }
 
     async fn dispatch(&self, request: Request, now: bool) -> Result<String, TickError> {
-        let stopped = || TickError { message: "the Redis ticker stopped".into() };
+        let stopped = || TickError::Stopped;
         let (reply, answer) = oneshot::channel();
         let pending = Pending { request, reply };
         let direct = now || self.shared.on_wire.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok();
@@ -246,10 +251,10 @@ async fn send(shared: &Shared, batch: Vec<Pending>) {
     invocation.arg(&tick.args);
     let replies = match invocation.invoke_async::<Vec<String>>(&mut conn).await {
         Ok(replies) if replies.len() == tick.ops => Ok(replies),
-        Ok(replies) => Err(TickError {
-            message: format!("the tick script answered {} replies to {} ops", replies.len(), tick.ops),
-        }),
-        Err(e) => Err(TickError { message: e.to_string() }),
+        Ok(replies) => {
+            Err(TickError::BadReply(format!("the tick script answered {} replies to {} ops", replies.len(), tick.ops)))
+        }
+        Err(e) => Err(TickError::Redis(Arc::new(e))),
     };
     if replies.is_ok() {
         published(&shared.tracked, &flights);
@@ -452,8 +457,8 @@ impl Tick {
             let answer = match place {
                 Some(i) => {
                     let parts = split.entry(*op).or_insert_with(|| reply.split(' ').collect());
-                    parts.get(*i).map(|s| s.replace(',', " ")).ok_or_else(|| TickError {
-                        message: format!("the tick script gave no answer to reservation {i}: {reply:?}"),
+                    parts.get(*i).map(|s| s.replace(',', " ")).ok_or_else(|| {
+                        TickError::BadReply(format!("the tick script gave no answer to reservation {i}: {reply:?}"))
                     })
                 }
                 None => Ok(reply.to_string()),
