@@ -9,6 +9,7 @@
 #   scripts/bench.sh quota --quick   # the matrix in short windows (~4 minutes)
 #   scripts/bench.sh quota --rows A,B
 #   scripts/bench.sh cluster         # --cluster: 3 hosts + redis-server (~10 minutes)
+#   scripts/bench.sh cluster-cpu     # only its CPU-per-item row (~2 minutes)
 #   scripts/bench.sh --quick         # a smoke test of the harness
 # The table goes to stdout; progress to stderr. See BENCHMARKS.md.
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p batchllm-host -p batchllm-bench >&2
 
 # The plugins scenario runs when it is named or when no scenario is.
-scenarios=(throughput cpu memory plugins quota cluster)
+scenarios=(throughput cpu memory plugins quota cluster cluster-cpu)
 named=false
 wants_plugins=false
 wants_cluster=false
@@ -26,7 +27,7 @@ for arg in "$@"; do
         if [[ $arg == "$scenario" ]]; then
             named=true
             [[ $arg == plugins ]] && wants_plugins=true
-            [[ $arg == cluster ]] && wants_cluster=true
+            [[ $arg == cluster || $arg == cluster-cpu ]] && wants_cluster=true
         fi
     done
 done

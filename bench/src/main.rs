@@ -84,6 +84,8 @@ enum Scenario {
     /// `--cluster`: three hosts, one redis-server, the mock enforcing the
     /// limit: the worst 60 s window, kill -9, SIGSTOP, CPU per item.
     Cluster,
+    /// Only the CPU-per-item row of `cluster` (about a minute).
+    ClusterCpu,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -134,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rows
             }),
             Scenario::Cluster => scenarios::cluster::run(&setup, &options).await,
+            Scenario::ClusterCpu => scenarios::cluster::cpu(&setup, options.quick).await,
         };
         rows.extend(more.with_context(|| format!("scenario {scenario:?}"))?);
     }

@@ -210,3 +210,56 @@ async fn without_redis_nothing_is_admitted_and_the_state_survives_a_restart() {
     assert!(at.elapsed() >= Duration::from_millis(900), "the bucket was lost: {:?}", at.elapsed());
     drop(t);
 }
+
+/// Redis's count of script calls so far (`INFO commandstats`).
+async fn script_calls(url: &str) -> u64 {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis answers");
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.expect("info");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosts_concurrent_requests_share_round_trips_and_a_429_among_them_still_pauses_every_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = redis(&dir).await;
+    let settings = settings(None, 1.0);
+    let gates = hosts(&server.url(), 2, &settings, "batched").await;
+    let busy = gates[0].clone();
+    let before = script_calls(&server.url()).await;
+    // 40 workers of one host admitted and answered at once: 39 successes
+    // and one 429, their reservations and settles carried by shared ticks.
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..40 {
+        let g = busy.clone();
+        tasks.spawn(async move {
+            let t = g.admit(Some("api:443"), 0, std::future::pending()).await.expect("open");
+            let verdict = if w == 17 {
+                Verdict::RateLimited { hint: Some(Duration::from_millis(1500)), kind: LimitKind::Unknown }
+            } else {
+                Verdict::Success
+            };
+            t.settle(Some("api:443"), verdict, &[], 0, Instant::now()).await.rate_limit
+        });
+    }
+    let mut started = 0;
+    while let Some(effect) = tasks.join_next().await {
+        if matches!(effect.expect("task"), Some(RateLimitEffect::Started(_))) {
+            started += 1;
+        }
+    }
+    let paused = Instant::now();
+    assert_eq!(started, 1, "the 429 among the batched answers started one pause");
+    let calls = script_calls(&server.url()).await - before;
+    assert!(calls < 80, "80 requests took {calls} script calls: nothing was batched");
+    // The other host, and this one, wait for the pause.
+    for g in &gates {
+        let t = g.admit(Some("api:443"), 0, std::future::pending()).await.expect("after the pause");
+        let waited = paused.elapsed();
+        assert!(waited >= Duration::from_millis(1300), "a host sent during the pause ({waited:?})");
+        t.settle(Some("api:443"), Verdict::Success, &[], 0, Instant::now()).await;
+    }
+}

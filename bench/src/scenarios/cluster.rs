@@ -413,7 +413,7 @@ fn proc_cpu(pid: u32) -> Duration {
     Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
 }
 
-async fn cpu(setup: &Setup, quick: bool) -> anyhow::Result<Vec<Row>> {
+pub(crate) async fn cpu(setup: &Setup, quick: bool) -> anyhow::Result<Vec<Row>> {
     let items = if quick { 3_000 } else { 15_000 };
     let jobs = jobs::write(&setup.work, items)?;
     let server = mock(|_| {}).await?;
@@ -451,6 +451,13 @@ async fn cpu(setup: &Setup, quick: bool) -> anyhow::Result<Vec<Row>> {
         }
         cluster.push((hosts_cpu + redis_cpu).as_secs_f64() * 1e6 / items as f64);
         redis_share.push(redis_cpu.as_secs_f64() * 1e6 / items as f64);
+        let per_item = |d: Duration| d.as_secs_f64() * 1e6 / items as f64;
+        eprintln!(
+            "cluster cpu, round {round}: single {:.0} µs/item; cluster hosts {:.0} + redis {:.0} µs/item",
+            single.last().copied().unwrap_or_default(),
+            per_item(hosts_cpu),
+            per_item(redis_cpu)
+        );
     }
     server.shutdown().await;
     let (single, cluster, redis) = (median(single), median(cluster), median(redis_share));

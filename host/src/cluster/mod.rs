@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod limiter;
 pub mod local;
+pub mod tick;
 
 pub use crate::model::cluster::{ClusterSettings, ClusterUrl};
 pub use crate::model::shard::{Shard, ShardError, ShardSpec};

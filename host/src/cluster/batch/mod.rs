@@ -54,6 +54,7 @@ use store::{BatchStore, Claim, Claimed};
 use table::{ChunkSink, Chunks, ClusterJournal, PartWriter};
 
 use super::limiter::{self, RedisLimiter};
+use super::tick::Ticker;
 
 fn cluster_error(e: impl std::error::Error + Send + Sync + 'static) -> RunError {
     RunError::Cluster(Box::new(e))
@@ -121,7 +122,9 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
         .await
         .map_err(|e| message(format!("cannot reach Redis at {:?}: {e}", cluster.url)))?;
     let consumer = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand::random::<u32>());
-    let store = BatchStore::new(conn.clone(), &batch, consumer);
+    // One ticker for the journal and the limiter: one round trip a tick.
+    let ticker = Ticker::new(conn.clone());
+    let store = BatchStore::new(conn, ticker.clone(), &batch, consumer);
     let chunks_total = store.init(chunk_lines, summary.jobs, &plan.ranges).await.map_err(cluster_error)?;
     tracing::info!(batch = %batch, chunks = chunks_total, host = store.consumer(), "joined the cluster batch");
 
@@ -134,7 +137,7 @@ pub async fn run(config: RunConfig, stop: StopHandle) -> Result<RunReport, RunEr
 
     // From here on `cleanup` runs on every way out.
     let namespace = config.egress.secrets().fingerprint();
-    let shared = Arc::new(RedisLimiter::new(conn, &namespace, "cli"));
+    let shared = Arc::new(RedisLimiter::on(ticker, &namespace, "cli"));
     let gates = Arc::new(Gates::shared(crate::run::gate_settings(&config), started, shared));
     let (chunks, commits) = Chunks::new(store);
     let journal = InFlight::Shared(Arc::new(ClusterJournal(chunks.clone())));

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use crate::cluster::tick::{Request, TickError, Ticker};
+
 /// A chunk of the jobs file: whole lines, by byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Range {
@@ -48,6 +50,8 @@ pub(super) enum Claimed {
 pub(super) enum StoreError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("Redis: {0}")]
+    Tick(#[from] TickError),
     #[error("unexpected reply from the batch script: {0:?}")]
     Reply(Vec<String>),
     #[error(
@@ -61,7 +65,6 @@ struct Scripts {
     init: Arc<redis::Script>,
     claim: Arc<redis::Script>,
     renew: Arc<redis::Script>,
-    journal: Arc<redis::Script>,
     commit: Arc<redis::Script>,
 }
 
@@ -73,6 +76,9 @@ pub(super) struct BatchStore {
     /// This host's name in the consumer group.
     consumer: String,
     scripts: Scripts,
+    /// The journal's writes go with the limiter's, one round trip a tick.
+    ticker: Arc<Ticker>,
+    journal_prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for BatchStore {
@@ -86,17 +92,18 @@ fn reply_err(reply: Vec<String>) -> StoreError {
 }
 
 impl BatchStore {
-    pub(super) fn new(conn: ConnectionManager, batch: &str, consumer: String) -> Self {
+    pub(super) fn new(conn: ConnectionManager, ticker: Arc<Ticker>, batch: &str, consumer: String) -> Self {
         let script = |body: &str| Arc::new(redis::Script::new(body));
         BatchStore {
             conn,
             prefix: format!("batchllm:batch:{batch}"),
             consumer,
+            ticker,
+            journal_prefix: format!("batchllm:batch:{batch}").into(),
             scripts: Scripts {
                 init: script(include_str!("batch_init.lua")),
                 claim: script(include_str!("batch_claim.lua")),
                 renew: script(include_str!("batch_renew.lua")),
-                journal: script(include_str!("batch_journal.lua")),
                 commit: script(include_str!("batch_commit.lua")),
             },
         }
@@ -182,20 +189,17 @@ impl BatchStore {
     }
 
     /// Notes `id` as sent (`start`) or answered (`settle`) under `epoch`;
-    /// `Ok(false)` when the chunk was taken over.
+    /// `Ok(false)` when the chunk was taken over. Sent with the next tick
+    /// (with the other entries of the claim): the answer comes once the
+    /// entry is durable.
     pub(super) async fn journal(&self, start: bool, chunk: u32, epoch: u64, id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: String = self
-            .scripts
-            .journal
-            .key(&self.prefix)
-            .arg(if start { "start" } else { "settle" })
-            .arg(chunk)
-            .arg(epoch)
-            .arg(id)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(reply == "ok")
+        let request = Request::Journal { prefix: self.journal_prefix.clone(), start, chunk, epoch, id: id.into() };
+        let reply = self.ticker.call(request).await?;
+        match reply.as_str() {
+            "ok" => Ok(true),
+            "fenced" => Ok(false),
+            _ => Err(reply_err(vec![reply])),
+        }
     }
 
     /// Commits a chunk whose records are durable; `Ok(None)` when it was

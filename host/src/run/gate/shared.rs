@@ -62,6 +62,9 @@ pub struct Settlement<'a> {
 #[error("the shared limiter did not answer: {message}")]
 pub struct SharedGateError {
     pub message: String,
+    /// What failed underneath (Redis's own error), when something did.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Gates shared by every host of a cluster.
