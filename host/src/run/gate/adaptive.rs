@@ -270,7 +270,12 @@ impl Adaptive {
                 // If the window were this candidate, the provider makes room
                 // when the oldest send it counted at the refusal leaves.
                 let window = candidate_window(candidate);
-                let oldest = self.oldest_accepted_after(hit.checked_sub(window), hit).unwrap_or(now);
+                // With none accepted by then (the refused send left first,
+                // the successes racing it were sent after it), from the
+                // refusal itself: a fixed time, never one that moves with
+                // `now` (that put the probe a window away at every look,
+                // and the run never sent again).
+                let oldest = self.oldest_accepted_after(hit.checked_sub(window), hit).unwrap_or(hit);
                 later(later(oldest, window), margin(window)).saturating_duration_since(now)
             }
             Phase::Pacing => {
@@ -956,6 +961,26 @@ mod tests {
         assert_eq!(a.estimate().requests, Some(8.0));
         // The window is full: the next send waits for the oldest to leave.
         assert!(a.wait(1, t0 + ms(50)) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_search_whose_successes_were_all_sent_after_the_refusal_still_probes() {
+        // Headers say the window is full at the first answer, a refusal for
+        // the first send; the two successes were sent just after it.
+        let t0 = Instant::now();
+        let mut a = Adaptive::default();
+        let refused = a.admit(1, t0);
+        let ok: Vec<u64> = (1..3).map(|i| a.admit(1, t0 + ms(i))).collect();
+        a.on_refused(refused, LimitKind::Requests, t0 + ms(5));
+        assert!(a.on_exhausted(t0, Some(2), t0 + ms(5), t0 + ms(5)));
+        for &seq in &ok {
+            a.on_accepted(seq, t0 + ms(6));
+        }
+        // The probe's time is fixed, and comes.
+        let first = a.wait(1, t0 + ms(10));
+        let later_look = a.wait(1, t0 + ms(500));
+        assert_eq!(first - later_look, ms(490), "a fixed time, not one that moves with each look");
+        assert_eq!(a.wait(1, t0 + Duration::from_secs(2)), Duration::ZERO, "the probe goes");
     }
 
     #[test]
