@@ -28,11 +28,23 @@ impl ResultRecord {
     /// it stopped: the provider may have answered (and billed) it, so it is
     /// not sent again; `message` says who stopped and what to do.
     pub fn outcome_unknown(id: &str, line: usize, fingerprint: Fingerprint, message: &str) -> Self {
+        Self::failed_without_answer(id, line, fingerprint, FailureClass::OutcomeUnknown, message)
+    }
+
+    /// The record of an item that failed as `class` with no answer of the
+    /// provider to keep (no attempt recorded, no usage).
+    pub fn failed_without_answer(
+        id: &str,
+        line: usize,
+        fingerprint: Fingerprint,
+        class: FailureClass,
+        message: &str,
+    ) -> Self {
         ResultRecord {
             id: line_id(id),
             custom_id: id.to_string(),
             response: None,
-            error: Some(ResultError { code: FailureClass::OutcomeUnknown, message: message.to_string() }),
+            error: Some(ResultError { code: class, message: message.to_string() }),
             batchllm: HostBlock {
                 status: ItemStatus::Failed,
                 output: None,
@@ -40,7 +52,7 @@ impl ResultRecord {
                 rate_limit_retries: 0,
                 usage: TokenUsage::default(),
                 latency_ms: 0.0,
-                error_class: Some(FailureClass::OutcomeUnknown),
+                error_class: Some(class),
                 http_status: None,
                 metadata: None,
                 context: None,

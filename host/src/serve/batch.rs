@@ -34,7 +34,7 @@ use super::objects::{
 use super::service::{Active, Service, lock, utc_day};
 use super::tenants::Tenant;
 use crate::input::{InputError, JobsSource, SpoolWriter};
-use crate::model::{FailureClass, Fingerprint, HostBlock, ItemStatus, ResultError, ResultRecord, TokenUsage, line_id};
+use crate::model::{FailureClass, Fingerprint, ItemStatus, ResultRecord, TokenUsage};
 use crate::run::{Metrics, RunError, RunHooks, Termination};
 use crate::validate::{Decision, read_once};
 
@@ -594,28 +594,10 @@ fn split_results(
 }
 
 fn unrecorded_record(job: &crate::model::Job, class: FailureClass, message: &str) -> ResultRecord {
-    ResultRecord {
-        id: line_id(&job.id),
-        custom_id: job.id.clone(),
-        response: None,
-        error: Some(ResultError { code: class, message: message.into() }),
-        batchllm: HostBlock {
-            status: ItemStatus::Failed,
-            output: None,
-            attempts: 0,
-            rate_limit_retries: 0,
-            usage: TokenUsage::default(),
-            latency_ms: 0.0,
-            error_class: Some(class),
-            http_status: None,
-            metadata: None,
-            context: job.context.clone(),
-            line: job.line,
-            finished_at: Some(crate::model::now_rfc3339()),
-            fingerprint: Fingerprint { input: job.fingerprint.clone(), plugin: String::new(), config: String::new() },
-            cost_usd: None,
-        },
-    }
+    let fingerprint = Fingerprint { input: job.fingerprint.clone(), plugin: String::new(), config: String::new() };
+    let mut record = ResultRecord::failed_without_answer(&job.id, job.line, fingerprint, class, message);
+    record.batchllm.context = job.context.clone();
+    record
 }
 
 #[cfg(test)]

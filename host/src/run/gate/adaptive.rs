@@ -198,10 +198,6 @@ impl Default for Adaptive {
     }
 }
 
-fn candidate_of(phase: &Phase) -> usize {
-    if let Phase::Searching { candidate, .. } = phase { *candidate } else { 0 }
-}
-
 fn candidate_window(index: usize) -> Duration {
     Duration::from_secs(CANDIDATE_WINDOWS.get(index).or(CANDIDATE_WINDOWS.last()).copied().unwrap_or(60))
 }
@@ -334,11 +330,8 @@ impl Adaptive {
             .take_while(|&c| {
                 let window = candidate_window(c);
                 let from = probe.checked_sub(window.saturating_sub(margin(window)));
-                let (n, t) = self
-                    .sends
-                    .iter()
-                    .filter(|s| s.answer == Answer::Accepted && s.at < probe && from.is_none_or(|f| s.at > f))
-                    .fold((0.0f64, 0.0f64), |(n, t), s| (n + 1.0, t + s.tokens as f64));
+                let (n, t) =
+                    self.tally(|s| s.answer == Answer::Accepted && s.at < probe && from.is_none_or(|f| s.at > f));
                 // Clearly below: our count of a full window can be a send
                 // or two short of the provider's (a refusal racing the
                 // window's edge), and 599 of 600 proved a 20 s window.
@@ -383,30 +376,26 @@ impl Adaptive {
             .unwrap_or(CANDIDATE_WINDOWS.len() - 1)
     }
 
+    /// The sends `keep` picks, counted, and their tokens.
+    fn tally(&self, keep: impl Fn(&Send) -> bool) -> (f64, f64) {
+        self.sends.iter().filter(|s| keep(s)).fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+    }
+
     /// Accepted sends up to `until` (within the history), and their tokens.
     fn accepted_until(&self, until: Instant) -> (f64, f64) {
-        self.sends
-            .iter()
-            .filter(|s| s.answer == Answer::Accepted && s.at <= until)
-            .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+        self.tally(|s| s.answer == Answer::Accepted && s.at <= until)
     }
 
     /// Sends made after `from` and up to `until` and not refused (accepted,
     /// or not answered yet), and their tokens.
     fn counted_between(&self, from: Instant, until: Instant) -> (f64, f64) {
-        self.sends
-            .iter()
-            .filter(|s| s.answer != Answer::Refused && s.at > from && s.at <= until)
-            .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+        self.tally(|s| s.answer != Answer::Refused && s.at > from && s.at <= until)
     }
 
     /// Accepted sends in the window that ends at `until`.
     fn accepted_in_window(&self, window: Duration, until: Instant) -> (f64, f64) {
         let from = until.checked_sub(window);
-        self.sends
-            .iter()
-            .filter(|s| s.answer == Answer::Accepted && s.at <= until && from.is_none_or(|f| s.at > f))
-            .fold((0.0, 0.0), |(n, t), s| (n + 1.0, t + s.tokens as f64))
+        self.tally(|s| s.answer == Answer::Accepted && s.at <= until && from.is_none_or(|f| s.at > f))
     }
 
     /// A send was answered without a rate limit (the provider counted it).
@@ -609,8 +598,9 @@ impl Adaptive {
                 let (n, t) = self.counted_between(since, sent);
                 let refilled = self.requests.is_some_and(|r| n >= r / 2.0) || self.tokens.is_some_and(|x| t >= x / 2.0);
                 let hit = if refilled { now } else { since };
-                self.phase = Phase::Searching { hit, candidate: self.next_candidate(0, hit), probe: None };
-                tracing::debug!(refilled, first = ?candidate_window(candidate_of(&self.phase)), "limit confirmed, looking for its window");
+                let candidate = self.next_candidate(0, hit);
+                self.phase = Phase::Searching { hit, candidate, probe: None };
+                tracing::debug!(refilled, first = ?candidate_window(candidate), "limit confirmed, looking for its window");
                 self.changed_at = Some(now);
                 true
             }
