@@ -228,7 +228,14 @@ impl SharedGate for RedisLimiter {
                 Some("g") => {
                     let delay = ms(1)?;
                     let send_ms = parts.get(2).and_then(|t| t.parse().ok()).ok_or_else(|| bad_reply(&reply))?;
-                    Ok(Reserve::Granted(Reservation { delay, id: self.hold(), send_ms }))
+                    // The slot on this host's clock, however late the
+                    // reply came; a slot that had to wait is confirmed a
+                    // round trip before it.
+                    let clock = self.ticker.clock();
+                    let now = tokio::time::Instant::now();
+                    let due = clock.local(send_ms, now);
+                    let confirm_at = (!delay.is_zero()).then(|| due.checked_sub(clock.lead()).unwrap_or(due));
+                    Ok(Reserve::Granted(Reservation { due, confirm_at, id: self.hold(), send_ms }))
                 }
                 Some("c") => Ok(Reserve::Closed(ms(1)?)),
                 Some("l") => Ok(Reserve::Later(ms(1)?)),

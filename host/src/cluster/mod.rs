@@ -9,6 +9,7 @@
 //!   in-flight journal), so a dead host's work is taken over.
 
 pub mod batch;
+pub mod clock;
 pub mod limiter;
 pub mod local;
 pub mod tick;

@@ -22,6 +22,9 @@
 //! the answers run before the reservations, so a 429 closes the scope for
 //! every host at once. Attempts in flight are counted by the limiter and
 //! published once per tick instead of one sorted-set entry per attempt.
+//! Each reply ends with Redis's clock as the tick read it; with the tick's
+//! round trip it keeps [`ServerClock`] (how a slot on Redis's clock maps to
+//! this host's) up to date before any answer is handed out.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +34,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use super::clock::ServerClock;
 use super::limiter::COMMON;
 
 /// The most requests one tick carries (a bound on the script's arguments).
@@ -131,6 +135,8 @@ struct Shared {
     tracked: Mutex<Vec<Tracked>>,
     /// Ticks on the wire now.
     on_wire: AtomicUsize,
+    /// Redis's clock as the ticks' round trips saw it.
+    clock: ServerClock,
 }
 
 impl std::fmt::Debug for Ticker {
@@ -153,7 +159,13 @@ impl Ticker {
     pub fn new(conn: ConnectionManager) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let script = redis::Script::new(&format!("{COMMON}\n{}", include_str!("lua/tick.lua")));
-        let shared = Arc::new(Shared { conn, script, tracked: Mutex::default(), on_wire: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            conn,
+            script,
+            tracked: Mutex::default(),
+            on_wire: AtomicUsize::new(0),
+            clock: ServerClock::default(),
+        });
         Arc::new(Ticker { tx, rx: Mutex::new(Some(rx)), shared })
     }
 
@@ -163,6 +175,13 @@ impl Ticker {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let tracked = Tracked { prefix: prefix.into(), host: host.into(), count, ttl_ms, published: 0, at: None };
         self.shared.tracked.lock().unwrap_or_else(PoisonError::into_inner).push(tracked);
+    }
+
+    /// Redis's clock, as this ticker's round trips saw it: an answer's
+    /// times on it are mapped to this host's before the answer is handed
+    /// out.
+    pub fn clock(&self) -> &ServerClock {
+        &self.shared.clock
     }
 
     /// Sends `request` with the next tick and waits for its answer. With
@@ -249,11 +268,23 @@ async fn send(shared: &Shared, batch: Vec<Pending>) {
     let tick = Tick::build(&flights, &batch);
     let mut invocation = shared.script.prepare_invoke();
     invocation.arg(&tick.args);
+    let sent = tokio::time::Instant::now();
     let replies = match invocation.invoke_async::<Vec<String>>(&mut conn).await {
-        Ok(replies) if replies.len() == tick.ops => Ok(replies),
-        Ok(replies) => {
-            Err(TickError::BadReply(format!("the tick script answered {} replies to {} ops", replies.len(), tick.ops)))
+        Ok(mut replies) if replies.len() == tick.ops + 1 => {
+            let received = tokio::time::Instant::now();
+            match replies.pop().and_then(|now| now.parse::<f64>().ok()) {
+                Some(server_ms) => {
+                    shared.clock.observe(sent, received, server_ms);
+                    Ok(replies)
+                }
+                None => Err(TickError::BadReply("the tick script's reply did not end with its clock".into())),
+            }
         }
+        Ok(replies) => Err(TickError::BadReply(format!(
+            "the tick script answered {} replies to {} ops and its clock",
+            replies.len(),
+            tick.ops
+        ))),
         Err(e) => Err(TickError::Redis(Arc::new(e))),
     };
     if replies.is_ok() {

@@ -14,9 +14,11 @@
 --   C head scope                  confirm a reserved slot
 --   R head scope k tokens*k       k reservations in turn
 --   J prefix op chunk epoch k id*k  the batch's in-flight journal
--- The reply has one string per op, in order. In-flight counts and settings
--- come first, then the answers (a 429 closes the scope for the reserves of
--- this same tick), then the rest in arrival order.
+-- The reply has one string per op, in order, and then the server's clock
+-- as the tick read it (the host maps slots to its own clock with it). In-
+-- flight counts and settings run first, then the answers (a 429 closes the
+-- scope for the reserves of this same tick), then the rest in arrival
+-- order.
 --
 -- State is read once per tick and written back once at its end (scope
 -- hashes, bucket times, the scopes set, journal hashes). The rules are the
@@ -414,4 +416,5 @@ for k, j in pairs(journals) do
   if #set > 0 then redis.call('HSET', k, unpack(set)) end
   if #del > 0 then redis.call('HDEL', k, unpack(del)) end
 end
+out[#ops + 1] = fmt(now)
 return out

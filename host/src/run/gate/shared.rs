@@ -8,7 +8,11 @@
 //! a send time instead of answering yes or no: a worker told to wait 300 ms
 //! already owns the slot 300 ms from now, sleeps until it, and confirms
 //! that no cooldown began meanwhile. Nobody polls, and the end of a pause
-//! does not wake every host's workers at once.
+//! does not wake every host's workers at once. A slot is a time on the
+//! gate's clock, mapped to this host's ([`Reservation::due`]): a worker
+//! that wakes too long after it gives it up and asks again (`Gates`
+//! decides how long is too long), so a slow reply or a busy host cannot
+//! put several hosts' sends into one moment.
 //!
 //! [`super::Gates`] keeps the waiting discipline (one FIFO queue per host,
 //! only its head asking again while the gates are closed) and falls back to
@@ -19,14 +23,19 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::time::Instant;
 
 use super::{GateSettings, RateLimitEffect, Verdict};
 
 /// A send slot granted by a shared gate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reservation {
-    /// How long from now until the slot.
-    pub delay: Duration,
+    /// The slot on this host's clock: never before the gate's slot.
+    pub due: Instant,
+    /// When to ask whether the slot still holds (a reservation that had
+    /// to wait, so a cooldown may have begun meanwhile), early enough for
+    /// the answer to be back by the slot; `None`: send at once.
+    pub confirm_at: Option<Instant>,
     /// The gate's name for this attempt (its in-flight entry).
     pub id: u64,
     /// The slot on the gate's clock, in milliseconds (what a later rate
