@@ -90,7 +90,9 @@ install_llama() {
     rm -rf "$venv"
     "$python" -m venv "$venv" >&2
     pip_in "$venv" -r llama-build.txt
-    CMAKE_ARGS="$cmake_args" pip_in "$venv" --no-build-isolation -r llama.txt
+    # --no-cache-dir: a wheel pip built earlier with other CMake arguments
+    # would otherwise be reused as it is.
+    CMAKE_ARGS="$cmake_args" pip_in "$venv" --no-build-isolation --no-cache-dir -r llama.txt
     echo "install-peers: llama-cpp-python installed in $(seconds_since "$started") s" >&2
     "$venv/bin/python" -c '
 import sys
