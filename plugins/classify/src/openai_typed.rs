@@ -1,0 +1,864 @@
+//! The usual OpenAI 2xx answer read without a `Value` tree: a chat
+//! completion (or a legacy text completion) whose first choice has
+//! non-empty text, with a `usage` object. Nearly every item's answer is
+//! one, and building, reading and freeing the tree was most of a plugin's
+//! work per item.
+//!
+//! The reading gives exactly what the tree gives
+//! ([`crate::openai::parse_success`]), or nothing, and then the caller
+//! reads the tree: anything unusual (another endpoint, no `usage` object,
+//! text that is not a non-empty string, a `model` that is not a string,
+//! invalid JSON) is left to the one implementation of the rules. Every
+//! value it does not use is still parsed as the tree parses it (numbers in
+//! range, strings, escapes and nesting depth checked), so it accepts no
+//! body the tree rejects; a key seen twice counts once, the last, as in
+//! the tree.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+
+use crate::usage::count_of_f64;
+use crate::{Answer, Usage};
+
+/// The answer of a chat completion (`completions: false`) or a text
+/// completion (`completions: true`) when it is the usual success; else the
+/// body `text` back, for the tree.
+pub(crate) fn success(completions: bool, text: String) -> Result<Answer, String> {
+    match read(completions, &text) {
+        Some((output, usage, metadata)) => {
+            Ok(Answer { output, usage, response_body: Some(text), metadata: Some(metadata) })
+        }
+        None => Err(text),
+    }
+}
+
+/// The output, usage and metadata text of the usual success, or `None`.
+fn read(completions: bool, text: &str) -> Option<(String, Option<Usage>, String)> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let top = TopSeed { completions }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    let choice = top.choice?;
+    let output = choice.text.filter(|t| !t.is_empty())?.into_owned();
+    let usage = top.usage?.usage();
+    let metadata = metadata(choice.finish_reason.as_deref(), top.id.as_deref(), top.model.as_deref())?;
+    Some((output, usage, metadata))
+}
+
+/// The metadata object the tree gives: `finish_reason`, `id` and `model`
+/// when present, in the sorted order in which the tree's map writes them.
+fn metadata(finish_reason: Option<&str>, id: Option<&str>, model: Option<&str>) -> Option<String> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    let mut map = ser.serialize_map(None).ok()?;
+    for (key, value) in [("finish_reason", finish_reason), ("id", id), ("model", model)] {
+        if let Some(value) = value {
+            map.serialize_entry(key, value).ok()?;
+        }
+    }
+    map.end().ok()?;
+    String::from_utf8(out).ok()
+}
+
+/// What the top-level object holds for the answer.
+struct Top<'a> {
+    choice: Option<Choice<'a>>,
+    usage: Option<UsageFields>,
+    id: Option<Cow<'a, str>>,
+    model: Option<Cow<'a, str>>,
+}
+
+/// Reads a [`Top`]; `completions` says which field of a choice is its text.
+#[derive(Clone, Copy)]
+struct TopSeed {
+    completions: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an answer object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut top = Top { choice: None, usage: None, id: None, model: None };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "choices" => top.choice = Some(map.next_value_seed(ChoicesSeed { completions: self.completions })?),
+                "usage" => top.usage = Some(map.next_value()?),
+                "id" => top.id = map.next_value::<OptStr<'de>>()?.0,
+                "model" => top.model = map.next_value::<OptStr<'de>>()?.0,
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// What the first choice holds for the answer: its text (a chat choice's
+/// `message.content`, a completion's `text`) and `finish_reason`.
+struct Choice<'a> {
+    text: Option<Cow<'a, str>>,
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+/// Reads `choices`: a non-empty array, its first element a [`Choice`]; the
+/// others are only checked.
+#[derive(Clone, Copy)]
+struct ChoicesSeed {
+    completions: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ChoicesSeed {
+    type Value = Choice<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Choice<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoicesSeed {
+    type Value = Choice<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-empty array of choices")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choice<'de>, A::Error> {
+        let first = seq.next_element_seed(ChoiceSeed { completions: self.completions })?;
+        while seq.next_element::<Checked>()?.is_some() {}
+        first.ok_or_else(|| de::Error::invalid_length(0, &self))
+    }
+}
+
+/// Reads one [`Choice`] object.
+#[derive(Clone, Copy)]
+struct ChoiceSeed {
+    completions: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ChoiceSeed {
+    type Value = Choice<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Choice<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoiceSeed {
+    type Value = Choice<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a choice object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Choice<'de>, A::Error> {
+        let mut choice = Choice { text: None, finish_reason: None };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match (key.0.as_ref(), self.completions) {
+                ("finish_reason", _) => choice.finish_reason = map.next_value::<OptStr<'de>>()?.0,
+                ("text", true) => choice.text = map.next_value::<OptStr<'de>>()?.0,
+                ("message", false) => choice.text = map.next_value::<Message<'de>>()?.content,
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(choice)
+    }
+}
+
+/// A chat message object: its `content` when it is a string.
+struct Message<'a> {
+    content: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for Message<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MessageVisitor)
+    }
+}
+
+struct MessageVisitor;
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message<'de>, A::Error> {
+        let mut message = Message { content: None };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "content" => message.content = map.next_value::<OptStr<'de>>()?.0,
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(message)
+    }
+}
+
+/// The fields of a `usage` object that [`crate::usage::from_openai`]
+/// reads, each as it reads it: a count is a number it accepts or nothing;
+/// a details field is present (an object or not) or absent.
+#[derive(Default)]
+struct UsageFields {
+    prompt_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+    input_tokens_details: Option<Details>,
+    completion_tokens_details: Option<Details>,
+    output_tokens_details: Option<Details>,
+}
+
+impl UsageFields {
+    /// [`crate::usage::from_openai`] of the object these fields came from.
+    fn usage(&self) -> Option<Usage> {
+        let input = self.prompt_tokens.or(self.input_tokens);
+        let output = self.completion_tokens.or(self.output_tokens);
+        if input.is_none() && output.is_none() {
+            return None;
+        }
+        let prompt_details = self.prompt_tokens_details.as_ref().or(self.input_tokens_details.as_ref());
+        let completion_details = self.completion_tokens_details.as_ref().or(self.output_tokens_details.as_ref());
+        Some(Usage {
+            input_tokens: input.unwrap_or(0),
+            output_tokens: output.unwrap_or(0),
+            cached_input_tokens: prompt_details.and_then(|d| d.cached_tokens),
+            cache_write_tokens: self.cache_write_tokens.or(prompt_details.and_then(|d| d.cache_write_tokens)),
+            reasoning_tokens: completion_details.and_then(|d| d.reasoning_tokens),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for UsageFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UsageVisitor)
+    }
+}
+
+struct UsageVisitor;
+
+impl<'de> Visitor<'de> for UsageVisitor {
+    type Value = UsageFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a usage object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageFields, A::Error> {
+        let mut u = UsageFields::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "prompt_tokens" => u.prompt_tokens = map.next_value::<Count>()?.0,
+                "input_tokens" => u.input_tokens = map.next_value::<Count>()?.0,
+                "completion_tokens" => u.completion_tokens = map.next_value::<Count>()?.0,
+                "output_tokens" => u.output_tokens = map.next_value::<Count>()?.0,
+                "cache_write_tokens" => u.cache_write_tokens = map.next_value::<Count>()?.0,
+                "prompt_tokens_details" => u.prompt_tokens_details = Some(map.next_value()?),
+                "input_tokens_details" => u.input_tokens_details = Some(map.next_value()?),
+                "completion_tokens_details" => u.completion_tokens_details = Some(map.next_value()?),
+                "output_tokens_details" => u.output_tokens_details = Some(map.next_value()?),
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(u)
+    }
+}
+
+/// A usage details field: its counts when it is an object, none otherwise
+/// (the tree's `get` on anything but an object finds nothing).
+#[derive(Default)]
+struct Details {
+    cached_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DetailsVisitor)
+    }
+}
+
+struct DetailsVisitor;
+
+impl<'de> Visitor<'de> for DetailsVisitor {
+    type Value = Details;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details, A::Error> {
+        let mut d = Details::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "cached_tokens" => d.cached_tokens = map.next_value::<Count>()?.0,
+                "cache_write_tokens" => d.cache_write_tokens = map.next_value::<Count>()?.0,
+                "reasoning_tokens" => d.reasoning_tokens = map.next_value::<Count>()?.0,
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Details, A::Error> {
+        drain_seq(seq).map(|()| Details::default())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Details, E> {
+        Ok(Details::default())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Details, E> {
+        Ok(Details::default())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Details, E> {
+        Ok(Details::default())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Details, E> {
+        Ok(Details::default())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Details, E> {
+        Ok(Details::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Details, E> {
+        Ok(Details::default())
+    }
+}
+
+/// A token count as the tree reads one: a non-negative integer, or an
+/// integral float; any other value is no count.
+struct Count(Option<u64>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CountVisitor)
+    }
+}
+
+struct CountVisitor;
+
+impl<'de> Visitor<'de> for CountVisitor {
+    type Value = Count;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+        Ok(Count(Some(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+        Ok(Count(u64::try_from(v).ok()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
+        Ok(Count(count_of_f64(v)))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Count, E> {
+        Ok(Count(None))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Count, E> {
+        Ok(Count(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Count, E> {
+        Ok(Count(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Count, A::Error> {
+        drain_seq(seq).map(|()| Count(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Count, A::Error> {
+        drain_map(map).map(|()| Count(None))
+    }
+}
+
+/// A string, borrowed from the body when it has no escapes, or `null`
+/// (`None`, as the tree leaves a `null` out); any other value is an error.
+struct OptStr<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for OptStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OptStrVisitor)
+    }
+}
+
+struct OptStrVisitor;
+
+impl<'de> Visitor<'de> for OptStrVisitor {
+    type Value = OptStr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<OptStr<'de>, E> {
+        Ok(OptStr(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<OptStr<'de>, E> {
+        Ok(OptStr(Some(Cow::Owned(v.to_owned()))))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<OptStr<'de>, E> {
+        Ok(OptStr(None))
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+}
+
+/// The value of a key the answer does not use, checked as the tree would
+/// parse it. Keys `serde_json` reserves for its own values (a tree built
+/// with its `raw_value` or `arbitrary_precision` features reads them
+/// differently) are left to the tree.
+fn skip<'de, A: MapAccess<'de>>(key: &Key<'de>, map: &mut A) -> Result<(), A::Error> {
+    if key.0.starts_with("$serde_json::private::") {
+        return Err(de::Error::custom("a key serde_json reserves"));
+    }
+    map.next_value::<Checked>().map(|_| ())
+}
+
+/// Every element of an array, checked.
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<Checked>()?.is_some() {}
+    Ok(())
+}
+
+/// Every key and value of an object, checked.
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while let Some(key) = map.next_key::<Key<'de>>()? {
+        skip(&key, &mut map)?;
+    }
+    Ok(())
+}
+
+/// Any JSON value, parsed as the tree parses it (unlike
+/// `serde::de::IgnoredAny`, which does not check that a number is in
+/// range) and kept nowhere.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Checked, A::Error> {
+        drain_seq(seq).map(|()| Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Checked, A::Error> {
+        drain_map(map).map(|()| Checked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::{Endpoint, parse_tree};
+    use proptest::prelude::*;
+
+    /// The tree's reading of a 2xx `text`.
+    fn tree(completions: bool, text: &str) -> Result<Answer, crate::Failure> {
+        let endpoint = if completions { Endpoint::Completions } else { Endpoint::ChatCompletions };
+        parse_tree(endpoint, 200, &[], text.to_owned())
+    }
+
+    /// The typed reading of `text` when it reads it, after checking that it
+    /// is exactly the tree's.
+    fn same(completions: bool, text: &str) -> Option<Answer> {
+        let typed = success(completions, text.to_owned()).ok()?;
+        assert_eq!(Ok(&typed), tree(completions, text).as_ref(), "{text}");
+        Some(typed)
+    }
+
+    /// Answers as servers send them, each read by the typed path (`true`)
+    /// or left to the tree (`false`); where both read, the same answer.
+    const SHAPES: &[(&str, bool, &str)] = &[
+        (
+            "OpenAI",
+            true,
+            r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion","created":1741569952,
+            "model":"gpt-4.1-2025-04-14","choices":[{"index":0,"message":{"role":"assistant",
+            "content":"Hello! How can I assist you today?","refusal":null,"annotations":[]},"logprobs":null,
+            "finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,
+            "prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":
+            {"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},
+            "service_tier":"default","system_fingerprint":null}"#,
+        ),
+        (
+            "the benchmark's mock",
+            true,
+            r#"{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"echo: hi",
+            "refusal":null,"role":"assistant"}}],"created":1764806400,"id":"chatcmpl-mock-7","model":"gpt-4o-mini",
+            "object":"chat.completion","system_fingerprint":"fp_mock","usage":{"completion_tokens":3,
+            "completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":1,"prompt_tokens_details":
+            {"cached_tokens":0},"total_tokens":4}}"#,
+        ),
+        (
+            "vLLM",
+            true,
+            r#"{"id":"chatcmpl-9f3c","object":"chat.completion","created":1735000000,
+            "model":"meta-llama/Llama-3.1-8B-Instruct","choices":[{"index":0,"message":{"role":"assistant",
+            "reasoning_content":null,"content":"Paris.","tool_calls":[]},"logprobs":null,"finish_reason":"stop",
+            "stop_reason":128009}],"usage":{"prompt_tokens":42,"total_tokens":45,"completion_tokens":3,
+            "prompt_tokens_details":null},"prompt_logprobs":null,"kv_transfer_params":null}"#,
+        ),
+        (
+            "llama.cpp",
+            true,
+            r#"{"choices":[{"finish_reason":"length","index":0,"message":{"role":"assistant","content":"Once"}}],
+            "created":1735000000,"model":"gpt-3.5-turbo","system_fingerprint":"b4500-adc5dd92","object":
+            "chat.completion","usage":{"completion_tokens":16,"prompt_tokens":8,"total_tokens":24},
+            "id":"chatcmpl-Q0uN4","timings":{"prompt_n":8,"prompt_ms":12.5,"prompt_per_token_ms":1.5625,
+            "prompt_per_second":640.0,"predicted_n":16,"predicted_ms":250.01,"predicted_per_second":63.99}}"#,
+        ),
+        (
+            "OpenRouter",
+            true,
+            r#"{"id":"gen-1735-abc","provider":"OpenAI","model":"openai/gpt-4o","object":"chat.completion",
+            "created":1735000000,"choices":[{"logprobs":null,"finish_reason":"stop","native_finish_reason":"stop",
+            "index":0,"message":{"role":"assistant","content":"Hi","refusal":null,"reasoning":null}}],
+            "usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11,"cost":0.000035,"is_byok":false,
+            "prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":9},
+            "completion_tokens_details":{"reasoning_tokens":0}}}"#,
+        ),
+        (
+            "unicode escapes",
+            true,
+            r#"{"id":"c\u0068at-\u00e9","model":"m\"1\"","choices":[{"message":{"content":
+            "caf\u00e9 \ud83d\ude00 \"quoted\"\n\ttab \\ back / sl\/ash \u0000 nul","role":"assistant"},
+            "finish_reason":"st\u006fp"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+        ),
+        ("raw unicode", true, r#"{"choices":[{"message":{"content":"中文 é 😀"}}],"usage":{"prompt_tokens":1}}"#),
+        (
+            "escaped keys",
+            true,
+            r#"{"ch\u006fices":[{"m\u0065ssage":{"c\u006fntent":"x"}}],"us\u0061ge":{"pr\u006fmpt_tokens":3}}"#,
+        ),
+        (
+            "Responses-style usage names",
+            true,
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{"input_tokens":5,"output_tokens":6,
+            "input_tokens_details":{"cached_tokens":2},"output_tokens_details":{"reasoning_tokens":4}}}"#,
+        ),
+        (
+            "both usage names and details",
+            true,
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{"input_tokens":5,"prompt_tokens":7,
+            "output_tokens":6,"input_tokens_details":{"cached_tokens":2},"prompt_tokens_details":[1],
+            "completion_tokens_details":7,"output_tokens_details":{"reasoning_tokens":4},"cache_write_tokens":"9"}}"#,
+        ),
+        (
+            "odd counts",
+            true,
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":2.0,"completion_tokens":-3,
+            "prompt_tokens_details":{"cached_tokens":1e17,"cache_write_tokens":2.5},
+            "completion_tokens_details":{"reasoning_tokens":18446744073709551615},"cache_write_tokens":1e18}}"#,
+        ),
+        (
+            "huge and negative counts",
+            true,
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":18446744073709551616,
+            "completion_tokens":-0,"prompt_tokens_details":{"cached_tokens":-0.0},"cache_write_tokens":{"a":[1]}}}"#,
+        ),
+        ("usage with neither count", true, r#"{"choices":[{"message":{"content":"x"}}],"usage":{"total_tokens":3}}"#),
+        ("empty usage", true, r#"{"choices":[{"message":{"content":"x"}}],"usage":{}}"#),
+        (
+            "keys twice",
+            true,
+            r#"{"model":"a","model":"b","id":"x","id":null,"choices":[{"message":{"content":"one","content":"two"},
+            "finish_reason":"stop","finish_reason":null}],"usage":{"prompt_tokens":1,"prompt_tokens":"x",
+            "completion_tokens":2},"usage":{"completion_tokens":5}}"#,
+        ),
+        (
+            "more choices and an error beside them",
+            true,
+            r#"{"choices":[{"message":{"content":"first"}},{"message":{"content":null}},7,"x"],
+            "error":{"code":500,"message":"ignored"},"usage":{"prompt_tokens":1}}"#,
+        ),
+        ("model null", true, r#"{"model":null,"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":1}}"#),
+        (
+            "refusal",
+            false,
+            r#"{"choices":[{"message":{"content":null,"refusal":"I can't"}}],"usage":{"prompt_tokens":1}}"#,
+        ),
+        (
+            "tool calls",
+            false,
+            r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+            "function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1}}"#,
+        ),
+        (
+            "empty content",
+            false,
+            r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}],"usage":{"prompt_tokens":1}}"#,
+        ),
+        (
+            "content parts",
+            false,
+            r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"}]}}],"usage":{"prompt_tokens":1}}"#,
+        ),
+        ("no usage", false, r#"{"id":"x","choices":[{"message":{"content":"x"}}]}"#),
+        ("usage null", false, r#"{"choices":[{"message":{"content":"x"}}],"usage":null}"#),
+        ("usage at the top level", false, r#"{"choices":[{"message":{"content":"x"}}],"usage":3,"prompt_tokens":4}"#),
+        ("model a number", false, r#"{"model":4,"choices":[{"message":{"content":"x"}}],"usage":{}}"#),
+        (
+            "finish_reason an object",
+            false,
+            r#"{"choices":[{"message":{"content":"x"},"finish_reason":{"type":"stop"}}],"usage":{}}"#,
+        ),
+        ("no choices", false, r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":0}}"#),
+        ("choices an object", false, r#"{"choices":{},"usage":{}}"#),
+        ("choice not an object", false, r#"{"choices":["x"],"usage":{}}"#),
+        ("message not an object", false, r#"{"choices":[{"message":"x"}],"usage":{}}"#),
+        ("a number out of range", false, r#"{"choices":[{"message":{"content":"x"}}],"usage":{},"created":1e999}"#),
+        (
+            "a number out of range deep inside",
+            false,
+            r#"{"choices":[{"message":{"content":"x","x":[{"y":-1e400}]}}],"usage":{}}"#,
+        ),
+        ("a lone surrogate", false, r#"{"choices":[{"message":{"content":"x"}}],"usage":{},"z":"\udc00"}"#),
+        ("trailing text", false, r#"{"choices":[{"message":{"content":"x"}}],"usage":{}} x"#),
+        ("not an object", false, r#"[{"choices":[{"message":{"content":"x"}}],"usage":{}}]"#),
+        (
+            "a key serde_json reserves",
+            false,
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{},"$serde_json::private::RawValue":"1"}"#,
+        ),
+        ("an embedded error", false, r#"{"error":{"code":502,"message":"Provider returned error"}}"#),
+    ];
+
+    #[test]
+    fn real_world_answers_read_as_the_tree_reads_them() {
+        for (name, typed, body) in SHAPES {
+            assert_eq!(same(false, body).is_some(), *typed, "{name}: {body}");
+        }
+        let a = same(false, SHAPES[5].2).expect("escapes");
+        assert_eq!(a.output, "café 😀 \"quoted\"\n\ttab \\ back / sl/ash \u{0} nul");
+        assert_eq!(a.metadata.as_deref(), Some(r#"{"finish_reason":"stop","id":"chat-é","model":"m\"1\""}"#));
+        let a = same(false, SHAPES[14].2).expect("keys twice");
+        assert_eq!((a.output.as_str(), a.metadata.as_deref()), ("two", Some(r#"{"model":"b"}"#)));
+        assert_eq!(a.usage, Some(Usage::new(0, 5)));
+    }
+
+    #[test]
+    fn nesting_too_deep_is_left_to_the_tree() {
+        let deep = format!(
+            r#"{{"choices":[{{"message":{{"content":"x"}}}}],"usage":{{}},"z":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(success(false, deep.clone()).is_err());
+        assert!(tree(false, &deep).is_err());
+    }
+
+    #[test]
+    fn completions_read_their_text() {
+        let body = r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct",
+            "choices":[{"text":" there was a fox.","index":0,"logprobs":null,"finish_reason":"length"}],
+            "usage":{"prompt_tokens":4,"completion_tokens":5,"total_tokens":9}}"#;
+        assert_eq!(same(true, body).map(|a| a.output).as_deref(), Some(" there was a fox."));
+        // A chat answer on the completions endpoint, and the other way round.
+        assert!(same(true, SHAPES[0].2).is_none());
+        assert!(same(false, body).is_none());
+        assert!(same(true, r#"{"choices":[{"text":""}],"usage":{}}"#).is_none());
+    }
+
+    /// One of a few JSON values for a field, some of the right type.
+    fn value() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "null",
+            "0",
+            "7",
+            "-1",
+            "2.0",
+            "2.5",
+            "1e3",
+            "18446744073709551616",
+            "true",
+            "\"\"",
+            "\"x\"",
+            "\"st\\u006fp\"",
+            "[]",
+            "[1,{}]",
+            "{}",
+            r#"{"cached_tokens":3}"#,
+            r#"{"reasoning_tokens":2.0}"#,
+            r#"{"content":"hi"}"#,
+            r#"{"content":null,"refusal":"no"}"#,
+            r#"{"content":[{"text":"a"}]}"#,
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// An object of some of `keys`, each with a value from `value`, in any
+    /// order and possibly twice, after or before the `usual` field (the
+    /// one the typed path needs) when there is one.
+    fn object(
+        usual: Option<(&'static str, BoxedStrategy<String>)>,
+        keys: Vec<&'static str>,
+        value: BoxedStrategy<String>,
+    ) -> BoxedStrategy<String> {
+        let usual = match usual {
+            Some((key, v)) => {
+                prop_oneof![4 => v.prop_map(move |v| Some(format!("{key:?}:{v}"))), 1 => Just(None)].boxed()
+            }
+            None => Just(None).boxed(),
+        };
+        let others = prop::collection::vec((prop::sample::select(keys), value), 0..3);
+        (usual, others, any::<bool>())
+            .prop_map(|(usual, others, last)| {
+                let mut fields: Vec<String> = others.into_iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                if let Some(usual) = usual {
+                    if last { fields.push(usual) } else { fields.insert(0, usual) }
+                }
+                format!("{{{}}}", fields.join(","))
+            })
+            .boxed()
+    }
+
+    /// An answer, mostly of the shape the typed path reads (a chat one, or
+    /// a completion one for `completions`), with odd values anywhere.
+    fn answer(completions: bool) -> impl Strategy<Value = String> {
+        let count = prop_oneof![3 => Just("3".to_owned()), 1 => value()].boxed();
+        let details = object(
+            Some(("cached_tokens", count.clone())),
+            vec!["cached_tokens", "cache_write_tokens", "reasoning_tokens", "x"],
+            value().boxed(),
+        );
+        let usage = object(
+            Some(("prompt_tokens", count)),
+            vec![
+                "prompt_tokens",
+                "input_tokens",
+                "completion_tokens",
+                "output_tokens",
+                "cache_write_tokens",
+                "prompt_tokens_details",
+                "input_tokens_details",
+                "completion_tokens_details",
+                "output_tokens_details",
+            ],
+            prop_oneof![value(), details].boxed(),
+        );
+        let text = prop_oneof![3 => Just("\"hi\"".to_owned()), 1 => value()].boxed();
+        let message =
+            object(Some(("content", text.clone())), vec!["content", "role", "refusal", "tool_calls"], value().boxed());
+        let chat =
+            object(Some(("message", message.clone())), vec!["message", "finish_reason", "index"], value().boxed());
+        let completion = object(
+            Some(("text", text)),
+            vec!["text", "finish_reason", "message"],
+            prop_oneof![value(), message].boxed(),
+        );
+        let choice =
+            if completions { prop_oneof![4 => completion, 1 => chat] } else { prop_oneof![4 => chat, 1 => completion] };
+        let choices = (prop::collection::vec(choice, 1..3), prop::bool::weighted(0.2))
+            .prop_map(|(c, empty)| if empty { "[]".to_owned() } else { format!("[{}]", c.join(",")) })
+            .boxed();
+        let fields = object(
+            Some(("choices", choices.clone())),
+            vec!["choices", "usage", "id", "model", "error", "object"],
+            prop_oneof![value(), usage.clone(), choices].boxed(),
+        );
+        (fields, usage).prop_map(|(fields, usage)| match fields.strip_prefix('{') {
+            Some("}") => format!("{{\"usage\":{usage}}}"),
+            Some(rest) => format!("{{\"usage\":{usage},{rest}"),
+            None => fields,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Whatever the typed path reads, it reads as the tree does.
+        #[test]
+        fn any_answer_it_reads_is_the_trees((completions, body) in any::<bool>().prop_flat_map(|c| (Just(c), answer(c)))) {
+            let _ = same(completions, &body);
+        }
+    }
+}
