@@ -84,7 +84,7 @@ enum Unusable {
 /// spent on reasoning) is `no-content`, its message naming the finish
 /// reason.
 ///
-/// The usual chat or completion success (text in the first choice, a
+/// The usual chat, completion or Responses API success (output text and a
 /// `usage` object) is read without building a `Value` tree, with the same
 /// result; every other body is read as a tree.
 pub fn parse_success(
@@ -93,17 +93,10 @@ pub fn parse_success(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Answer, Failure> {
-    let text = body_text(body);
-    let text = match endpoint {
-        Endpoint::ChatCompletions | Endpoint::Completions => {
-            match openai_typed::success(endpoint == Endpoint::Completions, text) {
-                Ok(answer) => return Ok(answer),
-                Err(text) => text,
-            }
-        }
-        Endpoint::Responses | Endpoint::Embeddings => text,
-    };
-    parse_tree(endpoint, status, headers, text)
+    match openai_typed::success(endpoint, body_text(body)) {
+        Ok(answer) => Ok(answer),
+        Err(text) => parse_tree(endpoint, status, headers, text),
+    }
 }
 
 /// [`parse_success`] of a body that is not the usual success: read as a

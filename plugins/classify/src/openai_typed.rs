@@ -1,13 +1,14 @@
 //! The usual OpenAI 2xx answer read without a `Value` tree: a chat
-//! completion (or a legacy text completion) whose first choice has
-//! non-empty text, with a `usage` object. Nearly every item's answer is
-//! one, and building, reading and freeing the tree was most of a plugin's
-//! work per item.
+//! completion or a legacy text completion whose first choice has
+//! non-empty text, or a Responses API answer whose `message` items have
+//! output text, with a `usage` object. Nearly every item's answer is one,
+//! and building, reading and freeing the tree was most of a plugin's work
+//! per item.
 //!
 //! The reading gives exactly what the tree gives
 //! ([`crate::openai::parse_success`]), or nothing, and then the caller
-//! reads the tree: anything unusual (another endpoint, no `usage` object,
-//! text that is not a non-empty string, a `model` that is not a string,
+//! reads the tree: anything unusual (embeddings, no `usage` object, no
+//! text, a `model` that is not a string, a failed or incomplete response,
 //! invalid JSON) is left to the one implementation of the rules. Every
 //! value it does not use is still parsed as the tree parses it (numbers in
 //! range, strings, escapes and nesting depth checked), so it accepts no
@@ -20,14 +21,20 @@ use std::fmt;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::openai::Endpoint;
 use crate::usage::count_of_f64;
 use crate::{Answer, Usage};
 
-/// The answer of a chat completion (`completions: false`) or a text
-/// completion (`completions: true`) when it is the usual success; else the
-/// body `text` back, for the tree.
-pub(crate) fn success(completions: bool, text: String) -> Result<Answer, String> {
-    match read(completions, &text) {
+/// The answer of `endpoint` when it is the usual success; else the body
+/// `text` back, for the tree.
+pub(crate) fn success(endpoint: Endpoint, text: String) -> Result<Answer, String> {
+    let shape = match endpoint {
+        Endpoint::ChatCompletions => Shape::Chat,
+        Endpoint::Completions => Shape::Completions,
+        Endpoint::Responses => Shape::Responses,
+        Endpoint::Embeddings => return Err(text),
+    };
+    match read(shape, &text) {
         Some((output, usage, metadata)) => {
             Ok(Answer { output, usage, response_body: Some(text), metadata: Some(metadata) })
         }
@@ -35,25 +42,44 @@ pub(crate) fn success(completions: bool, text: String) -> Result<Answer, String>
     }
 }
 
-/// The output, usage and metadata text of the usual success, or `None`.
-fn read(completions: bool, text: &str) -> Option<(String, Option<Usage>, String)> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let top = TopSeed { completions }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    let choice = top.choice?;
-    let output = choice.text.filter(|t| !t.is_empty())?.into_owned();
-    let usage = top.usage?.usage();
-    let metadata = metadata(choice.finish_reason.as_deref(), top.id.as_deref(), top.model.as_deref())?;
-    Some((output, usage, metadata))
+/// The answer shapes this reading knows: where the output text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `choices[0].message.content`.
+    Chat,
+    /// `choices[0].text`.
+    Completions,
+    /// The `output_text` parts of the `message` items of `output`.
+    Responses,
 }
 
-/// The metadata object the tree gives: `finish_reason`, `id` and `model`
-/// when present, in the sorted order in which the tree's map writes them.
-fn metadata(finish_reason: Option<&str>, id: Option<&str>, model: Option<&str>) -> Option<String> {
+/// The output, usage and metadata text of the usual success, or `None`.
+fn read(shape: Shape, text: &str) -> Option<(String, Option<Usage>, String)> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let top = TopSeed { shape }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    // A failed response may carry an error to classify.
+    if top.status.as_deref() == Some("failed") {
+        return None;
+    }
+    let output = top.output.filter(|t| !t.is_empty())?.into_owned();
+    let usage = top.usage?.usage();
+    let fields = [
+        ("finish_reason", top.finish_reason.as_deref()),
+        ("id", top.id.as_deref()),
+        ("model", top.model.as_deref()),
+        ("status", top.status.as_deref()),
+    ];
+    Some((output, usage, metadata(&fields)?))
+}
+
+/// The metadata object the tree gives: the `fields` present, in the sorted
+/// order in which the tree's map writes them (`fields` is sorted).
+fn metadata(fields: &[(&str, Option<&str>)]) -> Option<String> {
     let mut out = Vec::with_capacity(128);
     let mut ser = serde_json::Serializer::new(&mut out);
     let mut map = ser.serialize_map(None).ok()?;
-    for (key, value) in [("finish_reason", finish_reason), ("id", id), ("model", model)] {
+    for (key, value) in fields {
         if let Some(value) = value {
             map.serialize_entry(key, value).ok()?;
         }
@@ -64,16 +90,21 @@ fn metadata(finish_reason: Option<&str>, id: Option<&str>, model: Option<&str>) 
 
 /// What the top-level object holds for the answer.
 struct Top<'a> {
-    choice: Option<Choice<'a>>,
+    /// The output text: the first choice's, or the Responses API's joined.
+    output: Option<Cow<'a, str>>,
+    /// The first choice's (chat and completions).
+    finish_reason: Option<Cow<'a, str>>,
+    /// The response's (Responses API).
+    status: Option<Cow<'a, str>>,
     usage: Option<UsageFields>,
     id: Option<Cow<'a, str>>,
     model: Option<Cow<'a, str>>,
 }
 
-/// Reads a [`Top`]; `completions` says which field of a choice is its text.
+/// Reads a [`Top`] of `shape`.
 #[derive(Clone, Copy)]
 struct TopSeed {
-    completions: bool,
+    shape: Shape,
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed {
@@ -92,17 +123,245 @@ impl<'de> Visitor<'de> for TopSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-        let mut top = Top { choice: None, usage: None, id: None, model: None };
+        let mut top = Top { output: None, finish_reason: None, status: None, usage: None, id: None, model: None };
+        let responses = self.shape == Shape::Responses;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            match key.0.as_ref() {
-                "choices" => top.choice = Some(map.next_value_seed(ChoicesSeed { completions: self.completions })?),
-                "usage" => top.usage = Some(map.next_value()?),
-                "id" => top.id = map.next_value::<OptStr<'de>>()?.0,
-                "model" => top.model = map.next_value::<OptStr<'de>>()?.0,
+            match (key.0.as_ref(), responses) {
+                ("choices", false) => {
+                    let choice = map.next_value_seed(ChoicesSeed { completions: self.shape == Shape::Completions })?;
+                    (top.output, top.finish_reason) = (choice.text, choice.finish_reason);
+                }
+                ("output", true) => top.output = Some(Cow::Owned(map.next_value::<OutputText>()?.0)),
+                ("status", true) => top.status = map.next_value::<OptStr<'de>>()?.0,
+                // Set on an incomplete response, which goes in the metadata
+                // as it is: left to the tree.
+                ("incomplete_details", true) => {
+                    if map.next_value::<OptStr<'de>>()?.0.is_some() {
+                        return Err(de::Error::custom("incomplete details"));
+                    }
+                }
+                ("usage", _) => top.usage = Some(map.next_value()?),
+                ("id", _) => top.id = map.next_value::<OptStr<'de>>()?.0,
+                ("model", _) => top.model = map.next_value::<OptStr<'de>>()?.0,
                 _ => skip(&key, &mut map)?,
             }
         }
         Ok(top)
+    }
+}
+
+/// A Responses API `output` array: the text of every `output_text` part
+/// of its `message` items, joined (empty without one).
+struct OutputText(String);
+
+impl<'de> Deserialize<'de> for OutputText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OutputTextVisitor)
+    }
+}
+
+struct OutputTextVisitor;
+
+impl<'de> Visitor<'de> for OutputTextVisitor {
+    type Value = OutputText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an output array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OutputText, A::Error> {
+        let mut text = String::new();
+        while let Some(item) = seq.next_element::<OutputItem<'de>>()? {
+            if item.kind.as_deref() == Some("message") {
+                item.texts.iter().for_each(|t| text.push_str(t));
+            }
+        }
+        Ok(OutputText(text))
+    }
+}
+
+/// An item of a Responses API `output`: its `type` and the texts of the
+/// `output_text` parts of its `content` (any value but an object is an
+/// item of no type).
+struct OutputItem<'a> {
+    kind: Option<Cow<'a, str>>,
+    texts: Vec<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for OutputItem<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OutputItemVisitor)
+    }
+}
+
+struct OutputItemVisitor;
+
+impl<'de> Visitor<'de> for OutputItemVisitor {
+    type Value = OutputItem<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an output item")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OutputItem<'de>, A::Error> {
+        let mut item = OutputItem { kind: None, texts: Vec::new() };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "type" => item.kind = map.next_value::<AsStr<'de>>()?.0,
+                "content" => item.texts = map.next_value::<PartTexts<'de>>()?.0,
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(item)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OutputItem<'de>, A::Error> {
+        drain_seq(seq).map(|()| OutputItem { kind: None, texts: Vec::new() })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<OutputItem<'de>, E> {
+        Ok(OutputItem { kind: None, texts: Vec::new() })
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<OutputItem<'de>, E> {
+        Ok(OutputItem { kind: None, texts: Vec::new() })
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<OutputItem<'de>, E> {
+        Ok(OutputItem { kind: None, texts: Vec::new() })
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<OutputItem<'de>, E> {
+        Ok(OutputItem { kind: None, texts: Vec::new() })
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<OutputItem<'de>, E> {
+        Ok(OutputItem { kind: None, texts: Vec::new() })
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<OutputItem<'de>, E> {
+        Ok(OutputItem { kind: None, texts: Vec::new() })
+    }
+}
+
+/// A message item's `content`: the texts of its `output_text` parts, in
+/// order (anything but an array has none).
+struct PartTexts<'a>(Vec<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for PartTexts<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PartTextsVisitor)
+    }
+}
+
+struct PartTextsVisitor;
+
+impl<'de> Visitor<'de> for PartTextsVisitor {
+    type Value = PartTexts<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("message content")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PartTexts<'de>, A::Error> {
+        let mut texts = Vec::new();
+        while let Some(part) = seq.next_element::<Part<'de>>()? {
+            if let (Some("output_text"), Some(text)) = (part.kind.as_deref(), part.text) {
+                texts.push(text);
+            }
+        }
+        Ok(PartTexts(texts))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PartTexts<'de>, A::Error> {
+        drain_map(map).map(|()| PartTexts(Vec::new()))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<PartTexts<'de>, E> {
+        Ok(PartTexts(Vec::new()))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<PartTexts<'de>, E> {
+        Ok(PartTexts(Vec::new()))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<PartTexts<'de>, E> {
+        Ok(PartTexts(Vec::new()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<PartTexts<'de>, E> {
+        Ok(PartTexts(Vec::new()))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<PartTexts<'de>, E> {
+        Ok(PartTexts(Vec::new()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<PartTexts<'de>, E> {
+        Ok(PartTexts(Vec::new()))
+    }
+}
+
+/// A content part: its `type` and `text` (any value but an object is a
+/// part of no type).
+struct Part<'a> {
+    kind: Option<Cow<'a, str>>,
+    text: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for Part<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PartVisitor)
+    }
+}
+
+struct PartVisitor;
+
+impl<'de> Visitor<'de> for PartVisitor {
+    type Value = Part<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a content part")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part<'de>, A::Error> {
+        let mut part = Part { kind: None, text: None };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "type" => part.kind = map.next_value::<AsStr<'de>>()?.0,
+                "text" => part.text = map.next_value::<AsStr<'de>>()?.0,
+                _ => skip(&key, &mut map)?,
+            }
+        }
+        Ok(part)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Part<'de>, A::Error> {
+        drain_seq(seq).map(|()| Part { kind: None, text: None })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Part<'de>, E> {
+        Ok(Part { kind: None, text: None })
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Part<'de>, E> {
+        Ok(Part { kind: None, text: None })
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Part<'de>, E> {
+        Ok(Part { kind: None, text: None })
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Part<'de>, E> {
+        Ok(Part { kind: None, text: None })
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Part<'de>, E> {
+        Ok(Part { kind: None, text: None })
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Part<'de>, E> {
+        Ok(Part { kind: None, text: None })
     }
 }
 
@@ -430,6 +689,61 @@ impl<'de> Visitor<'de> for OptStrVisitor {
     }
 }
 
+/// A string as the tree's `as_str` reads one: any other value is none.
+struct AsStr<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for AsStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AsStrVisitor)
+    }
+}
+
+struct AsStrVisitor;
+
+impl<'de> Visitor<'de> for AsStrVisitor {
+    type Value = AsStr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(Some(Cow::Owned(v.to_owned()))))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(None))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(None))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(None))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<AsStr<'de>, E> {
+        Ok(AsStr(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AsStr<'de>, A::Error> {
+        drain_seq(seq).map(|()| AsStr(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AsStr<'de>, A::Error> {
+        drain_map(map).map(|()| AsStr(None))
+    }
+}
+
 /// An object key, borrowed from the body when it has no escapes.
 struct Key<'a>(Cow<'a, str>);
 
@@ -542,18 +856,19 @@ mod tests {
     use proptest::prelude::*;
 
     /// The tree's reading of a 2xx `text`.
-    fn tree(completions: bool, text: &str) -> Result<Answer, crate::Failure> {
-        let endpoint = if completions { Endpoint::Completions } else { Endpoint::ChatCompletions };
+    fn tree(endpoint: Endpoint, text: &str) -> Result<Answer, crate::Failure> {
         parse_tree(endpoint, 200, &[], text.to_owned())
     }
 
     /// The typed reading of `text` when it reads it, after checking that it
     /// is exactly the tree's.
-    fn same(completions: bool, text: &str) -> Option<Answer> {
-        let typed = success(completions, text.to_owned()).ok()?;
-        assert_eq!(Ok(&typed), tree(completions, text).as_ref(), "{text}");
+    fn same(endpoint: Endpoint, text: &str) -> Option<Answer> {
+        let typed = success(endpoint, text.to_owned()).ok()?;
+        assert_eq!(Ok(&typed), tree(endpoint, text).as_ref(), "{text}");
         Some(typed)
     }
+
+    const CHAT: Endpoint = Endpoint::ChatCompletions;
 
     /// Answers as servers send them, each read by the typed path (`true`)
     /// or left to the tree (`false`); where both read, the same answer.
@@ -715,12 +1030,12 @@ mod tests {
     #[test]
     fn real_world_answers_read_as_the_tree_reads_them() {
         for (name, typed, body) in SHAPES {
-            assert_eq!(same(false, body).is_some(), *typed, "{name}: {body}");
+            assert_eq!(same(CHAT, body).is_some(), *typed, "{name}: {body}");
         }
-        let a = same(false, SHAPES[5].2).expect("escapes");
+        let a = same(CHAT, SHAPES[5].2).expect("escapes");
         assert_eq!(a.output, "café 😀 \"quoted\"\n\ttab \\ back / sl/ash \u{0} nul");
         assert_eq!(a.metadata.as_deref(), Some(r#"{"finish_reason":"stop","id":"chat-é","model":"m\"1\""}"#));
-        let a = same(false, SHAPES[14].2).expect("keys twice");
+        let a = same(CHAT, SHAPES[14].2).expect("keys twice");
         assert_eq!((a.output.as_str(), a.metadata.as_deref()), ("two", Some(r#"{"model":"b"}"#)));
         assert_eq!(a.usage, Some(Usage::new(0, 5)));
     }
@@ -732,8 +1047,8 @@ mod tests {
             "[".repeat(200),
             "]".repeat(200)
         );
-        assert!(success(false, deep.clone()).is_err());
-        assert!(tree(false, &deep).is_err());
+        assert!(success(CHAT, deep.clone()).is_err());
+        assert!(tree(CHAT, &deep).is_err());
     }
 
     #[test]
@@ -741,11 +1056,98 @@ mod tests {
         let body = r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct",
             "choices":[{"text":" there was a fox.","index":0,"logprobs":null,"finish_reason":"length"}],
             "usage":{"prompt_tokens":4,"completion_tokens":5,"total_tokens":9}}"#;
-        assert_eq!(same(true, body).map(|a| a.output).as_deref(), Some(" there was a fox."));
+        let completions = Endpoint::Completions;
+        assert_eq!(same(completions, body).map(|a| a.output).as_deref(), Some(" there was a fox."));
         // A chat answer on the completions endpoint, and the other way round.
-        assert!(same(true, SHAPES[0].2).is_none());
-        assert!(same(false, body).is_none());
-        assert!(same(true, r#"{"choices":[{"text":""}],"usage":{}}"#).is_none());
+        assert!(same(completions, SHAPES[0].2).is_none());
+        assert!(same(CHAT, body).is_none());
+        assert!(same(completions, r#"{"choices":[{"text":""}],"usage":{}}"#).is_none());
+        assert!(success(Endpoint::Embeddings, body.to_owned()).is_err());
+    }
+
+    /// Responses API answers as OpenAI sends them, each read by the typed
+    /// path (`true`) or left to the tree (`false`).
+    const RESPONSES: &[(&str, bool, &str)] = &[
+        (
+            "with reasoning",
+            true,
+            r#"{"id":"resp_1","object":"response","created_at":1,"status":"completed",
+            "error":null,"incomplete_details":null,"model":"o4-mini-2025-04-16",
+            "output":[{"type":"reasoning","id":"rs_1","summary":[]},
+                      {"type":"message","id":"msg_1","status":"completed","role":"assistant",
+                       "content":[{"type":"output_text","text":"Hello","annotations":[]},
+                                  {"type":"output_text","text":" w\u00f6rld","annotations":[],"logprobs":[]}]}],
+            "parallel_tool_calls":true,"reasoning":{"effort":"medium","summary":null},"store":true,
+            "text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"truncation":"disabled",
+            "usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":8},
+                     "output_tokens":87,"output_tokens_details":{"reasoning_tokens":64},"total_tokens":123},
+            "user":null,"metadata":{}}"#,
+        ),
+        (
+            "two messages, odd items and parts",
+            true,
+            r#"{"output":[{"content":[{"text":"a","type":"output_text"}],"type":"message"},7,null,[1],
+              {"type":"message","content":"not parts"},{"type":"message","content":[{"type":"refusal",
+              "refusal":"no"},"x",{"type":"output_text","text":null},{"type":"output_text","text":"b"}]},
+              {"type":null,"content":[{"type":"output_text","text":"c"}]},
+              {"type":"message","type":"other","content":[{"type":"output_text","text":"d"}]},
+              {"type":"message","content":[{"type":"output_text","text":"e"}],"content":[]}],
+            "status":null,"usage":{"input_tokens":1}}"#,
+        ),
+        (
+            "no status, no id",
+            true,
+            r#"{"output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],"usage":{}}"#,
+        ),
+        (
+            "function calls",
+            false,
+            r#"{"status":"completed","output":[{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"}],
+            "usage":{"input_tokens":1}}"#,
+        ),
+        (
+            "a refusal",
+            false,
+            r#"{"status":"completed","output":[{"type":"message","content":[{"type":"refusal","refusal":"No."}]}],
+            "usage":{"input_tokens":1}}"#,
+        ),
+        (
+            "incomplete",
+            false,
+            r#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[{"type":"message",
+            "content":[{"type":"output_text","text":"partial"}]}],"usage":{"input_tokens":5,"output_tokens":16}}"#,
+        ),
+        (
+            "failed with text",
+            false,
+            r#"{"status":"failed","output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],
+            "error":{"code":"server_error","message":"boom"},"usage":{}}"#,
+        ),
+        (
+            "status a number",
+            false,
+            r#"{"status":3,"output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}],"usage":{}}"#,
+        ),
+        ("no usage", false, r#"{"output":[{"type":"message","content":[{"type":"output_text","text":"x"}]}]}"#),
+        ("output an object", false, r#"{"output":{},"usage":{}}"#),
+        (
+            "a text a number",
+            false,
+            r#"{"output":[{"type":"message","content":[{"type":"output_text","text":1}]}],"usage":{}}"#,
+        ),
+    ];
+
+    #[test]
+    fn responses_read_as_the_tree_reads_them() {
+        for (name, typed, body) in RESPONSES {
+            assert_eq!(same(Endpoint::Responses, body).is_some(), *typed, "{name}: {body}");
+        }
+        let a = same(Endpoint::Responses, RESPONSES[0].2).expect("usual");
+        assert_eq!(a.output, "Hello wörld");
+        assert_eq!(a.metadata.as_deref(), Some(r#"{"id":"resp_1","model":"o4-mini-2025-04-16","status":"completed"}"#));
+        assert_eq!(same(Endpoint::Responses, RESPONSES[1].2).map(|a| a.output).as_deref(), Some("ab"));
+        // A chat answer is no response.
+        assert!(same(Endpoint::Responses, SHAPES[0].2).is_none());
     }
 
     /// One of a few JSON values for a field, some of the right type.
@@ -763,6 +1165,10 @@ mod tests {
             "\"\"",
             "\"x\"",
             "\"st\\u006fp\"",
+            "\"message\"",
+            "\"output_text\"",
+            "\"failed\"",
+            "\"completed\"",
             "[]",
             "[1,{}]",
             "{}",
@@ -776,42 +1182,42 @@ mod tests {
     }
 
     /// An object of some of `keys`, each with a value from `value`, in any
-    /// order and possibly twice, after or before the `usual` field (the
-    /// one the typed path needs) when there is one.
+    /// order and possibly twice, after or before the `usual` fields (those
+    /// the typed path needs, each there four times in five).
     fn object(
-        usual: Option<(&'static str, BoxedStrategy<String>)>,
+        usual: Vec<(&'static str, BoxedStrategy<String>)>,
         keys: Vec<&'static str>,
         value: BoxedStrategy<String>,
     ) -> BoxedStrategy<String> {
-        let usual = match usual {
-            Some((key, v)) => {
+        let usual: Vec<BoxedStrategy<Option<String>>> = usual
+            .into_iter()
+            .map(|(key, v)| {
                 prop_oneof![4 => v.prop_map(move |v| Some(format!("{key:?}:{v}"))), 1 => Just(None)].boxed()
-            }
-            None => Just(None).boxed(),
-        };
+            })
+            .collect();
         let others = prop::collection::vec((prop::sample::select(keys), value), 0..3);
         (usual, others, any::<bool>())
             .prop_map(|(usual, others, last)| {
-                let mut fields: Vec<String> = others.into_iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
-                if let Some(usual) = usual {
-                    if last { fields.push(usual) } else { fields.insert(0, usual) }
-                }
+                let others = others.into_iter().map(|(k, v)| format!("{k:?}:{v}"));
+                let usual = usual.into_iter().flatten();
+                let fields: Vec<String> =
+                    if last { others.chain(usual).collect() } else { usual.chain(others).collect() };
                 format!("{{{}}}", fields.join(","))
             })
             .boxed()
     }
 
-    /// An answer, mostly of the shape the typed path reads (a chat one, or
-    /// a completion one for `completions`), with odd values anywhere.
-    fn answer(completions: bool) -> impl Strategy<Value = String> {
+    /// An answer, mostly of the shape the typed path reads for `endpoint`,
+    /// with odd values anywhere.
+    fn answer(endpoint: Endpoint) -> impl Strategy<Value = String> {
         let count = prop_oneof![3 => Just("3".to_owned()), 1 => value()].boxed();
         let details = object(
-            Some(("cached_tokens", count.clone())),
+            vec![("cached_tokens", count.clone())],
             vec!["cached_tokens", "cache_write_tokens", "reasoning_tokens", "x"],
             value().boxed(),
         );
         let usage = object(
-            Some(("prompt_tokens", count)),
+            vec![("prompt_tokens", count)],
             vec![
                 "prompt_tokens",
                 "input_tokens",
@@ -827,24 +1233,47 @@ mod tests {
         );
         let text = prop_oneof![3 => Just("\"hi\"".to_owned()), 1 => value()].boxed();
         let message =
-            object(Some(("content", text.clone())), vec!["content", "role", "refusal", "tool_calls"], value().boxed());
+            object(vec![("content", text.clone())], vec!["content", "role", "refusal", "tool_calls"], value().boxed());
         let chat =
-            object(Some(("message", message.clone())), vec!["message", "finish_reason", "index"], value().boxed());
+            object(vec![("message", message.clone())], vec!["message", "finish_reason", "index"], value().boxed());
         let completion = object(
-            Some(("text", text)),
+            vec![("text", text.clone())],
             vec!["text", "finish_reason", "message"],
             prop_oneof![value(), message].boxed(),
         );
-        let choice =
-            if completions { prop_oneof![4 => completion, 1 => chat] } else { prop_oneof![4 => chat, 1 => completion] };
+        let choice = match endpoint {
+            Endpoint::Completions => prop_oneof![4 => completion, 1 => chat].boxed(),
+            _ => prop_oneof![4 => chat, 1 => completion].boxed(),
+        };
         let choices = (prop::collection::vec(choice, 1..3), prop::bool::weighted(0.2))
             .prop_map(|(c, empty)| if empty { "[]".to_owned() } else { format!("[{}]", c.join(",")) })
             .boxed();
-        let fields = object(
-            Some(("choices", choices.clone())),
-            vec!["choices", "usage", "id", "model", "error", "object"],
-            prop_oneof![value(), usage.clone(), choices].boxed(),
+        let part_type = prop_oneof![3 => Just("\"output_text\"".to_owned()), 1 => value()].boxed();
+        let part =
+            object(vec![("type", part_type), ("text", text)], vec!["type", "text", "annotations"], value().boxed());
+        let parts = prop::collection::vec(prop_oneof![4 => part, 1 => value()], 0..3)
+            .prop_map(|p| format!("[{}]", p.join(",")))
+            .boxed();
+        let item_type = prop_oneof![3 => Just("\"message\"".to_owned()), 1 => value()].boxed();
+        let item = object(
+            vec![("type", item_type), ("content", parts.clone())],
+            vec!["type", "content", "id", "status"],
+            prop_oneof![value(), parts].boxed(),
         );
+        let output = prop::collection::vec(prop_oneof![4 => item, 1 => value()], 1..4)
+            .prop_map(|i| format!("[{}]", i.join(",")));
+        let fields = match endpoint {
+            Endpoint::Responses => object(
+                vec![("output", output.boxed())],
+                vec!["output", "status", "incomplete_details", "usage", "id", "model", "error", "choices"],
+                prop_oneof![value(), usage.clone(), Just("null".to_owned()), Just("\"completed\"".to_owned())].boxed(),
+            ),
+            _ => object(
+                vec![("choices", choices.clone())],
+                vec!["choices", "usage", "id", "model", "error", "object"],
+                prop_oneof![value(), usage.clone(), choices].boxed(),
+            ),
+        };
         (fields, usage).prop_map(|(fields, usage)| match fields.strip_prefix('{') {
             Some("}") => format!("{{\"usage\":{usage}}}"),
             Some(rest) => format!("{{\"usage\":{usage},{rest}"),
@@ -857,8 +1286,11 @@ mod tests {
 
         /// Whatever the typed path reads, it reads as the tree does.
         #[test]
-        fn any_answer_it_reads_is_the_trees((completions, body) in any::<bool>().prop_flat_map(|c| (Just(c), answer(c)))) {
-            let _ = same(completions, &body);
+        fn any_answer_it_reads_is_the_trees(
+            (endpoint, body) in prop::sample::select(vec![CHAT, Endpoint::Completions, Endpoint::Responses])
+                .prop_flat_map(|e| (Just(e), answer(e)))
+        ) {
+            let _ = same(endpoint, &body);
         }
     }
 }

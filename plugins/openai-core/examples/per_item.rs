@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The difference of the two totals divided by 4,000 is the instructions
-//! per item.
+//! per item. A second argument `responses` runs a Responses API item and
+//! answer instead of a chat one.
 
 use batchllm_plugin_openai_core::config::Config;
 use batchllm_plugin_openai_core::request;
@@ -28,8 +29,23 @@ const ANSWER: &str = concat!(
     r#""prompt_tokens_details":{"cached_tokens":0},"total_tokens":20}}"#
 );
 
+/// A Responses API answer as OpenAI sends it (reasoning item included).
+const RESPONSES_ANSWER: &str = concat!(
+    r#"{"id":"resp_1234","object":"response","created_at":1764806400,"status":"completed","error":null,"#,
+    r#""incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"gpt-4.1-mini-2025-04-14","#,
+    r#""output":[{"id":"msg_1234","type":"message","status":"completed","content":[{"type":"output_text","#,
+    r#""annotations":[],"logprobs":[],"text":"echo: Summarise item number 1234 in one line."}],"role":"assistant"}],"#,
+    r#""parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":null,"summary":null},"#,
+    r#""store":true,"temperature":1.0,"text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"#,
+    r#""top_p":1.0,"truncation":"disabled","usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":0},"#,
+    r#""output_tokens":11,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":20},"user":null,"metadata":{}}"#
+);
+
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let responses = std::env::args().nth(2).as_deref() == Some("responses");
+    let (endpoint, answer) =
+        if responses { (Some("/v1/responses".to_owned()), RESPONSES_ANSWER) } else { (None, ANSWER) };
     let config = match Config::parse(r#"{"base_url":"http://127.0.0.1:18080/v1"}"#) {
         Ok(config) => config,
         Err(e) => panic!("configuration: {}", e.message),
@@ -39,11 +55,11 @@ fn main() {
         prompt: "Summarise item number 1234 in one line.".to_owned(),
         params: "{}".to_owned(),
         context: None,
-        endpoint: None,
+        endpoint,
     };
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
-        ("content-length".to_owned(), ANSWER.len().to_string()),
+        ("content-length".to_owned(), answer.len().to_string()),
         ("date".to_owned(), "Thu, 04 Dec 2026 00:00:00 GMT".to_owned()),
     ];
     let mut bytes = 0usize;
@@ -53,7 +69,7 @@ fn main() {
             Err(e) => panic!("request: {}", e.message),
         };
         bytes += black_box(&req).body.len();
-        let body = black_box(ANSWER.as_bytes().to_vec());
+        let body = black_box(answer.as_bytes().to_vec());
         match classify::answer(endpoint.api(), 200, &headers, &body) {
             Ok(success) => bytes += black_box(success).output.len(),
             Err(e) => panic!("answer: {}", e.message),
