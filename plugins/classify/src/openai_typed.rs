@@ -111,7 +111,7 @@ impl<'de> DeserializeSeed<'de> for TopSeed {
     type Value = Top<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top<'de>, D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_map(self)
     }
 }
 
@@ -132,17 +132,17 @@ impl<'de> Visitor<'de> for TopSeed {
                     (top.output, top.finish_reason) = (choice.text, choice.finish_reason);
                 }
                 ("output", true) => top.output = Some(Cow::Owned(map.next_value::<OutputText>()?.0)),
-                ("status", true) => top.status = map.next_value::<OptStr<'de>>()?.0,
+                ("status", true) => top.status = map.next_value::<Leaf<'de>>()?.opt_str()?,
                 // Set on an incomplete response, which goes in the metadata
                 // as it is: left to the tree.
                 ("incomplete_details", true) => {
-                    if map.next_value::<OptStr<'de>>()?.0.is_some() {
+                    if map.next_value::<Leaf<'de>>()?.opt_str()?.is_some() {
                         return Err(de::Error::custom("incomplete details"));
                     }
                 }
                 ("usage", _) => top.usage = Some(map.next_value()?),
-                ("id", _) => top.id = map.next_value::<OptStr<'de>>()?.0,
-                ("model", _) => top.model = map.next_value::<OptStr<'de>>()?.0,
+                ("id", _) => top.id = map.next_value::<Leaf<'de>>()?.opt_str()?,
+                ("model", _) => top.model = map.next_value::<Leaf<'de>>()?.opt_str()?,
                 _ => skip(&key, &mut map)?,
             }
         }
@@ -156,7 +156,7 @@ struct OutputText(String);
 
 impl<'de> Deserialize<'de> for OutputText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(OutputTextVisitor)
+        d.deserialize_seq(OutputTextVisitor)
     }
 }
 
@@ -207,7 +207,7 @@ impl<'de> Visitor<'de> for OutputItemVisitor {
         let mut item = OutputItem { kind: None, texts: Vec::new() };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "type" => item.kind = map.next_value::<AsStr<'de>>()?.0,
+                "type" => item.kind = map.next_value::<Leaf<'de>>()?.into_str(),
                 "content" => item.texts = map.next_value::<PartTexts<'de>>()?.0,
                 _ => skip(&key, &mut map)?,
             }
@@ -328,8 +328,8 @@ impl<'de> Visitor<'de> for PartVisitor {
         let mut part = Part { kind: None, text: None };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "type" => part.kind = map.next_value::<AsStr<'de>>()?.0,
-                "text" => part.text = map.next_value::<AsStr<'de>>()?.0,
+                "type" => part.kind = map.next_value::<Leaf<'de>>()?.into_str(),
+                "text" => part.text = map.next_value::<Leaf<'de>>()?.into_str(),
                 _ => skip(&key, &mut map)?,
             }
         }
@@ -383,7 +383,7 @@ impl<'de> DeserializeSeed<'de> for ChoicesSeed {
     type Value = Choice<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Choice<'de>, D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_seq(self)
     }
 }
 
@@ -411,7 +411,7 @@ impl<'de> DeserializeSeed<'de> for ChoiceSeed {
     type Value = Choice<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Choice<'de>, D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_map(self)
     }
 }
 
@@ -426,8 +426,8 @@ impl<'de> Visitor<'de> for ChoiceSeed {
         let mut choice = Choice { text: None, finish_reason: None };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match (key.0.as_ref(), self.completions) {
-                ("finish_reason", _) => choice.finish_reason = map.next_value::<OptStr<'de>>()?.0,
-                ("text", true) => choice.text = map.next_value::<OptStr<'de>>()?.0,
+                ("finish_reason", _) => choice.finish_reason = map.next_value::<Leaf<'de>>()?.opt_str()?,
+                ("text", true) => choice.text = map.next_value::<Leaf<'de>>()?.opt_str()?,
                 ("message", false) => choice.text = map.next_value::<Message<'de>>()?.content,
                 _ => skip(&key, &mut map)?,
             }
@@ -443,7 +443,7 @@ struct Message<'a> {
 
 impl<'de> Deserialize<'de> for Message<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(MessageVisitor)
+        d.deserialize_map(MessageVisitor)
     }
 }
 
@@ -460,7 +460,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let mut message = Message { content: None };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "content" => message.content = map.next_value::<OptStr<'de>>()?.0,
+                "content" => message.content = map.next_value::<Leaf<'de>>()?.opt_str()?,
                 _ => skip(&key, &mut map)?,
             }
         }
@@ -506,7 +506,7 @@ impl UsageFields {
 
 impl<'de> Deserialize<'de> for UsageFields {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(UsageVisitor)
+        d.deserialize_map(UsageVisitor)
     }
 }
 
@@ -523,11 +523,11 @@ impl<'de> Visitor<'de> for UsageVisitor {
         let mut u = UsageFields::default();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "prompt_tokens" => u.prompt_tokens = map.next_value::<Count>()?.0,
-                "input_tokens" => u.input_tokens = map.next_value::<Count>()?.0,
-                "completion_tokens" => u.completion_tokens = map.next_value::<Count>()?.0,
-                "output_tokens" => u.output_tokens = map.next_value::<Count>()?.0,
-                "cache_write_tokens" => u.cache_write_tokens = map.next_value::<Count>()?.0,
+                "prompt_tokens" => u.prompt_tokens = map.next_value::<Leaf<'de>>()?.count(),
+                "input_tokens" => u.input_tokens = map.next_value::<Leaf<'de>>()?.count(),
+                "completion_tokens" => u.completion_tokens = map.next_value::<Leaf<'de>>()?.count(),
+                "output_tokens" => u.output_tokens = map.next_value::<Leaf<'de>>()?.count(),
+                "cache_write_tokens" => u.cache_write_tokens = map.next_value::<Leaf<'de>>()?.count(),
                 "prompt_tokens_details" => u.prompt_tokens_details = Some(map.next_value()?),
                 "input_tokens_details" => u.input_tokens_details = Some(map.next_value()?),
                 "completion_tokens_details" => u.completion_tokens_details = Some(map.next_value()?),
@@ -567,9 +567,9 @@ impl<'de> Visitor<'de> for DetailsVisitor {
         let mut d = Details::default();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "cached_tokens" => d.cached_tokens = map.next_value::<Count>()?.0,
-                "cache_write_tokens" => d.cache_write_tokens = map.next_value::<Count>()?.0,
-                "reasoning_tokens" => d.reasoning_tokens = map.next_value::<Count>()?.0,
+                "cached_tokens" => d.cached_tokens = map.next_value::<Leaf<'de>>()?.count(),
+                "cache_write_tokens" => d.cache_write_tokens = map.next_value::<Leaf<'de>>()?.count(),
+                "reasoning_tokens" => d.reasoning_tokens = map.next_value::<Leaf<'de>>()?.count(),
                 _ => skip(&key, &mut map)?,
             }
         }
@@ -605,142 +605,96 @@ impl<'de> Visitor<'de> for DetailsVisitor {
     }
 }
 
-/// A token count as the tree reads one: a non-negative integer, or an
-/// integral float; any other value is no count.
-struct Count(Option<u64>);
+/// A value where the answer has a string or a count: read as the tree
+/// reads it there, or checked and dropped.
+enum Leaf<'a> {
+    Null,
+    /// Borrowed from the body when it has no escapes.
+    Str(Cow<'a, str>),
+    /// A number as the tree reads a token count: a non-negative integer or
+    /// an integral float, else none.
+    Count(Option<u64>),
+    /// A boolean, an array or an object.
+    Other,
+}
 
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CountVisitor)
+impl<'a> Leaf<'a> {
+    /// A string or `null` (`None`, as the tree leaves a `null` out); any
+    /// other value is an error, which leaves the answer to the tree.
+    fn opt_str<E: de::Error>(self) -> Result<Option<Cow<'a, str>>, E> {
+        match self {
+            Leaf::Null => Ok(None),
+            Leaf::Str(s) => Ok(Some(s)),
+            Leaf::Count(_) | Leaf::Other => Err(de::Error::custom("neither a string nor null")),
+        }
+    }
+
+    /// The string, as the tree's `as_str` reads one.
+    fn into_str(self) -> Option<Cow<'a, str>> {
+        match self {
+            Leaf::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The token count, as the tree reads one.
+    fn count(self) -> Option<u64> {
+        match self {
+            Leaf::Count(c) => c,
+            _ => None,
+        }
     }
 }
 
-struct CountVisitor;
+impl<'de> Deserialize<'de> for Leaf<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LeafVisitor)
+    }
+}
 
-impl<'de> Visitor<'de> for CountVisitor {
-    type Value = Count;
+struct LeafVisitor;
+
+impl<'de> Visitor<'de> for LeafVisitor {
+    type Value = Leaf<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
-        Ok(Count(Some(v)))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Borrowed(v)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
-        Ok(Count(u64::try_from(v).ok()))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Owned(v.to_owned())))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
-        Ok(Count(count_of_f64(v)))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Count(Some(v)))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Count, E> {
-        Ok(Count(None))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Count(u64::try_from(v).ok()))
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Count, E> {
-        Ok(Count(None))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Count(count_of_f64(v)))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Count, E> {
-        Ok(Count(None))
+    fn visit_unit<E: de::Error>(self) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Count, A::Error> {
-        drain_seq(seq).map(|()| Count(None))
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Other)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Count, A::Error> {
-        drain_map(map).map(|()| Count(None))
-    }
-}
-
-/// A string, borrowed from the body when it has no escapes, or `null`
-/// (`None`, as the tree leaves a `null` out); any other value is an error.
-struct OptStr<'a>(Option<Cow<'a, str>>);
-
-impl<'de> Deserialize<'de> for OptStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(OptStrVisitor)
-    }
-}
-
-struct OptStrVisitor;
-
-impl<'de> Visitor<'de> for OptStrVisitor {
-    type Value = OptStr<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or null")
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Leaf<'de>, A::Error> {
+        drain_seq(seq).map(|()| Leaf::Other)
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<OptStr<'de>, E> {
-        Ok(OptStr(Some(Cow::Borrowed(v))))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<OptStr<'de>, E> {
-        Ok(OptStr(Some(Cow::Owned(v.to_owned()))))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<OptStr<'de>, E> {
-        Ok(OptStr(None))
-    }
-}
-
-/// A string as the tree's `as_str` reads one: any other value is none.
-struct AsStr<'a>(Option<Cow<'a, str>>);
-
-impl<'de> Deserialize<'de> for AsStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(AsStrVisitor)
-    }
-}
-
-struct AsStrVisitor;
-
-impl<'de> Visitor<'de> for AsStrVisitor {
-    type Value = AsStr<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(Some(Cow::Borrowed(v))))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(Some(Cow::Owned(v.to_owned()))))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<AsStr<'de>, E> {
-        Ok(AsStr(None))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AsStr<'de>, A::Error> {
-        drain_seq(seq).map(|()| AsStr(None))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AsStr<'de>, A::Error> {
-        drain_map(map).map(|()| AsStr(None))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Leaf<'de>, A::Error> {
+        drain_map(map).map(|()| Leaf::Other)
     }
 }
 
