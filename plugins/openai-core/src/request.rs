@@ -214,7 +214,10 @@ pub fn build_request(
 /// field each endpoint puts them (in the sorted order the map writes its
 /// keys); `None` for any other item, which [`build_body`] builds.
 pub fn usual_body(config: &Config, item: &Item, endpoint: Endpoint, state: &[StateEntry]) -> Option<Vec<u8>> {
-    let no_params = matches!(item.params.trim(), "" | "{}");
+    // As `Item::params_object` reads them: blank (Unicode whitespace), or
+    // an empty object with only JSON whitespace around it.
+    let json_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let no_params = item.params.trim().is_empty() || item.params.trim_matches(json_space) == "{}";
     let overrides = state.iter().any(|(key, _)| {
         key.strip_prefix(batchllm_plugin_sdk::state::PARAM_OVERRIDE_PREFIX).is_some_and(|field| !field.is_empty())
     });
@@ -463,7 +466,20 @@ mod tests {
             config(json!({"default_params": {"temperature": 0}})),
         ];
         let prompts = ["Hi", "", "multi\nline \"q\" \\ \u{1} \u{1f} </script> é 中 😀 \u{2028}", " "];
-        let params = ["{}", " {} ", "", "\n", "{ }", r#"{"temperature":1}"#, r#"{"stream":true}"#, "[]", "{"];
+        let params = [
+            "{}",
+            " {} ",
+            "",
+            "\n",
+            "\u{2003}",
+            "{ }",
+            "\u{a0}{}",
+            "{}\u{2003}",
+            r#"{"temperature":1}"#,
+            r#"{"stream":true}"#,
+            "[]",
+            "{",
+        ];
         let states = [state(&[]), state(&[("mock.x", "1"), ("param.", "x")]), state(&[("param.model", "m2")])];
         let mut usual = 0;
         for endpoint in endpoints {
@@ -482,9 +498,9 @@ mod tests {
                 }
             }
         }
-        // Four endpoints, two configurations, three prompts, four params
+        // Four endpoints, two configurations, three prompts, five params
         // and two states.
-        assert_eq!(usual, 4 * 2 * 3 * 4 * 2);
+        assert_eq!(usual, 4 * 2 * 3 * 5 * 2);
         let (_, r) = build_request(&configs[1], &item("Hi", "{}", None), &[], 1).unwrap();
         assert_eq!(r.body, usual_body(&configs[1], &item("Hi", "", None), Endpoint::ChatCompletions, &[]).unwrap());
         assert_eq!(r.headers, headers(&configs[1]));
