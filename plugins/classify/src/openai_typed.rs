@@ -1104,6 +1104,28 @@ mod tests {
         assert!(same(Endpoint::Responses, SHAPES[0].2).is_none());
     }
 
+    /// The bodies of the `classify` fuzz target's seeds and kept crashes,
+    /// read as each endpoint's answer: where the typed path reads one, as
+    /// the tree does.
+    #[test]
+    fn fuzz_inputs_read_as_the_tree_reads_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut read = 0;
+        for kind in ["seeds", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(dir.join(kind).join("classify")) else { continue };
+            for entry in entries.flatten() {
+                let data = std::fs::read(entry.path()).expect("read");
+                let body = data.windows(2).position(|w| w == b"\n\n").map_or(&[][..], |i| &data[i + 2..]);
+                let text = crate::text::body_text(body);
+                for endpoint in [CHAT, Endpoint::Completions, Endpoint::Responses] {
+                    read += usize::from(same(endpoint, &text).is_some());
+                }
+            }
+        }
+        // The mock's chat, completion and Responses answers at least.
+        assert!(read >= 3, "{read} fuzz inputs read by the typed path");
+    }
+
     /// One of a few JSON values for a field, some of the right type.
     fn value() -> impl Strategy<Value = String> {
         prop::sample::select(vec![
