@@ -13,7 +13,11 @@ pub const MAX_EXCERPT_BYTES: usize = 2048;
 /// `invalid-response` naming the status and showing an excerpt (or saying
 /// the body is empty).
 pub fn parse_json(status: u16, body: &[u8]) -> Result<(String, Value), Failure> {
-    let text = body_text(body);
+    parse_json_text(status, body_text(body))
+}
+
+/// [`parse_json`] of a body already decoded ([`body_text`]).
+pub(crate) fn parse_json_text(status: u16, text: String) -> Result<(String, Value), Failure> {
     match serde_json::from_str::<Value>(&text) {
         Ok(json) => Ok((text, json)),
         Err(e) => {

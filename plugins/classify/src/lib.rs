@@ -25,6 +25,7 @@ pub mod text;
 pub mod usage;
 
 mod answer;
+mod openai_typed;
 
 pub use answer::{MAX_EXCERPT_BYTES, expect_object, invalid_answer, no_content, parse_json};
 

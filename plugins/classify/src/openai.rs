@@ -2,10 +2,10 @@
 //! embeddings): outputs, usage, the answers with no content, and the error
 //! codes only OpenAI's bodies carry.
 
-use crate::answer::quoted;
+use crate::answer::{parse_json_text, quoted};
 use crate::http::{self, MAX_MESSAGE_BYTES};
-use crate::text::excerpt;
-use crate::{Answer, Class, Failure, expect_object, invalid_answer, no_content, parse_json, usage};
+use crate::text::{body_text, excerpt};
+use crate::{Answer, Class, Failure, expect_object, invalid_answer, no_content, openai_typed, usage};
 use serde_json::{Map, Value};
 
 /// The OpenAI endpoint an answer comes from, which decides its shape.
@@ -83,13 +83,31 @@ enum Unusable {
 /// choices, empty or null content, a refusal, a content filter, the budget
 /// spent on reasoning) is `no-content`, its message naming the finish
 /// reason.
+///
+/// The usual chat, completion or Responses API success (output text and a
+/// `usage` object) is read without building a `Value` tree, with the same
+/// result; every other body is read as a tree.
 pub fn parse_success(
     endpoint: Endpoint,
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Answer, Failure> {
-    let (text, json) = parse_json(status, body)?;
+    match openai_typed::success(endpoint, body_text(body)) {
+        Ok(answer) => Ok(answer),
+        Err(text) => parse_tree(endpoint, status, headers, text),
+    }
+}
+
+/// [`parse_success`] of a body that is not the usual success: read as a
+/// `Value` tree, the one implementation of every rule.
+pub(crate) fn parse_tree(
+    endpoint: Endpoint,
+    status: u16,
+    headers: &[(String, String)],
+    text: String,
+) -> Result<Answer, Failure> {
+    let (text, json) = parse_json_text(status, text)?;
     let unusable = |why: Unusable| {
         let usage = usage::from_openai(&json);
         match why {
@@ -159,6 +177,8 @@ pub fn parse_success(
             _ => return Err(unusable(Unusable::Invalid("response has no data array".to_owned()))),
         },
     };
+    // Sorted however the map is built, as the typed reading writes them.
+    metadata.sort_keys();
     Ok(Answer {
         output,
         usage: usage::from_openai(&json),

@@ -102,9 +102,13 @@ pub fn from_gemini(value: &Value) -> Option<Usage> {
 /// A token count: a non-negative integer (or an integral float, as some
 /// servers send).
 fn as_count(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18).map(|f| f as u64)
-    })
+    v.as_u64().or_else(|| v.as_f64().and_then(count_of_f64))
+}
+
+/// A float read as a token count: an integral, finite, non-negative value
+/// below 10^18.
+pub(crate) fn count_of_f64(f: f64) -> Option<u64> {
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1e18).then_some(f as u64)
 }
 
 #[cfg(test)]

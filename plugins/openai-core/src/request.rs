@@ -199,8 +199,56 @@ pub fn build_request(
     timeout_ms: u64,
 ) -> Result<(Endpoint, Request), StrategyError> {
     let endpoint = Endpoint::resolve(item.endpoint.as_deref())?;
-    let body = Value::Object(build_body(config, item, endpoint, state)?);
-    Ok((endpoint, http::json_request("POST", &join_url(config, endpoint), &headers(config), &body, Some(timeout_ms))))
+    let body = match usual_body(config, item, endpoint, state) {
+        Some(body) => body,
+        None => http::json_bytes(&Value::Object(build_body(config, item, endpoint, state)?)),
+    };
+    let request =
+        http::json_request_from("POST".to_owned(), join_url(config, endpoint), headers(config), body, Some(timeout_ms));
+    Ok((endpoint, request))
+}
+
+/// The body of the usual item, written directly: a prompt, no params (`{}`
+/// or none), no `default_params` and no retry-state overrides. Exactly the
+/// text [`build_body`] gives then, the prompt and the model in the one
+/// field each endpoint puts them (in the sorted order the map writes its
+/// keys); `None` for any other item, which [`build_body`] builds.
+pub fn usual_body(config: &Config, item: &Item, endpoint: Endpoint, state: &[StateEntry]) -> Option<Vec<u8>> {
+    // As `Item::params_object` reads them: blank (Unicode whitespace), or
+    // an empty object with only JSON whitespace around it.
+    let json_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let no_params = item.params.trim().is_empty() || item.params.trim_matches(json_space) == "{}";
+    let overrides = state.iter().any(|(key, _)| {
+        key.strip_prefix(batchllm_plugin_sdk::state::PARAM_OVERRIDE_PREFIX).is_some_and(|field| !field.is_empty())
+    });
+    if !no_params || overrides || item.prompt.is_empty() || !config.common.default_params.is_empty() {
+        return None;
+    }
+    let (model, prompt) = (config.common.model.as_str(), item.prompt.as_str());
+    let mut out = Vec::with_capacity(prompt.len() + model.len() + 64);
+    let string = |out: &mut Vec<u8>, text: &str| serde_json::to_writer(out, text).ok();
+    match endpoint {
+        Endpoint::ChatCompletions => {
+            out.extend_from_slice(br#"{"messages":[{"content":"#);
+            string(&mut out, prompt)?;
+            out.extend_from_slice(br#","role":"user"}],"model":"#);
+            string(&mut out, model)?;
+        }
+        Endpoint::Responses | Endpoint::Embeddings => {
+            out.extend_from_slice(br#"{"input":"#);
+            string(&mut out, prompt)?;
+            out.extend_from_slice(br#","model":"#);
+            string(&mut out, model)?;
+        }
+        Endpoint::Completions => {
+            out.extend_from_slice(br#"{"model":"#);
+            string(&mut out, model)?;
+            out.extend_from_slice(br#","prompt":"#);
+            string(&mut out, prompt)?;
+        }
+    }
+    out.push(b'}');
+    Some(out)
 }
 
 #[cfg(test)]
@@ -405,6 +453,57 @@ mod tests {
         let s = state(&[("param.max_output_tokens", "64")]);
         let b = build_body(&c, &item("Hi", "{}", None), Endpoint::Responses, &s).unwrap();
         assert_eq!(b["max_output_tokens"], 64);
+    }
+
+    /// The usual item's body, written directly, is the text the map gives;
+    /// any other item is left to the map.
+    #[test]
+    fn usual_bodies_are_the_maps() {
+        let endpoints = [Endpoint::ChatCompletions, Endpoint::Responses, Endpoint::Completions, Endpoint::Embeddings];
+        let configs = [
+            Config::default(),
+            config(json!({"model": "m \"quoted\" \u{7f} é\n"})),
+            config(json!({"default_params": {"temperature": 0}})),
+        ];
+        let prompts = ["Hi", "", "multi\nline \"q\" \\ \u{1} \u{1f} </script> é 中 😀 \u{2028}", " "];
+        let params = [
+            "{}",
+            " {} ",
+            "",
+            "\n",
+            "\u{2003}",
+            "{ }",
+            "\u{a0}{}",
+            "{}\u{2003}",
+            r#"{"temperature":1}"#,
+            r#"{"stream":true}"#,
+            "[]",
+            "{",
+        ];
+        let states = [state(&[]), state(&[("mock.x", "1"), ("param.", "x")]), state(&[("param.model", "m2")])];
+        let mut usual = 0;
+        for endpoint in endpoints {
+            for c in &configs {
+                for prompt in prompts {
+                    for p in params {
+                        for s in &states {
+                            let i = item(prompt, p, None);
+                            let built = build_body(c, &i, endpoint, s).map(|b| http::json_bytes(&Value::Object(b)));
+                            if let Some(direct) = usual_body(c, &i, endpoint, s) {
+                                assert_eq!(Ok(&direct), built.as_ref(), "{endpoint:?} {prompt:?} {p:?}");
+                                usual += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Four endpoints, two configurations, three prompts, five params
+        // and two states.
+        assert_eq!(usual, 4 * 2 * 3 * 5 * 2);
+        let (_, r) = build_request(&configs[1], &item("Hi", "{}", None), &[], 1).unwrap();
+        assert_eq!(r.body, usual_body(&configs[1], &item("Hi", "", None), Endpoint::ChatCompletions, &[]).unwrap());
+        assert_eq!(r.headers, headers(&configs[1]));
     }
 
     #[test]

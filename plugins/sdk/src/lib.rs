@@ -117,7 +117,7 @@ use std::sync::OnceLock;
 /// assert_eq!(batchllm_plugin_sdk::secret_placeholder("api-key"), "{{secret:api-key}}");
 /// ```
 pub fn secret_placeholder(name: &str) -> String {
-    format!("{{{{secret:{name}}}}}")
+    ["{{secret:", name, "}}"].concat()
 }
 
 /// The plugin's configuration (the JSON object `prepare` received), read from
