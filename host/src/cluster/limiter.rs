@@ -125,11 +125,6 @@ impl RedisLimiter {
         &self.prefix
     }
 
-    /// The ticker this limiter sends with.
-    pub fn ticker(&self) -> &Arc<Ticker> {
-        &self.ticker
-    }
-
     /// The settings of `settings` as sent to Redis.
     fn head(&self, settings: &GateSettings) -> Arc<Head> {
         let limits = settings.admission;

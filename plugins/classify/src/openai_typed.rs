@@ -396,7 +396,7 @@ impl<'de> Visitor<'de> for ChoicesSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Choice<'de>, A::Error> {
         let first = seq.next_element_seed(ChoiceSeed { completions: self.completions })?;
-        while seq.next_element::<Checked>()?.is_some() {}
+        drain_seq(seq)?;
         first.ok_or_else(|| de::Error::invalid_length(0, &self))
     }
 }

@@ -213,15 +213,16 @@ pub fn build_request(
 /// text [`build_body`] gives then, the prompt and the model in the one
 /// field each endpoint puts them (in the sorted order the map writes its
 /// keys); `None` for any other item, which [`build_body`] builds.
-pub fn usual_body(config: &Config, item: &Item, endpoint: Endpoint, state: &[StateEntry]) -> Option<Vec<u8>> {
+fn usual_body(config: &Config, item: &Item, endpoint: Endpoint, state: &[StateEntry]) -> Option<Vec<u8>> {
     // As `Item::params_object` reads them: blank (Unicode whitespace), or
     // an empty object with only JSON whitespace around it.
     let json_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
     let no_params = item.params.trim().is_empty() || item.params.trim_matches(json_space) == "{}";
-    let overrides = state.iter().any(|(key, _)| {
-        key.strip_prefix(batchllm_plugin_sdk::state::PARAM_OVERRIDE_PREFIX).is_some_and(|field| !field.is_empty())
-    });
-    if !no_params || overrides || item.prompt.is_empty() || !config.common.default_params.is_empty() {
+    if !no_params
+        || state::has_param_overrides(state)
+        || item.prompt.is_empty()
+        || !config.common.default_params.is_empty()
+    {
         return None;
     }
     let (model, prompt) = (config.common.model.as_str(), item.prompt.as_str());

@@ -38,13 +38,23 @@ pub const PARAM_OVERRIDE_PREFIX: &str = "param.";
 /// value as a string when it is not valid JSON. An adapting `on-error` uses
 /// this to change, say, the temperature or the model of the next attempt.
 pub fn apply_param_overrides(body: &mut Map<String, Value>, state: &[StateEntry]) {
-    for (key, value) in state {
-        let Some(field) = key.strip_prefix(PARAM_OVERRIDE_PREFIX).filter(|f| !f.is_empty()) else {
-            continue;
-        };
+    for (field, value) in param_overrides(state) {
         let parsed = serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.clone()));
         body.insert(field.to_owned(), parsed);
     }
+}
+
+/// Whether `state` holds any entry [`apply_param_overrides`] applies.
+pub fn has_param_overrides(state: &[StateEntry]) -> bool {
+    param_overrides(state).next().is_some()
+}
+
+/// The `param.<field>` entries of `state`: each field (never empty) and
+/// its value.
+fn param_overrides(state: &[StateEntry]) -> impl Iterator<Item = (&str, &String)> {
+    state.iter().filter_map(|(key, value)| {
+        key.strip_prefix(PARAM_OVERRIDE_PREFIX).filter(|f| !f.is_empty()).map(|field| (field, value))
+    })
 }
 
 #[cfg(test)]

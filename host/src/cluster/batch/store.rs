@@ -72,13 +72,13 @@ struct Scripts {
 #[derive(Clone)]
 pub(super) struct BatchStore {
     conn: ConnectionManager,
-    prefix: String,
+    /// The batch's key prefix (its journal's too).
+    prefix: Arc<str>,
     /// This host's name in the consumer group.
     consumer: String,
     scripts: Scripts,
     /// The journal's writes go with the limiter's, one round trip a tick.
     ticker: Arc<Ticker>,
-    journal_prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for BatchStore {
@@ -96,10 +96,9 @@ impl BatchStore {
         let script = |body: &str| Arc::new(redis::Script::new(body));
         BatchStore {
             conn,
-            prefix: format!("batchllm:batch:{batch}"),
+            prefix: format!("batchllm:batch:{batch}").into(),
             consumer,
             ticker,
-            journal_prefix: format!("batchllm:batch:{batch}").into(),
             scripts: Scripts {
                 init: script(include_str!("batch_init.lua")),
                 claim: script(include_str!("batch_claim.lua")),
@@ -116,7 +115,7 @@ impl BatchStore {
     /// Creates the batch unless another host did; returns the number of chunks.
     pub(super) async fn init(&self, chunk_lines: u64, jobs: usize, ranges: &[Range]) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
-        let mut call = self.scripts.init.key(&self.prefix);
+        let mut call = self.scripts.init.key(&*self.prefix);
         call.arg(chunk_lines).arg(jobs).arg(ranges.len());
         for r in ranges {
             call.arg(r.start).arg(r.end).arg(r.first_line);
@@ -140,7 +139,7 @@ impl BatchStore {
         let reply: Vec<String> = self
             .scripts
             .claim
-            .key(&self.prefix)
+            .key(&*self.prefix)
             .arg(&self.consumer)
             .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
             .invoke_async(&mut conn)
@@ -179,7 +178,7 @@ impl BatchStore {
     /// chunks taken over meanwhile.
     pub(super) async fn renew(&self, held: &[(u32, u64, String)]) -> Result<Vec<u32>, StoreError> {
         let mut conn = self.conn.clone();
-        let mut call = self.scripts.renew.key(&self.prefix);
+        let mut call = self.scripts.renew.key(&*self.prefix);
         call.arg(&self.consumer);
         for (chunk, epoch, entry) in held {
             call.arg(*chunk).arg(*epoch).arg(entry);
@@ -193,7 +192,7 @@ impl BatchStore {
     /// (with the other entries of the claim): the answer comes once the
     /// entry is durable.
     pub(super) async fn journal(&self, start: bool, chunk: u32, epoch: u64, id: &str) -> Result<bool, StoreError> {
-        let request = Request::Journal { prefix: self.journal_prefix.clone(), start, chunk, epoch, id: id.into() };
+        let request = Request::Journal { prefix: self.prefix.clone(), start, chunk, epoch, id: id.into() };
         let reply = self.ticker.call(request).await?;
         match reply.as_str() {
             "ok" => Ok(true),
@@ -207,7 +206,7 @@ impl BatchStore {
     pub(super) async fn commit(&self, chunk: u32, epoch: u64, entry: &str) -> Result<Option<(u64, u64)>, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> =
-            self.scripts.commit.key(&self.prefix).arg(chunk).arg(epoch).arg(entry).invoke_async(&mut conn).await?;
+            self.scripts.commit.key(&*self.prefix).arg(chunk).arg(epoch).arg(entry).invoke_async(&mut conn).await?;
         let number = |i: usize| reply.get(i).and_then(|t| t.parse::<u64>().ok());
         match (reply.first().map(String::as_str), number(1), number(2)) {
             (Some("fenced"), _, _) => Ok(None),

@@ -39,9 +39,7 @@ local function hash(k)
   return h
 end
 local function hnum(h, field)
-  local v = h.f[field]
-  if v then return tonumber(v) end
-  return nil
+  return num(h.f[field])
 end
 local function hput(h, field, value)
   if type(value) == 'number' then value = fmt(value) end
@@ -378,11 +376,12 @@ for pass = 1, 3 do
   end
 end
 
--- Write back what changed.
-for k, h in pairs(hashes) do
+-- Write back what changed: `fields` (each field of `values` to write,
+-- false to delete) of hash `k`.
+local function flush(k, fields, values)
   local set, del = {}, {}
-  for field in pairs(h.dirty) do
-    local v = h.f[field]
+  for field in pairs(fields) do
+    local v = values[field]
     if v then
       set[#set + 1] = field
       set[#set + 1] = v
@@ -392,6 +391,9 @@ for k, h in pairs(hashes) do
   end
   if #set > 0 then redis.call('HSET', k, unpack(set)) end
   if #del > 0 then redis.call('HDEL', k, unpack(del)) end
+end
+for k, h in pairs(hashes) do
+  flush(k, h.dirty, h.f)
   if h.px then redis.call('PEXPIRE', k, h.px) end
 end
 for k, s in pairs(sets) do
@@ -404,17 +406,7 @@ for k, t in pairs(tats) do
   end
 end
 for k, j in pairs(journals) do
-  local set, del = {}, {}
-  for id, e in pairs(j) do
-    if e then
-      set[#set + 1] = id
-      set[#set + 1] = e
-    else
-      del[#del + 1] = id
-    end
-  end
-  if #set > 0 then redis.call('HSET', k, unpack(set)) end
-  if #del > 0 then redis.call('HDEL', k, unpack(del)) end
+  flush(k, j, j)
 end
 out[#ops + 1] = fmt(now)
 return out
