@@ -67,7 +67,12 @@ impl ServerClock {
 
     /// A tick that left at `sent` and whose reply came at `received`, in
     /// which Redis read `server_ms` on its clock.
+    /// A reading that is not a finite number (a reply of the wrong shape)
+    /// is ignored.
     pub fn observe(&self, sent: Instant, received: Instant, server_ms: f64) {
+        if !server_ms.is_finite() {
+            return;
+        }
         let mut s = self.lock();
         let ms = |t: Instant| t.saturating_duration_since(s.epoch).as_secs_f64() * 1000.0;
         let (sent_ms, received_ms) = (ms(sent), ms(received));
@@ -164,6 +169,17 @@ mod tests {
         let late = 102 + MAX_AGE.as_millis() as u64;
         clock.observe(at(base, late), at(base, late + 30), (late as f64) + 4000.0);
         assert_eq!(clock.local(4200.0, at(base, late + 30)), at(base, 230));
+    }
+
+    #[test]
+    fn a_reading_that_is_not_a_number_is_ignored() {
+        let base = Instant::now();
+        let clock = ServerClock::new(base);
+        clock.observe(at(base, 0), at(base, 1), 5000.0);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            clock.observe(at(base, 10), at(base, 11), bad);
+        }
+        assert_eq!(clock.local(5100.0, at(base, 11)), at(base, 101));
     }
 
     #[test]
